@@ -1,0 +1,40 @@
+-- One admission step: consumes places in rank order from the watermark, skips
+-- those that left, failed or were abandoned, and admits the rest until
+-- max_active valid passes exist. Appends what it did to the event's log.
+-- KEYS: line (hash), active (zset), left (set), seen (hash), log (list)
+-- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, then pairs: rank, key ("" for an empty place)
+-- Returns: { consumed, admitted, room }
+local now, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local consumed = tonumber(redis.call('HGET', KEYS[1], 'consumed') or '0')
+
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local room = max_active - redis.call('ZCARD', KEYS[2])
+local last, admitted, abandoned = consumed, 0, 0
+
+for i = 6, #ARGV, 2 do
+  local rank, key = tonumber(ARGV[i]), ARGV[i + 1]
+  if rank ~= last + 1 then break end
+  if key == '' or redis.call('SISMEMBER', KEYS[3], key) == 1 then
+    last = rank
+  elseif tonumber(redis.call('HGET', KEYS[4], key) or '0') < cutoff then
+    redis.call('RPUSH', KEYS[5], 'x:' .. key)
+    abandoned = abandoned + 1
+    last = rank
+  elseif room > 0 and admitted < max_admit then
+    redis.call('ZADD', KEYS[2], now + pass_ms, key)
+    room = room - 1
+    admitted = admitted + 1
+    last = rank
+  else
+    break
+  end
+end
+
+if last > consumed then
+  redis.call('HSET', KEYS[1], 'consumed', last)
+  redis.call('HINCRBY', KEYS[1], 'admitted', admitted)
+  redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
+  redis.call('RPUSH', KEYS[5], 'c:' .. (consumed + 1) .. ':' .. last .. ':' .. admitted .. ':' .. now)
+end
+return { last, admitted, math.max(room, 0) }

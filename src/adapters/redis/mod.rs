@@ -1,0 +1,296 @@
+//! The admission store on Redis: one hash-tagged key family per event, so that
+//! every script touches one cluster slot, and every multi-key change is one Lua call.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+
+use crate::domain::{EventId, LogEntry, TokenKey, TokenKind};
+use crate::ports::{
+    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate, GapProbe,
+    LeaveOutcome, LineCounters, LineMessage,
+};
+
+/// How long one command may take before the request gets a clear 503.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Log entries read per round trip when a view catches up.
+const LOG_PAGE: i64 = 10_000;
+
+struct Scripts {
+    allocate: Script,
+    commit_joins: Script,
+    leave: Script,
+    freeze: Script,
+    publish_draw: Script,
+    probe_gap: Script,
+    admit: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            allocate: Script::from_lua(include_str!("lua/allocate.lua")),
+            commit_joins: Script::from_lua(include_str!("lua/commit_joins.lua")),
+            leave: Script::from_lua(include_str!("lua/leave.lua")),
+            freeze: Script::from_lua(include_str!("lua/freeze.lua")),
+            publish_draw: Script::from_lua(include_str!("lua/publish_draw.lua")),
+            probe_gap: Script::from_lua(include_str!("lua/probe_gap.lua")),
+            admit: Script::from_lua(include_str!("lua/admit.lua")),
+        }
+    }
+}
+
+pub struct RedisStore {
+    pool: Pool,
+    namespace: String,
+    scripts: Scripts,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BackendError {
+    BackendError::new("redis", e)
+}
+
+/// The keys of one event's line, all in the `{namespace:event}` hash slot.
+struct Keys(String);
+
+impl Keys {
+    fn line(&self) -> String {
+        format!("{}:line", self.0)
+    }
+    fn visitors(&self) -> String {
+        format!("{}:visitors", self.0)
+    }
+    fn seen(&self) -> String {
+        format!("{}:seen", self.0)
+    }
+    fn left(&self) -> String {
+        format!("{}:left", self.0)
+    }
+    fn failed(&self) -> String {
+        format!("{}:failed", self.0)
+    }
+    fn active(&self) -> String {
+        format!("{}:active", self.0)
+    }
+    fn log(&self) -> String {
+        format!("{}:log", self.0)
+    }
+    fn draw(&self) -> String {
+        format!("{}:draw", self.0)
+    }
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
+        let config = Config::from_url(url).map_err(unavailable)?;
+        let pool = Builder::from_config(config)
+            .with_performance_config(|p| p.default_command_timeout = COMMAND_TIMEOUT)
+            .with_connection_config(|c| {
+                c.connection_timeout = COMMAND_TIMEOUT;
+                c.internal_command_timeout = COMMAND_TIMEOUT;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_pool(4)
+            .map_err(unavailable)?;
+        pool.init().await.map_err(unavailable)?;
+        Ok(Self { pool, namespace: namespace.to_owned(), scripts: Scripts::new() })
+    }
+
+    /// Removes every key of the given events' lines (test and demo clean-up).
+    pub async fn delete_lines(&self, events: &[EventId]) -> BackendResult<()> {
+        for event in events {
+            let k = self.keys(event);
+            let all = vec![k.line(), k.visitors(), k.seen(), k.left(), k.failed(), k.active(), k.log(), k.draw()];
+            let _: i64 = self.pool.del(all).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    fn keys(&self, event: &EventId) -> Keys {
+        Keys(format!("{{{}:{}}}", self.namespace, event))
+    }
+
+    async fn run<R, V>(&self, script: &Script, keys: Vec<String>, args: Vec<V>) -> BackendResult<R>
+    where
+        R: FromValue,
+        V: Into<Value> + Send,
+    {
+        let args: Vec<Value> = args.into_iter().map(Into::into).collect();
+        script.evalsha_with_reload(self.pool.next(), keys, args).await.map_err(unavailable)
+    }
+}
+
+fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    LineMessage::decode(raw.as_bytes())
+        .map(Some)
+        .ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
+}
+
+fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
+    raw.parse().map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
+}
+
+#[async_trait]
+impl AdmissionStore for RedisStore {
+    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation> {
+        let k = self.keys(event);
+        let mut args = vec![if open { "1" } else { "0" }.to_owned()];
+        args.extend(visitors.iter().map(|v| v.unwrap_or_default().to_owned()));
+        let reply: Vec<String> = self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log()], args).await?;
+        let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
+            return Err(unavailable("allocate: short reply"));
+        };
+        Ok(Allocation {
+            kind: if kind == "p" { TokenKind::PreQueue } else { TokenKind::Regular },
+            first_seq: parse_num(first_seq)?,
+            prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
+            existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
+        })
+    }
+
+    async fn commit_joins(
+        &self,
+        event: &EventId,
+        joins: &[(LineMessage, Option<&str>)],
+        now_s: i64,
+    ) -> BackendResult<Vec<Option<LineMessage>>> {
+        let k = self.keys(event);
+        let mut args = Vec::with_capacity(1 + joins.len() * 2);
+        args.push(now_s.to_string());
+        for (message, visitor) in joins {
+            args.push(message.encode());
+            args.push(visitor.unwrap_or_default().to_owned());
+        }
+        let reply: Vec<String> = self
+            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()], args)
+            .await?;
+        reply.iter().map(|e| parse_entry(e)).collect()
+    }
+
+    async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let members: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let _: () = self.pool.sadd(self.keys(event).failed(), members).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let now = now_s.to_string();
+        let fields: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), now.clone())).collect();
+        let _: () = self.pool.hset(self.keys(event).seen(), fields).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome> {
+        let k = self.keys(event);
+        let rank = rank.map(|r| r.to_string()).unwrap_or_default();
+        let reply: String = self
+            .run(&self.scripts.leave, vec![k.line(), k.active(), k.left(), k.log()], vec![key.to_string(), rank])
+            .await?;
+        Ok(match reply.as_str() {
+            "left" => LeaveOutcome::Left,
+            "ended" => LeaveOutcome::PassEnded,
+            _ => LeaveOutcome::AlreadyGone,
+        })
+    }
+
+    async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>> {
+        let start = i64::try_from(from).map_err(unavailable)?;
+        let raw: Vec<String> =
+            self.pool.lrange(self.keys(event).log(), start, start + LOG_PAGE - 1).await.map_err(unavailable)?;
+        raw.iter().map(|r| r.parse().map_err(unavailable)).collect()
+    }
+
+    async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
+        let raw: Option<Vec<u8>> = self.pool.get(self.keys(event).draw()).await.map_err(unavailable)?;
+        Ok(raw.map(|bytes| decode_draw(&bytes)))
+    }
+
+    async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters> {
+        let k = self.keys(event);
+        let fields: Vec<Option<u64>> = self
+            .pool
+            .hmget(k.line(), vec!["joined", "admitted", "abandoned", "left_waiting"])
+            .await
+            .map_err(unavailable)?;
+        let active: u64 = self.pool.zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY).await.map_err(unavailable)?;
+        let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
+        Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
+    }
+
+    async fn freeze_prequeue(&self, event: &EventId) -> BackendResult<(u64, Vec<TokenKey>)> {
+        let k = self.keys(event);
+        let reply: Vec<String> =
+            self.run(&self.scripts.freeze, vec![k.line(), k.log(), k.failed()], Vec::<String>::new()).await?;
+        let (size, failed) = reply.split_first().ok_or_else(|| unavailable("freeze: empty reply"))?;
+        Ok((parse_num(size)?, failed.iter().filter_map(|f| TokenKey::parse(f)).collect()))
+    }
+
+    async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
+        let k = self.keys(event);
+        let blob: Vec<u8> = draw.iter().flat_map(|r| r.to_le_bytes()).collect();
+        let reply: Vec<u8> = self
+            .run(&self.scripts.publish_draw, vec![k.draw(), k.log()], vec![Value::Bytes(blob.into())])
+            .await?;
+        Ok(decode_draw(&reply))
+    }
+
+    async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
+        let v: Option<u64> = self.pool.hget(self.keys(event).line(), "consumed").await.map_err(unavailable)?;
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe> {
+        let k = self.keys(event);
+        let reply: String = self
+            .run(&self.scripts.probe_gap, vec![k.line(), k.failed()], vec![key.to_string(), key.seq.to_string()])
+            .await?;
+        Ok(match reply.as_str() {
+            "unallocated" => GapProbe::NotAllocated,
+            "failed" => GapProbe::Failed,
+            _ => GapProbe::Pending,
+        })
+    }
+
+    async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
+        let k = self.keys(event);
+        let mut args = Vec::with_capacity(5 + candidates.len() * 2);
+        args.extend([
+            r.now_ms.to_string(),
+            r.pass_ms.to_string(),
+            r.max_active.to_string(),
+            r.seen_cutoff_s.to_string(),
+            r.max_admit.to_string(),
+        ]);
+        for c in candidates {
+            args.push(c.rank.to_string());
+            args.push(c.key.map(|k| k.to_string()).unwrap_or_default());
+        }
+        let reply: Vec<u64> = self
+            .run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log()], args)
+            .await?;
+        match reply.as_slice() {
+            &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),
+            _ => Err(unavailable("admit: malformed reply")),
+        }
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        let _: String = self.pool.ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn decode_draw(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}

@@ -1,0 +1,179 @@
+//! Start-up: configuration to running backends, workers and HTTP server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
+use crate::config::{Config, ConfigError, Secret};
+use crate::domain::Signer;
+use crate::http::{AppState, Inner, router};
+use crate::ports::{AdmissionStore, BackendError, EventRepository, LineQueue};
+use crate::services::catalog::Catalog;
+use crate::services::line::Line;
+use crate::telemetry;
+use crate::worker::Workers;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// The three backends every process talks to.
+pub struct Backends {
+    pub repo: Arc<dyn EventRepository>,
+    pub store: Arc<dyn AdmissionStore>,
+    pub queue: Arc<dyn LineQueue>,
+}
+
+impl Backends {
+    pub async fn connect(config: &Config) -> Result<Self, StartError> {
+        let (Some(redis), Some(amqp)) = (&config.redis_url, &config.amqp_url) else {
+            return Err(ConfigError(
+                "embedded mode (no REDIS_URL / AMQP_URL) is not available yet: set REDIS_URL, AMQP_URL, a postgres:// \
+                 DATABASE_URL and ANTEROOM_SECRET (see README)"
+                    .into(),
+            )
+            .into());
+        };
+        let ns = &config.namespace;
+        let (repo, store, queue) = tokio::try_join!(
+            PgEvents::connect(&config.database_url, ns),
+            RedisStore::connect(redis, ns),
+            AmqpLine::connect(amqp, ns),
+        )?;
+        Ok(Self { repo: Arc::new(repo), store: Arc::new(store), queue: Arc::new(queue) })
+    }
+}
+
+/// A built service, listening, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    workers: Workers,
+    stop: CancellationToken,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let backends = Backends::connect(&config).await?;
+        Self::with_backends(config, backends).await
+    }
+
+    pub async fn with_backends(config: Config, backends: Backends) -> Result<Self, StartError> {
+        let Backends { repo, store, queue } = backends;
+        let admin_token = match &config.admin_token {
+            Some(token) => token.clone(),
+            None => Secret::new(repo.setting_or_insert("admin_token", &random_hex()?).await?),
+        };
+        let secret = match &config.secret {
+            Some(secret) => secret.clone(),
+            None => Secret::new(repo.setting_or_insert("secret", &random_hex()?).await?),
+        };
+        let catalog = Arc::new(Catalog::load(repo.clone()).await?);
+        let stop = CancellationToken::new();
+        let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
+        let line = Line::start(store.clone(), queue.clone(), catalog.clone(), signer, stop.clone());
+        tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
+        let workers = Workers { catalog: catalog.clone(), store: store.clone(), queue: queue.clone() };
+        let state = AppState::new(Inner { line, catalog, admin_token, repo, store, queue, metrics: telemetry::metrics() });
+        let listener = TcpListener::bind(config.addr).await?;
+        Ok(Self { listener, state, workers, stop })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_token(&self) -> &Secret {
+        &self.state.admin_token
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` completes, then drains.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let workers = tokio::spawn(self.workers.run(self.stop.clone()));
+        let stop = self.stop.clone();
+        let served = axum::serve(self.listener, router(self.state))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stop.cancel();
+            })
+            .await;
+        self.stop.cancel();
+        // The workers stop at their next step; their unacknowledged deliveries return to the line.
+        let _ = workers.await;
+        served
+    }
+}
+
+/// Runs only the admission workers (`anteroom worker`).
+pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let Backends { repo, store, queue } = Backends::connect(&config).await?;
+    let catalog = Arc::new(Catalog::load(repo).await?);
+    let stop = CancellationToken::new();
+    tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
+    let workers = tokio::spawn(Workers { catalog, store, queue }.run(stop.clone()));
+    shutdown.await;
+    stop.cancel();
+    let _ = workers.await;
+    Ok(())
+}
+
+/// How often each process reloads event settings (a PATCH is seen within 1 s).
+const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn refresh_catalog(catalog: Arc<Catalog>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(CATALOG_REFRESH);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = catalog.refresh().await {
+            tracing::warn!(error = %e, "could not refresh events");
+        }
+    }
+}
+
+fn random_hex() -> Result<String, BackendError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| BackendError::new("random", e))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

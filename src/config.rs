@@ -1,0 +1,158 @@
+//! Settings from the process environment (API.md, Configuration).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A value that must never be printed by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub admin_token: Option<Secret>,
+    pub secret: Option<Secret>,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub amqp_url: Option<String>,
+    pub client_rate: u32,
+    pub trust_forwarded: bool,
+    pub namespace: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let bad = |name: &str, why: &str| ConfigError(format!("{name}: {why}"));
+        let addr = get("ANTEROOM_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let config = Self {
+            addr: addr.parse().map_err(|_| bad("ANTEROOM_ADDR", "expected an address like 127.0.0.1:8080"))?,
+            admin_token: get("ANTEROOM_ADMIN_TOKEN").map(Secret::new),
+            secret: get("ANTEROOM_SECRET").map(Secret::new),
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://anteroom.db".into()),
+            redis_url: get("REDIS_URL"),
+            amqp_url: get("AMQP_URL"),
+            client_rate: get("ANTEROOM_CLIENT_RATE")
+                .map(|v| v.parse().map_err(|_| bad("ANTEROOM_CLIENT_RATE", "expected a whole number (0 turns it off)")))
+                .transpose()?
+                .unwrap_or(0),
+            trust_forwarded: match get("ANTEROOM_TRUST_FORWARDED").as_deref() {
+                None | Some("false" | "0" | "no") => false,
+                Some("true" | "1" | "yes") => true,
+                Some(_) => return Err(bad("ANTEROOM_TRUST_FORWARDED", "expected true or false")),
+            },
+            namespace: get("ANTEROOM_NAMESPACE").unwrap_or_else(|| "anteroom".into()),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let ns_ok = (1..=40).contains(&self.namespace.len())
+            && self.namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ns_ok {
+            return Err(ConfigError("ANTEROOM_NAMESPACE: expected 1 to 40 of [a-z0-9_-]".into()));
+        }
+        let postgres = self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://");
+        if self.uses_servers() && !(self.redis_url.is_some() && self.amqp_url.is_some() && postgres) {
+            return Err(ConfigError(
+                "REDIS_URL, AMQP_URL and a postgres:// DATABASE_URL go together: set all three, or none for embedded mode"
+                    .into(),
+            ));
+        }
+        if self.uses_servers() && self.secret.is_none() {
+            return Err(ConfigError(
+                "ANTEROOM_SECRET is required with REDIS_URL and AMQP_URL: every instance must share it".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether any backend server is configured (else: embedded mode).
+    pub fn uses_servers(&self) -> bool {
+        self.redis_url.is_some() || self.amqp_url.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    const SERVERS: [(&str, &str); 4] = [
+        ("REDIS_URL", "redis://127.0.0.1"),
+        ("AMQP_URL", "amqp://127.0.0.1"),
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1/anteroom"),
+        ("ANTEROOM_SECRET", "s3cret"),
+    ];
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://anteroom.db");
+        assert_eq!((c.client_rate, c.trust_forwarded, c.namespace.as_str()), (0, false, "anteroom"));
+        assert!(!c.uses_servers());
+    }
+
+    #[test]
+    fn the_three_servers_go_together() {
+        assert!(config(&SERVERS).unwrap().uses_servers());
+        for missing in ["REDIS_URL", "AMQP_URL", "DATABASE_URL"] {
+            let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = config(&vars).unwrap_err();
+            assert!(err.0.contains("go together"), "{missing}: {err}");
+        }
+    }
+
+    #[test]
+    fn servers_need_a_shared_secret() {
+        let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != "ANTEROOM_SECRET").collect();
+        assert!(config(&vars).unwrap_err().0.contains("ANTEROOM_SECRET"));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("ANTEROOM_ADDR", "nowhere"),
+            ("ANTEROOM_CLIENT_RATE", "-1"),
+            ("ANTEROOM_TRUST_FORWARDED", "maybe"),
+            ("ANTEROOM_NAMESPACE", "Bad Name"),
+        ] {
+            assert!(config(&[(name, value)]).unwrap_err().0.starts_with(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(..)");
+    }
+}

@@ -1,0 +1,266 @@
+//! Events, their sections and their admission settings, validated once at the edge.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Which field of a request was rejected, and why; becomes `422 invalid_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidField {
+    pub field: String,
+    pub reason: String,
+}
+
+impl InvalidField {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// `[a-z0-9-]{1,64}`: safe in URLs, Redis keys, queue names and signed tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        let ok = (1..=64).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidField::new("id", "must match [a-z0-9-]{1,64}"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Section {
+    pub id: String,
+    pub name: String,
+    pub price_cents: i64,
+    pub rows: u32,
+    pub seats_per_row: u32,
+}
+
+impl Section {
+    pub fn seat_count(&self) -> u64 {
+        u64::from(self.rows) * u64::from(self.seats_per_row)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Admission {
+    pub per_second: f64,
+    pub max_active: u64,
+    pub pass_seconds: u32,
+    pub abandon_seconds: u32,
+}
+
+pub const DEFAULT_ABANDON_SECONDS: u32 = 60;
+
+/// The admission fields a live event may change.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AdmissionPatch {
+    pub per_second: Option<f64>,
+    pub max_active: Option<u64>,
+}
+
+/// Everything an operator specifies when creating an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSpec {
+    pub id: EventId,
+    pub name: String,
+    pub venue: String,
+    pub starts_at: OffsetDateTime,
+    pub on_sale_at: Option<OffsetDateTime>,
+    pub hold_seconds: u32,
+    pub max_seats_per_user: u32,
+    pub admission: Admission,
+    pub paused: bool,
+    pub sections: Vec<Section>,
+}
+
+/// Seats beyond this would make a single event's seat map unreasonably large.
+pub const MAX_SEATS_PER_EVENT: u64 = 1_000_000;
+
+impl EventSpec {
+    /// Checks every rule of API.md that the types alone do not carry.
+    pub fn validate(&self) -> Result<(), InvalidField> {
+        if self.name.trim().is_empty() {
+            return Err(InvalidField::new("name", "must not be empty"));
+        }
+        if self.hold_seconds < 1 {
+            return Err(InvalidField::new("hold_seconds", "must be at least 1"));
+        }
+        if self.max_seats_per_user < 1 {
+            return Err(InvalidField::new("max_seats_per_user", "must be at least 1"));
+        }
+        validate_per_second(self.admission.per_second)?;
+        validate_max_active(self.admission.max_active)?;
+        if self.admission.pass_seconds < 1 {
+            return Err(InvalidField::new("admission.pass_seconds", "must be at least 1"));
+        }
+        if self.admission.abandon_seconds < 1 {
+            return Err(InvalidField::new("admission.abandon_seconds", "must be at least 1"));
+        }
+        if self.sections.is_empty() {
+            return Err(InvalidField::new("sections", "at least one section is required"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in self.sections.iter().enumerate() {
+            let field = |name: &str| format!("sections[{i}].{name}");
+            let id_ok = (1..=8).contains(&s.id.len()) && s.id.bytes().all(|b| b.is_ascii_alphanumeric());
+            if !id_ok {
+                return Err(InvalidField::new(field("id"), "must match [A-Za-z0-9]{1,8}"));
+            }
+            if !seen.insert(s.id.as_str()) {
+                return Err(InvalidField::new(field("id"), format!("section id {:?} is used twice", s.id)));
+            }
+            if s.name.trim().is_empty() {
+                return Err(InvalidField::new(field("name"), "must not be empty"));
+            }
+            if s.price_cents < 0 {
+                return Err(InvalidField::new(field("price_cents"), "must not be negative"));
+            }
+            if s.rows < 1 {
+                return Err(InvalidField::new(field("rows"), "must be at least 1"));
+            }
+            if s.seats_per_row < 1 {
+                return Err(InvalidField::new(field("seats_per_row"), "must be at least 1"));
+            }
+        }
+        if self.seats_total() > MAX_SEATS_PER_EVENT {
+            return Err(InvalidField::new("sections", format!("at most {MAX_SEATS_PER_EVENT} seats per event")));
+        }
+        Ok(())
+    }
+
+    pub fn seats_total(&self) -> u64 {
+        self.sections.iter().map(Section::seat_count).sum()
+    }
+}
+
+pub fn validate_per_second(per_second: f64) -> Result<(), InvalidField> {
+    if per_second.is_finite() && per_second > 0.0 {
+        Ok(())
+    } else {
+        Err(InvalidField::new("admission.per_second", "must be a number greater than 0"))
+    }
+}
+
+pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
+    if max_active >= 1 { Ok(()) } else { Err(InvalidField::new("admission.max_active", "must be at least 1")) }
+}
+
+/// A stored event: its specification plus what the service generated for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub spec: EventSpec,
+    /// The secret seed of the pre-queue draw; revealed once the sale opens.
+    pub prequeue_seed: [u8; 32],
+}
+
+impl Event {
+    pub fn id(&self) -> &EventId {
+        &self.spec.id
+    }
+
+    pub fn is_on_sale(&self, now: OffsetDateTime) -> bool {
+        self.spec.on_sale_at.is_none_or(|at| now >= at)
+    }
+
+    pub fn apply(&mut self, patch: AdmissionPatch, paused: Option<bool>) {
+        if let Some(per_second) = patch.per_second {
+            self.spec.admission.per_second = per_second;
+        }
+        if let Some(max_active) = patch.max_active {
+            self.spec.admission.max_active = max_active;
+        }
+        if let Some(paused) = paused {
+            self.spec.paused = paused;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    pub fn spec() -> EventSpec {
+        EventSpec {
+            id: EventId::parse("rock-2027").unwrap(),
+            name: "Rock Night".into(),
+            venue: "Arena".into(),
+            starts_at: datetime!(2027-06-01 19:00 UTC),
+            on_sale_at: None,
+            hold_seconds: 300,
+            max_seats_per_user: 4,
+            admission: Admission { per_second: 50.0, max_active: 500, pass_seconds: 600, abandon_seconds: 60 },
+            paused: false,
+            sections: vec![Section { id: "A".into(), name: "Floor".into(), price_cents: 9900, rows: 10, seats_per_row: 20 }],
+        }
+    }
+
+    #[test]
+    fn event_ids_follow_the_contract() {
+        assert!(EventId::parse("rock-2027").is_ok());
+        assert!(EventId::parse(&"a".repeat(64)).is_ok());
+        for bad in ["", "Rock", "a_b", "a b", "é", &"a".repeat(65)] {
+            assert!(EventId::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn a_valid_spec_passes_and_counts_its_seats() {
+        let s = spec();
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.seats_total(), 200);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: Vec<(fn(&mut EventSpec), &str)> = vec![
+            (|s| s.name = " ".into(), "name"),
+            (|s| s.hold_seconds = 0, "hold_seconds"),
+            (|s| s.max_seats_per_user = 0, "max_seats_per_user"),
+            (|s| s.admission.per_second = 0.0, "admission.per_second"),
+            (|s| s.admission.per_second = f64::NAN, "admission.per_second"),
+            (|s| s.admission.max_active = 0, "admission.max_active"),
+            (|s| s.admission.pass_seconds = 0, "admission.pass_seconds"),
+            (|s| s.admission.abandon_seconds = 0, "admission.abandon_seconds"),
+            (|s| s.sections.clear(), "sections"),
+            (|s| s.sections[0].id = "A-1".into(), "sections[0].id"),
+            (|s| s.sections.push(s.sections[0].clone()), "sections[1].id"),
+            (|s| s.sections[0].rows = 0, "sections[0].rows"),
+            (|s| s.sections[0].seats_per_row = 0, "sections[0].seats_per_row"),
+            (|s| s.sections[0].price_cents = -1, "sections[0].price_cents"),
+            (|s| s.sections[0].name = String::new(), "sections[0].name"),
+        ];
+        for (break_it, field) in cases {
+            let mut s = spec();
+            break_it(&mut s);
+            assert_eq!(s.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn fractional_admission_rates_are_allowed() {
+        let mut s = spec();
+        s.admission.per_second = 0.5;
+        assert_eq!(s.validate(), Ok(()));
+    }
+}

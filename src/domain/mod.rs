@@ -1,0 +1,11 @@
+//! Pure rules of the waiting room: no I/O, no clocks, no backends.
+
+pub mod event;
+pub mod line;
+pub mod prequeue;
+pub mod token;
+pub mod view;
+
+pub use event::{Admission, AdmissionPatch, Event, EventId, EventSpec, InvalidField, Section};
+pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
+pub use view::{Departure, LineView, LogEntry, TokenStatus};

@@ -1,0 +1,378 @@
+//! A process's view of one event's line, rebuilt from the event's append-only log.
+//!
+//! Every process follows the same log (kept in the admission store) and answers
+//! status polls from this view alone: a poll costs a token check and a few
+//! lookups, never a round trip. The view only moves forward, so within one process
+//! a position never goes up.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+
+use super::{TokenKey, TokenKind};
+
+/// Why a token is no longer in the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// Left the line while waiting; everyone behind moved up.
+    Left,
+    /// Ended its admission pass early, freeing its place under `max_active`.
+    PassEnded,
+    /// Stopped polling for `abandon_seconds` and was skipped at admission.
+    Abandoned,
+}
+
+/// One record of the event's log. Ranks are places in admission order: the
+/// pre-queue draw first (ranks `1..=P`), then regular joins (`P + seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEntry {
+    /// The pre-queue closed with `P` places; regular tokens rank after them.
+    Frozen { prequeue: u64 },
+    /// The draw is published in the admission store; views load it.
+    Drawn,
+    /// Ranks `from..=to` were consumed at `at_ms`: all of them are admitted except
+    /// those that departed, and `admitted` counts the admissions.
+    Consumed { from: u64, to: u64, admitted: u64, at_ms: i64 },
+    Departed { key: TokenKey, why: Departure },
+}
+
+impl fmt::Display for LogEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogEntry::Frozen { prequeue } => write!(f, "z:{prequeue}"),
+            LogEntry::Drawn => f.write_str("d"),
+            LogEntry::Consumed { from, to, admitted, at_ms } => write!(f, "c:{from}:{to}:{admitted}:{at_ms}"),
+            LogEntry::Departed { key, why } => {
+                let tag = match why {
+                    Departure::Left => 'l',
+                    Departure::PassEnded => 'e',
+                    Departure::Abandoned => 'x',
+                };
+                write!(f, "{tag}:{key}")
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("malformed log entry {0:?}")]
+pub struct MalformedEntry(pub String);
+
+impl FromStr for LogEntry {
+    type Err = MalformedEntry;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let bad = || MalformedEntry(raw.to_owned());
+        let mut parts = raw.split(':');
+        let tag = parts.next().ok_or_else(bad)?;
+        let mut num = || -> Result<u64, MalformedEntry> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
+        let entry = match tag {
+            "z" => LogEntry::Frozen { prequeue: num()? },
+            "d" => LogEntry::Drawn,
+            "c" => {
+                let (from, to, admitted) = (num()?, num()?, num()?);
+                let at_ms = i64::try_from(num()?).map_err(|_| bad())?;
+                LogEntry::Consumed { from, to, admitted, at_ms }
+            }
+            "l" | "e" | "x" => {
+                let why = match tag {
+                    "l" => Departure::Left,
+                    "e" => Departure::PassEnded,
+                    _ => Departure::Abandoned,
+                };
+                let key = raw.get(2..).and_then(TokenKey::parse).ok_or_else(bad)?;
+                return Ok(LogEntry::Departed { key, why });
+            }
+            _ => return Err(bad()),
+        };
+        if parts.next().is_some() { Err(bad()) } else { Ok(entry) }
+    }
+}
+
+/// What a poll reads for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Joined before the sale opened; the draw has not placed it yet.
+    PreQueue,
+    Waiting { position: u64 },
+    Admitted { expires_at_ms: i64 },
+    Expired,
+    Left,
+}
+
+/// How far back the admission rate is measured.
+const RATE_WINDOW_MS: i64 = 10_000;
+
+#[derive(Debug, Default)]
+pub struct LineView {
+    entries_applied: u64,
+    prequeue: Option<u64>,
+    draw_published: bool,
+    /// `draw[seq - 1]` is the rank of pre-queue token `seq`; 0 if it was not drawn.
+    draw: Option<Vec<u32>>,
+    consumed: u64,
+    /// `(last rank, at_ms)` of each consumed range, in rank order.
+    consumed_ranges: Vec<(u64, i64)>,
+    departed: HashMap<TokenKey, Departure>,
+    /// Ranks still ahead of the watermark whose tokens left; kept sorted.
+    left_ahead: Vec<u64>,
+    /// Pre-queue tokens that left before the draw gave them a rank.
+    left_unranked: Vec<TokenKey>,
+    recent_admissions: VecDeque<(i64, u64)>,
+}
+
+impl LineView {
+    /// How many log entries this view has applied: where to read the log from next.
+    pub fn entries_applied(&self) -> u64 {
+        self.entries_applied
+    }
+
+    /// Every rank up to this one has been consumed.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    pub fn prequeue_size(&self) -> Option<u64> {
+        self.prequeue
+    }
+
+    /// The draw is published but this view has not loaded it yet.
+    pub fn needs_draw(&self) -> bool {
+        self.draw_published && self.draw.is_none()
+    }
+
+    pub fn apply(&mut self, entry: LogEntry) {
+        self.entries_applied += 1;
+        match entry {
+            LogEntry::Frozen { prequeue } => self.note_frozen(prequeue),
+            LogEntry::Drawn => self.draw_published = true,
+            LogEntry::Consumed { to, admitted, at_ms, .. } => {
+                if to > self.consumed {
+                    self.consumed = to;
+                    self.consumed_ranges.push((to, at_ms));
+                    let passed = self.left_ahead.partition_point(|&r| r <= to);
+                    self.left_ahead.drain(..passed);
+                }
+                if admitted > 0 {
+                    self.recent_admissions.push_back((at_ms, admitted));
+                    while self.recent_admissions.front().is_some_and(|&(at, _)| at < at_ms - RATE_WINDOW_MS) {
+                        self.recent_admissions.pop_front();
+                    }
+                }
+            }
+            LogEntry::Departed { key, why } => self.note_departed(key, why),
+        }
+    }
+
+    /// Records a departure this process caused, before the log brings it back.
+    pub fn note_departed(&mut self, key: TokenKey, why: Departure) {
+        if self.departed.insert(key, why).is_none() && why == Departure::Left {
+            self.note_left(key);
+        }
+    }
+
+    /// The pre-queue size is learnt from the log, or earlier by the process that froze it.
+    pub fn note_frozen(&mut self, prequeue: u64) {
+        self.prequeue.get_or_insert(prequeue);
+    }
+
+    pub fn install_draw(&mut self, draw: Vec<u32>) {
+        self.draw = Some(draw);
+        for key in std::mem::take(&mut self.left_unranked) {
+            self.note_left(key);
+        }
+    }
+
+    pub fn rank_of(&self, key: TokenKey) -> Option<u64> {
+        match key.kind {
+            TokenKind::Regular => self.prequeue.map(|p| p + key.seq),
+            TokenKind::PreQueue => {
+                let index = usize::try_from(key.seq.checked_sub(1)?).ok()?;
+                let rank = *self.draw.as_ref()?.get(index)?;
+                (rank != 0).then_some(u64::from(rank))
+            }
+        }
+    }
+
+    /// The status of `key` at `now_ms`, for passes valid `pass_seconds` from admission.
+    pub fn status(&self, key: TokenKey, now_ms: i64, pass_seconds: u32, sale_open: bool) -> TokenStatus {
+        match self.departed.get(&key) {
+            Some(Departure::Left | Departure::PassEnded) => return TokenStatus::Left,
+            Some(Departure::Abandoned) => return TokenStatus::Expired,
+            None => {}
+        }
+        let Some(rank) = self.rank_of(key) else {
+            return match (key.kind, self.prequeue) {
+                // Drawn soon: everyone in the pre-queue is at most P places from the front.
+                (TokenKind::PreQueue, Some(p)) if sale_open => {
+                    TokenStatus::Waiting { position: p.saturating_sub(self.consumed).max(1) }
+                }
+                (TokenKind::PreQueue, _) => TokenStatus::PreQueue,
+                // Only reachable while this view lags the log by a moment.
+                (TokenKind::Regular, _) => TokenStatus::Waiting { position: key.seq.max(1) },
+            };
+        };
+        if rank <= self.consumed {
+            let range = self.consumed_ranges.partition_point(|&(to, _)| to < rank);
+            return match self.consumed_ranges.get(range) {
+                Some(&(_, at_ms)) => {
+                    let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
+                    if now_ms < expires_at_ms { TokenStatus::Admitted { expires_at_ms } } else { TokenStatus::Expired }
+                }
+                None => TokenStatus::Expired,
+            };
+        }
+        let left_between = self.left_ahead.partition_point(|&r| r < rank);
+        TokenStatus::Waiting { position: rank - self.consumed - left_between as u64 }
+    }
+
+    /// Admissions per second over the last few seconds; `None` before any.
+    pub fn measured_rate(&self, now_ms: i64) -> Option<f64> {
+        let recent = || self.recent_admissions.iter().filter(|&&(at, _)| at >= now_ms - RATE_WINDOW_MS);
+        let (first_at, _) = *recent().next()?;
+        let admitted: u64 = recent().map(|&(_, n)| n).sum();
+        // Over a short history, measure from the first admission, not the whole window.
+        let span_ms = (now_ms - first_at).clamp(1_000, RATE_WINDOW_MS);
+        Some(admitted as f64 * 1_000.0 / span_ms as f64)
+    }
+
+    fn note_left(&mut self, key: TokenKey) {
+        match self.rank_of(key) {
+            Some(rank) if rank > self.consumed => {
+                let at = self.left_ahead.partition_point(|&r| r < rank);
+                if self.left_ahead.get(at) != Some(&rank) {
+                    self.left_ahead.insert(at, rank);
+                }
+            }
+            Some(_) => {}
+            None if key.kind == TokenKind::PreQueue => self.left_unranked.push(key),
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_view() -> LineView {
+        let mut v = LineView::default();
+        v.apply(LogEntry::Frozen { prequeue: 0 });
+        v
+    }
+
+    fn consume(v: &mut LineView, from: u64, to: u64, at_ms: i64) {
+        v.apply(LogEntry::Consumed { from, to, admitted: to - from + 1, at_ms });
+    }
+
+    #[test]
+    fn log_entries_round_trip_through_text() {
+        let entries = [
+            LogEntry::Frozen { prequeue: 12 },
+            LogEntry::Drawn,
+            LogEntry::Consumed { from: 3, to: 9, admitted: 6, at_ms: 1_700_000_000_000 },
+            LogEntry::Departed { key: TokenKey::regular(5), why: Departure::Left },
+            LogEntry::Departed { key: TokenKey::pre_queue(5), why: Departure::PassEnded },
+            LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned },
+        ];
+        for e in entries {
+            assert_eq!(e.to_string().parse::<LogEntry>().unwrap(), e);
+        }
+        for bad in ["", "q:1", "z", "z:1:2", "c:1:2:3", "l:", "l:y7", "c:1:2:3:-4"] {
+            assert!(bad.parse::<LogEntry>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn position_counts_the_people_ahead_plus_one() {
+        let mut v = open_view();
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 1 });
+        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 10 });
+        consume(&mut v, 1, 4, 0);
+        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 6 });
+    }
+
+    #[test]
+    fn leaving_moves_everyone_behind_up_and_never_back() {
+        let mut v = open_view();
+        v.apply(LogEntry::Departed { key: TokenKey::regular(3), why: Departure::Left });
+        assert_eq!(v.status(TokenKey::regular(3), 0, 60, true), TokenStatus::Left);
+        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 4 });
+        consume(&mut v, 1, 3, 0);
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        consume(&mut v, 4, 4, 0);
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 1 });
+    }
+
+    #[test]
+    fn positions_never_increase_as_the_log_grows() {
+        let mut v = open_view();
+        let watched = TokenKey::regular(500);
+        let mut last = u64::MAX;
+        for step in 0..200u64 {
+            if step % 3 == 0 {
+                v.apply(LogEntry::Departed { key: TokenKey::regular(step * 7 % 600 + 1), why: Departure::Left });
+            } else {
+                let from = v.consumed() + 1;
+                consume(&mut v, from, from + 1, 0);
+            }
+            match v.status(watched, 0, 60, true) {
+                TokenStatus::Waiting { position } => {
+                    assert!(position <= last, "went up from {last} to {position} at step {step}");
+                    last = position;
+                }
+                TokenStatus::Admitted { .. } => break,
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn admitted_tokens_hold_a_pass_until_it_expires() {
+        let mut v = open_view();
+        consume(&mut v, 1, 2, 1_000);
+        consume(&mut v, 3, 5, 2_000);
+        assert_eq!(v.status(TokenKey::regular(2), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 11_000 });
+        assert_eq!(v.status(TokenKey::regular(4), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 12_000 });
+        assert_eq!(v.status(TokenKey::regular(4), 12_000, 10, true), TokenStatus::Expired);
+    }
+
+    #[test]
+    fn abandoned_and_ended_tokens_read_as_such() {
+        let mut v = open_view();
+        v.apply(LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned });
+        v.apply(LogEntry::Departed { key: TokenKey::regular(2), why: Departure::PassEnded });
+        consume(&mut v, 1, 2, 0);
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Expired);
+        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Left);
+    }
+
+    #[test]
+    fn regular_tokens_rank_behind_the_prequeue_and_the_draw_places_the_prequeue() {
+        let mut v = LineView::default();
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, false), TokenStatus::PreQueue);
+        v.apply(LogEntry::Departed { key: TokenKey::pre_queue(2), why: Departure::Left });
+        v.apply(LogEntry::Frozen { prequeue: 3 });
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
+        v.apply(LogEntry::Drawn);
+        assert!(v.needs_draw());
+        // Pre-queue seq 1 drew rank 3, seq 2 rank 1 (and left), seq 3 rank 2.
+        v.install_draw(vec![3, 1, 2]);
+        assert!(!v.needs_draw());
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        assert_eq!(v.status(TokenKey::pre_queue(3), 0, 60, true), TokenStatus::Waiting { position: 1 });
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
+    }
+
+    #[test]
+    fn the_measured_rate_covers_recent_admissions_only() {
+        let mut v = open_view();
+        assert_eq!(v.measured_rate(0), None);
+        consume(&mut v, 1, 1, -60_000);
+        consume(&mut v, 2, 11, 0);
+        consume(&mut v, 12, 21, 1_000);
+        assert_eq!(v.measured_rate(2_000), Some(10.0));
+        assert_eq!(v.measured_rate(60_000), None);
+    }
+}

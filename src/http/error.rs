@@ -1,0 +1,89 @@
+//! The one error type of the HTTP API; each variant is one of API.md's codes.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::InvalidField;
+use crate::ports::{BackendError, InsertEventError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("a valid admin bearer token is required")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error("an event with this id already exists")]
+    EventExists,
+    #[error("no seats remain")]
+    SoldOut,
+    #[error("the queue token is malformed, forged or from another deployment")]
+    InvalidToken,
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("a backend is unavailable; retry shortly")]
+    Unavailable(#[source] BackendError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::EventExists => (StatusCode::CONFLICT, "event_exists"),
+            ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
+            ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Unavailable(cause) = &self {
+            // Logged here, never sent: the client learns only that it may retry.
+            tracing::warn!(error = %cause, "answering 503");
+        }
+        let mut response = (status, Json(ErrorBody { error: code, message: self.to_string() })).into_response();
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        ApiError::Unavailable(e)
+    }
+}
+
+impl From<InvalidField> for ApiError {
+    fn from(e: InvalidField) -> Self {
+        ApiError::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<InsertEventError> for ApiError {
+    fn from(e: InsertEventError) -> Self {
+        match e {
+            InsertEventError::Exists => ApiError::EventExists,
+            InsertEventError::Backend(b) => ApiError::Unavailable(b),
+        }
+    }
+}

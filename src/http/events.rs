@@ -1,0 +1,213 @@
+//! Events: admin create / change / stats, public list and show.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{Admin, JsonBody};
+use crate::domain::event::{DEFAULT_ABANDON_SECONDS, validate_max_active, validate_per_second};
+use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Section, prequeue};
+
+#[derive(Deserialize)]
+pub struct CreateEvent {
+    id: String,
+    name: String,
+    #[serde(default)]
+    venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    starts_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    on_sale_at: Option<OffsetDateTime>,
+    hold_seconds: u32,
+    max_seats_per_user: u32,
+    admission: CreateAdmission,
+    #[serde(default)]
+    paused: bool,
+    sections: Vec<Section>,
+}
+
+#[derive(Deserialize)]
+struct CreateAdmission {
+    per_second: f64,
+    max_active: u64,
+    pass_seconds: u32,
+    #[serde(default = "default_abandon_seconds")]
+    abandon_seconds: u32,
+}
+
+fn default_abandon_seconds() -> u32 {
+    DEFAULT_ABANDON_SECONDS
+}
+
+impl CreateEvent {
+    fn into_spec(self) -> Result<EventSpec, ApiError> {
+        let spec = EventSpec {
+            id: EventId::parse(&self.id)?,
+            name: self.name,
+            venue: self.venue,
+            starts_at: self.starts_at,
+            on_sale_at: self.on_sale_at,
+            hold_seconds: self.hold_seconds,
+            max_seats_per_user: self.max_seats_per_user,
+            admission: Admission {
+                per_second: self.admission.per_second,
+                max_active: self.admission.max_active,
+                pass_seconds: self.admission.pass_seconds,
+                abandon_seconds: self.admission.abandon_seconds,
+            },
+            paused: self.paused,
+            sections: self.sections,
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// An event as API.md shows it: as created, without secrets, plus live fields.
+#[derive(Serialize)]
+pub struct EventBody {
+    id: EventId,
+    name: String,
+    venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    on_sale_at: Option<OffsetDateTime>,
+    hold_seconds: u32,
+    max_seats_per_user: u32,
+    admission: Admission,
+    paused: bool,
+    sections: Vec<Section>,
+    seats_total: u64,
+    seats_available: u64,
+    prequeue_commitment: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prequeue_seed: Option<String>,
+}
+
+impl EventBody {
+    pub fn new(event: &Event, now: OffsetDateTime) -> Self {
+        let s = &event.spec;
+        Self {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            venue: s.venue.clone(),
+            starts_at: s.starts_at,
+            on_sale_at: s.on_sale_at,
+            hold_seconds: s.hold_seconds,
+            max_seats_per_user: s.max_seats_per_user,
+            admission: s.admission,
+            paused: s.paused,
+            sections: s.sections.clone(),
+            seats_total: s.seats_total(),
+            seats_available: seats_available(event),
+            prequeue_commitment: prequeue::commitment(&event.prequeue_seed),
+            // Revealed only once the draw it decides can no longer be influenced.
+            prequeue_seed: event.is_on_sale(now).then(|| hex::encode(event.prequeue_seed)),
+        }
+    }
+}
+
+/// Seats neither held nor sold. Until seat holds exist every seat is free.
+pub fn seats_available(event: &Event) -> u64 {
+    event.spec.seats_total()
+}
+
+pub fn sold_out(event: &Event) -> bool {
+    seats_available(event) == 0
+}
+
+pub(super) fn find(state: &AppState, id: &str) -> Result<std::sync::Arc<Event>, ApiError> {
+    let id = EventId::parse(id).map_err(|_| ApiError::NotFound)?;
+    state.catalog.get(&id).ok_or(ApiError::NotFound)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _: Admin,
+    JsonBody(body): JsonBody<CreateEvent>,
+) -> Result<(StatusCode, Json<EventBody>), ApiError> {
+    let event = state.catalog.create(body.into_spec()?).await?;
+    tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
+    Ok((StatusCode::CREATED, Json(EventBody::new(&event, OffsetDateTime::now_utc()))))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateEvent {
+    #[serde(default)]
+    admission: Option<UpdateAdmission>,
+    #[serde(default)]
+    paused: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct UpdateAdmission {
+    per_second: Option<f64>,
+    max_active: Option<u64>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<UpdateEvent>,
+) -> Result<Json<EventBody>, ApiError> {
+    let event = find(&state, &id)?;
+    let patch = body.admission.map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
+        per_second: a.per_second,
+        max_active: a.max_active,
+    });
+    patch.per_second.map(validate_per_second).transpose()?;
+    patch.max_active.map(validate_max_active).transpose()?;
+    let event = state.catalog.update(event.id(), patch, body.paused).await?.ok_or(ApiError::NotFound)?;
+    tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
+    Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
+}
+
+#[derive(Serialize)]
+pub struct Stats {
+    waiting: u64,
+    admitted_total: u64,
+    active: u64,
+    held_seats: u64,
+    sold_seats: u64,
+    available_seats: u64,
+    orders_paid: u64,
+    orders_expired: u64,
+}
+
+pub async fn stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Stats>, ApiError> {
+    let event = find(&state, &id)?;
+    let line = state.line.counters(event.id(), OffsetDateTime::now_utc()).await?;
+    metrics::gauge!("anteroom_line_waiting", "event" => event.id().to_string()).set(line.waiting() as f64);
+    metrics::gauge!("anteroom_line_active", "event" => event.id().to_string()).set(line.active as f64);
+    Ok(Json(Stats {
+        waiting: line.waiting(),
+        admitted_total: line.admitted,
+        active: line.active,
+        held_seats: 0,
+        sold_seats: 0,
+        available_seats: seats_available(&event),
+        orders_paid: 0,
+        orders_expired: 0,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct EventList {
+    events: Vec<EventBody>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<EventList> {
+    let now = OffsetDateTime::now_utc();
+    Json(EventList { events: state.catalog.all().iter().map(|e| EventBody::new(e, now)).collect() })
+}
+
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventBody>, ApiError> {
+    let event = find(&state, &id)?;
+    Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
+}

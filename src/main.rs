@@ -1,0 +1,55 @@
+use std::process::ExitCode;
+
+use anteroom::app::{self, App};
+use anteroom::config::Config;
+use anteroom::telemetry;
+
+const USAGE: &str = "usage: anteroom [serve | worker | migrate]
+
+  serve    run the HTTP server and the workers (default)
+  worker   run only the admission workers
+  migrate  apply database migrations and exit
+
+Configuration comes from the environment; see README.md.";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    telemetry::init_logs();
+    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
+    if matches!(command.as_str(), "-h" | "--help" | "help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("anteroom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match command.as_str() {
+        "serve" => serve(config).await,
+        "worker" => app::run_workers(config, app::shutdown_signal()).await,
+        "migrate" => app::Backends::connect(&config).await.map(|_| println!("migrations applied")),
+        other => {
+            eprintln!("anteroom: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("anteroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), app::StartError> {
+    let app = App::build(config).await?;
+    let addr = app.local_addr()?;
+    println!("Anteroom is listening on http://{addr}");
+    println!("Admin token: {}", app.admin_token().expose());
+    app.run_until(app::shutdown_signal()).await?;
+    Ok(())
+}

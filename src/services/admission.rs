@@ -1,0 +1,286 @@
+//! The admission worker of one event: moves people from the durable line into
+//! the admitted set, in rank order, at the event's rate and under `max_active`.
+//!
+//! Only the single active consumer of the event's queue receives deliveries, so
+//! a standby's worker simply has nothing to do until it takes over. Deliveries
+//! are acknowledged only after the admission store has recorded their fate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use super::catalog::Catalog;
+use super::now_ms;
+use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue};
+use crate::ports::{AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer};
+
+/// Deliveries buffered at most: enough to reorder the joins of concurrent
+/// processes and to keep a fast drain busy.
+pub const PREFETCH: u16 = 10_000;
+/// Places presented to the store in one step at most.
+const MAX_STEP: usize = 5_000;
+/// Extra places presented beyond the admissions allowed, so that those who left
+/// or were abandoned are skipped in the same step.
+const SKIP_ALLOWANCE: usize = 256;
+/// How long a missing place is awaited before it is taken as lost. Longer than
+/// the publish timeout: a join that may still be acknowledged is never skipped.
+pub const GAP_GRACE: Duration = Duration::from_secs(10);
+/// Admission credit accumulates for at most this long: smooth, never a burst of
+/// a whole paused second.
+const MAX_BURST: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Consumed places; `admitted` of them were admitted.
+    Stepped { admitted: u64 },
+    Idle,
+}
+
+pub struct AdmissionWorker {
+    event: EventId,
+    catalog: Arc<Catalog>,
+    store: Arc<dyn AdmissionStore>,
+    consumer: Box<dyn LineConsumer>,
+    ranked: BTreeMap<u64, Delivered>,
+    unranked: Vec<Delivered>,
+    prequeue: Option<u64>,
+    draw: Option<Vec<u32>>,
+    drawn: u64,
+    consumed: u64,
+    credit: f64,
+    last_step: Instant,
+    open_since: Option<Instant>,
+    gap: Option<(u64, Instant)>,
+}
+
+impl AdmissionWorker {
+    pub async fn new(
+        event: EventId,
+        catalog: Arc<Catalog>,
+        store: Arc<dyn AdmissionStore>,
+        consumer: Box<dyn LineConsumer>,
+    ) -> BackendResult<Self> {
+        let consumed = store.consumed(&event).await?;
+        let mut worker = Self {
+            event,
+            catalog,
+            store,
+            consumer,
+            ranked: BTreeMap::new(),
+            unranked: Vec::new(),
+            prequeue: None,
+            draw: None,
+            drawn: 0,
+            consumed,
+            credit: 0.0,
+            last_step: Instant::now(),
+            open_since: None,
+            gap: None,
+        };
+        if let Some(draw) = worker.store.read_draw(&worker.event).await? {
+            worker.install_draw(draw);
+        }
+        Ok(worker)
+    }
+
+    /// Receives what arrived within `wait`, then admits what the rate, the room
+    /// under `max_active` and the line's order allow.
+    #[tracing::instrument(skip_all, fields(event = %self.event))]
+    pub async fn step(&mut self, wait: Duration) -> BackendResult<Outcome> {
+        let deliveries = self.consumer.receive(wait, usize::from(PREFETCH)).await?;
+        self.unranked.extend(deliveries);
+        let elapsed = std::mem::replace(&mut self.last_step, Instant::now()).elapsed();
+        let Some(event) = self.catalog.get(&self.event) else { return Ok(Outcome::Idle) };
+        let now = OffsetDateTime::now_utc();
+        if !event.is_on_sale(now) {
+            return Ok(Outcome::Idle);
+        }
+        self.prepare_ranks(&event).await?;
+        self.rank_arrivals().await?;
+        if event.spec.paused {
+            self.credit = 0.0;
+            return Ok(Outcome::Idle);
+        }
+        let admission = event.spec.admission;
+        let burst = (admission.per_second * MAX_BURST.as_secs_f64()).max(1.0);
+        self.credit = (self.credit + admission.per_second * elapsed.as_secs_f64()).min(burst);
+        let max_admit = (self.credit.floor() as usize).min(MAX_STEP);
+        if max_admit == 0 {
+            return Ok(Outcome::Idle);
+        }
+        self.catch_up_watermark().await?;
+        let candidates = self.candidates(max_admit + SKIP_ALLOWANCE).await?;
+        if candidates.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        let now_ms = now_ms(now);
+        let outcome = self
+            .store
+            .admit(
+                &self.event,
+                &candidates,
+                AdmitRequest {
+                    now_ms,
+                    pass_ms: i64::from(admission.pass_seconds) * 1_000,
+                    max_active: admission.max_active,
+                    seen_cutoff_s: now.unix_timestamp() - i64::from(admission.abandon_seconds),
+                    max_admit: max_admit as u64,
+                },
+            )
+            .await?;
+        self.credit -= outcome.admitted as f64;
+        self.advance_to(outcome.consumed).await?;
+        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string()).increment(outcome.admitted);
+        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string()).set(outcome.room as f64);
+        Ok(Outcome::Stepped { admitted: outcome.admitted })
+    }
+
+    /// Learns the pre-queue's size once the sale is open, and makes the draw
+    /// once every pre-queue join has arrived (or the grace period is over).
+    async fn prepare_ranks(&mut self, event: &Event) -> BackendResult<()> {
+        if self.prequeue.is_some() && (self.draw.is_some() || self.prequeue == Some(0)) {
+            return Ok(());
+        }
+        let (size, failed) = self.store.freeze_prequeue(&self.event).await?;
+        self.prequeue = Some(size);
+        if size == 0 || self.draw.is_some() {
+            return Ok(());
+        }
+        if let Some(draw) = self.store.read_draw(&self.event).await? {
+            self.install_draw(draw);
+            return Ok(());
+        }
+        let mut entrants: Vec<(u64, uuid::Uuid)> = self
+            .unranked
+            .iter()
+            .filter(|d| d.message.key.kind == TokenKind::PreQueue && d.message.key.seq <= size)
+            .map(|d| (d.message.key.seq, d.message.token_id))
+            .collect();
+        entrants.sort_unstable();
+        entrants.dedup_by_key(|e| e.0);
+        let expected = size.saturating_sub(failed.len() as u64);
+        let waited = self.open_since.get_or_insert_with(Instant::now).elapsed();
+        if (entrants.len() as u64) < expected && waited < GAP_GRACE {
+            return Ok(());
+        }
+        if (entrants.len() as u64) < expected {
+            tracing::warn!(arrived = entrants.len(), expected, "drawing without pre-queue joins that never arrived");
+        }
+        prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
+        let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
+        for (place, (seq, _)) in entrants.iter().enumerate() {
+            draw[(seq - 1) as usize] = u32::try_from(place + 1).unwrap_or(u32::MAX);
+        }
+        let in_force = self.store.publish_draw(&self.event, &draw).await?;
+        self.install_draw(in_force);
+        Ok(())
+    }
+
+    fn install_draw(&mut self, draw: Vec<u32>) {
+        self.drawn = draw.iter().filter(|&&r| r != 0).count() as u64;
+        self.draw = Some(draw);
+    }
+
+    fn rank_of(&self, key: TokenKey) -> Option<Option<u64>> {
+        match key.kind {
+            TokenKind::Regular => self.prequeue.map(|p| Some(p + key.seq)),
+            TokenKind::PreQueue => {
+                let draw = self.draw.as_ref()?;
+                let rank = usize::try_from(key.seq).ok().and_then(|s| s.checked_sub(1)).and_then(|i| draw.get(i));
+                Some(rank.filter(|&&r| r != 0).map(|&r| u64::from(r)))
+            }
+        }
+    }
+
+    /// Files arrivals by rank; acknowledges those already consumed or never drawn.
+    async fn rank_arrivals(&mut self) -> BackendResult<()> {
+        let mut done = Vec::new();
+        for delivery in std::mem::take(&mut self.unranked) {
+            match self.rank_of(delivery.message.key) {
+                None => self.unranked.push(delivery),
+                Some(None) => {
+                    tracing::warn!(key = %delivery.message.key, "a pre-queue join arrived after the draw");
+                    done.push(delivery.tag);
+                }
+                Some(Some(rank)) if rank <= self.consumed => done.push(delivery.tag),
+                Some(Some(rank)) => {
+                    if let Some(duplicate) = self.ranked.insert(rank, delivery) {
+                        done.push(duplicate.tag);
+                    }
+                }
+            }
+        }
+        self.consumer.ack(&done).await
+    }
+
+    /// Another worker may have admitted while this one stood by: before a
+    /// missing head of the line is taken for a gap, the store's watermark is read.
+    async fn catch_up_watermark(&mut self) -> BackendResult<()> {
+        if self.ranked.is_empty() || self.ranked.contains_key(&(self.consumed + 1)) {
+            return Ok(());
+        }
+        let consumed = self.store.consumed(&self.event).await?;
+        if consumed > self.consumed {
+            self.advance_to(consumed).await?;
+        }
+        Ok(())
+    }
+
+    /// The places from the watermark on, in order, as far as they are known.
+    async fn candidates(&mut self, limit: usize) -> BackendResult<Vec<Candidate>> {
+        let mut out = Vec::new();
+        let mut rank = self.consumed + 1;
+        while out.len() < limit.min(MAX_STEP) {
+            let key = match self.ranked.get(&rank).map(|d| d.message.key) {
+                Some(key) => Some(key),
+                None if self.is_empty_place(rank).await? => None,
+                None => break,
+            };
+            out.push(Candidate { rank, key });
+            rank += 1;
+        }
+        Ok(out)
+    }
+
+    /// Whether nobody will ever arrive for `rank`, so admission may pass it.
+    async fn is_empty_place(&mut self, rank: u64) -> BackendResult<bool> {
+        let prequeue = self.prequeue.unwrap_or(0);
+        if rank <= prequeue {
+            return Ok(self.draw.is_some() && rank > self.drawn);
+        }
+        if self.ranked.range(rank..).next().is_none() {
+            return Ok(false);
+        }
+        let key = TokenKey::regular(rank - prequeue);
+        Ok(match self.store.probe_gap(&self.event, key).await? {
+            GapProbe::Failed => true,
+            GapProbe::NotAllocated => false,
+            GapProbe::Pending => {
+                let since = match self.gap {
+                    Some((r, since)) if r == rank => since,
+                    _ => Instant::now(),
+                };
+                self.gap = Some((rank, since));
+                let lost = since.elapsed() >= GAP_GRACE;
+                if lost {
+                    tracing::warn!(%key, "a join never arrived in the line; its place is skipped");
+                }
+                lost
+            }
+        })
+    }
+
+    /// Stops consuming; unacknowledged deliveries go back to the line.
+    pub async fn close(self) {
+        self.consumer.close().await;
+    }
+
+    async fn advance_to(&mut self, consumed: u64) -> BackendResult<()> {
+        self.consumed = consumed;
+        let behind = self.ranked.split_off(&(consumed + 1));
+        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind).into_values().map(|d| d.tag).collect();
+        self.consumer.ack(&done).await
+    }
+}

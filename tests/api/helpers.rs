@@ -1,0 +1,247 @@
+//! `spawn_app()` and the requests every test makes, against real servers.
+
+use std::time::{Duration, Instant};
+
+use anteroom::adapters::{amqp::AmqpLine, redis::RedisStore};
+use anteroom::app::App;
+use anteroom::config::{Config, Secret};
+use anteroom::domain::EventId;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const SECRET: &str = "test-secret";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+pub fn redis_url() -> String {
+    env_or("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+pub fn amqp_url() -> String {
+    env_or("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+}
+
+/// One fresh database per test run; each test gets its own schema in it.
+async fn database_url() -> String {
+    static DATABASE: OnceCell<String> = OnceCell::const_new();
+    DATABASE
+        .get_or_init(|| async {
+            let server = env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+            let name = format!("anteroom_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.expect("postgres is reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("a test database can be created");
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
+            format!("{base}/{name}")
+        })
+        .await
+        .clone()
+}
+
+pub fn fresh_namespace() -> String {
+    format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub namespace: String,
+    pub client: reqwest::Client,
+    stop: CancellationToken,
+    served: tokio::task::JoinHandle<()>,
+    events: std::sync::Mutex<Vec<EventId>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_in(&fresh_namespace()).await
+}
+
+/// Another process of the same deployment when `namespace` is shared.
+pub async fn spawn_app_in(namespace: &str) -> TestApp {
+    anteroom::telemetry::init_logs();
+    let config = Config {
+        addr: "127.0.0.1:0".parse().expect("a valid address"),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        secret: Some(Secret::new(SECRET)),
+        database_url: database_url().await,
+        redis_url: Some(redis_url()),
+        amqp_url: Some(amqp_url()),
+        client_rate: 0,
+        trust_forwarded: false,
+        namespace: namespace.to_owned(),
+    };
+    let app = App::build(config).await.expect("the app starts");
+    let address = format!("http://{}", app.local_addr().expect("a bound address"));
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone();
+    let served = tokio::spawn(async move {
+        app.run_until(async move { shutdown.cancelled().await }).await.expect("the app serves");
+    });
+    TestApp {
+        address,
+        namespace: namespace.to_owned(),
+        client: reqwest::Client::new(),
+        stop,
+        served,
+        events: Default::default(),
+    }
+}
+
+/// An event body with sensible defaults; `overrides` replaces top-level fields.
+pub fn event_body(id: &str, overrides: Value) -> Value {
+    let mut body = json!({
+        "id": id,
+        "name": format!("Event {id}"),
+        "venue": "Arena",
+        "starts_at": "2030-06-01T19:00:00Z",
+        "hold_seconds": 300,
+        "max_seats_per_user": 4,
+        "admission": { "per_second": 50, "max_active": 500, "pass_seconds": 600 },
+        "sections": [{ "id": "A", "name": "Floor", "price_cents": 9900, "rows": 10, "seats_per_row": 20 }]
+    });
+    if let (Some(body), Some(overrides)) = (body.as_object_mut(), overrides.as_object()) {
+        for (k, v) in overrides {
+            body.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn str(&self, field: &str) -> &str {
+        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
+    }
+
+    pub fn u64(&self, field: &str) -> u64 {
+        self.body[field].as_u64().unwrap_or_else(|| panic!("no number {field:?} in {}", self.body))
+    }
+
+    pub fn error(&self) -> &str {
+        self.str("error")
+    }
+}
+
+impl TestApp {
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        if let Some(bearer) = bearer {
+            req = req.bearer_auth(bearer);
+        }
+        let res = req.send().await.expect("the request is answered");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, headers, body }
+    }
+
+    pub async fn create_event(&self, body: Value) -> Reply {
+        let reply = self.request(Method::POST, "/api/admin/events", Some(body.clone()), Some(ADMIN_TOKEN)).await;
+        if reply.status == StatusCode::CREATED {
+            let id = EventId::parse(reply.str("id")).expect("a valid id");
+            self.events.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+        }
+        reply
+    }
+
+    /// Creates an event from `event_body` and asserts it was created.
+    pub async fn event(&self, id: &str, overrides: Value) -> Reply {
+        let reply = self.create_event(event_body(id, overrides)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply
+    }
+
+    pub async fn patch_event(&self, id: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, &format!("/api/admin/events/{id}"), Some(body), Some(ADMIN_TOKEN)).await
+    }
+
+    pub async fn stats(&self, id: &str) -> Reply {
+        let reply = self.request(Method::GET, &format!("/api/admin/events/{id}/stats"), None, Some(ADMIN_TOKEN)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply
+    }
+
+    pub async fn join(&self, event: &str, visitor: Option<&str>) -> Reply {
+        let body = visitor.map(|v| json!({ "visitor": v }));
+        self.request(Method::POST, &format!("/api/events/{event}/queue"), body, None).await
+    }
+
+    /// Joins and asserts a new place was created; returns the token.
+    pub async fn joined(&self, event: &str) -> String {
+        let reply = self.join(event, None).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.str("token").to_owned()
+    }
+
+    pub async fn poll(&self, token: &str) -> Reply {
+        self.request(Method::GET, &format!("/api/queue/{token}"), None, None).await
+    }
+
+    pub async fn leave(&self, token: &str) -> Reply {
+        self.request(Method::DELETE, &format!("/api/queue/{token}"), None, None).await
+    }
+
+    /// Polls `token` until its state is `state`, or panics after `within`.
+    pub async fn poll_until(&self, token: &str, state: &str, within: Duration) -> Reply {
+        let deadline = Instant::now() + within;
+        loop {
+            let reply = self.poll(token).await;
+            if reply.body["state"] == state {
+                return reply;
+            }
+            assert!(Instant::now() < deadline, "still {} after {within:?}, wanted {state}", reply.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops this process: its HTTP server and its workers.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.served.await;
+    }
+
+    /// Stops the app and removes what it left on the shared servers.
+    pub async fn finish(self) {
+        let events = std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()));
+        let namespace = self.namespace.clone();
+        self.stop().await;
+        forget(&namespace, &events).await;
+    }
+}
+
+pub async fn forget(namespace: &str, events: &[EventId]) {
+    if let Ok(line) = AmqpLine::connect(&amqp_url(), namespace).await {
+        let _ = line.delete_lines(events).await;
+    }
+    if let Ok(store) = RedisStore::connect(&redis_url(), namespace).await {
+        let _ = store.delete_lines(events).await;
+    }
+}
+
+/// Waits for `check` to hold, or panics after `within`.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Black-box tests through HTTP against real Redis, RabbitMQ and PostgreSQL.
+//! Each test spawns its own app in a fresh namespace of a fresh database.
+
+mod admission;
+mod events;
+mod helpers;
+mod ops;
+mod prequeue;
+mod queue;
