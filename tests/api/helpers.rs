@@ -31,7 +31,7 @@ async fn database_url() -> String {
     static DATABASE: OnceCell<String> = OnceCell::const_new();
     DATABASE
         .get_or_init(|| async {
-            let server = env_or("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+            let server = env_or("TEST_POSTGRES_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres");
             let name = format!("anteroom_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.expect("postgres is reachable");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
