@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
 use crate::config::{Config, ConfigError, Secret};
 use crate::domain::Signer;
-use crate::http::{AppState, Inner, router};
+use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{AdmissionStore, BackendError, EventRepository, LineQueue};
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
@@ -50,7 +50,11 @@ impl Backends {
             RedisStore::connect(redis, ns),
             AmqpLine::connect(amqp, ns),
         )?;
-        Ok(Self { repo: Arc::new(repo), store: Arc::new(store), queue: Arc::new(queue) })
+        Ok(Self {
+            repo: Arc::new(repo),
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+        })
     }
 }
 
@@ -72,7 +76,10 @@ impl App {
         let Backends { repo, store, queue } = backends;
         let admin_token = match &config.admin_token {
             Some(token) => token.clone(),
-            None => Secret::new(repo.setting_or_insert("admin_token", &random_hex()?).await?),
+            None => Secret::new(
+                repo.setting_or_insert("admin_token", &random_hex()?)
+                    .await?,
+            ),
         };
         let secret = match &config.secret {
             Some(secret) => secret.clone(),
@@ -81,12 +88,37 @@ impl App {
         let catalog = Arc::new(Catalog::load(repo.clone()).await?);
         let stop = CancellationToken::new();
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
-        let line = Line::start(store.clone(), queue.clone(), catalog.clone(), signer, stop.clone());
+        let line = Line::start(
+            store.clone(),
+            queue.clone(),
+            catalog.clone(),
+            signer,
+            stop.clone(),
+        );
         tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
-        let workers = Workers { catalog: catalog.clone(), store: store.clone(), queue: queue.clone() };
-        let state = AppState::new(Inner { line, catalog, admin_token, repo, store, queue, metrics: telemetry::metrics() });
+        let workers = Workers {
+            catalog: catalog.clone(),
+            store: store.clone(),
+            queue: queue.clone(),
+        };
+        let state = AppState::new(Inner {
+            line,
+            catalog,
+            admin_token,
+            repo,
+            store,
+            queue,
+            metrics: telemetry::metrics(),
+            limiter: ClientLimiter::new(config.client_rate),
+            trust_forwarded: config.trust_forwarded,
+        });
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self { listener, state, workers, stop })
+        Ok(Self {
+            listener,
+            state,
+            workers,
+            stop,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -98,10 +130,14 @@ impl App {
     }
 
     /// Serves HTTP and runs the workers until `shutdown` completes, then drains.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let workers = tokio::spawn(self.workers.run(self.stop.clone()));
         let stop = self.stop.clone();
-        let served = axum::serve(self.listener, router(self.state))
+        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 stop.cancel();
@@ -115,12 +151,22 @@ impl App {
 }
 
 /// Runs only the admission workers (`anteroom worker`).
-pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+pub async fn run_workers(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let Backends { repo, store, queue } = Backends::connect(&config).await?;
     let catalog = Arc::new(Catalog::load(repo).await?);
     let stop = CancellationToken::new();
     tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
-    let workers = tokio::spawn(Workers { catalog, store, queue }.run(stop.clone()));
+    let workers = tokio::spawn(
+        Workers {
+            catalog,
+            store,
+            queue,
+        }
+        .run(stop.clone()),
+    );
     shutdown.await;
     stop.cancel();
     let _ = workers.await;

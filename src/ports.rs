@@ -17,7 +17,10 @@ pub struct BackendError {
 
 impl BackendError {
     pub fn new(backend: &'static str, detail: impl std::fmt::Display) -> Self {
-        Self { backend, detail: detail.to_string() }
+        Self {
+            backend,
+            detail: detail.to_string(),
+        }
     }
 }
 
@@ -61,7 +64,10 @@ impl LineMessage {
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
         let (key, id) = std::str::from_utf8(raw).ok()?.split_once(':')?;
-        Some(Self { key: TokenKey::parse(key)?, token_id: Uuid::parse_str(id).ok()? })
+        Some(Self {
+            key: TokenKey::parse(key)?,
+            token_id: Uuid::parse_str(id).ok()?,
+        })
     }
 }
 
@@ -88,7 +94,8 @@ pub trait LineConsumer: Send {
 pub trait LineQueue: Send + Sync {
     /// Returns once the broker has confirmed every message (they are durable).
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()>;
-    async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<dyn LineConsumer>>;
+    async fn consume(&self, event: &EventId, prefetch: u16)
+    -> BackendResult<Box<dyn LineConsumer>>;
     async fn ping(&self) -> BackendResult<()>;
 }
 
@@ -164,7 +171,8 @@ pub struct LineCounters {
 
 impl LineCounters {
     pub fn waiting(&self) -> u64 {
-        self.joined.saturating_sub(self.admitted + self.abandoned + self.left_waiting)
+        self.joined
+            .saturating_sub(self.admitted + self.abandoned + self.left_waiting)
     }
 }
 
@@ -172,7 +180,12 @@ impl LineCounters {
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
     /// Allocates sequence numbers for a group of joins; `open` once the sale is open.
-    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation>;
+    async fn allocate(
+        &self,
+        event: &EventId,
+        open: bool,
+        visitors: &[Option<&str>],
+    ) -> BackendResult<Allocation>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
     async fn commit_joins(
         &self,
@@ -183,7 +196,12 @@ pub trait AdmissionStore: Send + Sync {
     /// Marks joins whose publish failed, so that admission skips their places.
     async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
-    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome>;
+    async fn leave(
+        &self,
+        event: &EventId,
+        key: TokenKey,
+        rank: Option<u64>,
+    ) -> BackendResult<LeaveOutcome>;
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters>;
@@ -197,6 +215,11 @@ pub trait AdmissionStore: Send + Sync {
     async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe>;
     /// Consumes `candidates` (contiguous from the watermark) atomically: skips the
     /// departed and abandoned, admits the rest until `max_active` is reached.
-    async fn admit(&self, event: &EventId, candidates: &[Candidate], request: AdmitRequest) -> BackendResult<AdmitOutcome>;
+    async fn admit(
+        &self,
+        event: &EventId,
+        candidates: &[Candidate],
+        request: AdmitRequest,
+    ) -> BackendResult<AdmitOutcome>;
     async fn ping(&self) -> BackendResult<()>;
 }

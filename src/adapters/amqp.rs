@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt, future::try_join_all};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -41,7 +41,11 @@ pub struct AmqpLine {
 
 impl AmqpLine {
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
-        let line = Self { url: url.to_owned(), namespace: namespace.to_owned(), session: Mutex::new(None) };
+        let line = Self {
+            url: url.to_owned(),
+            namespace: namespace.to_owned(),
+            session: Mutex::new(None),
+        };
         line.publisher_for(None).await?;
         Ok(line)
     }
@@ -54,13 +58,24 @@ impl AmqpLine {
     /// event's queue declared on it.
     async fn publisher_for(&self, event: Option<&EventId>) -> BackendResult<Channel> {
         let mut guard = self.session.lock().await;
-        let healthy = guard.as_ref().is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
+        let healthy = guard
+            .as_ref()
+            .is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
         if !healthy {
             *guard = None;
-            let connection = Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
+            let connection = Connection::connect(&self.url, ConnectionProperties::default())
+                .await
+                .map_err(unavailable)?;
             let publisher = connection.create_channel().await.map_err(unavailable)?;
-            publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
-            *guard = Some(Session { connection, publisher, declared: HashSet::new() });
+            publisher
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(unavailable)?;
+            *guard = Some(Session {
+                connection,
+                publisher,
+                declared: HashSet::new(),
+            });
         }
         let session = guard.as_mut().ok_or_else(|| unavailable("no session"))?;
         if let Some(event) = event
@@ -81,14 +96,21 @@ impl AmqpLine {
         let channel = self.publisher_for(None).await?;
         for event in events {
             channel
-                .queue_delete(self.queue_name(event).as_str().into(), QueueDeleteOptions::default())
+                .queue_delete(
+                    self.queue_name(event).as_str().into(),
+                    QueueDeleteOptions::default(),
+                )
                 .await
                 .map_err(unavailable)?;
         }
         Ok(())
     }
 
-    async fn publish_confirmed(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
+    async fn publish_confirmed(
+        &self,
+        event: &EventId,
+        messages: &[LineMessage],
+    ) -> BackendResult<()> {
         let channel = self.publisher_for(Some(event)).await?;
         let queue = self.queue_name(event);
         let mut confirms = Vec::with_capacity(messages.len());
@@ -97,7 +119,10 @@ impl AmqpLine {
                 .basic_publish(
                     "".into(),
                     queue.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
                     message.encode().as_bytes(),
                     BasicProperties::default().with_delivery_mode(PERSISTENT),
                 )
@@ -111,7 +136,9 @@ impl AmqpLine {
                 return Err(unavailable("the broker refused a message"));
             }
             if confirmation.take_message().is_some() {
-                return Err(unavailable("the broker could not route a message to its line"));
+                return Err(unavailable(
+                    "the broker could not route a message to its line",
+                ));
             }
         }
         Ok(())
@@ -120,14 +147,24 @@ impl AmqpLine {
 
 fn line_arguments() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
     args
 }
 
 async fn declare_line(channel: &Channel, queue: &str) -> BackendResult<()> {
     channel
-        .queue_declare(queue.into(), QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }, line_arguments())
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            line_arguments(),
+        )
         .await
         .map_err(unavailable)?;
     Ok(())
@@ -136,9 +173,10 @@ async fn declare_line(channel: &Channel, queue: &str) -> BackendResult<()> {
 #[async_trait]
 impl LineQueue for AmqpLine {
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
-        let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_confirmed(event, messages))
-            .await
-            .unwrap_or_else(|_| Err(unavailable("no confirm within the publish timeout")));
+        let outcome =
+            tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_confirmed(event, messages))
+                .await
+                .unwrap_or_else(|_| Err(unavailable("no confirm within the publish timeout")));
         if outcome.is_err() {
             // A channel that failed once is not trusted again: the next publish reconnects.
             self.forget_session().await;
@@ -146,17 +184,35 @@ impl LineQueue for AmqpLine {
         outcome
     }
 
-    async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<dyn LineConsumer>> {
-        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
+    async fn consume(
+        &self,
+        event: &EventId,
+        prefetch: u16,
+    ) -> BackendResult<Box<dyn LineConsumer>> {
+        let connection = Connection::connect(&self.url, ConnectionProperties::default())
+            .await
+            .map_err(unavailable)?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
         let queue = self.queue_name(event);
         declare_line(&channel, &queue).await?;
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(queue.as_str().into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(unavailable)?;
-        Ok(Box::new(AmqpConsumer { connection, channel, consumer }))
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Box::new(AmqpConsumer {
+            connection,
+            channel,
+            consumer,
+        }))
     }
 
     async fn ping(&self) -> BackendResult<()> {
@@ -176,11 +232,17 @@ impl AmqpConsumer {
     fn accept(&self, delivery: lapin::message::Delivery, into: &mut Vec<Delivered>) -> Option<u64> {
         match LineMessage::decode(&delivery.data) {
             Some(message) => {
-                into.push(Delivered { message, tag: delivery.delivery_tag });
+                into.push(Delivered {
+                    message,
+                    tag: delivery.delivery_tag,
+                });
                 None
             }
             None => {
-                tracing::warn!(tag = delivery.delivery_tag, "dropping a malformed line message");
+                tracing::warn!(
+                    tag = delivery.delivery_tag,
+                    "dropping a malformed line message"
+                );
                 Some(delivery.delivery_tag)
             }
         }
@@ -200,7 +262,9 @@ impl LineConsumer for AmqpConsumer {
         malformed.extend(self.accept(first, &mut received));
         while received.len() < max {
             match self.consumer.next().now_or_never() {
-                Some(Some(delivery)) => malformed.extend(self.accept(delivery.map_err(unavailable)?, &mut received)),
+                Some(Some(delivery)) => {
+                    malformed.extend(self.accept(delivery.map_err(unavailable)?, &mut received))
+                }
                 Some(None) => return Err(unavailable("the consumer was cancelled")),
                 None => break,
             }
@@ -211,13 +275,20 @@ impl LineConsumer for AmqpConsumer {
 
     async fn ack(&mut self, tags: &[u64]) -> BackendResult<()> {
         for &tag in tags {
-            self.channel.basic_ack(tag, BasicAckOptions::default()).await.map_err(unavailable)?;
+            self.channel
+                .basic_ack(tag, BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }
 
     async fn close(self: Box<Self>) {
-        if let Err(e) = self.connection.close(200, "admission worker stopping".into()).await {
+        if let Err(e) = self
+            .connection
+            .close(200, "admission worker stopping".into())
+            .await
+        {
             tracing::debug!(error = %e, "the consumer's connection was already gone");
         }
     }

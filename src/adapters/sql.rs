@@ -25,10 +25,15 @@ impl PgEvents {
     /// Connects, creates the namespace's schema if needed and applies migrations.
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-        let mut setup = sqlx::PgConnection::connect_with(&options).await.map_err(unavailable)?;
+        let mut setup = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(unavailable)?;
         // The namespace is validated as [a-z0-9_]: safe to quote into DDL.
         let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"");
-        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut setup).await.map_err(unavailable)?;
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut setup)
+            .await
+            .map_err(unavailable)?;
         setup.close().await.map_err(unavailable)?;
 
         let pool = PgPoolOptions::new()
@@ -37,7 +42,10 @@ impl PgEvents {
             .connect_with(options.options([("search_path", namespace)]))
             .await
             .map_err(unavailable)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(unavailable)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(unavailable)?;
         Ok(Self { pool })
     }
 
@@ -64,13 +72,16 @@ impl PgEvents {
         .map_err(unavailable)?;
         let mut sections: HashMap<String, Vec<Section>> = HashMap::new();
         for row in section_rows {
-            sections.entry(row.try_get("event_id").map_err(unavailable)?).or_default().push(Section {
-                id: row.try_get("id").map_err(unavailable)?,
-                name: row.try_get("name").map_err(unavailable)?,
-                price_cents: row.try_get("price_cents").map_err(unavailable)?,
-                rows: positive(row.try_get("rows").map_err(unavailable)?)?,
-                seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
-            });
+            sections
+                .entry(row.try_get("event_id").map_err(unavailable)?)
+                .or_default()
+                .push(Section {
+                    id: row.try_get("id").map_err(unavailable)?,
+                    name: row.try_get("name").map_err(unavailable)?,
+                    price_cents: row.try_get("price_cents").map_err(unavailable)?,
+                    rows: positive(row.try_get("rows").map_err(unavailable)?)?,
+                    seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
+                });
         }
 
         rows.into_iter()
@@ -84,23 +95,38 @@ impl PgEvents {
                         name: row.try_get("name").map_err(unavailable)?,
                         venue: row.try_get("venue").map_err(unavailable)?,
                         starts_at: row.try_get("starts_at").map_err(unavailable)?,
-                        on_sale_at: row.try_get::<Option<OffsetDateTime>, _>("on_sale_at").map_err(unavailable)?,
+                        on_sale_at: row
+                            .try_get::<Option<OffsetDateTime>, _>("on_sale_at")
+                            .map_err(unavailable)?,
                         hold_seconds: positive(row.try_get("hold_seconds").map_err(unavailable)?)?,
-                        max_seats_per_user: positive(row.try_get("max_seats_per_user").map_err(unavailable)?)?,
+                        max_seats_per_user: positive(
+                            row.try_get("max_seats_per_user").map_err(unavailable)?,
+                        )?,
                         admission: Admission {
                             per_second: row.try_get("per_second").map_err(unavailable)?,
                             max_active: u64::try_from(max_active).map_err(unavailable)?,
-                            pass_seconds: positive(row.try_get("pass_seconds").map_err(unavailable)?)?,
-                            abandon_seconds: positive(row.try_get("abandon_seconds").map_err(unavailable)?)?,
+                            pass_seconds: positive(
+                                row.try_get("pass_seconds").map_err(unavailable)?,
+                            )?,
+                            abandon_seconds: positive(
+                                row.try_get("abandon_seconds").map_err(unavailable)?,
+                            )?,
                         },
                         paused: row.try_get("paused").map_err(unavailable)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
-                    prequeue_seed: seed.try_into().map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
+                    prequeue_seed: seed
+                        .try_into()
+                        .map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
                 })
             })
             .collect()
     }
+}
+
+/// Section sizes are validated far below `i32::MAX` (at most a million seats).
+fn as_int(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
 }
 
 fn positive(v: i32) -> BackendResult<u32> {
@@ -148,8 +174,8 @@ impl EventRepository for PgEvents {
         .bind(column(|x| x.id.clone()))
         .bind(column(|x| x.name.clone()))
         .bind(s.sections.iter().map(|x| x.price_cents).collect::<Vec<_>>())
-        .bind(s.sections.iter().map(|x| i64::from(x.rows) as i32).collect::<Vec<_>>())
-        .bind(s.sections.iter().map(|x| i64::from(x.seats_per_row) as i32).collect::<Vec<_>>())
+        .bind(s.sections.iter().map(|x| as_int(x.rows)).collect::<Vec<_>>())
+        .bind(s.sections.iter().map(|x| as_int(x.seats_per_row)).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -163,7 +189,9 @@ impl EventRepository for PgEvents {
         patch: AdmissionPatch,
         paused: Option<bool>,
     ) -> BackendResult<Option<Event>> {
-        let max_active = patch.max_active.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let max_active = patch
+            .max_active
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
         let updated = sqlx::query(
             "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
                                paused = COALESCE($4, paused), updated_at = now()
@@ -187,12 +215,14 @@ impl EventRepository for PgEvents {
     }
 
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -201,7 +231,10 @@ impl EventRepository for PgEvents {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }

@@ -24,6 +24,8 @@ pub enum ApiError {
     InvalidToken,
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
+    #[error("too many requests from this client; retry shortly")]
+    RateLimited { retry_after: std::time::Duration },
     #[error("a backend is unavailable; retry shortly")]
     Unavailable(#[source] BackendError),
 }
@@ -47,6 +49,7 @@ impl ApiError {
             ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
@@ -59,9 +62,24 @@ impl IntoResponse for ApiError {
             // Logged here, never sent: the client learns only that it may retry.
             tracing::warn!(error = %cause, "answering 503");
         }
-        let mut response = (status, Json(ErrorBody { error: code, message: self.to_string() })).into_response();
-        if matches!(self, ApiError::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        let retry_after = match &self {
+            ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
+            // Whole seconds, rounded up: never invite a retry that is refused again.
+            ApiError::RateLimited { retry_after } => Some(HeaderValue::from(
+                retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            )),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: code,
+                message: self.to_string(),
+            }),
+        )
+            .into_response();
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

@@ -107,7 +107,9 @@ impl EventBody {
             seats_available: seats_available(event),
             prequeue_commitment: prequeue::commitment(&event.prequeue_seed),
             // Revealed only once the draw it decides can no longer be influenced.
-            prequeue_seed: event.is_on_sale(now).then(|| hex::encode(event.prequeue_seed)),
+            prequeue_seed: event
+                .is_on_sale(now)
+                .then(|| hex::encode(event.prequeue_seed)),
         }
     }
 }
@@ -133,7 +135,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<EventBody>), ApiError> {
     let event = state.catalog.create(body.into_spec()?).await?;
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
-    Ok((StatusCode::CREATED, Json(EventBody::new(&event, OffsetDateTime::now_utc()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(EventBody::new(&event, OffsetDateTime::now_utc())),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -157,13 +162,19 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateEvent>,
 ) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
-    let patch = body.admission.map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
-        per_second: a.per_second,
-        max_active: a.max_active,
-    });
+    let patch = body
+        .admission
+        .map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
+            per_second: a.per_second,
+            max_active: a.max_active,
+        });
     patch.per_second.map(validate_per_second).transpose()?;
     patch.max_active.map(validate_max_active).transpose()?;
-    let event = state.catalog.update(event.id(), patch, body.paused).await?.ok_or(ApiError::NotFound)?;
+    let event = state
+        .catalog
+        .update(event.id(), patch, body.paused)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
     Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
 }
@@ -180,11 +191,16 @@ pub struct Stats {
     orders_expired: u64,
 }
 
-pub async fn stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
-    let line = state.line.counters(event.id(), OffsetDateTime::now_utc()).await?;
-    metrics::gauge!("anteroom_line_waiting", "event" => event.id().to_string()).set(line.waiting() as f64);
-    metrics::gauge!("anteroom_line_active", "event" => event.id().to_string()).set(line.active as f64);
+    let line = state
+        .line
+        .counters(event.id(), OffsetDateTime::now_utc())
+        .await?;
     Ok(Json(Stats {
         waiting: line.waiting(),
         admitted_total: line.admitted,
@@ -204,10 +220,20 @@ pub struct EventList {
 
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     let now = OffsetDateTime::now_utc();
-    Json(EventList { events: state.catalog.all().iter().map(|e| EventBody::new(e, now)).collect() })
+    Json(EventList {
+        events: state
+            .catalog
+            .all()
+            .iter()
+            .map(|e| EventBody::new(e, now))
+            .collect(),
+    })
 }
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventBody>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
     Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
 }

@@ -3,6 +3,7 @@
 mod error;
 mod events;
 mod extract;
+mod limit;
 mod ops;
 mod pages;
 mod queue;
@@ -10,18 +11,19 @@ mod queue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use limit::ClientLimiter;
 
 use crate::config::Secret;
 use crate::ports::{AdmissionStore, EventRepository, LineQueue};
@@ -44,6 +46,8 @@ pub struct Inner {
     pub store: Arc<dyn AdmissionStore>,
     pub queue: Arc<dyn LineQueue>,
     pub metrics: PrometheusHandle,
+    pub limiter: ClientLimiter,
+    pub trust_forwarded: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -63,7 +67,10 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/admin/events", post(events::create))
-        .route("/api/admin/events/{id}", axum::routing::patch(events::update))
+        .route(
+            "/api/admin/events/{id}",
+            axum::routing::patch(events::update),
+        )
         .route("/api/admin/events/{id}/stats", get(events::stats))
         .route("/api/events", get(events::list))
         .route("/api/events/{id}", get(events::show))
@@ -78,9 +85,15 @@ pub fn router(state: AppState) -> Router {
 
     api.layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .layer(security_header("x-content-type-options", "nosniff"))
@@ -90,16 +103,27 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
 }
 
 /// Counts and times every request by route and status.
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
-    metrics::histogram!("anteroom_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let labels = [
+        ("route", route),
+        ("method", method),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::histogram!("anteroom_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     response
 }

@@ -36,7 +36,11 @@ pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
             id: e.id().to_string(),
             name: e.spec.name.clone(),
             venue: e.spec.venue.clone(),
-            starts_at: e.spec.starts_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            starts_at: e
+                .spec
+                .starts_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
             seats_available: seats_available(e),
             seats_total: e.spec.seats_total(),
         })
@@ -45,7 +49,10 @@ pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/anteroom.css"))
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/anteroom.css"),
+    )
 }
 
 fn render(page: &impl Template) -> axum::response::Response {
@@ -53,7 +60,11 @@ fn render(page: &impl Template) -> axum::response::Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }
@@ -75,7 +86,10 @@ mod tests {
             }],
         };
         let html = page.render().unwrap();
-        assert!(html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"), "{html}");
+        assert!(
+            html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"),
+            "{html}"
+        );
         assert!(html.contains("/events/rock"));
         assert!(html.contains("150 of 200"));
     }

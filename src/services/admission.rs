@@ -14,7 +14,9 @@ use time::OffsetDateTime;
 use super::catalog::Catalog;
 use super::now_ms;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue};
-use crate::ports::{AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer};
+use crate::ports::{
+    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer,
+};
 
 /// Deliveries buffered at most: enough to reorder the joins of concurrent
 /// processes and to keep a fast drain busy.
@@ -34,7 +36,9 @@ const MAX_BURST: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Consumed places; `admitted` of them were admitted.
-    Stepped { admitted: u64 },
+    Stepped {
+        admitted: u64,
+    },
     Idle,
 }
 
@@ -92,7 +96,9 @@ impl AdmissionWorker {
         let deliveries = self.consumer.receive(wait, usize::from(PREFETCH)).await?;
         self.unranked.extend(deliveries);
         let elapsed = std::mem::replace(&mut self.last_step, Instant::now()).elapsed();
-        let Some(event) = self.catalog.get(&self.event) else { return Ok(Outcome::Idle) };
+        let Some(event) = self.catalog.get(&self.event) else {
+            return Ok(Outcome::Idle);
+        };
         let now = OffsetDateTime::now_utc();
         if !event.is_on_sale(now) {
             return Ok(Outcome::Idle);
@@ -132,9 +138,13 @@ impl AdmissionWorker {
             .await?;
         self.credit -= outcome.admitted as f64;
         self.advance_to(outcome.consumed).await?;
-        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string()).increment(outcome.admitted);
-        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string()).set(outcome.room as f64);
-        Ok(Outcome::Stepped { admitted: outcome.admitted })
+        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string())
+            .increment(outcome.admitted);
+        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string())
+            .set(outcome.room as f64);
+        Ok(Outcome::Stepped {
+            admitted: outcome.admitted,
+        })
     }
 
     /// Learns the pre-queue's size once the sale is open, and makes the draw
@@ -166,7 +176,11 @@ impl AdmissionWorker {
             return Ok(());
         }
         if (entrants.len() as u64) < expected {
-            tracing::warn!(arrived = entrants.len(), expected, "drawing without pre-queue joins that never arrived");
+            tracing::warn!(
+                arrived = entrants.len(),
+                expected,
+                "drawing without pre-queue joins that never arrived"
+            );
         }
         prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
         let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
@@ -188,7 +202,10 @@ impl AdmissionWorker {
             TokenKind::Regular => self.prequeue.map(|p| Some(p + key.seq)),
             TokenKind::PreQueue => {
                 let draw = self.draw.as_ref()?;
-                let rank = usize::try_from(key.seq).ok().and_then(|s| s.checked_sub(1)).and_then(|i| draw.get(i));
+                let rank = usize::try_from(key.seq)
+                    .ok()
+                    .and_then(|s| s.checked_sub(1))
+                    .and_then(|i| draw.get(i));
                 Some(rank.filter(|&&r| r != 0).map(|&r| u64::from(r)))
             }
         }
@@ -280,7 +297,10 @@ impl AdmissionWorker {
     async fn advance_to(&mut self, consumed: u64) -> BackendResult<()> {
         self.consumed = consumed;
         let behind = self.ranked.split_off(&(consumed + 1));
-        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind).into_values().map(|d| d.tag).collect();
+        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind)
+            .into_values()
+            .map(|d| d.tag)
+            .collect();
         self.consumer.ack(&done).await
     }
 }

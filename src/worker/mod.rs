@@ -35,9 +35,9 @@ impl Workers {
                 _ = tick.tick() => {}
             }
             for event in self.catalog.all() {
-                running
-                    .entry(event.id().clone())
-                    .or_insert_with(|| tokio::spawn(self.clone().admit(event.id().clone(), stop.clone())));
+                running.entry(event.id().clone()).or_insert_with(|| {
+                    tokio::spawn(self.clone().admit(event.id().clone(), stop.clone()))
+                });
             }
         }
         for (_, handle) in running {
@@ -50,7 +50,8 @@ impl Workers {
         while !stop.is_cancelled() {
             if let Err(e) = self.admit_until_failure(&event, &stop).await {
                 tracing::warn!(%event, error = %e, "admission worker failed; restarting");
-                metrics::counter!("anteroom_worker_restarts_total", "event" => event.to_string()).increment(1);
+                metrics::counter!("anteroom_worker_restarts_total", "event" => event.to_string())
+                    .increment(1);
             }
             tokio::select! {
                 _ = stop.cancelled() => {}
@@ -59,9 +60,19 @@ impl Workers {
         }
     }
 
-    async fn admit_until_failure(&self, event: &EventId, stop: &CancellationToken) -> crate::ports::BackendResult<()> {
+    async fn admit_until_failure(
+        &self,
+        event: &EventId,
+        stop: &CancellationToken,
+    ) -> crate::ports::BackendResult<()> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
-        let mut worker = AdmissionWorker::new(event.clone(), self.catalog.clone(), self.store.clone(), consumer).await?;
+        let mut worker = AdmissionWorker::new(
+            event.clone(),
+            self.catalog.clone(),
+            self.store.clone(),
+            consumer,
+        )
+        .await?;
         let outcome = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),

@@ -3,7 +3,9 @@
 
 mod admission;
 mod events;
+mod faults;
 mod helpers;
 mod ops;
 mod prequeue;
+mod proxy;
 mod queue;

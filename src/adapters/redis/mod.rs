@@ -9,8 +9,8 @@ use fred::types::scripts::Script;
 
 use crate::domain::{EventId, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate, GapProbe,
-    LeaveOutcome, LineCounters, LineMessage,
+    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate,
+    GapProbe, LeaveOutcome, LineCounters, LineMessage,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -95,14 +95,27 @@ impl RedisStore {
             .build_pool(4)
             .map_err(unavailable)?;
         pool.init().await.map_err(unavailable)?;
-        Ok(Self { pool, namespace: namespace.to_owned(), scripts: Scripts::new() })
+        Ok(Self {
+            pool,
+            namespace: namespace.to_owned(),
+            scripts: Scripts::new(),
+        })
     }
 
     /// Removes every key of the given events' lines (test and demo clean-up).
     pub async fn delete_lines(&self, events: &[EventId]) -> BackendResult<()> {
         for event in events {
             let k = self.keys(event);
-            let all = vec![k.line(), k.visitors(), k.seen(), k.left(), k.failed(), k.active(), k.log(), k.draw()];
+            let all = vec![
+                k.line(),
+                k.visitors(),
+                k.seen(),
+                k.left(),
+                k.failed(),
+                k.active(),
+                k.log(),
+                k.draw(),
+            ];
             let _: i64 = self.pool.del(all).await.map_err(unavailable)?;
         }
         Ok(())
@@ -118,7 +131,10 @@ impl RedisStore {
         V: Into<Value> + Send,
     {
         let args: Vec<Value> = args.into_iter().map(Into::into).collect();
-        script.evalsha_with_reload(self.pool.next(), keys, args).await.map_err(unavailable)
+        script
+            .evalsha_with_reload(self.pool.next(), keys, args)
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -132,24 +148,47 @@ fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
 }
 
 fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
-    raw.parse().map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
+    raw.parse()
+        .map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
 }
 
 #[async_trait]
 impl AdmissionStore for RedisStore {
-    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation> {
+    async fn allocate(
+        &self,
+        event: &EventId,
+        open: bool,
+        visitors: &[Option<&str>],
+    ) -> BackendResult<Allocation> {
         let k = self.keys(event);
         let mut args = vec![if open { "1" } else { "0" }.to_owned()];
         args.extend(visitors.iter().map(|v| v.unwrap_or_default().to_owned()));
-        let reply: Vec<String> = self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log()], args).await?;
+        let reply: Vec<String> = self
+            .run(
+                &self.scripts.allocate,
+                vec![k.line(), k.visitors(), k.log()],
+                args,
+            )
+            .await?;
         let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
             return Err(unavailable("allocate: short reply"));
         };
         Ok(Allocation {
-            kind: if kind == "p" { TokenKind::PreQueue } else { TokenKind::Regular },
+            kind: if kind == "p" {
+                TokenKind::PreQueue
+            } else {
+                TokenKind::Regular
+            },
             first_seq: parse_num(first_seq)?,
-            prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
-            existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
+            prequeue: if prequeue.is_empty() {
+                None
+            } else {
+                Some(parse_num(prequeue)?)
+            },
+            existing: existing
+                .iter()
+                .map(|e| parse_entry(e))
+                .collect::<BackendResult<_>>()?,
         })
     }
 
@@ -167,7 +206,11 @@ impl AdmissionStore for RedisStore {
             args.push(visitor.unwrap_or_default().to_owned());
         }
         let reply: Vec<String> = self
-            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()], args)
+            .run(
+                &self.scripts.commit_joins,
+                vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()],
+                args,
+            )
             .await?;
         reply.iter().map(|e| parse_entry(e)).collect()
     }
@@ -177,7 +220,11 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let members: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let _: () = self.pool.sadd(self.keys(event).failed(), members).await.map_err(unavailable)?;
+        let _: () = self
+            .pool
+            .sadd(self.keys(event).failed(), members)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -186,16 +233,30 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let now = now_s.to_string();
-        let fields: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), now.clone())).collect();
-        let _: () = self.pool.hset(self.keys(event).seen(), fields).await.map_err(unavailable)?;
+        let fields: Vec<(String, String)> =
+            keys.iter().map(|k| (k.to_string(), now.clone())).collect();
+        let _: () = self
+            .pool
+            .hset(self.keys(event).seen(), fields)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
-    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome> {
+    async fn leave(
+        &self,
+        event: &EventId,
+        key: TokenKey,
+        rank: Option<u64>,
+    ) -> BackendResult<LeaveOutcome> {
         let k = self.keys(event);
         let rank = rank.map(|r| r.to_string()).unwrap_or_default();
         let reply: String = self
-            .run(&self.scripts.leave, vec![k.line(), k.active(), k.left(), k.log()], vec![key.to_string(), rank])
+            .run(
+                &self.scripts.leave,
+                vec![k.line(), k.active(), k.left(), k.log()],
+                vec![key.to_string(), rank],
+            )
             .await?;
         Ok(match reply.as_str() {
             "left" => LeaveOutcome::Left,
@@ -206,13 +267,20 @@ impl AdmissionStore for RedisStore {
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>> {
         let start = i64::try_from(from).map_err(unavailable)?;
-        let raw: Vec<String> =
-            self.pool.lrange(self.keys(event).log(), start, start + LOG_PAGE - 1).await.map_err(unavailable)?;
+        let raw: Vec<String> = self
+            .pool
+            .lrange(self.keys(event).log(), start, start + LOG_PAGE - 1)
+            .await
+            .map_err(unavailable)?;
         raw.iter().map(|r| r.parse().map_err(unavailable)).collect()
     }
 
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
-        let raw: Option<Vec<u8>> = self.pool.get(self.keys(event).draw()).await.map_err(unavailable)?;
+        let raw: Option<Vec<u8>> = self
+            .pool
+            .get(self.keys(event).draw())
+            .await
+            .map_err(unavailable)?;
         Ok(raw.map(|bytes| decode_draw(&bytes)))
     }
 
@@ -220,40 +288,75 @@ impl AdmissionStore for RedisStore {
         let k = self.keys(event);
         let fields: Vec<Option<u64>> = self
             .pool
-            .hmget(k.line(), vec!["joined", "admitted", "abandoned", "left_waiting"])
+            .hmget(
+                k.line(),
+                vec!["joined", "admitted", "abandoned", "left_waiting"],
+            )
             .await
             .map_err(unavailable)?;
-        let active: u64 = self.pool.zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY).await.map_err(unavailable)?;
+        let active: u64 = self
+            .pool
+            .zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY)
+            .await
+            .map_err(unavailable)?;
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
-        Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
+        Ok(LineCounters {
+            joined: field(0),
+            admitted: field(1),
+            abandoned: field(2),
+            left_waiting: field(3),
+            active,
+        })
     }
 
     async fn freeze_prequeue(&self, event: &EventId) -> BackendResult<(u64, Vec<TokenKey>)> {
         let k = self.keys(event);
-        let reply: Vec<String> =
-            self.run(&self.scripts.freeze, vec![k.line(), k.log(), k.failed()], Vec::<String>::new()).await?;
-        let (size, failed) = reply.split_first().ok_or_else(|| unavailable("freeze: empty reply"))?;
-        Ok((parse_num(size)?, failed.iter().filter_map(|f| TokenKey::parse(f)).collect()))
+        let reply: Vec<String> = self
+            .run(
+                &self.scripts.freeze,
+                vec![k.line(), k.log(), k.failed()],
+                Vec::<String>::new(),
+            )
+            .await?;
+        let (size, failed) = reply
+            .split_first()
+            .ok_or_else(|| unavailable("freeze: empty reply"))?;
+        Ok((
+            parse_num(size)?,
+            failed.iter().filter_map(|f| TokenKey::parse(f)).collect(),
+        ))
     }
 
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
         let k = self.keys(event);
         let blob: Vec<u8> = draw.iter().flat_map(|r| r.to_le_bytes()).collect();
         let reply: Vec<u8> = self
-            .run(&self.scripts.publish_draw, vec![k.draw(), k.log()], vec![Value::Bytes(blob.into())])
+            .run(
+                &self.scripts.publish_draw,
+                vec![k.draw(), k.log()],
+                vec![Value::Bytes(blob.into())],
+            )
             .await?;
         Ok(decode_draw(&reply))
     }
 
     async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
-        let v: Option<u64> = self.pool.hget(self.keys(event).line(), "consumed").await.map_err(unavailable)?;
+        let v: Option<u64> = self
+            .pool
+            .hget(self.keys(event).line(), "consumed")
+            .await
+            .map_err(unavailable)?;
         Ok(v.unwrap_or(0))
     }
 
     async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe> {
         let k = self.keys(event);
         let reply: String = self
-            .run(&self.scripts.probe_gap, vec![k.line(), k.failed()], vec![key.to_string(), key.seq.to_string()])
+            .run(
+                &self.scripts.probe_gap,
+                vec![k.line(), k.failed()],
+                vec![key.to_string(), key.seq.to_string()],
+            )
             .await?;
         Ok(match reply.as_str() {
             "unallocated" => GapProbe::NotAllocated,
@@ -262,7 +365,12 @@ impl AdmissionStore for RedisStore {
         })
     }
 
-    async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
+    async fn admit(
+        &self,
+        event: &EventId,
+        candidates: &[Candidate],
+        r: AdmitRequest,
+    ) -> BackendResult<AdmitOutcome> {
         let k = self.keys(event);
         let mut args = Vec::with_capacity(5 + candidates.len() * 2);
         args.extend([
@@ -277,10 +385,18 @@ impl AdmissionStore for RedisStore {
             args.push(c.key.map(|k| k.to_string()).unwrap_or_default());
         }
         let reply: Vec<u64> = self
-            .run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log()], args)
+            .run(
+                &self.scripts.admit,
+                vec![k.line(), k.active(), k.left(), k.seen(), k.log()],
+                args,
+            )
             .await?;
         match reply.as_slice() {
-            &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),
+            &[consumed, admitted, room] => Ok(AdmitOutcome {
+                consumed,
+                admitted,
+                room,
+            }),
             _ => Err(unavailable("admit: malformed reply")),
         }
     }
@@ -292,5 +408,8 @@ impl AdmissionStore for RedisStore {
 }
 
 fn decode_draw(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
