@@ -11,7 +11,8 @@ use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
 use crate::config::{Config, ConfigError, Secret};
 use crate::domain::Signer;
 use crate::http::{AppState, ClientLimiter, Inner, router};
-use crate::ports::{AdmissionStore, BackendError, EventRepository, LineQueue};
+use crate::ports::{AdmissionStore, BackendError, DelayQueue, EventRepository, LineQueue, OrderRepository, SeatStore};
+use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
 use crate::telemetry;
@@ -27,11 +28,14 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
-/// The three backends every process talks to.
+/// The backends every process talks to, one trait object per port.
 pub struct Backends {
-    pub repo: Arc<dyn EventRepository>,
-    pub store: Arc<dyn AdmissionStore>,
-    pub queue: Arc<dyn LineQueue>,
+    pub events: Arc<dyn EventRepository>,
+    pub orders: Arc<dyn OrderRepository>,
+    pub line_store: Arc<dyn AdmissionStore>,
+    pub seats: Arc<dyn SeatStore>,
+    pub line_queue: Arc<dyn LineQueue>,
+    pub delays: Arc<dyn DelayQueue>,
 }
 
 impl Backends {
@@ -45,16 +49,43 @@ impl Backends {
             .into());
         };
         let ns = &config.namespace;
-        let (repo, store, queue) = tokio::try_join!(
+        let (sql, redis, amqp) = tokio::try_join!(
             PgEvents::connect(&config.database_url, ns),
             RedisStore::connect(redis, ns),
             AmqpLine::connect(amqp, ns),
         )?;
+        let (sql, redis, amqp) = (Arc::new(sql), Arc::new(redis), Arc::new(amqp));
         Ok(Self {
-            repo: Arc::new(repo),
-            store: Arc::new(store),
-            queue: Arc::new(queue),
+            events: sql.clone(),
+            orders: sql,
+            line_store: redis.clone(),
+            seats: redis,
+            line_queue: amqp.clone(),
+            delays: amqp,
         })
+    }
+}
+
+/// The use-cases every process runs, over the backends.
+struct Core {
+    catalog: Arc<Catalog>,
+    booking: Arc<Booking>,
+    workers: Workers,
+}
+
+impl Core {
+    async fn start(b: &Backends, stop: &CancellationToken) -> Result<Self, StartError> {
+        let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
+        tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
+        let booking = Arc::new(Booking::new(catalog.clone(), b.seats.clone(), b.orders.clone(), b.delays.clone()));
+        let workers = Workers {
+            catalog: catalog.clone(),
+            booking: booking.clone(),
+            store: b.line_store.clone(),
+            queue: b.line_queue.clone(),
+            delays: b.delays.clone(),
+        };
+        Ok(Self { catalog, booking, workers })
     }
 }
 
@@ -73,52 +104,37 @@ impl App {
     }
 
     pub async fn with_backends(config: Config, backends: Backends) -> Result<Self, StartError> {
-        let Backends { repo, store, queue } = backends;
         let admin_token = match &config.admin_token {
             Some(token) => token.clone(),
-            None => Secret::new(
-                repo.setting_or_insert("admin_token", &random_hex()?)
-                    .await?,
-            ),
+            None => Secret::new(backends.events.setting_or_insert("admin_token", &random_hex()?).await?),
         };
         let secret = match &config.secret {
             Some(secret) => secret.clone(),
-            None => Secret::new(repo.setting_or_insert("secret", &random_hex()?).await?),
+            None => Secret::new(backends.events.setting_or_insert("secret", &random_hex()?).await?),
         };
-        let catalog = Arc::new(Catalog::load(repo.clone()).await?);
         let stop = CancellationToken::new();
+        let Core { catalog, booking, workers } = Core::start(&backends, &stop).await?;
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
         let line = Line::start(
-            store.clone(),
-            queue.clone(),
+            backends.line_store.clone(),
+            backends.line_queue.clone(),
             catalog.clone(),
             signer,
             stop.clone(),
         );
-        tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
-        let workers = Workers {
-            catalog: catalog.clone(),
-            store: store.clone(),
-            queue: queue.clone(),
-        };
+        tokio::spawn(refresh_seat_counts(booking.clone(), stop.clone()));
         let state = AppState::new(Inner {
             line,
             catalog,
+            booking,
             admin_token,
-            repo,
-            store,
-            queue,
+            backends,
             metrics: telemetry::metrics(),
             limiter: ClientLimiter::new(config.client_rate),
             trust_forwarded: config.trust_forwarded,
         });
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self {
-            listener,
-            state,
-            workers,
-            stop,
-        })
+        Ok(Self { listener, state, workers, stop })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -130,10 +146,7 @@ impl App {
     }
 
     /// Serves HTTP and runs the workers until `shutdown` completes, then drains.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let workers = tokio::spawn(self.workers.run(self.stop.clone()));
         let stop = self.stop.clone();
         let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
@@ -144,33 +157,35 @@ impl App {
             })
             .await;
         self.stop.cancel();
-        // The workers stop at their next step; their unacknowledged deliveries return to the line.
+        // The workers stop at their next step; their unacknowledged deliveries return to their queues.
         let _ = workers.await;
         served
     }
 }
 
-/// Runs only the admission workers (`anteroom worker`).
-pub async fn run_workers(
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    let Backends { repo, store, queue } = Backends::connect(&config).await?;
-    let catalog = Arc::new(Catalog::load(repo).await?);
+/// Runs only the workers (`anteroom worker`): admission, expiry and the sweeper.
+pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let backends = Backends::connect(&config).await?;
     let stop = CancellationToken::new();
-    tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
-    let workers = tokio::spawn(
-        Workers {
-            catalog,
-            store,
-            queue,
-        }
-        .run(stop.clone()),
-    );
+    let core = Core::start(&backends, &stop).await?;
+    let workers = tokio::spawn(core.workers.run(stop.clone()));
     shutdown.await;
     stop.cancel();
     let _ = workers.await;
     Ok(())
+}
+
+/// How often each process refreshes seat counts (availability, sold out).
+const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn refresh_seat_counts(booking: Arc<Booking>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(SEAT_COUNTS_REFRESH);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => booking.refresh_counts().await,
+        }
+    }
 }
 
 /// How often each process reloads event settings (a PATCH is seen within 1 s).

@@ -49,23 +49,14 @@ impl Config {
         let bad = |name: &str, why: &str| ConfigError(format!("{name}: {why}"));
         let addr = get("ANTEROOM_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let config = Self {
-            addr: addr
-                .parse()
-                .map_err(|_| bad("ANTEROOM_ADDR", "expected an address like 127.0.0.1:8080"))?,
+            addr: addr.parse().map_err(|_| bad("ANTEROOM_ADDR", "expected an address like 127.0.0.1:8080"))?,
             admin_token: get("ANTEROOM_ADMIN_TOKEN").map(Secret::new),
             secret: get("ANTEROOM_SECRET").map(Secret::new),
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://anteroom.db".into()),
             redis_url: get("REDIS_URL"),
             amqp_url: get("AMQP_URL"),
             client_rate: get("ANTEROOM_CLIENT_RATE")
-                .map(|v| {
-                    v.parse().map_err(|_| {
-                        bad(
-                            "ANTEROOM_CLIENT_RATE",
-                            "expected a whole number (0 turns it off)",
-                        )
-                    })
-                })
+                .map(|v| v.parse().map_err(|_| bad("ANTEROOM_CLIENT_RATE", "expected a whole number (0 turns it off)")))
                 .transpose()?
                 .unwrap_or(0),
             trust_forwarded: match get("ANTEROOM_TRUST_FORWARDED").as_deref() {
@@ -81,19 +72,12 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         let ns_ok = (1..=40).contains(&self.namespace.len())
-            && self
-                .namespace
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            && self.namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ns_ok {
-            return Err(ConfigError(
-                "ANTEROOM_NAMESPACE: expected 1 to 40 of [a-z0-9_-]".into(),
-            ));
+            return Err(ConfigError("ANTEROOM_NAMESPACE: expected 1 to 40 of [a-z0-9_-]".into()));
         }
-        let postgres = self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://");
-        if self.uses_servers() && !(self.redis_url.is_some() && self.amqp_url.is_some() && postgres)
-        {
+        let postgres = self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://");
+        if self.uses_servers() && !(self.redis_url.is_some() && self.amqp_url.is_some() && postgres) {
             return Err(ConfigError(
                 "REDIS_URL, AMQP_URL and a postgres:// DATABASE_URL go together: set all three, or none for embedded mode"
                     .into(),
@@ -119,10 +103,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -138,10 +119,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://anteroom.db");
-        assert_eq!(
-            (c.client_rate, c.trust_forwarded, c.namespace.as_str()),
-            (0, false, "anteroom")
-        );
+        assert_eq!((c.client_rate, c.trust_forwarded, c.namespace.as_str()), (0, false, "anteroom"));
         assert!(!c.uses_servers());
     }
 
@@ -149,11 +127,7 @@ mod tests {
     fn the_three_servers_go_together() {
         assert!(config(&SERVERS).unwrap().uses_servers());
         for missing in ["REDIS_URL", "AMQP_URL", "DATABASE_URL"] {
-            let vars: Vec<_> = SERVERS
-                .iter()
-                .copied()
-                .filter(|(k, _)| *k != missing)
-                .collect();
+            let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != missing).collect();
             let err = config(&vars).unwrap_err();
             assert!(err.0.contains("go together"), "{missing}: {err}");
         }
@@ -161,11 +135,7 @@ mod tests {
 
     #[test]
     fn servers_need_a_shared_secret() {
-        let vars: Vec<_> = SERVERS
-            .iter()
-            .copied()
-            .filter(|(k, _)| *k != "ANTEROOM_SECRET")
-            .collect();
+        let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != "ANTEROOM_SECRET").collect();
         assert!(config(&vars).unwrap_err().0.contains("ANTEROOM_SECRET"));
     }
 
@@ -177,10 +147,7 @@ mod tests {
             ("ANTEROOM_TRUST_FORWARDED", "maybe"),
             ("ANTEROOM_NAMESPACE", "Bad Name"),
         ] {
-            assert!(
-                config(&[(name, value)]).unwrap_err().0.starts_with(name),
-                "{name}"
-            );
+            assert!(config(&[(name, value)]).unwrap_err().0.starts_with(name), "{name}");
         }
     }
 

@@ -30,9 +30,7 @@ async fn main() -> ExitCode {
     let outcome = match command.as_str() {
         "serve" => serve(config).await,
         "worker" => app::run_workers(config, app::shutdown_signal()).await,
-        "migrate" => app::Backends::connect(&config)
-            .await
-            .map(|_| println!("migrations applied")),
+        "migrate" => app::Backends::connect(&config).await.map(|_| println!("migrations applied")),
         other => {
             eprintln!("anteroom: unknown command {other:?}\n\n{USAGE}");
             return ExitCode::from(2);

@@ -5,7 +5,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::{AdmissionPatch, Event, EventId, LogEntry, TokenKey, TokenKind};
+use std::collections::HashMap;
+
+use time::OffsetDateTime;
+
+use crate::domain::{AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind};
 
 /// A backend that did not answer or failed: the request can be retried later.
 #[derive(Debug, thiserror::Error)]
@@ -17,10 +21,7 @@ pub struct BackendError {
 
 impl BackendError {
     pub fn new(backend: &'static str, detail: impl std::fmt::Display) -> Self {
-        Self {
-            backend,
-            detail: detail.to_string(),
-        }
+        Self { backend, detail: detail.to_string() }
     }
 }
 
@@ -64,26 +65,59 @@ impl LineMessage {
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
         let (key, id) = std::str::from_utf8(raw).ok()?.split_once(':')?;
-        Some(Self {
-            key: TokenKey::parse(key)?,
-            token_id: Uuid::parse_str(id).ok()?,
-        })
+        Some(Self { key: TokenKey::parse(key)?, token_id: Uuid::parse_str(id).ok()? })
+    }
+}
+
+/// A message that an expiry is due: the delay of an order's hold has run out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryDue {
+    pub event: EventId,
+    pub order: Uuid,
+}
+
+/// Messages that travel through a queue.
+pub trait QueueMessage: Sized + Send + 'static {
+    fn encode(&self) -> String;
+    fn decode(raw: &[u8]) -> Option<Self>;
+}
+
+impl QueueMessage for LineMessage {
+    fn encode(&self) -> String {
+        LineMessage::encode(self)
+    }
+
+    fn decode(raw: &[u8]) -> Option<Self> {
+        LineMessage::decode(raw)
+    }
+}
+
+impl QueueMessage for ExpiryDue {
+    fn encode(&self) -> String {
+        format!("{}:{}", self.event, self.order)
+    }
+
+    fn decode(raw: &[u8]) -> Option<Self> {
+        let (event, order) = std::str::from_utf8(raw).ok()?.split_once(':')?;
+        Some(Self { event: EventId::parse(event).ok()?, order: Uuid::parse_str(order).ok()? })
     }
 }
 
 #[derive(Debug)]
-pub struct Delivered {
-    pub message: LineMessage,
+pub struct Delivered<M> {
+    pub message: M,
     pub tag: u64,
 }
 
-/// A consumer on an event's line; only the single active one receives deliveries.
+/// A consumer on a queue. On an event's line only the single active one receives deliveries.
 #[async_trait]
-pub trait LineConsumer: Send {
+pub trait Consumer<M>: Send {
     /// What arrived within `wait`, possibly nothing. Malformed messages are dropped.
-    async fn receive(&mut self, wait: Duration, max: usize) -> BackendResult<Vec<Delivered>>;
-    /// Acknowledges deliveries whose admission state is stored.
+    async fn receive(&mut self, wait: Duration, max: usize) -> BackendResult<Vec<Delivered<M>>>;
+    /// Acknowledges deliveries whose outcome is stored.
     async fn ack(&mut self, tags: &[u64]) -> BackendResult<()>;
+    /// Returns a delivery to the queue, to be tried again.
+    async fn retry(&mut self, tag: u64) -> BackendResult<()>;
     /// Leaves the line's consumers, so that a standby takes over at once; what
     /// was not acknowledged returns to the line.
     async fn close(self: Box<Self>);
@@ -94,9 +128,20 @@ pub trait LineConsumer: Send {
 pub trait LineQueue: Send + Sync {
     /// Returns once the broker has confirmed every message (they are durable).
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()>;
-    async fn consume(&self, event: &EventId, prefetch: u16)
-    -> BackendResult<Box<dyn LineConsumer>>;
+    async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<LineConsumer>>;
     async fn ping(&self) -> BackendResult<()>;
+}
+
+pub type LineConsumer = dyn Consumer<LineMessage>;
+pub type ExpiryConsumer = dyn Consumer<ExpiryDue>;
+
+/// Durable timers: each hold's expiry is due `hold_seconds` after the hold.
+#[async_trait]
+pub trait DelayQueue: Send + Sync {
+    /// Returns once the broker has confirmed the timer (it survives restarts).
+    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()>;
+    /// Competing consumers of the expiries that are due.
+    async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>>;
 }
 
 /// Sequence numbers handed to one group of joins.
@@ -171,8 +216,7 @@ pub struct LineCounters {
 
 impl LineCounters {
     pub fn waiting(&self) -> u64 {
-        self.joined
-            .saturating_sub(self.admitted + self.abandoned + self.left_waiting)
+        self.joined.saturating_sub(self.admitted + self.abandoned + self.left_waiting)
     }
 }
 
@@ -180,12 +224,7 @@ impl LineCounters {
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
     /// Allocates sequence numbers for a group of joins; `open` once the sale is open.
-    async fn allocate(
-        &self,
-        event: &EventId,
-        open: bool,
-        visitors: &[Option<&str>],
-    ) -> BackendResult<Allocation>;
+    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
     async fn commit_joins(
         &self,
@@ -196,12 +235,7 @@ pub trait AdmissionStore: Send + Sync {
     /// Marks joins whose publish failed, so that admission skips their places.
     async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
-    async fn leave(
-        &self,
-        event: &EventId,
-        key: TokenKey,
-        rank: Option<u64>,
-    ) -> BackendResult<LeaveOutcome>;
+    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome>;
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters>;
@@ -222,4 +256,115 @@ pub trait AdmissionStore: Send + Sync {
         request: AdmitRequest,
     ) -> BackendResult<AdmitOutcome>;
     async fn ping(&self) -> BackendResult<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatState {
+    Free,
+    Held,
+    Sold,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeatCounts {
+    pub held: u64,
+    pub sold: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldOutcome {
+    Held(SeatCounts),
+    /// These of the requested seats are not free; nothing was held.
+    Taken(Vec<String>),
+    /// The holder would own more than its limit; nothing was held.
+    LimitExceeded,
+    /// The pass expired or was ended; nothing was held.
+    PassEnded,
+    /// The event's seat state is missing and must be rebuilt first.
+    NeedsRebuild,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SellOutcome {
+    Sold,
+    /// A seat is no longer held by this order: the fast store disagrees with the record.
+    Lost,
+    NeedsRebuild,
+}
+
+/// A seat taken by a live order, as the durable record has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSeat {
+    pub seat: String,
+    pub order: Uuid,
+    pub holder: Holder,
+    pub sold: bool,
+}
+
+/// Fast seat state of each event: holds and sales, checked and changed atomically.
+#[async_trait]
+pub trait SeatStore: Send + Sync {
+    /// Holds all `seats` for `order` or none, if the pass `pass_key` is still
+    /// valid and the holder stays within `max_per_holder` seats.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        pass_key: TokenKey,
+        seats: &[String],
+        max_per_holder: u32,
+        now_ms: i64,
+    ) -> BackendResult<HoldOutcome>;
+    /// Frees the seats still held by `order` (idempotent; sold seats stay sold).
+    async fn release(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String]) -> BackendResult<()>;
+    /// Turns `order`'s held seats into sold ones (idempotent).
+    async fn sell(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String])
+    -> BackendResult<SellOutcome>;
+    /// Replaces the event's seat state with `live` unless it exists (or always, if `force`).
+    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool) -> BackendResult<()>;
+    /// Taken seats (free ones are absent); `None` while the state must be rebuilt.
+    async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>>;
+    async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertOrderError {
+    #[error("seats already taken: {0:?}")]
+    SeatsTaken(Vec<String>),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The outcome of a compare-and-set on an order's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// This call moved the order out of `pending`.
+    Changed(Order),
+    /// The order was not pending (or its hold had run out, for a payment).
+    Unchanged(Order),
+    NotFound,
+}
+
+/// The durable record of orders and their seats.
+#[async_trait]
+pub trait OrderRepository: Send + Sync {
+    /// Inserts a pending order; a seat already live in another order is refused.
+    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError>;
+    async fn order(&self, id: Uuid) -> BackendResult<Option<Order>>;
+    /// Moves a pending order to `to` in one compare-and-set; a payment only
+    /// while `now` is before the hold's end.
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        now: OffsetDateTime,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition>;
+    async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>>;
+    /// Pending orders whose hold ended before `before`, oldest first.
+    async fn overdue(&self, before: OffsetDateTime, limit: i64) -> BackendResult<Vec<ExpiryDue>>;
+    /// Orders paid and expired, for the stats.
+    async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)>;
 }

@@ -1,21 +1,26 @@
-//! The durable line on RabbitMQ: one quorum queue per event with
-//! single-active-consumer, persistent messages, and publisher confirms.
+//! RabbitMQ: the durable line (one quorum queue per event, single-active-consumer)
+//! and the durable expiry timers (a TTL delay queue per event, dead-lettered
+//! into one expiry queue). Every publish is persistent, mandatory and confirmed.
 
 use std::collections::HashSet;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt, future::try_join_all};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
 use crate::domain::EventId;
-use crate::ports::{BackendError, BackendResult, Delivered, LineConsumer, LineMessage, LineQueue};
+use crate::ports::{
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineConsumer, LineMessage,
+    LineQueue, QueueMessage,
+};
 
 /// Publishing longer than this answers 503; the admission worker waits longer
 /// than this for a missing place, so a place is never skipped while its join may
@@ -27,10 +32,19 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("rabbitmq", e)
 }
 
+/// A queue this deployment uses, and how it is declared.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Queue {
+    Line(EventId),
+    /// Holds an event's expiry timers for its `hold_seconds`, then dead-letters them.
+    Delay(EventId, Duration),
+    Expiry,
+}
+
 struct Session {
     connection: Connection,
     publisher: Channel,
-    declared: HashSet<EventId>,
+    declared: HashSet<Queue>,
 }
 
 pub struct AmqpLine {
@@ -41,178 +55,154 @@ pub struct AmqpLine {
 
 impl AmqpLine {
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
-        let line = Self {
-            url: url.to_owned(),
-            namespace: namespace.to_owned(),
-            session: Mutex::new(None),
-        };
+        let line = Self { url: url.to_owned(), namespace: namespace.to_owned(), session: Mutex::new(None) };
         line.publisher_for(None).await?;
         Ok(line)
     }
 
-    pub fn queue_name(&self, event: &EventId) -> String {
-        format!("{}.line.{}", self.namespace, event)
+    fn name(&self, queue: &Queue) -> String {
+        match queue {
+            Queue::Line(event) => format!("{}.line.{event}", self.namespace),
+            Queue::Delay(event, _) => format!("{}.delay.{event}", self.namespace),
+            Queue::Expiry => format!("{}.expiry", self.namespace),
+        }
+    }
+
+    fn arguments(&self, queue: &Queue) -> FieldTable {
+        let mut args = FieldTable::default();
+        match queue {
+            Queue::Line(_) => {
+                args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+                args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+            }
+            // Classic: every message of an event has the same TTL, so the head
+            // always expires first and dead-letters at its time.
+            Queue::Delay(_, after) => {
+                let ttl = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+                args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+                args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+                let expiry = self.name(&Queue::Expiry);
+                args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(expiry.as_str().into()));
+            }
+            Queue::Expiry => {
+                args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+            }
+        }
+        args
+    }
+
+    async fn declare(&self, channel: &Channel, queue: &Queue) -> BackendResult<()> {
+        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel
+            .queue_declare(self.name(queue).as_str().into(), options, self.arguments(queue))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// The publishing channel, reconnecting if the broker went away, with the
-    /// event's queue declared on it.
-    async fn publisher_for(&self, event: Option<&EventId>) -> BackendResult<Channel> {
+    /// given queues declared on it.
+    async fn publisher_for(&self, queues: Option<&[Queue]>) -> BackendResult<Channel> {
         let mut guard = self.session.lock().await;
-        let healthy = guard
-            .as_ref()
-            .is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
+        let healthy =
+            guard.as_ref().is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
         if !healthy {
             *guard = None;
-            let connection = Connection::connect(&self.url, ConnectionProperties::default())
-                .await
-                .map_err(unavailable)?;
+            let connection =
+                Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
             let publisher = connection.create_channel().await.map_err(unavailable)?;
-            publisher
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(unavailable)?;
-            *guard = Some(Session {
-                connection,
-                publisher,
-                declared: HashSet::new(),
-            });
+            publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
+            *guard = Some(Session { connection, publisher, declared: HashSet::new() });
         }
         let session = guard.as_mut().ok_or_else(|| unavailable("no session"))?;
-        if let Some(event) = event
-            && !session.declared.contains(event)
-        {
-            declare_line(&session.publisher, &self.queue_name(event)).await?;
-            session.declared.insert(event.clone());
+        for queue in queues.unwrap_or_default() {
+            if !session.declared.contains(queue) {
+                self.declare(&session.publisher, queue).await?;
+                session.declared.insert(queue.clone());
+            }
         }
         Ok(session.publisher.clone())
     }
 
-    async fn forget_session(&self) {
-        *self.session.lock().await = None;
-    }
-
-    /// Removes the queues of the given events (test and demo clean-up).
-    pub async fn delete_lines(&self, events: &[EventId]) -> BackendResult<()> {
-        let channel = self.publisher_for(None).await?;
-        for event in events {
-            channel
-                .queue_delete(
-                    self.queue_name(event).as_str().into(),
-                    QueueDeleteOptions::default(),
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(())
-    }
-
-    async fn publish_confirmed(
-        &self,
-        event: &EventId,
-        messages: &[LineMessage],
-    ) -> BackendResult<()> {
-        let channel = self.publisher_for(Some(event)).await?;
-        let queue = self.queue_name(event);
-        let mut confirms = Vec::with_capacity(messages.len());
-        for message in messages {
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    queue.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    message.encode().as_bytes(),
-                    BasicProperties::default().with_delivery_mode(PERSISTENT),
-                )
-                .await
-                .map_err(unavailable)?;
-            confirms.push(confirm);
-        }
-        let confirmations = try_join_all(confirms).await.map_err(unavailable)?;
-        for confirmation in confirmations {
-            if !confirmation.is_ack() {
-                return Err(unavailable("the broker refused a message"));
+    /// Publishes to `queues[0]` (declaring all of them first) and waits for
+    /// every confirm; a channel that failed once is replaced.
+    async fn publish_to(&self, queues: &[Queue], payloads: &[String]) -> BackendResult<()> {
+        let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, async {
+            let channel = self.publisher_for(Some(queues)).await?;
+            let routing_key = self.name(&queues[0]);
+            let mut confirms = Vec::with_capacity(payloads.len());
+            for payload in payloads {
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        routing_key.as_str().into(),
+                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                        payload.as_bytes(),
+                        BasicProperties::default().with_delivery_mode(PERSISTENT),
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                confirms.push(confirm);
             }
-            if confirmation.take_message().is_some() {
-                return Err(unavailable(
-                    "the broker could not route a message to its line",
-                ));
+            for confirmation in try_join_all(confirms).await.map_err(unavailable)? {
+                if !confirmation.is_ack() {
+                    return Err(unavailable("the broker refused a message"));
+                }
+                if confirmation.take_message().is_some() {
+                    return Err(unavailable("the broker could not route a message"));
+                }
             }
-        }
-        Ok(())
-    }
-}
-
-fn line_arguments() -> FieldTable {
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
-    args
-}
-
-async fn declare_line(channel: &Channel, queue: &str) -> BackendResult<()> {
-    channel
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            },
-            line_arguments(),
-        )
+            Ok(())
+        })
         .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-#[async_trait]
-impl LineQueue for AmqpLine {
-    async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
-        let outcome =
-            tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_confirmed(event, messages))
-                .await
-                .unwrap_or_else(|_| Err(unavailable("no confirm within the publish timeout")));
+        .unwrap_or_else(|_| Err(unavailable("no confirm within the publish timeout")));
         if outcome.is_err() {
-            // A channel that failed once is not trusted again: the next publish reconnects.
-            self.forget_session().await;
+            *self.session.lock().await = None;
         }
         outcome
     }
 
-    async fn consume(
-        &self,
-        event: &EventId,
-        prefetch: u16,
-    ) -> BackendResult<Box<dyn LineConsumer>> {
-        let connection = Connection::connect(&self.url, ConnectionProperties::default())
-            .await
-            .map_err(unavailable)?;
+    /// A consumer with its own connection, so that closing it (or losing it)
+    /// is as independent of the publisher as a separate process would be.
+    async fn consumer<M: QueueMessage>(&self, queue: &Queue, prefetch: u16) -> BackendResult<Box<dyn Consumer<M>>> {
+        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
-        let queue = self.queue_name(event);
-        declare_line(&channel, &queue).await?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions::default())
-            .await
-            .map_err(unavailable)?;
+        self.declare(&channel, queue).await?;
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
         let consumer = channel
             .basic_consume(
-                queue.as_str().into(),
+                self.name(queue).as_str().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
             .map_err(unavailable)?;
-        Ok(Box::new(AmqpConsumer {
-            connection,
-            channel,
-            consumer,
-        }))
+        Ok(Box::new(AmqpConsumer { connection, channel, consumer, message: PhantomData }))
+    }
+
+    /// Removes the queues of the given events (test and demo clean-up).
+    pub async fn delete_queues(&self, events: &[EventId]) -> BackendResult<()> {
+        let channel = self.publisher_for(None).await?;
+        let names = events
+            .iter()
+            .flat_map(|e| [self.name(&Queue::Line(e.clone())), self.name(&Queue::Delay(e.clone(), Duration::ZERO))]);
+        for name in names.chain([self.name(&Queue::Expiry)]) {
+            channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LineQueue for AmqpLine {
+    async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
+        let payloads: Vec<String> = messages.iter().map(LineMessage::encode).collect();
+        self.publish_to(&[Queue::Line(event.clone())], &payloads).await
+    }
+
+    async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<LineConsumer>> {
+        self.consumer(&Queue::Line(event.clone()), prefetch).await
     }
 
     async fn ping(&self) -> BackendResult<()> {
@@ -220,38 +210,46 @@ impl LineQueue for AmqpLine {
     }
 }
 
-/// Each consumer has its own connection, so that a standby's hand-over is as
-/// independent of the publisher as a separate process would be.
-struct AmqpConsumer {
+#[async_trait]
+impl DelayQueue for AmqpLine {
+    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
+        // The expiry queue must exist before the first timer dead-letters into it.
+        let queues = [Queue::Delay(due.event.clone(), after), Queue::Expiry];
+        self.publish_to(&queues, &[due.encode()]).await
+    }
+
+    async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {
+        self.consumer(&Queue::Expiry, prefetch).await
+    }
+}
+
+struct AmqpConsumer<M> {
     connection: Connection,
     channel: Channel,
     consumer: lapin::Consumer,
+    message: PhantomData<fn() -> M>,
 }
 
-impl AmqpConsumer {
-    fn accept(&self, delivery: lapin::message::Delivery, into: &mut Vec<Delivered>) -> Option<u64> {
-        match LineMessage::decode(&delivery.data) {
+impl<M: QueueMessage> AmqpConsumer<M> {
+    /// Keeps a well-formed delivery; returns the tag of a malformed one.
+    fn accept(delivery: lapin::message::Delivery, into: &mut Vec<Delivered<M>>) -> Option<u64> {
+        let tag = delivery.delivery_tag;
+        match M::decode(&delivery.data) {
             Some(message) => {
-                into.push(Delivered {
-                    message,
-                    tag: delivery.delivery_tag,
-                });
+                into.push(Delivered { message, tag });
                 None
             }
             None => {
-                tracing::warn!(
-                    tag = delivery.delivery_tag,
-                    "dropping a malformed line message"
-                );
-                Some(delivery.delivery_tag)
+                tracing::warn!(tag, "dropping a malformed message");
+                Some(tag)
             }
         }
     }
 }
 
 #[async_trait]
-impl LineConsumer for AmqpConsumer {
-    async fn receive(&mut self, wait: Duration, max: usize) -> BackendResult<Vec<Delivered>> {
+impl<M: QueueMessage> Consumer<M> for AmqpConsumer<M> {
+    async fn receive(&mut self, wait: Duration, max: usize) -> BackendResult<Vec<Delivered<M>>> {
         let mut received = Vec::new();
         let mut malformed = Vec::new();
         let first = match tokio::time::timeout(wait, self.consumer.next()).await {
@@ -259,12 +257,10 @@ impl LineConsumer for AmqpConsumer {
             Ok(None) => return Err(unavailable("the consumer was cancelled")),
             Ok(Some(delivery)) => delivery.map_err(unavailable)?,
         };
-        malformed.extend(self.accept(first, &mut received));
+        malformed.extend(Self::accept(first, &mut received));
         while received.len() < max {
             match self.consumer.next().now_or_never() {
-                Some(Some(delivery)) => {
-                    malformed.extend(self.accept(delivery.map_err(unavailable)?, &mut received))
-                }
+                Some(Some(delivery)) => malformed.extend(Self::accept(delivery.map_err(unavailable)?, &mut received)),
                 Some(None) => return Err(unavailable("the consumer was cancelled")),
                 None => break,
             }
@@ -275,20 +271,18 @@ impl LineConsumer for AmqpConsumer {
 
     async fn ack(&mut self, tags: &[u64]) -> BackendResult<()> {
         for &tag in tags {
-            self.channel
-                .basic_ack(tag, BasicAckOptions::default())
-                .await
-                .map_err(unavailable)?;
+            self.channel.basic_ack(tag, BasicAckOptions::default()).await.map_err(unavailable)?;
         }
         Ok(())
     }
 
+    async fn retry(&mut self, tag: u64) -> BackendResult<()> {
+        let options = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
+        self.channel.basic_nack(tag, options).await.map_err(unavailable)
+    }
+
     async fn close(self: Box<Self>) {
-        if let Err(e) = self
-            .connection
-            .close(200, "admission worker stopping".into())
-            .await
-        {
+        if let Err(e) = self.connection.close(200, "consumer stopping".into()).await {
             tracing::debug!(error = %e, "the consumer's connection was already gone");
         }
     }

@@ -10,8 +10,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool, Row};
 use time::OffsetDateTime;
 
-use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Section};
-use crate::ports::{BackendError, BackendResult, EventRepository, InsertEventError};
+use uuid::Uuid;
+
+use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, Venue};
+use crate::ports::{
+    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LiveSeat,
+    OrderRepository, Transition,
+};
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("postgres", e)
@@ -25,15 +30,10 @@ impl PgEvents {
     /// Connects, creates the namespace's schema if needed and applies migrations.
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-        let mut setup = sqlx::PgConnection::connect_with(&options)
-            .await
-            .map_err(unavailable)?;
+        let mut setup = sqlx::PgConnection::connect_with(&options).await.map_err(unavailable)?;
         // The namespace is validated as [a-z0-9_]: safe to quote into DDL.
         let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"");
-        sqlx::query(sqlx::AssertSqlSafe(ddl))
-            .execute(&mut setup)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut setup).await.map_err(unavailable)?;
         setup.close().await.map_err(unavailable)?;
 
         let pool = PgPoolOptions::new()
@@ -42,10 +42,7 @@ impl PgEvents {
             .connect_with(options.options([("search_path", namespace)]))
             .await
             .map_err(unavailable)?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(unavailable)?;
         Ok(Self { pool })
     }
 
@@ -72,16 +69,13 @@ impl PgEvents {
         .map_err(unavailable)?;
         let mut sections: HashMap<String, Vec<Section>> = HashMap::new();
         for row in section_rows {
-            sections
-                .entry(row.try_get("event_id").map_err(unavailable)?)
-                .or_default()
-                .push(Section {
-                    id: row.try_get("id").map_err(unavailable)?,
-                    name: row.try_get("name").map_err(unavailable)?,
-                    price_cents: row.try_get("price_cents").map_err(unavailable)?,
-                    rows: positive(row.try_get("rows").map_err(unavailable)?)?,
-                    seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
-                });
+            sections.entry(row.try_get("event_id").map_err(unavailable)?).or_default().push(Section {
+                id: row.try_get("id").map_err(unavailable)?,
+                name: row.try_get("name").map_err(unavailable)?,
+                price_cents: row.try_get("price_cents").map_err(unavailable)?,
+                rows: positive(row.try_get("rows").map_err(unavailable)?)?,
+                seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
+            });
         }
 
         rows.into_iter()
@@ -95,29 +89,19 @@ impl PgEvents {
                         name: row.try_get("name").map_err(unavailable)?,
                         venue: row.try_get("venue").map_err(unavailable)?,
                         starts_at: row.try_get("starts_at").map_err(unavailable)?,
-                        on_sale_at: row
-                            .try_get::<Option<OffsetDateTime>, _>("on_sale_at")
-                            .map_err(unavailable)?,
+                        on_sale_at: row.try_get::<Option<OffsetDateTime>, _>("on_sale_at").map_err(unavailable)?,
                         hold_seconds: positive(row.try_get("hold_seconds").map_err(unavailable)?)?,
-                        max_seats_per_user: positive(
-                            row.try_get("max_seats_per_user").map_err(unavailable)?,
-                        )?,
+                        max_seats_per_user: positive(row.try_get("max_seats_per_user").map_err(unavailable)?)?,
                         admission: Admission {
                             per_second: row.try_get("per_second").map_err(unavailable)?,
                             max_active: u64::try_from(max_active).map_err(unavailable)?,
-                            pass_seconds: positive(
-                                row.try_get("pass_seconds").map_err(unavailable)?,
-                            )?,
-                            abandon_seconds: positive(
-                                row.try_get("abandon_seconds").map_err(unavailable)?,
-                            )?,
+                            pass_seconds: positive(row.try_get("pass_seconds").map_err(unavailable)?)?,
+                            abandon_seconds: positive(row.try_get("abandon_seconds").map_err(unavailable)?)?,
                         },
                         paused: row.try_get("paused").map_err(unavailable)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
-                    prequeue_seed: seed
-                        .try_into()
-                        .map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
+                    prequeue_seed: seed.try_into().map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
                 })
             })
             .collect()
@@ -179,6 +163,17 @@ impl EventRepository for PgEvents {
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
+        let venue = Venue::of(s);
+        let seat_ids: Vec<String> = venue.seats().map(|seat| venue.id(seat).to_string()).collect();
+        sqlx::query(
+            "INSERT INTO seats (event_id, seat_id, position)
+             SELECT $1, seat_id, position::int FROM UNNEST($2::text[]) WITH ORDINALITY AS s (seat_id, position)",
+        )
+        .bind(s.id.as_str())
+        .bind(seat_ids)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(())
     }
@@ -189,9 +184,7 @@ impl EventRepository for PgEvents {
         patch: AdmissionPatch,
         paused: Option<bool>,
     ) -> BackendResult<Option<Event>> {
-        let max_active = patch
-            .max_active
-            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let max_active = patch.max_active.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
         let updated = sqlx::query(
             "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
                                paused = COALESCE($4, paused), updated_at = now()
@@ -215,14 +208,12 @@ impl EventRepository for PgEvents {
     }
 
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String> {
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(candidate)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(candidate)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -231,10 +222,176 @@ impl EventRepository for PgEvents {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
         Ok(())
+    }
+}
+
+const ORDER_COLUMNS: &str = "o.id, o.event_id, o.holder, o.status, o.amount_cents, o.created_at, o.expires_at,
+     ARRAY(SELECT seat_id FROM order_seats s JOIN seats USING (event_id, seat_id)
+           WHERE s.order_id = o.id ORDER BY seats.position) AS seats";
+
+fn order_from(row: &sqlx::postgres::PgRow) -> BackendResult<Order> {
+    let status: String = row.try_get("status").map_err(unavailable)?;
+    let event: String = row.try_get("event_id").map_err(unavailable)?;
+    Ok(Order {
+        id: row.try_get("id").map_err(unavailable)?,
+        event: EventId::parse(&event).map_err(unavailable)?,
+        holder: Holder::from_stored(row.try_get("holder").map_err(unavailable)?),
+        status: OrderStatus::parse(&status).ok_or_else(|| unavailable(format!("unknown order status {status:?}")))?,
+        seats: row.try_get("seats").map_err(unavailable)?,
+        amount_cents: row.try_get("amount_cents").map_err(unavailable)?,
+        created_at: row.try_get("created_at").map_err(unavailable)?,
+        expires_at: row.try_get("expires_at").map_err(unavailable)?,
+    })
+}
+
+impl PgEvents {
+    async fn load_order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        row.as_ref().map(order_from).transpose()
+    }
+}
+
+#[async_trait]
+impl OrderRepository for PgEvents {
+    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO orders (id, event_id, holder, status, amount_cents, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(order.id)
+        .bind(order.event.as_str())
+        .bind(order.holder.as_str())
+        .bind(order.status.as_str())
+        .bind(order.amount_cents)
+        .bind(order.created_at)
+        .bind(order.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let seats =
+            sqlx::query("INSERT INTO order_seats (order_id, event_id, seat_id) SELECT $1, $2, UNNEST($3::text[])")
+                .bind(order.id)
+                .bind(order.event.as_str())
+                .bind(&order.seats)
+                .execute(&mut *tx)
+                .await;
+        match seats {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("seat_live_unique") => {
+                drop(tx);
+                let taken: Vec<String> = sqlx::query_scalar(
+                    "SELECT seat_id FROM order_seats WHERE event_id = $1 AND live AND seat_id = ANY($2)",
+                )
+                .bind(order.event.as_str())
+                .bind(&order.seats)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+                return Err(InsertOrderError::SeatsTaken(taken));
+            }
+            Err(e) => return Err(unavailable(e).into()),
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+        self.load_order(id).await
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        now: OffsetDateTime,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // One compare-and-set decides between payment, cancellation and expiry.
+        let changed = sqlx::query(
+            "UPDATE orders SET status = $2, ended_at = $3, payment_ref = COALESCE($4, payment_ref)
+             WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR expires_at > $3)",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(now)
+        .bind(payment_ref)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected()
+            == 1;
+        if changed && !to.is_live() {
+            sqlx::query("UPDATE order_seats SET live = FALSE WHERE order_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(match self.load_order(id).await? {
+            None => Transition::NotFound,
+            Some(order) if changed => Transition::Changed(order),
+            Some(order) => Transition::Unchanged(order),
+        })
+    }
+
+    async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>> {
+        let rows = sqlx::query(
+            "SELECT s.seat_id, o.id, o.holder, o.status FROM order_seats s JOIN orders o ON o.id = s.order_id
+             WHERE s.event_id = $1 AND s.live",
+        )
+        .bind(event.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status").map_err(unavailable)?;
+                Ok(LiveSeat {
+                    seat: row.try_get("seat_id").map_err(unavailable)?,
+                    order: row.try_get("id").map_err(unavailable)?,
+                    holder: Holder::from_stored(row.try_get("holder").map_err(unavailable)?),
+                    sold: status == OrderStatus::Paid.as_str(),
+                })
+            })
+            .collect()
+    }
+
+    async fn overdue(&self, before: OffsetDateTime, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
+        let rows = sqlx::query(
+            "SELECT id, event_id FROM orders WHERE status = 'pending' AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let event: String = row.try_get("event_id").map_err(unavailable)?;
+                Ok(ExpiryDue {
+                    event: EventId::parse(&event).map_err(unavailable)?,
+                    order: row.try_get("id").map_err(unavailable)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
+        let (paid, expired): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE status = 'paid'), COUNT(*) FILTER (WHERE status = 'expired')
+             FROM orders WHERE event_id = $1",
+        )
+        .bind(event.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok((paid.max(0) as u64, expired.max(0) as u64))
     }
 }

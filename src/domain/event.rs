@@ -15,10 +15,7 @@ pub struct InvalidField {
 
 impl InvalidField {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -30,14 +27,8 @@ pub struct EventId(String);
 impl EventId {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let ok = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidField::new("id", "must match [a-z0-9-]{1,64}"))
-        }
+            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok { Ok(Self(raw.to_owned())) } else { Err(InvalidField::new("id", "must match [a-z0-9-]{1,64}")) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -111,72 +102,44 @@ impl EventSpec {
             return Err(InvalidField::new("hold_seconds", "must be at least 1"));
         }
         if self.max_seats_per_user < 1 {
-            return Err(InvalidField::new(
-                "max_seats_per_user",
-                "must be at least 1",
-            ));
+            return Err(InvalidField::new("max_seats_per_user", "must be at least 1"));
         }
         validate_per_second(self.admission.per_second)?;
         validate_max_active(self.admission.max_active)?;
         if self.admission.pass_seconds < 1 {
-            return Err(InvalidField::new(
-                "admission.pass_seconds",
-                "must be at least 1",
-            ));
+            return Err(InvalidField::new("admission.pass_seconds", "must be at least 1"));
         }
         if self.admission.abandon_seconds < 1 {
-            return Err(InvalidField::new(
-                "admission.abandon_seconds",
-                "must be at least 1",
-            ));
+            return Err(InvalidField::new("admission.abandon_seconds", "must be at least 1"));
         }
         if self.sections.is_empty() {
-            return Err(InvalidField::new(
-                "sections",
-                "at least one section is required",
-            ));
+            return Err(InvalidField::new("sections", "at least one section is required"));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sections.iter().enumerate() {
             let field = |name: &str| format!("sections[{i}].{name}");
-            let id_ok =
-                (1..=8).contains(&s.id.len()) && s.id.bytes().all(|b| b.is_ascii_alphanumeric());
+            let id_ok = (1..=8).contains(&s.id.len()) && s.id.bytes().all(|b| b.is_ascii_alphanumeric());
             if !id_ok {
-                return Err(InvalidField::new(
-                    field("id"),
-                    "must match [A-Za-z0-9]{1,8}",
-                ));
+                return Err(InvalidField::new(field("id"), "must match [A-Za-z0-9]{1,8}"));
             }
             if !seen.insert(s.id.as_str()) {
-                return Err(InvalidField::new(
-                    field("id"),
-                    format!("section id {:?} is used twice", s.id),
-                ));
+                return Err(InvalidField::new(field("id"), format!("section id {:?} is used twice", s.id)));
             }
             if s.name.trim().is_empty() {
                 return Err(InvalidField::new(field("name"), "must not be empty"));
             }
             if s.price_cents < 0 {
-                return Err(InvalidField::new(
-                    field("price_cents"),
-                    "must not be negative",
-                ));
+                return Err(InvalidField::new(field("price_cents"), "must not be negative"));
             }
             if s.rows < 1 {
                 return Err(InvalidField::new(field("rows"), "must be at least 1"));
             }
             if s.seats_per_row < 1 {
-                return Err(InvalidField::new(
-                    field("seats_per_row"),
-                    "must be at least 1",
-                ));
+                return Err(InvalidField::new(field("seats_per_row"), "must be at least 1"));
             }
         }
         if self.seats_total() > MAX_SEATS_PER_EVENT {
-            return Err(InvalidField::new(
-                "sections",
-                format!("at most {MAX_SEATS_PER_EVENT} seats per event"),
-            ));
+            return Err(InvalidField::new("sections", format!("at most {MAX_SEATS_PER_EVENT} seats per event")));
         }
         Ok(())
     }
@@ -190,22 +153,12 @@ pub fn validate_per_second(per_second: f64) -> Result<(), InvalidField> {
     if per_second.is_finite() && per_second > 0.0 {
         Ok(())
     } else {
-        Err(InvalidField::new(
-            "admission.per_second",
-            "must be a number greater than 0",
-        ))
+        Err(InvalidField::new("admission.per_second", "must be a number greater than 0"))
     }
 }
 
 pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
-    if max_active >= 1 {
-        Ok(())
-    } else {
-        Err(InvalidField::new(
-            "admission.max_active",
-            "must be at least 1",
-        ))
-    }
+    if max_active >= 1 { Ok(()) } else { Err(InvalidField::new("admission.max_active", "must be at least 1")) }
 }
 
 /// A stored event: its specification plus what the service generated for it.
@@ -252,12 +205,7 @@ pub(crate) mod tests {
             on_sale_at: None,
             hold_seconds: 300,
             max_seats_per_user: 4,
-            admission: Admission {
-                per_second: 50.0,
-                max_active: 500,
-                pass_seconds: 600,
-                abandon_seconds: 60,
-            },
+            admission: Admission { per_second: 50.0, max_active: 500, pass_seconds: 600, abandon_seconds: 60 },
             paused: false,
             sections: vec![Section {
                 id: "A".into(),
@@ -293,28 +241,16 @@ pub(crate) mod tests {
             (|s| s.hold_seconds = 0, "hold_seconds"),
             (|s| s.max_seats_per_user = 0, "max_seats_per_user"),
             (|s| s.admission.per_second = 0.0, "admission.per_second"),
-            (
-                |s| s.admission.per_second = f64::NAN,
-                "admission.per_second",
-            ),
+            (|s| s.admission.per_second = f64::NAN, "admission.per_second"),
             (|s| s.admission.max_active = 0, "admission.max_active"),
             (|s| s.admission.pass_seconds = 0, "admission.pass_seconds"),
-            (
-                |s| s.admission.abandon_seconds = 0,
-                "admission.abandon_seconds",
-            ),
+            (|s| s.admission.abandon_seconds = 0, "admission.abandon_seconds"),
             (|s| s.sections.clear(), "sections"),
             (|s| s.sections[0].id = "A-1".into(), "sections[0].id"),
             (|s| s.sections.push(s.sections[0].clone()), "sections[1].id"),
             (|s| s.sections[0].rows = 0, "sections[0].rows"),
-            (
-                |s| s.sections[0].seats_per_row = 0,
-                "sections[0].seats_per_row",
-            ),
-            (
-                |s| s.sections[0].price_cents = -1,
-                "sections[0].price_cents",
-            ),
+            (|s| s.sections[0].seats_per_row = 0, "sections[0].seats_per_row"),
+            (|s| s.sections[0].price_cents = -1, "sections[0].price_cents"),
             (|s| s.sections[0].name = String::new(), "sections[0].name"),
         ];
         for (break_it, field) in cases {

@@ -20,8 +20,7 @@ pub fn eta(position: u64, rate_per_second: f64) -> Eta {
     let max_seconds = (position as f64 / (rate * PESSIMISTIC_RATE_SHARE)).ceil();
     Eta {
         seconds: seconds.min(u64::MAX as f64) as u64,
-        max_seconds: (max_seconds.min(u64::MAX as f64) as u64)
-            .saturating_add(PESSIMISTIC_SLACK_SECONDS),
+        max_seconds: (max_seconds.min(u64::MAX as f64) as u64).saturating_add(PESSIMISTIC_SLACK_SECONDS),
     }
 }
 
@@ -38,19 +37,11 @@ pub fn poll_after_ms(eta_seconds: u64, abandon_seconds: u32, jitter_seed: u64) -
     let abandon_ms = u64::from(abandon_seconds) * 1_000;
     // Three polls per abandonment window: one lost request never abandons anyone.
     let ceiling = CEILING_MS.min(abandon_ms / 3).max(100);
-    let base = if eta_seconds <= 5 {
-        NEAR_FRONT_MS
-    } else {
-        (eta_seconds * 1_000 / POLLS_PER_WAIT).max(FAR_FLOOR_MS)
-    };
+    let base = if eta_seconds <= 5 { NEAR_FRONT_MS } else { (eta_seconds * 1_000 / POLLS_PER_WAIT).max(FAR_FLOOR_MS) };
     let base = base.min(ceiling);
     // ±10% spread, never above the ceiling.
     let spread = base / 10;
-    let jittered = if spread == 0 {
-        base
-    } else {
-        base - spread + jitter_seed % (2 * spread + 1)
-    };
+    let jittered = if spread == 0 { base } else { base - spread + jitter_seed % (2 * spread + 1) };
     jittered.min(ceiling)
 }
 
@@ -60,27 +51,9 @@ mod tests {
 
     #[test]
     fn eta_divides_position_by_rate_and_bounds_it_pessimistically() {
-        assert_eq!(
-            eta(100, 10.0),
-            Eta {
-                seconds: 10,
-                max_seconds: 17 + 5
-            }
-        );
-        assert_eq!(
-            eta(1, 50.0),
-            Eta {
-                seconds: 1,
-                max_seconds: 1 + 5
-            }
-        );
-        assert_eq!(
-            eta(3, 0.5),
-            Eta {
-                seconds: 6,
-                max_seconds: 10 + 5
-            }
-        );
+        assert_eq!(eta(100, 10.0), Eta { seconds: 10, max_seconds: 17 + 5 });
+        assert_eq!(eta(1, 50.0), Eta { seconds: 1, max_seconds: 1 + 5 });
+        assert_eq!(eta(3, 0.5), Eta { seconds: 6, max_seconds: 10 + 5 });
     }
 
     #[test]
@@ -125,8 +98,7 @@ mod tests {
 
     #[test]
     fn jitter_spreads_a_crowd() {
-        let distinct: std::collections::HashSet<_> =
-            (0..100).map(|s| poll_after_ms(100, 60, s)).collect();
+        let distinct: std::collections::HashSet<_> = (0..100).map(|s| poll_after_ms(100, 60, s)).collect();
         assert!(distinct.len() > 50);
     }
 }

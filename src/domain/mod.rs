@@ -2,10 +2,14 @@
 
 pub mod event;
 pub mod line;
+pub mod order;
 pub mod prequeue;
+pub mod seat;
 pub mod token;
 pub mod view;
 
 pub use event::{Admission, AdmissionPatch, Event, EventId, EventSpec, InvalidField, Section};
+pub use order::{Holder, Order, OrderStatus};
+pub use seat::{SeatId, SeatRef, Venue};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
 pub use view::{Departure, LineView, LogEntry, TokenStatus};

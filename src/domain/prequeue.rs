@@ -29,10 +29,7 @@ mod tests {
 
     #[test]
     fn the_commitment_is_the_hex_sha256_of_the_seed() {
-        assert_eq!(
-            commitment(&[0; 32]),
-            "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
-        );
+        assert_eq!(commitment(&[0; 32]), "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
     }
 
     #[test]

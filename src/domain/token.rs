@@ -32,17 +32,11 @@ pub struct TokenKey {
 
 impl TokenKey {
     pub fn regular(seq: u64) -> Self {
-        Self {
-            kind: TokenKind::Regular,
-            seq,
-        }
+        Self { kind: TokenKind::Regular, seq }
     }
 
     pub fn pre_queue(seq: u64) -> Self {
-        Self {
-            kind: TokenKind::PreQueue,
-            seq,
-        }
+        Self { kind: TokenKind::PreQueue, seq }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -98,25 +92,18 @@ const PASS_TAG: &str = "a1";
 
 impl Signer {
     pub fn new(secret: &[u8], namespace: &str) -> Self {
-        let mut keyed =
-            HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        let mut keyed = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
         keyed.update(namespace.as_bytes());
         keyed.update(&[0]);
         Self { keyed }
     }
 
     pub fn sign_token(&self, token: &QueueToken) -> String {
-        self.seal(&format!(
-            "{TOKEN_TAG}|{}|{}|{}",
-            token.event, token.key, token.token_id
-        ))
+        self.seal(&format!("{TOKEN_TAG}|{}|{}|{}", token.event, token.key, token.token_id))
     }
 
     pub fn sign_pass(&self, pass: &Pass) -> String {
-        self.seal(&format!(
-            "{PASS_TAG}|{}|{}|{}|{}",
-            pass.event, pass.key, pass.token_id, pass.expires_at_ms
-        ))
+        self.seal(&format!("{PASS_TAG}|{}|{}|{}|{}", pass.event, pass.key, pass.token_id, pass.expires_at_ms))
     }
 
     /// `None` for anything malformed, forged or signed by another deployment.
@@ -175,11 +162,7 @@ mod tests {
     use super::*;
 
     fn token() -> QueueToken {
-        QueueToken {
-            event: EventId::parse("ev-1").unwrap(),
-            key: TokenKey::regular(42),
-            token_id: Uuid::new_v4(),
-        }
+        QueueToken { event: EventId::parse("ev-1").unwrap(), key: TokenKey::regular(42), token_id: Uuid::new_v4() }
     }
 
     #[test]
@@ -216,11 +199,8 @@ mod tests {
         let signer = Signer::new(b"secret", "ns");
         let raw = signer.sign_token(&token());
         let (payload, tag) = raw.split_once('.').unwrap();
-        let forged_payload = B64.encode(
-            String::from_utf8(B64.decode(payload).unwrap())
-                .unwrap()
-                .replace("|r42|", "|r1|"),
-        );
+        let forged_payload =
+            B64.encode(String::from_utf8(B64.decode(payload).unwrap()).unwrap().replace("|r42|", "|r1|"));
         for bad in [
             format!("{forged_payload}.{tag}"),
             format!("{payload}.{}", B64.encode([0u8; 32])),
@@ -236,11 +216,7 @@ mod tests {
 
     #[test]
     fn token_keys_round_trip() {
-        for key in [
-            TokenKey::regular(0),
-            TokenKey::regular(u64::MAX),
-            TokenKey::pre_queue(9),
-        ] {
+        for key in [TokenKey::regular(0), TokenKey::regular(u64::MAX), TokenKey::pre_queue(9)] {
             assert_eq!(TokenKey::parse(&key.to_string()), Some(key));
         }
         for bad in ["", "x1", "r", "r-1", "p1.5"] {

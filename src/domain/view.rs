@@ -51,12 +51,7 @@ impl fmt::Display for LogEntry {
         match self {
             LogEntry::Frozen { prequeue } => write!(f, "z:{prequeue}"),
             LogEntry::Drawn => f.write_str("d"),
-            LogEntry::Consumed {
-                from,
-                to,
-                admitted,
-                at_ms,
-            } => write!(f, "c:{from}:{to}:{admitted}:{at_ms}"),
+            LogEntry::Consumed { from, to, admitted, at_ms } => write!(f, "c:{from}:{to}:{admitted}:{at_ms}"),
             LogEntry::Departed { key, why } => {
                 let tag = match why {
                     Departure::Left => 'l',
@@ -80,21 +75,14 @@ impl FromStr for LogEntry {
         let bad = || MalformedEntry(raw.to_owned());
         let mut parts = raw.split(':');
         let tag = parts.next().ok_or_else(bad)?;
-        let mut num = || -> Result<u64, MalformedEntry> {
-            parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
-        };
+        let mut num = || -> Result<u64, MalformedEntry> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
         let entry = match tag {
             "z" => LogEntry::Frozen { prequeue: num()? },
             "d" => LogEntry::Drawn,
             "c" => {
                 let (from, to, admitted) = (num()?, num()?, num()?);
                 let at_ms = i64::try_from(num()?).map_err(|_| bad())?;
-                LogEntry::Consumed {
-                    from,
-                    to,
-                    admitted,
-                    at_ms,
-                }
+                LogEntry::Consumed { from, to, admitted, at_ms }
             }
             "l" | "e" | "x" => {
                 let why = match tag {
@@ -107,11 +95,7 @@ impl FromStr for LogEntry {
             }
             _ => return Err(bad()),
         };
-        if parts.next().is_some() {
-            Err(bad())
-        } else {
-            Ok(entry)
-        }
+        if parts.next().is_some() { Err(bad()) } else { Ok(entry) }
     }
 }
 
@@ -176,12 +160,7 @@ impl LineView {
         match entry {
             LogEntry::Frozen { prequeue } => self.note_frozen(prequeue),
             LogEntry::Drawn => self.draw_published = true,
-            LogEntry::Consumed {
-                to,
-                admitted,
-                at_ms,
-                ..
-            } => {
+            LogEntry::Consumed { to, admitted, at_ms, .. } => {
                 if to > self.consumed {
                     self.consumed = to;
                     self.consumed_ranges.push((to, at_ms));
@@ -190,11 +169,7 @@ impl LineView {
                 }
                 if admitted > 0 {
                     self.recent_admissions.push_back((at_ms, admitted));
-                    while self
-                        .recent_admissions
-                        .front()
-                        .is_some_and(|&(at, _)| at < at_ms - RATE_WINDOW_MS)
-                    {
+                    while self.recent_admissions.front().is_some_and(|&(at, _)| at < at_ms - RATE_WINDOW_MS) {
                         self.recent_admissions.pop_front();
                     }
                 }
@@ -234,13 +209,7 @@ impl LineView {
     }
 
     /// The status of `key` at `now_ms`, for passes valid `pass_seconds` from admission.
-    pub fn status(
-        &self,
-        key: TokenKey,
-        now_ms: i64,
-        pass_seconds: u32,
-        sale_open: bool,
-    ) -> TokenStatus {
+    pub fn status(&self, key: TokenKey, now_ms: i64, pass_seconds: u32, sale_open: bool) -> TokenStatus {
         match self.departed.get(&key) {
             Some(Departure::Left | Departure::PassEnded) => return TokenStatus::Left,
             Some(Departure::Abandoned) => return TokenStatus::Expired,
@@ -249,14 +218,12 @@ impl LineView {
         let Some(rank) = self.rank_of(key) else {
             return match (key.kind, self.prequeue) {
                 // Drawn soon: everyone in the pre-queue is at most P places from the front.
-                (TokenKind::PreQueue, Some(p)) if sale_open => TokenStatus::Waiting {
-                    position: p.saturating_sub(self.consumed).max(1),
-                },
+                (TokenKind::PreQueue, Some(p)) if sale_open => {
+                    TokenStatus::Waiting { position: p.saturating_sub(self.consumed).max(1) }
+                }
                 (TokenKind::PreQueue, _) => TokenStatus::PreQueue,
                 // Only reachable while this view lags the log by a moment.
-                (TokenKind::Regular, _) => TokenStatus::Waiting {
-                    position: key.seq.max(1),
-                },
+                (TokenKind::Regular, _) => TokenStatus::Waiting { position: key.seq.max(1) },
             };
         };
         if rank <= self.consumed {
@@ -264,28 +231,18 @@ impl LineView {
             return match self.consumed_ranges.get(range) {
                 Some(&(_, at_ms)) => {
                     let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
-                    if now_ms < expires_at_ms {
-                        TokenStatus::Admitted { expires_at_ms }
-                    } else {
-                        TokenStatus::Expired
-                    }
+                    if now_ms < expires_at_ms { TokenStatus::Admitted { expires_at_ms } } else { TokenStatus::Expired }
                 }
                 None => TokenStatus::Expired,
             };
         }
         let left_between = self.left_ahead.partition_point(|&r| r < rank);
-        TokenStatus::Waiting {
-            position: rank - self.consumed - left_between as u64,
-        }
+        TokenStatus::Waiting { position: rank - self.consumed - left_between as u64 }
     }
 
     /// Admissions per second over the last few seconds; `None` before any.
     pub fn measured_rate(&self, now_ms: i64) -> Option<f64> {
-        let recent = || {
-            self.recent_admissions
-                .iter()
-                .filter(|&&(at, _)| at >= now_ms - RATE_WINDOW_MS)
-        };
+        let recent = || self.recent_admissions.iter().filter(|&&(at, _)| at >= now_ms - RATE_WINDOW_MS);
         let (first_at, _) = *recent().next()?;
         let admitted: u64 = recent().map(|&(_, n)| n).sum();
         // Over a short history, measure from the first admission, not the whole window.
@@ -319,12 +276,7 @@ mod tests {
     }
 
     fn consume(v: &mut LineView, from: u64, to: u64, at_ms: i64) {
-        v.apply(LogEntry::Consumed {
-            from,
-            to,
-            admitted: to - from + 1,
-            at_ms,
-        });
+        v.apply(LogEntry::Consumed { from, to, admitted: to - from + 1, at_ms });
     }
 
     #[test]
@@ -332,38 +284,15 @@ mod tests {
         let entries = [
             LogEntry::Frozen { prequeue: 12 },
             LogEntry::Drawn,
-            LogEntry::Consumed {
-                from: 3,
-                to: 9,
-                admitted: 6,
-                at_ms: 1_700_000_000_000,
-            },
-            LogEntry::Departed {
-                key: TokenKey::regular(5),
-                why: Departure::Left,
-            },
-            LogEntry::Departed {
-                key: TokenKey::pre_queue(5),
-                why: Departure::PassEnded,
-            },
-            LogEntry::Departed {
-                key: TokenKey::regular(1),
-                why: Departure::Abandoned,
-            },
+            LogEntry::Consumed { from: 3, to: 9, admitted: 6, at_ms: 1_700_000_000_000 },
+            LogEntry::Departed { key: TokenKey::regular(5), why: Departure::Left },
+            LogEntry::Departed { key: TokenKey::pre_queue(5), why: Departure::PassEnded },
+            LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned },
         ];
         for e in entries {
             assert_eq!(e.to_string().parse::<LogEntry>().unwrap(), e);
         }
-        for bad in [
-            "",
-            "q:1",
-            "z",
-            "z:1:2",
-            "c:1:2:3",
-            "l:",
-            "l:y7",
-            "c:1:2:3:-4",
-        ] {
+        for bad in ["", "q:1", "z", "z:1:2", "c:1:2:3", "l:", "l:y7", "c:1:2:3:-4"] {
             assert!(bad.parse::<LogEntry>().is_err(), "{bad:?}");
         }
     }
@@ -371,50 +300,23 @@ mod tests {
     #[test]
     fn position_counts_the_people_ahead_plus_one() {
         let mut v = open_view();
-        assert_eq!(
-            v.status(TokenKey::regular(1), 0, 60, true),
-            TokenStatus::Waiting { position: 1 }
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(10), 0, 60, true),
-            TokenStatus::Waiting { position: 10 }
-        );
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 1 });
+        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 10 });
         consume(&mut v, 1, 4, 0);
-        assert_eq!(
-            v.status(TokenKey::regular(10), 0, 60, true),
-            TokenStatus::Waiting { position: 6 }
-        );
+        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 6 });
     }
 
     #[test]
     fn leaving_moves_everyone_behind_up_and_never_back() {
         let mut v = open_view();
-        v.apply(LogEntry::Departed {
-            key: TokenKey::regular(3),
-            why: Departure::Left,
-        });
-        assert_eq!(
-            v.status(TokenKey::regular(3), 0, 60, true),
-            TokenStatus::Left
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(2), 0, 60, true),
-            TokenStatus::Waiting { position: 2 }
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(5), 0, 60, true),
-            TokenStatus::Waiting { position: 4 }
-        );
+        v.apply(LogEntry::Departed { key: TokenKey::regular(3), why: Departure::Left });
+        assert_eq!(v.status(TokenKey::regular(3), 0, 60, true), TokenStatus::Left);
+        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 4 });
         consume(&mut v, 1, 3, 0);
-        assert_eq!(
-            v.status(TokenKey::regular(5), 0, 60, true),
-            TokenStatus::Waiting { position: 2 }
-        );
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 2 });
         consume(&mut v, 4, 4, 0);
-        assert_eq!(
-            v.status(TokenKey::regular(5), 0, 60, true),
-            TokenStatus::Waiting { position: 1 }
-        );
+        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 1 });
     }
 
     #[test]
@@ -424,20 +326,14 @@ mod tests {
         let mut last = u64::MAX;
         for step in 0..200u64 {
             if step % 3 == 0 {
-                v.apply(LogEntry::Departed {
-                    key: TokenKey::regular(step * 7 % 600 + 1),
-                    why: Departure::Left,
-                });
+                v.apply(LogEntry::Departed { key: TokenKey::regular(step * 7 % 600 + 1), why: Departure::Left });
             } else {
                 let from = v.consumed() + 1;
                 consume(&mut v, from, from + 1, 0);
             }
             match v.status(watched, 0, 60, true) {
                 TokenStatus::Waiting { position } => {
-                    assert!(
-                        position <= last,
-                        "went up from {last} to {position} at step {step}"
-                    );
+                    assert!(position <= last, "went up from {last} to {position} at step {step}");
                     last = position;
                 }
                 TokenStatus::Admitted { .. } => break,
@@ -451,79 +347,36 @@ mod tests {
         let mut v = open_view();
         consume(&mut v, 1, 2, 1_000);
         consume(&mut v, 3, 5, 2_000);
-        assert_eq!(
-            v.status(TokenKey::regular(2), 1_500, 10, true),
-            TokenStatus::Admitted {
-                expires_at_ms: 11_000
-            }
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(4), 1_500, 10, true),
-            TokenStatus::Admitted {
-                expires_at_ms: 12_000
-            }
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(4), 12_000, 10, true),
-            TokenStatus::Expired
-        );
+        assert_eq!(v.status(TokenKey::regular(2), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 11_000 });
+        assert_eq!(v.status(TokenKey::regular(4), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 12_000 });
+        assert_eq!(v.status(TokenKey::regular(4), 12_000, 10, true), TokenStatus::Expired);
     }
 
     #[test]
     fn abandoned_and_ended_tokens_read_as_such() {
         let mut v = open_view();
-        v.apply(LogEntry::Departed {
-            key: TokenKey::regular(1),
-            why: Departure::Abandoned,
-        });
-        v.apply(LogEntry::Departed {
-            key: TokenKey::regular(2),
-            why: Departure::PassEnded,
-        });
+        v.apply(LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned });
+        v.apply(LogEntry::Departed { key: TokenKey::regular(2), why: Departure::PassEnded });
         consume(&mut v, 1, 2, 0);
-        assert_eq!(
-            v.status(TokenKey::regular(1), 0, 60, true),
-            TokenStatus::Expired
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(2), 0, 60, true),
-            TokenStatus::Left
-        );
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Expired);
+        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Left);
     }
 
     #[test]
     fn regular_tokens_rank_behind_the_prequeue_and_the_draw_places_the_prequeue() {
         let mut v = LineView::default();
-        assert_eq!(
-            v.status(TokenKey::pre_queue(1), 0, 60, false),
-            TokenStatus::PreQueue
-        );
-        v.apply(LogEntry::Departed {
-            key: TokenKey::pre_queue(2),
-            why: Departure::Left,
-        });
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, false), TokenStatus::PreQueue);
+        v.apply(LogEntry::Departed { key: TokenKey::pre_queue(2), why: Departure::Left });
         v.apply(LogEntry::Frozen { prequeue: 3 });
-        assert_eq!(
-            v.status(TokenKey::pre_queue(1), 0, 60, true),
-            TokenStatus::Waiting { position: 3 }
-        );
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
         v.apply(LogEntry::Drawn);
         assert!(v.needs_draw());
         // Pre-queue seq 1 drew rank 3, seq 2 rank 1 (and left), seq 3 rank 2.
         v.install_draw(vec![3, 1, 2]);
         assert!(!v.needs_draw());
-        assert_eq!(
-            v.status(TokenKey::pre_queue(1), 0, 60, true),
-            TokenStatus::Waiting { position: 2 }
-        );
-        assert_eq!(
-            v.status(TokenKey::pre_queue(3), 0, 60, true),
-            TokenStatus::Waiting { position: 1 }
-        );
-        assert_eq!(
-            v.status(TokenKey::regular(1), 0, 60, true),
-            TokenStatus::Waiting { position: 3 }
-        );
+        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        assert_eq!(v.status(TokenKey::pre_queue(3), 0, 60, true), TokenStatus::Waiting { position: 1 });
+        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
     }
 
     #[test]

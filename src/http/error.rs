@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::domain::InvalidField;
 use crate::ports::{BackendError, InsertEventError};
+use crate::services::booking::BookingError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,6 +23,16 @@ pub enum ApiError {
     SoldOut,
     #[error("the queue token is malformed, forged or from another deployment")]
     InvalidToken,
+    #[error("the admission pass is missing, forged, expired or for another event")]
+    InvalidPass,
+    #[error("some of the seats are not available; nothing was held")]
+    SeatUnavailable(Vec<String>),
+    #[error("this pass would hold more seats than the event allows")]
+    LimitExceeded,
+    #[error("the hold has expired or was cancelled; its seats are free again")]
+    Expired,
+    #[error("the order is paid and cannot be cancelled")]
+    AlreadyPaid,
     #[error("the request body is larger than 64 KiB")]
     PayloadTooLarge,
     #[error("too many requests from this client; retry shortly")]
@@ -34,6 +45,9 @@ pub enum ApiError {
 struct ErrorBody<'a> {
     error: &'a str,
     message: String,
+    /// The seats that were not free, for `seat_unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seats: Option<&'a [String]>,
 }
 
 /// Seconds a client should wait before retrying after a 503.
@@ -48,6 +62,11 @@ impl ApiError {
             ApiError::EventExists => (StatusCode::CONFLICT, "event_exists"),
             ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::InvalidPass => (StatusCode::UNAUTHORIZED, "invalid_pass"),
+            ApiError::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
+            ApiError::LimitExceeded => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+            ApiError::Expired => (StatusCode::GONE, "expired"),
+            ApiError::AlreadyPaid => (StatusCode::CONFLICT, "already_paid"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -65,19 +84,17 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
             // Whole seconds, rounded up: never invite a retry that is refused again.
-            ApiError::RateLimited { retry_after } => Some(HeaderValue::from(
-                retry_after.as_secs_f64().ceil().max(1.0) as u64,
-            )),
+            ApiError::RateLimited { retry_after } => {
+                Some(HeaderValue::from(retry_after.as_secs_f64().ceil().max(1.0) as u64))
+            }
             _ => None,
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error: code,
-                message: self.to_string(),
-            }),
-        )
-            .into_response();
+        let seats = match &self {
+            ApiError::SeatUnavailable(seats) => Some(seats.as_slice()),
+            _ => None,
+        };
+        let body = ErrorBody { error: code, message: self.to_string(), seats };
+        let mut response = (status, Json(body)).into_response();
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
@@ -88,6 +105,21 @@ impl IntoResponse for ApiError {
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> Self {
         ApiError::Unavailable(e)
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::InvalidPass => ApiError::InvalidPass,
+            BookingError::Invalid(message) => ApiError::InvalidRequest(message),
+            BookingError::SeatsUnavailable(seats) => ApiError::SeatUnavailable(seats),
+            BookingError::LimitExceeded => ApiError::LimitExceeded,
+            BookingError::NotFound => ApiError::NotFound,
+            BookingError::Expired => ApiError::Expired,
+            BookingError::AlreadyPaid => ApiError::AlreadyPaid,
+            BookingError::Backend(b) => ApiError::Unavailable(b),
+        }
     }
 }
 

@@ -90,7 +90,7 @@ pub struct EventBody {
 }
 
 impl EventBody {
-    pub fn new(event: &Event, now: OffsetDateTime) -> Self {
+    pub fn new(state: &AppState, event: &Event, now: OffsetDateTime) -> Self {
         let s = &event.spec;
         Self {
             id: s.id.clone(),
@@ -104,23 +104,12 @@ impl EventBody {
             paused: s.paused,
             sections: s.sections.clone(),
             seats_total: s.seats_total(),
-            seats_available: seats_available(event),
+            seats_available: state.booking.seats_available(event),
             prequeue_commitment: prequeue::commitment(&event.prequeue_seed),
             // Revealed only once the draw it decides can no longer be influenced.
-            prequeue_seed: event
-                .is_on_sale(now)
-                .then(|| hex::encode(event.prequeue_seed)),
+            prequeue_seed: event.is_on_sale(now).then(|| hex::encode(event.prequeue_seed)),
         }
     }
-}
-
-/// Seats neither held nor sold. Until seat holds exist every seat is free.
-pub fn seats_available(event: &Event) -> u64 {
-    event.spec.seats_total()
-}
-
-pub fn sold_out(event: &Event) -> bool {
-    seats_available(event) == 0
 }
 
 pub(super) fn find(state: &AppState, id: &str) -> Result<std::sync::Arc<Event>, ApiError> {
@@ -135,10 +124,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<EventBody>), ApiError> {
     let event = state.catalog.create(body.into_spec()?).await?;
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
-    Ok((
-        StatusCode::CREATED,
-        Json(EventBody::new(&event, OffsetDateTime::now_utc())),
-    ))
+    Ok((StatusCode::CREATED, Json(EventBody::new(&state, &event, OffsetDateTime::now_utc()))))
 }
 
 #[derive(Deserialize)]
@@ -162,21 +148,15 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateEvent>,
 ) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
-    let patch = body
-        .admission
-        .map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
-            per_second: a.per_second,
-            max_active: a.max_active,
-        });
+    let patch = body.admission.map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
+        per_second: a.per_second,
+        max_active: a.max_active,
+    });
     patch.per_second.map(validate_per_second).transpose()?;
     patch.max_active.map(validate_max_active).transpose()?;
-    let event = state
-        .catalog
-        .update(event.id(), patch, body.paused)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let event = state.catalog.update(event.id(), patch, body.paused).await?.ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
-    Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
+    Ok(Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())))
 }
 
 #[derive(Serialize)]
@@ -191,25 +171,22 @@ pub struct Stats {
     orders_expired: u64,
 }
 
-pub async fn stats(
-    State(state): State<AppState>,
-    _: Admin,
-    Path(id): Path<String>,
-) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
-    let line = state
-        .line
-        .counters(event.id(), OffsetDateTime::now_utc())
-        .await?;
+    let (line, seats, orders) = tokio::try_join!(
+        state.line.counters(event.id(), OffsetDateTime::now_utc()),
+        state.booking.fresh_counts(event.id()),
+        state.booking.order_counts(event.id()),
+    )?;
     Ok(Json(Stats {
         waiting: line.waiting(),
         admitted_total: line.admitted,
         active: line.active,
-        held_seats: 0,
-        sold_seats: 0,
-        available_seats: seats_available(&event),
-        orders_paid: 0,
-        orders_expired: 0,
+        held_seats: seats.held,
+        sold_seats: seats.sold,
+        available_seats: event.spec.seats_total().saturating_sub(seats.held + seats.sold),
+        orders_paid: orders.0,
+        orders_expired: orders.1,
     }))
 }
 
@@ -220,20 +197,10 @@ pub struct EventList {
 
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     let now = OffsetDateTime::now_utc();
-    Json(EventList {
-        events: state
-            .catalog
-            .all()
-            .iter()
-            .map(|e| EventBody::new(e, now))
-            .collect(),
-    })
+    Json(EventList { events: state.catalog.all().iter().map(|e| EventBody::new(&state, e, now)).collect() })
 }
 
-pub async fn show(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<EventBody>, ApiError> {
+pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
-    Ok(Json(EventBody::new(&event, OffsetDateTime::now_utc())))
+    Ok(Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())))
 }

@@ -25,11 +25,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::InvalidRequest(r.body_text())
             }
         })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
@@ -40,8 +36,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::InvalidRequest(format!("{path}: {inner}"))
             }
         })?;
-        de.end()
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+        de.end().map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
         Ok(JsonBody(value))
     }
 }
@@ -52,26 +47,15 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let presented = bearer(parts).ok_or(ApiError::Unauthorized)?;
         let expected = state.admin_token.expose().as_bytes();
-        if bool::from(presented.as_bytes().ct_eq(expected)) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
+        if bool::from(presented.as_bytes().ct_eq(expected)) { Ok(Admin) } else { Err(ApiError::Unauthorized) }
     }
 }
 
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -5,6 +5,7 @@ mod events;
 mod extract;
 mod limit;
 mod ops;
+mod orders;
 mod pages;
 mod queue;
 
@@ -25,8 +26,9 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use limit::ClientLimiter;
 
+use crate::app::Backends;
 use crate::config::Secret;
-use crate::ports::{AdmissionStore, EventRepository, LineQueue};
+use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
 
@@ -41,10 +43,9 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub line: Arc<Line>,
     pub catalog: Arc<Catalog>,
+    pub booking: Arc<Booking>,
     pub admin_token: Secret,
-    pub repo: Arc<dyn EventRepository>,
-    pub store: Arc<dyn AdmissionStore>,
-    pub queue: Arc<dyn LineQueue>,
+    pub backends: Backends,
     pub metrics: PrometheusHandle,
     pub limiter: ClientLimiter,
     pub trust_forwarded: bool,
@@ -67,15 +68,16 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/admin/events", post(events::create))
-        .route(
-            "/api/admin/events/{id}",
-            axum::routing::patch(events::update),
-        )
+        .route("/api/admin/events/{id}", axum::routing::patch(events::update))
         .route("/api/admin/events/{id}/stats", get(events::stats))
         .route("/api/events", get(events::list))
         .route("/api/events/{id}", get(events::show))
         .route("/api/events/{id}/queue", post(queue::join))
         .route("/api/queue/{token}", get(queue::poll).delete(queue::leave))
+        .route("/api/events/{id}/seats", get(orders::seat_map))
+        .route("/api/events/{id}/holds", post(orders::hold))
+        .route("/api/orders/{id}", get(orders::show).delete(orders::cancel))
+        .route("/api/orders/{id}/pay", post(orders::pay))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -85,15 +87,9 @@ pub fn router(state: AppState) -> Router {
 
     api.layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", |p| p.as_str());
+            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .layer(security_header("x-content-type-options", "nosniff"))
@@ -103,27 +99,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    )
+    SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
 }
 
 /// Counts and times every request by route and status.
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     let started = Instant::now();
     let response = next.run(req).await;
-    let labels = [
-        ("route", route),
-        ("method", method),
-        ("status", response.status().as_u16().to_string()),
-    ];
-    metrics::histogram!("anteroom_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
+    metrics::histogram!("anteroom_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
     response
 }

@@ -13,31 +13,19 @@ pub async fn healthz() -> &'static str {
 
 /// Ready only when every backend answers.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    let (repo, store, queue) =
-        tokio::join!(state.repo.ping(), state.store.ping(), state.queue.ping());
-    let failures: Vec<String> = [repo, store, queue]
-        .into_iter()
-        .filter_map(Result::err)
-        .map(|e| e.to_string())
-        .collect();
+    let b = &state.backends;
+    let (repo, store, queue) = tokio::join!(b.events.ping(), b.line_store.ping(), b.line_queue.ping());
+    let failures: Vec<String> =
+        [repo, store, queue].into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
     if failures.is_empty() {
         (StatusCode::OK, "ready".into())
     } else {
         tracing::warn!(?failures, "not ready");
-        let backends: Vec<&str> = failures
-            .iter()
-            .map(|f| f.split(' ').next().unwrap_or("a backend"))
-            .collect();
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("unavailable: {}", backends.join(", ")),
-        )
+        let backends: Vec<&str> = failures.iter().map(|f| f.split(' ').next().unwrap_or("a backend")).collect();
+        (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {}", backends.join(", ")))
     }
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -7,7 +7,6 @@ use axum::response::{Html, IntoResponse};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::events::seats_available;
 
 struct EventCard {
     id: String,
@@ -36,12 +35,8 @@ pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
             id: e.id().to_string(),
             name: e.spec.name.clone(),
             venue: e.spec.venue.clone(),
-            starts_at: e
-                .spec
-                .starts_at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            seats_available: seats_available(e),
+            starts_at: e.spec.starts_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            seats_available: state.booking.seats_available(e),
             seats_total: e.spec.seats_total(),
         })
         .collect();
@@ -49,10 +44,7 @@ pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn stylesheet() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../static/anteroom.css"),
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/anteroom.css"))
 }
 
 fn render(page: &impl Template) -> axum::response::Response {
@@ -60,11 +52,7 @@ fn render(page: &impl Template) -> axum::response::Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the page could not be rendered",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
         }
     }
 }
@@ -86,10 +74,7 @@ mod tests {
             }],
         };
         let html = page.render().unwrap();
-        assert!(
-            html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"),
-            "{html}"
-        );
+        assert!(html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"), "{html}");
         assert!(html.contains("/events/rock"));
         assert!(html.contains("150 of 200"));
     }

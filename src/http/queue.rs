@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::events::{find, sold_out};
+use super::events::find;
 use super::extract::JsonBody;
 use super::limit::ClientAddr;
 use crate::domain::line::{eta, poll_after_ms};
@@ -40,15 +40,9 @@ pub struct StatusBody {
     eta_max_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pass: Option<String>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pass_expires_at: Option<OffsetDateTime>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     opens_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_after_ms: Option<u64>,
@@ -85,89 +79,53 @@ pub async fn join(
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
     {
-        return Err(ApiError::InvalidRequest(format!(
-            "visitor: must be 1 to {MAX_VISITOR_CHARS} characters"
-        )));
+        return Err(ApiError::InvalidRequest(format!("visitor: must be 1 to {MAX_VISITOR_CHARS} characters")));
     }
-    if sold_out(&event) {
+    if state.booking.sold_out(&event) {
         return Err(ApiError::SoldOut);
     }
     let joined = state.line.join(event.clone(), body.visitor).await?;
     let token = state.line.token_for(event.id(), joined.message);
     let mut answer = describe(&state, &event, &token, OffsetDateTime::now_utc());
     answer.token = Some(state.line.signer().sign_token(&token));
-    let status = if joined.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = if joined.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(answer)))
 }
 
-pub async fn poll(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<StatusBody>, ApiError> {
+pub async fn poll(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<StatusBody>, ApiError> {
     let (token, event) = verify(&state, &raw)?;
-    Ok(Json(describe(
-        &state,
-        &event,
-        &token,
-        OffsetDateTime::now_utc(),
-    )))
+    Ok(Json(describe(&state, &event, &token, OffsetDateTime::now_utc())))
 }
 
-pub async fn leave(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Json<StatusBody>, ApiError> {
+pub async fn leave(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<StatusBody>, ApiError> {
     let (token, _) = verify(&state, &raw)?;
     state.line.leave(&token).await?;
     Ok(Json(StatusBody::new("left", token.token_id)))
 }
 
 fn verify(state: &AppState, raw: &str) -> Result<(QueueToken, Arc<Event>), ApiError> {
-    let token = state
-        .line
-        .signer()
-        .verify_token(raw)
-        .ok_or(ApiError::InvalidToken)?;
-    let event = state
-        .catalog
-        .get(&token.event)
-        .ok_or(ApiError::InvalidToken)?;
+    let token = state.line.signer().verify_token(raw).ok_or(ApiError::InvalidToken)?;
+    let event = state.catalog.get(&token.event).ok_or(ApiError::InvalidToken)?;
     Ok((token, event))
 }
 
 /// The answer for a token's current status.
-fn describe(
-    state: &AppState,
-    event: &Event,
-    token: &QueueToken,
-    now: OffsetDateTime,
-) -> StatusBody {
+fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDateTime) -> StatusBody {
     let status = state.line.status(token, event, now);
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
     match status {
-        TokenStatus::Waiting { .. } | TokenStatus::PreQueue if sold_out(event) => {
+        TokenStatus::Waiting { .. } | TokenStatus::PreQueue if state.booking.sold_out(event) => {
             StatusBody::new("sold_out", token.token_id)
         }
         TokenStatus::Waiting { position } => {
-            let rate = state
-                .line
-                .measured_rate(event.id(), now)
-                .unwrap_or(admission.per_second);
+            let rate = state.line.measured_rate(event.id(), now).unwrap_or(admission.per_second);
             let eta = eta(position, rate);
             StatusBody {
                 position: Some(position),
                 eta_seconds: Some(eta.seconds),
                 eta_max_seconds: Some(eta.max_seconds),
-                poll_after_ms: Some(poll_after_ms(
-                    eta.seconds,
-                    admission.abandon_seconds,
-                    jitter,
-                )),
+                poll_after_ms: Some(poll_after_ms(eta.seconds, admission.abandon_seconds, jitter)),
                 ..StatusBody::new("waiting", token.token_id)
             }
         }
@@ -181,18 +139,10 @@ fn describe(
             }
         }
         TokenStatus::Admitted { expires_at_ms } => {
-            let pass = Pass {
-                event: token.event.clone(),
-                key: token.key,
-                token_id: token.token_id,
-                expires_at_ms,
-            };
+            let pass = Pass { event: token.event.clone(), key: token.key, token_id: token.token_id, expires_at_ms };
             StatusBody {
                 pass: Some(state.line.signer().sign_pass(&pass)),
-                pass_expires_at: OffsetDateTime::from_unix_timestamp_nanos(
-                    i128::from(expires_at_ms) * 1_000_000,
-                )
-                .ok(),
+                pass_expires_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_at_ms) * 1_000_000).ok(),
                 poll_after_ms: Some(0),
                 ..StatusBody::new("admitted", token.token_id)
             }

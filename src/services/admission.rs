@@ -15,7 +15,7 @@ use super::catalog::Catalog;
 use super::now_ms;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue};
 use crate::ports::{
-    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer,
+    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer, LineMessage,
 };
 
 /// Deliveries buffered at most: enough to reorder the joins of concurrent
@@ -46,9 +46,9 @@ pub struct AdmissionWorker {
     event: EventId,
     catalog: Arc<Catalog>,
     store: Arc<dyn AdmissionStore>,
-    consumer: Box<dyn LineConsumer>,
-    ranked: BTreeMap<u64, Delivered>,
-    unranked: Vec<Delivered>,
+    consumer: Box<LineConsumer>,
+    ranked: BTreeMap<u64, Delivered<LineMessage>>,
+    unranked: Vec<Delivered<LineMessage>>,
     prequeue: Option<u64>,
     draw: Option<Vec<u32>>,
     drawn: u64,
@@ -64,7 +64,7 @@ impl AdmissionWorker {
         event: EventId,
         catalog: Arc<Catalog>,
         store: Arc<dyn AdmissionStore>,
-        consumer: Box<dyn LineConsumer>,
+        consumer: Box<LineConsumer>,
     ) -> BackendResult<Self> {
         let consumed = store.consumed(&event).await?;
         let mut worker = Self {
@@ -138,13 +138,9 @@ impl AdmissionWorker {
             .await?;
         self.credit -= outcome.admitted as f64;
         self.advance_to(outcome.consumed).await?;
-        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string())
-            .increment(outcome.admitted);
-        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string())
-            .set(outcome.room as f64);
-        Ok(Outcome::Stepped {
-            admitted: outcome.admitted,
-        })
+        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string()).increment(outcome.admitted);
+        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string()).set(outcome.room as f64);
+        Ok(Outcome::Stepped { admitted: outcome.admitted })
     }
 
     /// Learns the pre-queue's size once the sale is open, and makes the draw
@@ -176,11 +172,7 @@ impl AdmissionWorker {
             return Ok(());
         }
         if (entrants.len() as u64) < expected {
-            tracing::warn!(
-                arrived = entrants.len(),
-                expected,
-                "drawing without pre-queue joins that never arrived"
-            );
+            tracing::warn!(arrived = entrants.len(), expected, "drawing without pre-queue joins that never arrived");
         }
         prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
         let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
@@ -202,10 +194,7 @@ impl AdmissionWorker {
             TokenKind::Regular => self.prequeue.map(|p| Some(p + key.seq)),
             TokenKind::PreQueue => {
                 let draw = self.draw.as_ref()?;
-                let rank = usize::try_from(key.seq)
-                    .ok()
-                    .and_then(|s| s.checked_sub(1))
-                    .and_then(|i| draw.get(i));
+                let rank = usize::try_from(key.seq).ok().and_then(|s| s.checked_sub(1)).and_then(|i| draw.get(i));
                 Some(rank.filter(|&&r| r != 0).map(|&r| u64::from(r)))
             }
         }
@@ -297,10 +286,7 @@ impl AdmissionWorker {
     async fn advance_to(&mut self, consumed: u64) -> BackendResult<()> {
         self.consumed = consumed;
         let behind = self.ranked.split_off(&(consumed + 1));
-        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind)
-            .into_values()
-            .map(|d| d.tag)
-            .collect();
+        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind).into_values().map(|d| d.tag).collect();
         self.consumer.ack(&done).await
     }
 }

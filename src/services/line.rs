@@ -11,12 +11,8 @@ use uuid::Uuid;
 
 use super::catalog::Catalog;
 use super::now_ms;
-use crate::domain::{
-    Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus,
-};
-use crate::ports::{
-    AdmissionStore, BackendError, BackendResult, LeaveOutcome, LineCounters, LineMessage, LineQueue,
-};
+use crate::domain::{Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus};
+use crate::ports::{AdmissionStore, BackendError, BackendResult, LeaveOutcome, LineCounters, LineMessage, LineQueue};
 
 /// Joins taken into one publish-and-confirm at most.
 const MAX_GROUP: usize = 2_048;
@@ -92,39 +88,25 @@ impl Line {
     pub async fn join(&self, event: Arc<Event>, visitor: Option<String>) -> BackendResult<Joined> {
         let (reply, answer) = oneshot::channel();
         self.joins
-            .send(JoinRequest {
-                event,
-                visitor,
-                reply,
-            })
+            .send(JoinRequest { event, visitor, reply })
             .await
             .map_err(|_| BackendError::new("anteroom", "shutting down"))?;
-        answer
-            .await
-            .map_err(|_| BackendError::new("anteroom", "the join was dropped"))?
+        answer.await.map_err(|_| BackendError::new("anteroom", "the join was dropped"))?
     }
 
     pub fn token_for(&self, event: &EventId, message: LineMessage) -> QueueToken {
-        QueueToken {
-            event: event.clone(),
-            key: message.key,
-            token_id: message.token_id,
-        }
+        QueueToken { event: event.clone(), key: message.key, token_id: message.token_id }
     }
 
     /// A token's status from this process's view: no I/O. Waiting tokens are
     /// noted as seen, for abandonment.
     pub fn status(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> TokenStatus {
-        let status = self
-            .view(&token.event)
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .status(
-                token.key,
-                now_ms(now),
-                event.spec.admission.pass_seconds,
-                event.is_on_sale(now),
-            );
+        let status = self.view(&token.event).read().unwrap_or_else(|p| p.into_inner()).status(
+            token.key,
+            now_ms(now),
+            event.spec.admission.pass_seconds,
+            event.is_on_sale(now),
+        );
         if matches!(status, TokenStatus::Waiting { .. } | TokenStatus::PreQueue) {
             self.seen
                 .lock()
@@ -138,59 +120,33 @@ impl Line {
 
     /// Admissions per second recently measured for `event`, if any.
     pub fn measured_rate(&self, event: &EventId, now: OffsetDateTime) -> Option<f64> {
-        self.view(event)
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .measured_rate(now_ms(now))
+        self.view(event).read().unwrap_or_else(|p| p.into_inner()).measured_rate(now_ms(now))
     }
 
     pub async fn leave(&self, token: &QueueToken) -> BackendResult<()> {
         let view = self.view(&token.event);
-        let rank = view
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .rank_of(token.key);
+        let rank = view.read().unwrap_or_else(|p| p.into_inner()).rank_of(token.key);
         let why = match self.store.leave(&token.event, token.key, rank).await? {
             LeaveOutcome::Left => Departure::Left,
             LeaveOutcome::PassEnded => Departure::PassEnded,
             LeaveOutcome::AlreadyGone => return Ok(()),
         };
-        view.write()
-            .unwrap_or_else(|p| p.into_inner())
-            .note_departed(token.key, why);
+        view.write().unwrap_or_else(|p| p.into_inner()).note_departed(token.key, why);
         Ok(())
     }
 
-    pub async fn counters(
-        &self,
-        event: &EventId,
-        now: OffsetDateTime,
-    ) -> BackendResult<LineCounters> {
+    pub async fn counters(&self, event: &EventId, now: OffsetDateTime) -> BackendResult<LineCounters> {
         self.store.counters(event, now_ms(now)).await
     }
 
     fn view(&self, event: &EventId) -> Arc<RwLock<LineView>> {
-        if let Some(view) = self
-            .views
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(event)
-        {
+        if let Some(view) = self.views.read().unwrap_or_else(|p| p.into_inner()).get(event) {
             return view.clone();
         }
-        self.views
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(event.clone())
-            .or_default()
-            .clone()
+        self.views.write().unwrap_or_else(|p| p.into_inner()).entry(event.clone()).or_default().clone()
     }
 
-    async fn group_commit(
-        self: Arc<Self>,
-        mut requests: mpsc::Receiver<JoinRequest>,
-        stop: CancellationToken,
-    ) {
+    async fn group_commit(self: Arc<Self>, mut requests: mpsc::Receiver<JoinRequest>, stop: CancellationToken) {
         let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
         loop {
             let first = tokio::select! {
@@ -210,10 +166,7 @@ impl Line {
             metrics::histogram!("anteroom_join_group_size").record(batch.len() as f64);
             let mut groups: HashMap<EventId, Vec<JoinRequest>> = HashMap::new();
             for request in batch {
-                groups
-                    .entry(request.event.id().clone())
-                    .or_default()
-                    .push(request);
+                groups.entry(request.event.id().clone()).or_default().push(request);
             }
             let permit = Arc::new(permit);
             for group in groups.into_values() {
@@ -236,10 +189,7 @@ impl Line {
         }
         let results: Vec<BackendResult<Joined>> = match outcome {
             Ok(joined) => joined.into_iter().map(Ok).collect(),
-            Err(e) => group
-                .iter()
-                .map(|_| Err(BackendError::new(e.backend, &e.detail)))
-                .collect(),
+            Err(e) => group.iter().map(|_| Err(BackendError::new(e.backend, &e.detail))).collect(),
         };
         for (request, result) in group.into_iter().zip(results) {
             let outcome = match &result {
@@ -257,31 +207,16 @@ impl Line {
     async fn commit(&self, event: &Event, visitors: &[Option<&str>]) -> BackendResult<Vec<Joined>> {
         let now = OffsetDateTime::now_utc();
         let id = event.id();
-        let allocation = self
-            .store
-            .allocate(id, event.is_on_sale(now), visitors)
-            .await?;
+        let allocation = self.store.allocate(id, event.is_on_sale(now), visitors).await?;
         if let Some(prequeue) = allocation.prequeue {
-            self.view(id)
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .note_frozen(prequeue);
+            self.view(id).write().unwrap_or_else(|p| p.into_inner()).note_frozen(prequeue);
         }
         let mut seq = allocation.first_seq;
         let mut fresh = Vec::new();
         for (index, existing) in allocation.existing.iter().enumerate() {
             if existing.is_none() {
-                let key = TokenKey {
-                    kind: allocation.kind,
-                    seq,
-                };
-                fresh.push((
-                    index,
-                    LineMessage {
-                        key,
-                        token_id: Uuid::new_v4(),
-                    },
-                ));
+                let key = TokenKey { kind: allocation.kind, seq };
+                fresh.push((index, LineMessage { key, token_id: Uuid::new_v4() }));
                 seq += 1;
             }
         }
@@ -296,39 +231,18 @@ impl Line {
                 }
                 return Err(e);
             }
-            let joins: Vec<(LineMessage, Option<&str>)> =
-                fresh.iter().map(|&(i, m)| (m, visitors[i])).collect();
-            winners = self
-                .store
-                .commit_joins(id, &joins, now.unix_timestamp())
-                .await?;
+            let joins: Vec<(LineMessage, Option<&str>)> = fresh.iter().map(|&(i, m)| (m, visitors[i])).collect();
+            winners = self.store.commit_joins(id, &joins, now.unix_timestamp()).await?;
         }
-        let mut joined: Vec<Option<Joined>> = allocation
-            .existing
-            .iter()
-            .map(|e| {
-                e.map(|message| Joined {
-                    created: false,
-                    message,
-                })
-            })
-            .collect();
+        let mut joined: Vec<Option<Joined>> =
+            allocation.existing.iter().map(|e| e.map(|message| Joined { created: false, message })).collect();
         for ((index, message), winner) in fresh.into_iter().zip(winners) {
             joined[index] = Some(match winner {
-                Some(message) => Joined {
-                    created: false,
-                    message,
-                },
-                None => Joined {
-                    created: true,
-                    message,
-                },
+                Some(message) => Joined { created: false, message },
+                None => Joined { created: true, message },
             });
         }
-        joined
-            .into_iter()
-            .map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered")))
-            .collect()
+        joined.into_iter().map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered"))).collect()
     }
 
     async fn follow_logs(self: Arc<Self>, stop: CancellationToken) {
@@ -351,10 +265,7 @@ impl Line {
     pub async fn catch_up(&self, event: &EventId) -> BackendResult<()> {
         let view = self.view(event);
         loop {
-            let from = view
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .entries_applied();
+            let from = view.read().unwrap_or_else(|p| p.into_inner()).entries_applied();
             let entries = self.store.read_log(event, from).await?;
             if entries.is_empty() {
                 break;
@@ -368,9 +279,7 @@ impl Line {
         if view.read().unwrap_or_else(|p| p.into_inner()).needs_draw()
             && let Some(draw) = self.store.read_draw(event).await?
         {
-            view.write()
-                .unwrap_or_else(|p| p.into_inner())
-                .install_draw(draw);
+            view.write().unwrap_or_else(|p| p.into_inner()).install_draw(draw);
         }
         Ok(())
     }
@@ -404,8 +313,7 @@ impl Line {
                 let id = event.id().to_string();
                 match self.counters(event.id(), OffsetDateTime::now_utc()).await {
                     Ok(c) => {
-                        metrics::gauge!("anteroom_line_waiting", "event" => id.clone())
-                            .set(c.waiting() as f64);
+                        metrics::gauge!("anteroom_line_waiting", "event" => id.clone()).set(c.waiting() as f64);
                         metrics::gauge!("anteroom_line_active", "event" => id).set(c.active as f64);
                     }
                     Err(e) => {

@@ -1,6 +1,7 @@
 //! Use-cases over the ports: the event catalog, the line, and admission.
 
 pub mod admission;
+pub mod booking;
 pub mod catalog;
 pub mod line;
 

@@ -1,4 +1,5 @@
-//! Long-running loops: one admission worker per event, restarted on failure.
+//! Long-running loops, each restarted on failure: one admission worker per
+//! event, the expiry consumer, and the sweeper under it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,25 +9,47 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::EventId;
-use crate::ports::{AdmissionStore, LineQueue};
+use crate::ports::{AdmissionStore, BackendResult, DelayQueue, LineQueue};
 use crate::services::admission::{AdmissionWorker, PREFETCH};
+use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 
 /// How long an admission step waits for new arrivals.
 const STEP_WAIT: Duration = Duration::from_millis(20);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const WATCH_EVENTS: Duration = Duration::from_millis(500);
+/// Expiries handled at once by one process.
+const EXPIRY_PREFETCH: u16 = 64;
+const EXPIRY_WAIT: Duration = Duration::from_millis(250);
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Workers {
     pub catalog: Arc<Catalog>,
+    pub booking: Arc<Booking>,
     pub store: Arc<dyn AdmissionStore>,
     pub queue: Arc<dyn LineQueue>,
+    pub delays: Arc<dyn DelayQueue>,
 }
 
 impl Workers {
-    /// Keeps one admission worker per event until `stop` is cancelled.
+    /// Runs every worker until `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
+        let expiry = tokio::spawn(restarting("expiry", stop.clone(), {
+            let this = self.clone();
+            let stop = stop.clone();
+            move || {
+                let (this, stop) = (this.clone(), stop.clone());
+                async move { this.expire_until_failure(&stop).await }
+            }
+        }));
+        let sweeper = tokio::spawn(self.clone().sweep(stop.clone()));
+        self.admit_every_event(stop).await;
+        let _ = tokio::join!(expiry, sweeper);
+    }
+
+    /// Keeps one admission worker per event.
+    async fn admit_every_event(self, stop: CancellationToken) {
         let mut running: HashMap<EventId, JoinHandle<()>> = HashMap::new();
         let mut tick = tokio::time::interval(WATCH_EVENTS);
         loop {
@@ -36,7 +59,11 @@ impl Workers {
             }
             for event in self.catalog.all() {
                 running.entry(event.id().clone()).or_insert_with(|| {
-                    tokio::spawn(self.clone().admit(event.id().clone(), stop.clone()))
+                    let (this, id, stop) = (self.clone(), event.id().clone(), stop.clone());
+                    tokio::spawn(restarting("admission", stop.clone(), move || {
+                        let (this, id, stop) = (this.clone(), id.clone(), stop.clone());
+                        async move { this.admit_until_failure(&id, &stop).await }
+                    }))
                 });
             }
         }
@@ -46,33 +73,10 @@ impl Workers {
         }
     }
 
-    async fn admit(self, event: EventId, stop: CancellationToken) {
-        while !stop.is_cancelled() {
-            if let Err(e) = self.admit_until_failure(&event, &stop).await {
-                tracing::warn!(%event, error = %e, "admission worker failed; restarting");
-                metrics::counter!("anteroom_worker_restarts_total", "event" => event.to_string())
-                    .increment(1);
-            }
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(RETRY_AFTER) => {}
-            }
-        }
-    }
-
-    async fn admit_until_failure(
-        &self,
-        event: &EventId,
-        stop: &CancellationToken,
-    ) -> crate::ports::BackendResult<()> {
+    async fn admit_until_failure(&self, event: &EventId, stop: &CancellationToken) -> BackendResult<()> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
-        let mut worker = AdmissionWorker::new(
-            event.clone(),
-            self.catalog.clone(),
-            self.store.clone(),
-            consumer,
-        )
-        .await?;
+        let mut worker =
+            AdmissionWorker::new(event.clone(), self.catalog.clone(), self.store.clone(), consumer).await?;
         let outcome = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
@@ -81,5 +85,67 @@ impl Workers {
         };
         worker.close().await;
         outcome
+    }
+
+    /// Consumes due expiries; each is acknowledged once its order has ended and
+    /// its seats are free, and returned to the queue if that failed.
+    async fn expire_until_failure(&self, stop: &CancellationToken) -> BackendResult<()> {
+        let mut consumer = self.delays.expiries(EXPIRY_PREFETCH).await?;
+        let outcome = 'consuming: loop {
+            let batch = tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                batch = consumer.receive(EXPIRY_WAIT, usize::from(EXPIRY_PREFETCH)) => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            for due in batch {
+                let handled = self.booking.expire(&due.message).await;
+                let settled = match &handled {
+                    Ok(()) => consumer.ack(&[due.tag]).await,
+                    Err(_) => consumer.retry(due.tag).await,
+                };
+                if let Err(e) = handled.and(settled) {
+                    break 'consuming Err(e);
+                }
+            }
+        };
+        consumer.close().await;
+        outcome
+    }
+
+    /// Expires holds that the delay queue has not (a lost timer, a broker outage).
+    async fn sweep(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.booking.expire_overdue().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
+                Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+            }
+        }
+    }
+}
+
+/// Runs `attempt` again after a pause whenever it fails, until `stop`.
+async fn restarting<F, Fut>(name: &'static str, stop: CancellationToken, attempt: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = BackendResult<()>>,
+{
+    while !stop.is_cancelled() {
+        if let Err(e) = attempt().await {
+            tracing::warn!(worker = name, error = %e, "worker failed; restarting");
+            metrics::counter!("anteroom_worker_restarts_total", "worker" => name).increment(1);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(RETRY_AFTER) => {}
+        }
     }
 }

@@ -14,9 +14,7 @@ async fn creating_an_event_returns_it_with_its_live_fields() {
     assert_eq!(reply.body["admission"]["abandon_seconds"], 60);
     assert_eq!(reply.str("prequeue_commitment").len(), 64);
 
-    let shown = app
-        .request(Method::GET, "/api/events/rock-2027", None, None)
-        .await;
+    let shown = app.request(Method::GET, "/api/events/rock-2027", None, None).await;
     assert_eq!(shown.status, StatusCode::OK);
     assert_eq!(shown.body, reply.body);
     let listed = app.request(Method::GET, "/api/events", None, None).await;
@@ -29,10 +27,7 @@ async fn an_event_id_is_taken_once() {
     let app = spawn_app().await;
     app.event("twice", json!({})).await;
     let again = app.create_event(event_body("twice", json!({}))).await;
-    assert_eq!(
-        (again.status, again.error()),
-        (StatusCode::CONFLICT, "event_exists")
-    );
+    assert_eq!((again.status, again.error()), (StatusCode::CONFLICT, "event_exists"));
     app.finish().await;
 }
 
@@ -51,68 +46,32 @@ async fn invalid_events_are_refused_naming_the_field() {
         (json!({ "name": "" }), "name"),
         (json!({ "hold_seconds": 0 }), "hold_seconds"),
         (json!({ "max_seats_per_user": 0 }), "max_seats_per_user"),
-        (
-            json!({ "admission": { "per_second": 0, "max_active": 1, "pass_seconds": 1 } }),
-            "admission.per_second",
-        ),
-        (
-            json!({ "admission": { "per_second": 1, "max_active": 0, "pass_seconds": 1 } }),
-            "admission.max_active",
-        ),
-        (
-            json!({ "admission": { "per_second": 1, "max_active": 1, "pass_seconds": 0 } }),
-            "admission.pass_seconds",
-        ),
+        (json!({ "admission": { "per_second": 0, "max_active": 1, "pass_seconds": 1 } }), "admission.per_second"),
+        (json!({ "admission": { "per_second": 1, "max_active": 0, "pass_seconds": 1 } }), "admission.max_active"),
+        (json!({ "admission": { "per_second": 1, "max_active": 1, "pass_seconds": 0 } }), "admission.pass_seconds"),
         (
             json!({ "admission": { "per_second": 1, "max_active": 1, "pass_seconds": 1, "abandon_seconds": 0 } }),
             "admission.abandon_seconds",
         ),
-        (
-            json!({ "admission": { "per_second": 1, "pass_seconds": 1 } }),
-            "admission",
-        ),
+        (json!({ "admission": { "per_second": 1, "pass_seconds": 1 } }), "admission"),
         (json!({ "sections": [] }), "sections"),
-        (
-            json!({ "sections": section(json!({ "id": "A-1" })) }),
-            "sections[0].id",
-        ),
-        (
-            json!({ "sections": section(json!({ "rows": 0 })) }),
-            "sections[0].rows",
-        ),
-        (
-            json!({ "sections": section(json!({ "seats_per_row": -1 })) }),
-            "sections[0].seats_per_row",
-        ),
-        (
-            json!({ "sections": section(json!({ "price_cents": -5 })) }),
-            "sections[0].price_cents",
-        ),
+        (json!({ "sections": section(json!({ "id": "A-1" })) }), "sections[0].id"),
+        (json!({ "sections": section(json!({ "rows": 0 })) }), "sections[0].rows"),
+        (json!({ "sections": section(json!({ "seats_per_row": -1 })) }), "sections[0].seats_per_row"),
+        (json!({ "sections": section(json!({ "price_cents": -5 })) }), "sections[0].price_cents"),
         (json!({ "starts_at": "tomorrow" }), "starts_at"),
         (json!({ "hold_seconds": "300" }), "hold_seconds"),
     ];
     for (override_, field) in cases {
         let reply = app.create_event(event_body("bad", override_.clone())).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{override_}: {}",
-            reply.body
-        );
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{override_}: {}", reply.body);
         assert_eq!(reply.error(), "invalid_request");
-        assert!(
-            reply.str("message").contains(field),
-            "{override_}: {} should name {field}",
-            reply.body
-        );
+        assert!(reply.str("message").contains(field), "{override_}: {} should name {field}", reply.body);
     }
     let mut missing = event_body("bad", json!({}));
     missing.as_object_mut().unwrap().remove("name");
     let reply = app.create_event(missing).await;
-    assert_eq!(
-        (reply.status, reply.error()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-    );
+    assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
     assert!(reply.str("message").contains("name"), "{}", reply.body);
     app.finish().await;
 }
@@ -121,34 +80,14 @@ async fn invalid_events_are_refused_naming_the_field() {
 async fn malformed_and_oversized_bodies_get_the_error_shape() {
     let app = spawn_app().await;
     let url = format!("{}/api/admin/events", app.address);
-    let res = app
-        .client
-        .post(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(&url).bearer_auth(ADMIN_TOKEN).body("{not json").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["error"],
-        "invalid_request"
-    );
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
 
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
-    let res = app
-        .client
-        .post(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.post(&url).bearer_auth(ADMIN_TOKEN).body(huge).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(
-        res.json::<serde_json::Value>().await.unwrap()["error"],
-        "payload_too_large"
-    );
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["error"], "payload_too_large");
     app.finish().await;
 }
 
@@ -157,31 +96,12 @@ async fn admin_routes_need_the_admin_token() {
     let app = spawn_app().await;
     app.event("guarded", json!({})).await;
     for bearer in [None, Some("wrong"), Some("")] {
-        let create = app
-            .request(
-                Method::POST,
-                "/api/admin/events",
-                Some(event_body("x", json!({}))),
-                bearer,
-            )
-            .await;
-        let patch = app
-            .request(
-                Method::PATCH,
-                "/api/admin/events/guarded",
-                Some(json!({"paused": true})),
-                bearer,
-            )
-            .await;
-        let stats = app
-            .request(Method::GET, "/api/admin/events/guarded/stats", None, bearer)
-            .await;
+        let create = app.request(Method::POST, "/api/admin/events", Some(event_body("x", json!({}))), bearer).await;
+        let patch =
+            app.request(Method::PATCH, "/api/admin/events/guarded", Some(json!({"paused": true})), bearer).await;
+        let stats = app.request(Method::GET, "/api/admin/events/guarded/stats", None, bearer).await;
         for reply in [create, patch, stats] {
-            assert_eq!(
-                (reply.status, reply.error()),
-                (StatusCode::UNAUTHORIZED, "unauthorized"),
-                "{bearer:?}"
-            );
+            assert_eq!((reply.status, reply.error()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{bearer:?}");
         }
     }
     app.finish().await;
@@ -197,14 +117,8 @@ async fn unknown_events_are_not_found() {
         (Method::PATCH, "/api/admin/events/nope"),
         (Method::GET, "/api/admin/events/nope/stats"),
     ] {
-        let reply = app
-            .request(method.clone(), path, Some(json!({})), Some(ADMIN_TOKEN))
-            .await;
-        assert_eq!(
-            (reply.status, reply.error()),
-            (StatusCode::NOT_FOUND, "not_found"),
-            "{method} {path}"
-        );
+        let reply = app.request(method.clone(), path, Some(json!({})), Some(ADMIN_TOKEN)).await;
+        assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"), "{method} {path}");
     }
     app.finish().await;
 }
@@ -214,25 +128,16 @@ async fn a_patch_changes_admission_and_every_process_sees_it_within_a_second() {
     let app = spawn_app().await;
     let other = spawn_app_in(&app.namespace).await;
     app.event("live", json!({})).await;
-    let reply = app
-        .patch_event(
-            "live",
-            json!({ "admission": { "per_second": 2.5, "max_active": 7 }, "paused": true }),
-        )
-        .await;
+    let reply =
+        app.patch_event("live", json!({ "admission": { "per_second": 2.5, "max_active": 7 }, "paused": true })).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["admission"]["per_second"], 2.5);
     assert_eq!(reply.body["admission"]["max_active"], 7);
-    assert_eq!(
-        reply.body["admission"]["pass_seconds"], 600,
-        "untouched fields stay"
-    );
+    assert_eq!(reply.body["admission"]["pass_seconds"], 600, "untouched fields stay");
     assert_eq!(reply.body["paused"], true);
 
     tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
-    let seen = other
-        .request(Method::GET, "/api/events/live", None, None)
-        .await;
+    let seen = other.request(Method::GET, "/api/events/live", None, None).await;
     assert_eq!(seen.body["admission"]["max_active"], 7);
     assert_eq!(seen.body["paused"], true);
 
@@ -242,11 +147,7 @@ async fn a_patch_changes_admission_and_every_process_sees_it_within_a_second() {
         json!({ "paused": "yes" }),
     ] {
         let reply = app.patch_event("live", bad.clone()).await;
-        assert_eq!(
-            (reply.status, reply.error()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            "{bad}"
-        );
+        assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"), "{bad}");
     }
     other.stop().await;
     app.finish().await;

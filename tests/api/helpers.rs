@@ -15,10 +15,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const SECRET: &str = "test-secret";
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
 pub fn redis_url() -> String {
@@ -34,25 +31,15 @@ async fn database_url() -> String {
     static DATABASE: OnceCell<String> = OnceCell::const_new();
     DATABASE
         .get_or_init(|| async {
-            let server = env_or(
-                "TEST_POSTGRES_URL",
-                "postgres://postgres:postgres@127.0.0.1:5432/postgres",
-            );
-            let name = format!(
-                "anteroom_test_{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..12]
-            );
-            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-                .await
-                .expect("postgres is reachable");
+            let server = env_or("TEST_POSTGRES_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres");
+            let name = format!("anteroom_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            let mut conn =
+                <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.expect("postgres is reachable");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("a test database can be created");
-            let base = server
-                .rsplit_once('/')
-                .map_or(server.as_str(), |(base, _)| base)
-                .to_owned();
+            let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
             format!("{base}/{name}")
         })
         .await
@@ -100,9 +87,7 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let served = tokio::spawn(async move {
-        app.run_until(async move { shutdown.cancelled().await })
-            .await
-            .expect("the app serves");
+        app.run_until(async move { shutdown.cancelled().await }).await.expect("the app serves");
     });
     TestApp {
         address,
@@ -142,15 +127,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn str(&self, field: &str) -> &str {
-        self.body[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
+        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
     }
 
     pub fn u64(&self, field: &str) -> u64 {
-        self.body[field]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no number {field:?} in {}", self.body))
+        self.body[field].as_u64().unwrap_or_else(|| panic!("no number {field:?} in {}", self.body))
     }
 
     pub fn error(&self) -> &str {
@@ -159,16 +140,8 @@ impl Reply {
 }
 
 impl TestApp {
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        bearer: Option<&str>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -180,28 +153,14 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn create_event(&self, body: Value) -> Reply {
-        let reply = self
-            .request(
-                Method::POST,
-                "/api/admin/events",
-                Some(body.clone()),
-                Some(ADMIN_TOKEN),
-            )
-            .await;
+        let reply = self.request(Method::POST, "/api/admin/events", Some(body.clone()), Some(ADMIN_TOKEN)).await;
         if reply.status == StatusCode::CREATED {
             let id = EventId::parse(reply.str("id")).expect("a valid id");
-            self.events
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(id);
+            self.events.lock().unwrap_or_else(|p| p.into_inner()).push(id);
         }
         reply
     }
@@ -214,37 +173,18 @@ impl TestApp {
     }
 
     pub async fn patch_event(&self, id: &str, body: Value) -> Reply {
-        self.request(
-            Method::PATCH,
-            &format!("/api/admin/events/{id}"),
-            Some(body),
-            Some(ADMIN_TOKEN),
-        )
-        .await
+        self.request(Method::PATCH, &format!("/api/admin/events/{id}"), Some(body), Some(ADMIN_TOKEN)).await
     }
 
     pub async fn stats(&self, id: &str) -> Reply {
-        let reply = self
-            .request(
-                Method::GET,
-                &format!("/api/admin/events/{id}/stats"),
-                None,
-                Some(ADMIN_TOKEN),
-            )
-            .await;
+        let reply = self.request(Method::GET, &format!("/api/admin/events/{id}/stats"), None, Some(ADMIN_TOKEN)).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply
     }
 
     pub async fn join(&self, event: &str, visitor: Option<&str>) -> Reply {
         let body = visitor.map(|v| json!({ "visitor": v }));
-        self.request(
-            Method::POST,
-            &format!("/api/events/{event}/queue"),
-            body,
-            None,
-        )
-        .await
+        self.request(Method::POST, &format!("/api/events/{event}/queue"), body, None).await
     }
 
     /// Joins and asserts a new place was created; returns the token.
@@ -255,13 +195,11 @@ impl TestApp {
     }
 
     pub async fn poll(&self, token: &str) -> Reply {
-        self.request(Method::GET, &format!("/api/queue/{token}"), None, None)
-            .await
+        self.request(Method::GET, &format!("/api/queue/{token}"), None, None).await
     }
 
     pub async fn leave(&self, token: &str) -> Reply {
-        self.request(Method::DELETE, &format!("/api/queue/{token}"), None, None)
-            .await
+        self.request(Method::DELETE, &format!("/api/queue/{token}"), None, None).await
     }
 
     /// Polls `token` until its state is `state`, or panics after `within`.
@@ -272,11 +210,7 @@ impl TestApp {
             if reply.body["state"] == state {
                 return reply;
             }
-            assert!(
-                Instant::now() < deadline,
-                "still {} after {within:?}, wanted {state}",
-                reply.body
-            );
+            assert!(Instant::now() < deadline, "still {} after {within:?}, wanted {state}", reply.body);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -298,7 +232,7 @@ impl TestApp {
 
 pub async fn forget(namespace: &str, events: &[EventId]) {
     if let Ok(line) = AmqpLine::connect(&amqp_url(), namespace).await {
-        let _ = line.delete_lines(events).await;
+        let _ = line.delete_queues(events).await;
     }
     if let Ok(store) = RedisStore::connect(&redis_url(), namespace).await {
         let _ = store.delete_lines(events).await;

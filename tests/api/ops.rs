@@ -5,26 +5,15 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.request(Method::GET, "/healthz", None, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.request(Method::GET, "/readyz", None, None).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.request(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
+    assert_eq!(app.request(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);
     app.event("metered", serde_json::json!({})).await;
     app.joined("metered").await;
     let metrics = app.request(Method::GET, "/metrics", None, None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().expect("prometheus text");
     assert!(text.contains("anteroom_joins_total"), "{text}");
-    assert!(
-        text.contains("anteroom_http_request_duration_seconds"),
-        "{text}"
-    );
+    assert!(text.contains("anteroom_http_request_duration_seconds"), "{text}");
     app.finish().await;
 }
 
@@ -32,17 +21,10 @@ async fn health_readiness_and_metrics_answer() {
 async fn responses_carry_security_headers_and_unknown_routes_are_json_404s() {
     let app = spawn_app().await;
     let reply = app.request(Method::GET, "/no/such/route", None, None).await;
-    assert_eq!(
-        (reply.status, reply.error()),
-        (StatusCode::NOT_FOUND, "not_found")
-    );
+    assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"));
     assert_eq!(reply.headers["x-content-type-options"], "nosniff");
     let home = app.request(Method::GET, "/", None, None).await;
     assert_eq!(home.status, StatusCode::OK);
-    assert!(
-        home.body
-            .as_str()
-            .is_some_and(|html| html.contains("Events on sale"))
-    );
+    assert!(home.body.as_str().is_some_and(|html| html.contains("Events on sale")));
     app.finish().await;
 }

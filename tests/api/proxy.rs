@@ -33,30 +33,17 @@ impl FaultProxy {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
                 });
-                links_
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(link.abort_handle());
+                links_.lock().unwrap_or_else(|p| p.into_inner()).push(link.abort_handle());
             }
         })
         .abort_handle();
-        Self {
-            addr,
-            up,
-            links,
-            accepting,
-        }
+        Self { addr, up, links, accepting }
     }
 
     /// Drops every open connection and refuses new ones.
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
-        for link in self
-            .links
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
+        for link in self.links.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
             link.abort();
         }
     }

@@ -7,10 +7,14 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 
-use crate::domain::{EventId, LogEntry, TokenKey, TokenKind};
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate,
-    GapProbe, LeaveOutcome, LineCounters, LineMessage,
+    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate, GapProbe,
+    HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LiveSeat, SeatCounts, SeatState, SeatStore, SellOutcome,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -26,6 +30,10 @@ struct Scripts {
     publish_draw: Script,
     probe_gap: Script,
     admit: Script,
+    hold: Script,
+    release: Script,
+    sell: Script,
+    rebuild: Script,
 }
 
 impl Scripts {
@@ -38,6 +46,10 @@ impl Scripts {
             publish_draw: Script::from_lua(include_str!("lua/publish_draw.lua")),
             probe_gap: Script::from_lua(include_str!("lua/probe_gap.lua")),
             admit: Script::from_lua(include_str!("lua/admit.lua")),
+            hold: Script::from_lua(include_str!("lua/hold.lua")),
+            release: Script::from_lua(include_str!("lua/release.lua")),
+            sell: Script::from_lua(include_str!("lua/sell.lua")),
+            rebuild: Script::from_lua(include_str!("lua/rebuild.lua")),
         }
     }
 }
@@ -80,6 +92,34 @@ impl Keys {
     fn draw(&self) -> String {
         format!("{}:draw", self.0)
     }
+    fn seats(&self) -> String {
+        format!("{}:seats", self.0)
+    }
+    fn holders(&self) -> String {
+        format!("{}:holders", self.0)
+    }
+    fn seat_counts(&self) -> String {
+        format!("{}:seat_counts", self.0)
+    }
+    fn seats_ready(&self) -> String {
+        format!("{}:seats_ready", self.0)
+    }
+    fn all(&self) -> Vec<String> {
+        vec![
+            self.line(),
+            self.visitors(),
+            self.seen(),
+            self.left(),
+            self.failed(),
+            self.active(),
+            self.log(),
+            self.draw(),
+            self.seats(),
+            self.holders(),
+            self.seat_counts(),
+            self.seats_ready(),
+        ]
+    }
 }
 
 impl RedisStore {
@@ -95,28 +135,14 @@ impl RedisStore {
             .build_pool(4)
             .map_err(unavailable)?;
         pool.init().await.map_err(unavailable)?;
-        Ok(Self {
-            pool,
-            namespace: namespace.to_owned(),
-            scripts: Scripts::new(),
-        })
+        Ok(Self { pool, namespace: namespace.to_owned(), scripts: Scripts::new() })
     }
 
     /// Removes every key of the given events' lines (test and demo clean-up).
     pub async fn delete_lines(&self, events: &[EventId]) -> BackendResult<()> {
         for event in events {
             let k = self.keys(event);
-            let all = vec![
-                k.line(),
-                k.visitors(),
-                k.seen(),
-                k.left(),
-                k.failed(),
-                k.active(),
-                k.log(),
-                k.draw(),
-            ];
-            let _: i64 = self.pool.del(all).await.map_err(unavailable)?;
+            let _: i64 = self.pool.del(k.all()).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -131,10 +157,7 @@ impl RedisStore {
         V: Into<Value> + Send,
     {
         let args: Vec<Value> = args.into_iter().map(Into::into).collect();
-        script
-            .evalsha_with_reload(self.pool.next(), keys, args)
-            .await
-            .map_err(unavailable)
+        script.evalsha_with_reload(self.pool.next(), keys, args).await.map_err(unavailable)
     }
 }
 
@@ -142,53 +165,28 @@ fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
     if raw.is_empty() {
         return Ok(None);
     }
-    LineMessage::decode(raw.as_bytes())
-        .map(Some)
-        .ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
+    LineMessage::decode(raw.as_bytes()).map(Some).ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
 }
 
 fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
-    raw.parse()
-        .map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
+    raw.parse().map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
 }
 
 #[async_trait]
 impl AdmissionStore for RedisStore {
-    async fn allocate(
-        &self,
-        event: &EventId,
-        open: bool,
-        visitors: &[Option<&str>],
-    ) -> BackendResult<Allocation> {
+    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation> {
         let k = self.keys(event);
         let mut args = vec![if open { "1" } else { "0" }.to_owned()];
         args.extend(visitors.iter().map(|v| v.unwrap_or_default().to_owned()));
-        let reply: Vec<String> = self
-            .run(
-                &self.scripts.allocate,
-                vec![k.line(), k.visitors(), k.log()],
-                args,
-            )
-            .await?;
+        let reply: Vec<String> = self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log()], args).await?;
         let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
             return Err(unavailable("allocate: short reply"));
         };
         Ok(Allocation {
-            kind: if kind == "p" {
-                TokenKind::PreQueue
-            } else {
-                TokenKind::Regular
-            },
+            kind: if kind == "p" { TokenKind::PreQueue } else { TokenKind::Regular },
             first_seq: parse_num(first_seq)?,
-            prequeue: if prequeue.is_empty() {
-                None
-            } else {
-                Some(parse_num(prequeue)?)
-            },
-            existing: existing
-                .iter()
-                .map(|e| parse_entry(e))
-                .collect::<BackendResult<_>>()?,
+            prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
+            existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
         })
     }
 
@@ -206,11 +204,7 @@ impl AdmissionStore for RedisStore {
             args.push(visitor.unwrap_or_default().to_owned());
         }
         let reply: Vec<String> = self
-            .run(
-                &self.scripts.commit_joins,
-                vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()],
-                args,
-            )
+            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()], args)
             .await?;
         reply.iter().map(|e| parse_entry(e)).collect()
     }
@@ -220,11 +214,7 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let members: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let _: () = self
-            .pool
-            .sadd(self.keys(event).failed(), members)
-            .await
-            .map_err(unavailable)?;
+        let _: () = self.pool.sadd(self.keys(event).failed(), members).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -233,30 +223,16 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let now = now_s.to_string();
-        let fields: Vec<(String, String)> =
-            keys.iter().map(|k| (k.to_string(), now.clone())).collect();
-        let _: () = self
-            .pool
-            .hset(self.keys(event).seen(), fields)
-            .await
-            .map_err(unavailable)?;
+        let fields: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), now.clone())).collect();
+        let _: () = self.pool.hset(self.keys(event).seen(), fields).await.map_err(unavailable)?;
         Ok(())
     }
 
-    async fn leave(
-        &self,
-        event: &EventId,
-        key: TokenKey,
-        rank: Option<u64>,
-    ) -> BackendResult<LeaveOutcome> {
+    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome> {
         let k = self.keys(event);
         let rank = rank.map(|r| r.to_string()).unwrap_or_default();
         let reply: String = self
-            .run(
-                &self.scripts.leave,
-                vec![k.line(), k.active(), k.left(), k.log()],
-                vec![key.to_string(), rank],
-            )
+            .run(&self.scripts.leave, vec![k.line(), k.active(), k.left(), k.log()], vec![key.to_string(), rank])
             .await?;
         Ok(match reply.as_str() {
             "left" => LeaveOutcome::Left,
@@ -267,20 +243,13 @@ impl AdmissionStore for RedisStore {
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>> {
         let start = i64::try_from(from).map_err(unavailable)?;
-        let raw: Vec<String> = self
-            .pool
-            .lrange(self.keys(event).log(), start, start + LOG_PAGE - 1)
-            .await
-            .map_err(unavailable)?;
+        let raw: Vec<String> =
+            self.pool.lrange(self.keys(event).log(), start, start + LOG_PAGE - 1).await.map_err(unavailable)?;
         raw.iter().map(|r| r.parse().map_err(unavailable)).collect()
     }
 
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
-        let raw: Option<Vec<u8>> = self
-            .pool
-            .get(self.keys(event).draw())
-            .await
-            .map_err(unavailable)?;
+        let raw: Option<Vec<u8>> = self.pool.get(self.keys(event).draw()).await.map_err(unavailable)?;
         Ok(raw.map(|bytes| decode_draw(&bytes)))
     }
 
@@ -288,75 +257,40 @@ impl AdmissionStore for RedisStore {
         let k = self.keys(event);
         let fields: Vec<Option<u64>> = self
             .pool
-            .hmget(
-                k.line(),
-                vec!["joined", "admitted", "abandoned", "left_waiting"],
-            )
+            .hmget(k.line(), vec!["joined", "admitted", "abandoned", "left_waiting"])
             .await
             .map_err(unavailable)?;
-        let active: u64 = self
-            .pool
-            .zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY)
-            .await
-            .map_err(unavailable)?;
+        let active: u64 =
+            self.pool.zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY).await.map_err(unavailable)?;
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
-        Ok(LineCounters {
-            joined: field(0),
-            admitted: field(1),
-            abandoned: field(2),
-            left_waiting: field(3),
-            active,
-        })
+        Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
     }
 
     async fn freeze_prequeue(&self, event: &EventId) -> BackendResult<(u64, Vec<TokenKey>)> {
         let k = self.keys(event);
-        let reply: Vec<String> = self
-            .run(
-                &self.scripts.freeze,
-                vec![k.line(), k.log(), k.failed()],
-                Vec::<String>::new(),
-            )
-            .await?;
-        let (size, failed) = reply
-            .split_first()
-            .ok_or_else(|| unavailable("freeze: empty reply"))?;
-        Ok((
-            parse_num(size)?,
-            failed.iter().filter_map(|f| TokenKey::parse(f)).collect(),
-        ))
+        let reply: Vec<String> =
+            self.run(&self.scripts.freeze, vec![k.line(), k.log(), k.failed()], Vec::<String>::new()).await?;
+        let (size, failed) = reply.split_first().ok_or_else(|| unavailable("freeze: empty reply"))?;
+        Ok((parse_num(size)?, failed.iter().filter_map(|f| TokenKey::parse(f)).collect()))
     }
 
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
         let k = self.keys(event);
         let blob: Vec<u8> = draw.iter().flat_map(|r| r.to_le_bytes()).collect();
-        let reply: Vec<u8> = self
-            .run(
-                &self.scripts.publish_draw,
-                vec![k.draw(), k.log()],
-                vec![Value::Bytes(blob.into())],
-            )
-            .await?;
+        let reply: Vec<u8> =
+            self.run(&self.scripts.publish_draw, vec![k.draw(), k.log()], vec![Value::Bytes(blob.into())]).await?;
         Ok(decode_draw(&reply))
     }
 
     async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
-        let v: Option<u64> = self
-            .pool
-            .hget(self.keys(event).line(), "consumed")
-            .await
-            .map_err(unavailable)?;
+        let v: Option<u64> = self.pool.hget(self.keys(event).line(), "consumed").await.map_err(unavailable)?;
         Ok(v.unwrap_or(0))
     }
 
     async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe> {
         let k = self.keys(event);
         let reply: String = self
-            .run(
-                &self.scripts.probe_gap,
-                vec![k.line(), k.failed()],
-                vec![key.to_string(), key.seq.to_string()],
-            )
+            .run(&self.scripts.probe_gap, vec![k.line(), k.failed()], vec![key.to_string(), key.seq.to_string()])
             .await?;
         Ok(match reply.as_str() {
             "unallocated" => GapProbe::NotAllocated,
@@ -365,12 +299,7 @@ impl AdmissionStore for RedisStore {
         })
     }
 
-    async fn admit(
-        &self,
-        event: &EventId,
-        candidates: &[Candidate],
-        r: AdmitRequest,
-    ) -> BackendResult<AdmitOutcome> {
+    async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
         let k = self.keys(event);
         let mut args = Vec::with_capacity(5 + candidates.len() * 2);
         args.extend([
@@ -384,19 +313,10 @@ impl AdmissionStore for RedisStore {
             args.push(c.rank.to_string());
             args.push(c.key.map(|k| k.to_string()).unwrap_or_default());
         }
-        let reply: Vec<u64> = self
-            .run(
-                &self.scripts.admit,
-                vec![k.line(), k.active(), k.left(), k.seen(), k.log()],
-                args,
-            )
-            .await?;
+        let reply: Vec<u64> =
+            self.run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log()], args).await?;
         match reply.as_slice() {
-            &[consumed, admitted, room] => Ok(AdmitOutcome {
-                consumed,
-                admitted,
-                room,
-            }),
+            &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),
             _ => Err(unavailable("admit: malformed reply")),
         }
     }
@@ -407,9 +327,117 @@ impl AdmissionStore for RedisStore {
     }
 }
 
+fn seat_args(order: Uuid, holder: &Holder, seats: &[String]) -> Vec<String> {
+    let mut args = Vec::with_capacity(2 + seats.len());
+    args.extend([order.to_string(), holder.as_str().to_owned()]);
+    args.extend(seats.iter().cloned());
+    args
+}
+
+#[async_trait]
+impl SeatStore for RedisStore {
+    async fn hold(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        pass_key: TokenKey,
+        seats: &[String],
+        max_per_holder: u32,
+        now_ms: i64,
+    ) -> BackendResult<HoldOutcome> {
+        let k = self.keys(event);
+        let mut args = vec![
+            order.to_string(),
+            holder.as_str().to_owned(),
+            pass_key.to_string(),
+            max_per_holder.to_string(),
+            now_ms.to_string(),
+        ];
+        args.extend(seats.iter().cloned());
+        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.active()];
+        let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
+        Ok(match reply.split_first() {
+            Some((tag, rest)) if tag == "held" => match rest {
+                [held, sold] => HoldOutcome::Held(SeatCounts { held: parse_num(held)?, sold: parse_num(sold)? }),
+                _ => return Err(unavailable("hold: malformed reply")),
+            },
+            Some((tag, taken)) if tag == "taken" => HoldOutcome::Taken(taken.to_vec()),
+            Some((tag, _)) if tag == "limit" => HoldOutcome::LimitExceeded,
+            Some((tag, _)) if tag == "pass" => HoldOutcome::PassEnded,
+            Some((tag, _)) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
+            _ => return Err(unavailable("hold: malformed reply")),
+        })
+    }
+
+    async fn release(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String]) -> BackendResult<()> {
+        let k = self.keys(event);
+        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready()];
+        let _: i64 = self.run(&self.scripts.release, keys, seat_args(order, holder, seats)).await?;
+        Ok(())
+    }
+
+    async fn sell(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<SellOutcome> {
+        let k = self.keys(event);
+        let keys = vec![k.seats(), k.seat_counts(), k.seats_ready()];
+        let reply: String = self.run(&self.scripts.sell, keys, seat_args(order, holder, seats)).await?;
+        Ok(match reply.as_str() {
+            "sold" => SellOutcome::Sold,
+            "lost" => SellOutcome::Lost,
+            _ => SellOutcome::NeedsRebuild,
+        })
+    }
+
+    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool) -> BackendResult<()> {
+        let k = self.keys(event);
+        let mut args = Vec::with_capacity(1 + live.len() * 4);
+        args.push(if force { "1" } else { "0" }.to_owned());
+        for seat in live {
+            args.extend([
+                seat.seat.clone(),
+                if seat.sold { "s" } else { "h" }.to_owned(),
+                seat.order.to_string(),
+                seat.holder.as_str().to_owned(),
+            ]);
+        }
+        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready()];
+        let _: i64 = self.run(&self.scripts.rebuild, keys, args).await?;
+        Ok(())
+    }
+
+    async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>> {
+        let k = self.keys(event);
+        let ready: bool = self.pool.exists(k.seats_ready()).await.map_err(unavailable)?;
+        if !ready {
+            return Ok(None);
+        }
+        let taken: HashMap<String, String> = self.pool.hgetall(k.seats()).await.map_err(unavailable)?;
+        let states = taken
+            .into_iter()
+            .map(|(seat, value)| (seat, if value.starts_with("s:") { SeatState::Sold } else { SeatState::Held }))
+            .collect();
+        Ok(Some(states))
+    }
+
+    async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>> {
+        let k = self.keys(event);
+        let ready: bool = self.pool.exists(k.seats_ready()).await.map_err(unavailable)?;
+        if !ready {
+            return Ok(None);
+        }
+        let counts: Vec<Option<i64>> =
+            self.pool.hmget(k.seat_counts(), vec!["held", "sold"]).await.map_err(unavailable)?;
+        let field = |i: usize| counts.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
+        Ok(Some(SeatCounts { held: field(0), sold: field(1) }))
+    }
+}
+
 fn decode_draw(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

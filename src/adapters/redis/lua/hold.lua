@@ -1,0 +1,26 @@
+-- Holds every requested seat for one order, or none: checks that the pass is
+-- still valid, that each seat is free and that the holder stays within its
+-- limit (pending and paid seats count), all in one atomic step.
+-- KEYS: seats (hash seat -> "h|s:<order>:<holder>"), holders (hash holder -> seats),
+--       counts (hash held, sold), ready (string), active (zset pass key -> expiry ms)
+-- ARGV: order, holder, pass key, max per holder, now_ms, seat ids...
+-- Returns: {"held", held, sold} | {"taken", seat...} | {"limit"} | {"pass"} | {"rebuild"}
+if redis.call('EXISTS', KEYS[4]) == 0 then return { 'rebuild' } end
+local pass = redis.call('ZSCORE', KEYS[5], ARGV[3])
+if not pass or tonumber(pass) <= tonumber(ARGV[5]) then return { 'pass' } end
+
+local taken = { 'taken' }
+for i = 6, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then taken[#taken + 1] = ARGV[i] end
+end
+if #taken > 1 then return taken end
+
+local count = #ARGV - 5
+local owned = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if owned + count > tonumber(ARGV[4]) then return { 'limit' } end
+
+local value = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
+for i = 6, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], value) end
+redis.call('HINCRBY', KEYS[2], ARGV[2], count)
+local held = redis.call('HINCRBY', KEYS[3], 'held', count)
+return { 'held', tostring(held), redis.call('HGET', KEYS[3], 'sold') or '0' }

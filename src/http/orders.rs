@@ -1,0 +1,161 @@
+//! Seats and orders: the seat map, holds (needs a pass), and the pass's orders.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use super::events::find;
+use super::extract::{JsonBody, bearer};
+use super::limit::ClientAddr;
+use crate::domain::{EventId, Order, Pass};
+use crate::ports::SeatState;
+use crate::services::booking::SeatRequest;
+
+const MAX_PAYMENT_REF_CHARS: usize = 128;
+
+/// The admission pass in `Authorization: Bearer`, signature checked. Whether it
+/// is still valid is for the route to decide: order routes accept expired passes.
+pub struct PassAuth(pub Pass);
+
+impl FromRequestParts<AppState> for PassAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let raw = bearer(parts).ok_or(ApiError::InvalidPass)?;
+        state.line.signer().verify_pass(raw).map(PassAuth).ok_or(ApiError::InvalidPass)
+    }
+}
+
+#[derive(Serialize)]
+pub struct SeatView {
+    id: String,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct SeatMapBody {
+    event: EventId,
+    seats: Vec<SeatView>,
+}
+
+pub async fn seat_map(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SeatMapBody>, ApiError> {
+    let event = find(&state, &id)?;
+    let map = state.booking.seat_map(&event).await?;
+    let venue = crate::domain::Venue::of(&event.spec);
+    let seats = venue
+        .seats()
+        .zip(map.states.iter())
+        .map(|(seat, s)| SeatView {
+            id: venue.id(seat).to_string(),
+            state: match s {
+                SeatState::Free => "free",
+                SeatState::Held => "held",
+                SeatState::Sold => "sold",
+            },
+        })
+        .collect();
+    Ok(Json(SeatMapBody { event: event.id().clone(), seats }))
+}
+
+#[derive(Deserialize)]
+pub struct HoldBody {
+    #[serde(default)]
+    seats: Option<Vec<String>>,
+    #[serde(default)]
+    best_available: Option<BestAvailable>,
+}
+
+#[derive(Deserialize)]
+struct BestAvailable {
+    count: u32,
+    #[serde(default)]
+    section: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct OrderBody {
+    order_id: Uuid,
+    event: EventId,
+    status: &'static str,
+    seats: Vec<String>,
+    amount_cents: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+impl From<Order> for OrderBody {
+    fn from(o: Order) -> Self {
+        Self {
+            order_id: o.id,
+            event: o.event,
+            status: o.status.as_str(),
+            seats: o.seats,
+            amount_cents: o.amount_cents,
+            expires_at: o.expires_at,
+        }
+    }
+}
+
+pub async fn hold(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    Path(id): Path<String>,
+    PassAuth(pass): PassAuth,
+    JsonBody(body): JsonBody<HoldBody>,
+) -> Result<(StatusCode, Json<OrderBody>), ApiError> {
+    state
+        .limiter
+        .admit(client, std::time::Instant::now())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let event = find(&state, &id)?;
+    let request = match (body.seats, body.best_available) {
+        (Some(seats), None) => SeatRequest::Seats(seats),
+        (None, Some(best)) => SeatRequest::BestAvailable { count: best.count, section: best.section },
+        _ => return Err(ApiError::InvalidRequest("give either seats or best_available".into())),
+    };
+    let order = state.booking.hold(&event, &pass, request).await?;
+    Ok((StatusCode::CREATED, Json(order.into())))
+}
+
+fn order_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    PassAuth(pass): PassAuth,
+) -> Result<Json<OrderBody>, ApiError> {
+    Ok(Json(state.booking.order(order_id(&id)?, &pass).await?.into()))
+}
+
+#[derive(Deserialize)]
+pub struct PayBody {
+    payment_ref: String,
+}
+
+pub async fn pay(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    PassAuth(pass): PassAuth,
+    JsonBody(body): JsonBody<PayBody>,
+) -> Result<Json<OrderBody>, ApiError> {
+    if !(1..=MAX_PAYMENT_REF_CHARS).contains(&body.payment_ref.chars().count()) {
+        return Err(ApiError::InvalidRequest(format!("payment_ref: must be 1 to {MAX_PAYMENT_REF_CHARS} characters")));
+    }
+    Ok(Json(state.booking.pay(order_id(&id)?, &pass, &body.payment_ref).await?.into()))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    PassAuth(pass): PassAuth,
+) -> Result<Json<OrderBody>, ApiError> {
+    Ok(Json(state.booking.cancel(order_id(&id)?, &pass).await?.into()))
+}

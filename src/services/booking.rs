@@ -1,0 +1,409 @@
+//! Seats and orders: hold, pay, cancel and expire — never a seat twice.
+//!
+//! The fast store (Redis) decides holds atomically; the durable record
+//! (PostgreSQL) is written in the same request and is the truth the fast store
+//! is rebuilt from. Pay, cancel and expire are each one compare-and-set on the
+//! record, so exactly one of them ends a pending order; the fast store follows.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::catalog::Catalog;
+use super::now_ms;
+use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue};
+use crate::ports::{
+    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError, OrderRepository, SeatCounts,
+    SeatState, SeatStore, SellOutcome, Transition,
+};
+
+/// The seat map may lag the truth by this much (API.md).
+const MAP_MAX_AGE: Duration = Duration::from_secs(1);
+/// Best-available tries this many blocks before answering that none is free.
+const BEST_AVAILABLE_ATTEMPTS: usize = 8;
+/// Orders the sweeper expires per pass.
+const SWEEP_BATCH: i64 = 500;
+/// The sweeper expires what the delay queue has not, this long after the hold ended.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error("the pass is missing, forged, expired, ended or for another event")]
+    InvalidPass,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("seats are not available")]
+    SeatsUnavailable(Vec<String>),
+    #[error("the pass would hold more seats than the event allows")]
+    LimitExceeded,
+    #[error("no such order")]
+    NotFound,
+    #[error("the hold has expired or was cancelled")]
+    Expired,
+    #[error("the order is paid")]
+    AlreadyPaid,
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+pub enum SeatRequest {
+    Seats(Vec<String>),
+    BestAvailable { count: u32, section: Option<String> },
+}
+
+/// Every seat's state in seat-map order, as of `taken_at`.
+pub struct SeatMap {
+    pub taken_at: Instant,
+    pub states: Vec<SeatState>,
+}
+
+pub struct Booking {
+    catalog: Arc<Catalog>,
+    seats: Arc<dyn SeatStore>,
+    orders: Arc<dyn OrderRepository>,
+    delays: Arc<dyn DelayQueue>,
+    maps: RwLock<HashMap<EventId, Arc<SeatMap>>>,
+    counts: RwLock<HashMap<EventId, SeatCounts>>,
+}
+
+impl Booking {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        seats: Arc<dyn SeatStore>,
+        orders: Arc<dyn OrderRepository>,
+        delays: Arc<dyn DelayQueue>,
+    ) -> Self {
+        Self { catalog, seats, orders, delays, maps: RwLock::default(), counts: RwLock::default() }
+    }
+
+    /// Holds seats for the holder of `pass`, writes the pending order and
+    /// schedules its expiry.
+    #[tracing::instrument(skip_all, fields(event = %event.id()))]
+    pub async fn hold(&self, event: &Event, pass: &Pass, request: SeatRequest) -> Result<Order, BookingError> {
+        let now = OffsetDateTime::now_utc();
+        if pass.event != *event.id() || pass.expires_at_ms <= now_ms(now) {
+            return Err(BookingError::InvalidPass);
+        }
+        let venue = Venue::of(&event.spec);
+        let max = event.spec.max_seats_per_user;
+        match request {
+            SeatRequest::Seats(ids) => {
+                if ids.is_empty() {
+                    return Err(BookingError::Invalid("seats: at least one seat is required".into()));
+                }
+                let mut seats = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    let seat =
+                        venue.parse(id).ok_or_else(|| BookingError::Invalid(format!("seats: unknown seat {id:?}")))?;
+                    if seats.contains(&seat) {
+                        return Err(BookingError::Invalid(format!("seats: {id:?} is repeated")));
+                    }
+                    seats.push(seat);
+                }
+                if seats.len() > max as usize {
+                    return Err(BookingError::LimitExceeded);
+                }
+                self.hold_exact(event, pass, &seats, now).await
+            }
+            SeatRequest::BestAvailable { count, section } => {
+                if count == 0 {
+                    return Err(BookingError::Invalid("best_available.count: must be at least 1".into()));
+                }
+                if count > max {
+                    return Err(BookingError::LimitExceeded);
+                }
+                let section = match section {
+                    Some(id) => Some(venue.section_index(&id).ok_or_else(|| {
+                        BookingError::Invalid(format!("best_available.section: unknown section {id:?}"))
+                    })?),
+                    None => None,
+                };
+                let mut avoid: HashSet<SeatRef> = HashSet::new();
+                for _ in 0..BEST_AVAILABLE_ATTEMPTS {
+                    let map = self.seat_map(event).await?;
+                    let free = |seat: SeatRef| {
+                        !avoid.contains(&seat) && map.states.get(venue.index(seat)) == Some(&SeatState::Free)
+                    };
+                    let Some(block) = venue.best_block(count, section, free) else { break };
+                    match self.hold_exact(event, pass, &block, now).await {
+                        // Taken since the map was read: avoid those and look again.
+                        Err(BookingError::SeatsUnavailable(taken)) => {
+                            avoid.extend(taken.iter().filter_map(|id| venue.parse(id)));
+                        }
+                        other => return other,
+                    }
+                }
+                Err(BookingError::SeatsUnavailable(Vec::new()))
+            }
+        }
+    }
+
+    async fn hold_exact(
+        &self,
+        event: &Event,
+        pass: &Pass,
+        seats: &[SeatRef],
+        now: OffsetDateTime,
+    ) -> Result<Order, BookingError> {
+        let venue = Venue::of(&event.spec);
+        let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
+        let holder = Holder::new(pass.key, pass.token_id);
+        let id = Uuid::new_v4();
+        let max = event.spec.max_seats_per_user;
+        let mut outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, now_ms(now)).await?;
+        if outcome == HoldOutcome::NeedsRebuild {
+            self.rebuild(event.id(), false).await?;
+            outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, now_ms(now)).await?;
+        }
+        match outcome {
+            HoldOutcome::Held(counts) => self.note_counts(event.id(), counts),
+            HoldOutcome::Taken(taken) => return Err(BookingError::SeatsUnavailable(taken)),
+            HoldOutcome::LimitExceeded => return Err(BookingError::LimitExceeded),
+            HoldOutcome::PassEnded => return Err(BookingError::InvalidPass),
+            HoldOutcome::NeedsRebuild => {
+                return Err(BackendError::new("redis", "seat state missing after a rebuild").into());
+            }
+        }
+        let order = Order {
+            id,
+            event: event.id().clone(),
+            holder,
+            status: OrderStatus::Pending,
+            seats: ids,
+            amount_cents: seats.iter().map(|&s| venue.price_cents(s)).sum(),
+            created_at: now,
+            expires_at: now + Duration::from_secs(u64::from(event.spec.hold_seconds)),
+        };
+        if let Err(e) = self.orders.insert_order(&order).await {
+            // Undo the hold before answering: the two stores never disagree past this request.
+            if let Err(undo) = self.seats.release(event.id(), id, &order.holder, &order.seats).await {
+                tracing::error!(order = %id, error = %undo, "could not undo a hold whose order was not written");
+            }
+            return Err(match e {
+                InsertOrderError::SeatsTaken(taken) => BookingError::SeatsUnavailable(taken),
+                InsertOrderError::Backend(b) => BookingError::Backend(b),
+            });
+        }
+        let due = ExpiryDue { event: event.id().clone(), order: id };
+        if let Err(e) = self.delays.schedule_expiry(&due, Duration::from_secs(u64::from(event.spec.hold_seconds))).await
+        {
+            tracing::warn!(order = %id, error = %e, "no expiry timer; the sweeper will expire the hold");
+        }
+        metrics::counter!("anteroom_holds_total", "event" => event.id().to_string()).increment(1);
+        metrics::counter!("anteroom_seats_held_total", "event" => event.id().to_string()).increment(seats.len() as u64);
+        Ok(order)
+    }
+
+    /// The order, if it exists and belongs to the holder of `pass`.
+    pub async fn order(&self, id: Uuid, pass: &Pass) -> Result<Order, BookingError> {
+        let order = self.orders.order(id).await?.ok_or(BookingError::NotFound)?;
+        if order.event != pass.event || order.holder != Holder::new(pass.key, pass.token_id) {
+            return Err(BookingError::NotFound);
+        }
+        Ok(order)
+    }
+
+    #[tracing::instrument(skip_all, fields(order = %id))]
+    pub async fn pay(&self, id: Uuid, pass: &Pass, payment_ref: &str) -> Result<Order, BookingError> {
+        let order = self.order(id, pass).await?;
+        match order.status {
+            OrderStatus::Paid => return Ok(order),
+            OrderStatus::Expired | OrderStatus::Cancelled => return Err(BookingError::Expired),
+            OrderStatus::Pending => {}
+        }
+        match self.orders.transition(id, OrderStatus::Paid, OffsetDateTime::now_utc(), Some(payment_ref)).await? {
+            Transition::Changed(order) => {
+                self.follow_sale(&order).await;
+                metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "paid")
+                    .increment(1);
+                Ok(order)
+            }
+            Transition::Unchanged(order) if order.status == OrderStatus::Paid => Ok(order),
+            Transition::Unchanged(order) => {
+                if order.status == OrderStatus::Pending {
+                    // Its hold ran out and no timer has fired yet: expire it now.
+                    self.expire(&ExpiryDue { event: order.event.clone(), order: id }).await?;
+                }
+                Err(BookingError::Expired)
+            }
+            Transition::NotFound => Err(BookingError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(order = %id))]
+    pub async fn cancel(&self, id: Uuid, pass: &Pass) -> Result<Order, BookingError> {
+        let order = self.order(id, pass).await?;
+        let order = match order.status {
+            OrderStatus::Pending => {
+                match self.orders.transition(id, OrderStatus::Cancelled, OffsetDateTime::now_utc(), None).await? {
+                    Transition::Changed(order) => {
+                        self.follow_end(&order).await?;
+                        metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "cancelled")
+                        .increment(1);
+                        order
+                    }
+                    Transition::Unchanged(order) => order,
+                    Transition::NotFound => return Err(BookingError::NotFound),
+                }
+            }
+            _ => order,
+        };
+        match order.status {
+            OrderStatus::Cancelled => Ok(order),
+            OrderStatus::Paid => Err(BookingError::AlreadyPaid),
+            OrderStatus::Expired | OrderStatus::Pending => Err(BookingError::Expired),
+        }
+    }
+
+    /// Expires the order if it is still pending; frees its seats if it ended
+    /// without a sale. Idempotent, so a redelivered timer is harmless.
+    pub async fn expire(&self, due: &ExpiryDue) -> BackendResult<()> {
+        let order = match self
+            .orders
+            .transition(due.order, OrderStatus::Expired, OffsetDateTime::now_utc(), None)
+            .await?
+        {
+            Transition::Changed(order) => {
+                metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "expired")
+                    .increment(1);
+                order
+            }
+            Transition::Unchanged(order) => order,
+            Transition::NotFound => return Ok(()),
+        };
+        if !order.status.is_live() {
+            self.follow_end(&order).await?;
+        }
+        Ok(())
+    }
+
+    /// Expires every pending order whose hold ended a while ago: the safety net
+    /// under the delay queue. Returns how many it expired.
+    pub async fn expire_overdue(&self) -> BackendResult<usize> {
+        let overdue = self.orders.overdue(OffsetDateTime::now_utc() - SWEEP_GRACE, SWEEP_BATCH).await?;
+        for due in &overdue {
+            self.expire(due).await?;
+        }
+        Ok(overdue.len())
+    }
+
+    /// The fast store follows an ended order: its held seats are free again.
+    async fn follow_end(&self, order: &Order) -> BackendResult<()> {
+        self.seats.release(&order.event, order.id, &order.holder, &order.seats).await?;
+        self.forget_map(&order.event);
+        Ok(())
+    }
+
+    /// The fast store follows a sale. The record already says paid, so a
+    /// failure here is repaired from the record rather than reported.
+    async fn follow_sale(&self, order: &Order) {
+        let outcome = self.seats.sell(&order.event, order.id, &order.holder, &order.seats).await;
+        let repair = match outcome {
+            Ok(SellOutcome::Sold) => None,
+            Ok(SellOutcome::NeedsRebuild) => Some(false),
+            Ok(SellOutcome::Lost) => {
+                tracing::error!(order = %order.id, "a paid order's seats were not held in the fast store; rebuilding it");
+                Some(true)
+            }
+            Err(e) => {
+                tracing::error!(order = %order.id, error = %e, "could not mark seats sold; the record has the sale");
+                None
+            }
+        };
+        if let Some(force) = repair
+            && let Err(e) = self.rebuild(&order.event, force).await
+        {
+            tracing::error!(event = %order.event, error = %e, "could not rebuild the seat state");
+        }
+        self.forget_map(&order.event);
+    }
+
+    /// Rebuilds the event's seat state from the durable record.
+    pub async fn rebuild(&self, event: &EventId, force: bool) -> BackendResult<()> {
+        let live = self.orders.live_seats(event).await?;
+        tracing::info!(%event, live = live.len(), force, "rebuilding seat state from the record");
+        metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string()).increment(1);
+        self.seats.rebuild(event, &live, force).await
+    }
+
+    /// The seat map, at most `MAP_MAX_AGE` old.
+    pub async fn seat_map(&self, event: &Event) -> BackendResult<Arc<SeatMap>> {
+        let cached = self.maps.read().unwrap_or_else(|p| p.into_inner()).get(event.id()).cloned();
+        if let Some(map) = cached.filter(|m| m.taken_at.elapsed() < MAP_MAX_AGE) {
+            return Ok(map);
+        }
+        let taken_at = Instant::now();
+        let taken = match self.seats.seat_states(event.id()).await? {
+            Some(taken) => taken,
+            None => {
+                self.rebuild(event.id(), false).await?;
+                self.seats.seat_states(event.id()).await?.unwrap_or_default()
+            }
+        };
+        let venue = Venue::of(&event.spec);
+        let states =
+            venue.seats().map(|seat| taken.get(venue.id(seat).as_str()).copied().unwrap_or(SeatState::Free)).collect();
+        let map = Arc::new(SeatMap { taken_at, states });
+        self.maps.write().unwrap_or_else(|p| p.into_inner()).insert(event.id().clone(), map.clone());
+        Ok(map)
+    }
+
+    fn forget_map(&self, event: &EventId) {
+        self.maps.write().unwrap_or_else(|p| p.into_inner()).remove(event);
+    }
+
+    /// Held and sold seats as this process last saw them (refreshed twice a second).
+    pub fn counts(&self, event: &EventId) -> SeatCounts {
+        self.counts.read().unwrap_or_else(|p| p.into_inner()).get(event).copied().unwrap_or_default()
+    }
+
+    fn note_counts(&self, event: &EventId, counts: SeatCounts) {
+        self.counts.write().unwrap_or_else(|p| p.into_inner()).insert(event.clone(), counts);
+    }
+
+    /// Seats neither held nor sold.
+    pub fn seats_available(&self, event: &Event) -> u64 {
+        let c = self.counts(event.id());
+        event.spec.seats_total().saturating_sub(c.held + c.sold)
+    }
+
+    /// Every seat is sold: nobody waits for nothing.
+    pub fn sold_out(&self, event: &Event) -> bool {
+        self.counts(event.id()).sold >= event.spec.seats_total()
+    }
+
+    /// Fresh counts from the fast store (rebuilt first if missing), for stats.
+    pub async fn fresh_counts(&self, event: &EventId) -> BackendResult<SeatCounts> {
+        let counts = match self.seats.seat_counts(event).await? {
+            Some(counts) => counts,
+            None => {
+                self.rebuild(event, false).await?;
+                self.seats.seat_counts(event).await?.unwrap_or_default()
+            }
+        };
+        self.note_counts(event, counts);
+        Ok(counts)
+    }
+
+    pub async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
+        self.orders.order_counts(event).await
+    }
+
+    /// Refreshes every event's counts; a missing seat state is rebuilt here, so
+    /// that a flushed store recovers without waiting for a hold.
+    pub async fn refresh_counts(&self) {
+        for event in self.catalog.all() {
+            match self.fresh_counts(event.id()).await {
+                Ok(c) => {
+                    let id = event.id().to_string();
+                    metrics::gauge!("anteroom_seats_held", "event" => id.clone()).set(c.held as f64);
+                    metrics::gauge!("anteroom_seats_sold", "event" => id).set(c.sold as f64);
+                }
+                Err(e) => tracing::debug!(event = %event.id(), error = %e, "could not refresh seat counts"),
+            }
+        }
+    }
+}
