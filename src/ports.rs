@@ -223,14 +223,20 @@ impl LineCounters {
 /// Fast shared state of each line: sequence numbers, admission, the event log.
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
-    /// Allocates sequence numbers for a group of joins; `open` once the sale is open.
-    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation>;
+    /// Allocates sequence numbers for a group of joins (`open` once the sale is
+    /// open) and marks the new places seen at `now_s`.
+    async fn allocate(
+        &self,
+        event: &EventId,
+        open: bool,
+        visitors: &[Option<&str>],
+        now_s: i64,
+    ) -> BackendResult<Allocation>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
     async fn commit_joins(
         &self,
         event: &EventId,
         joins: &[(LineMessage, Option<&str>)],
-        now_s: i64,
     ) -> BackendResult<Vec<Option<LineMessage>>>;
     /// Marks joins whose publish failed, so that admission skips their places.
     async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;

@@ -207,7 +207,7 @@ impl Line {
     async fn commit(&self, event: &Event, visitors: &[Option<&str>]) -> BackendResult<Vec<Joined>> {
         let now = OffsetDateTime::now_utc();
         let id = event.id();
-        let allocation = self.store.allocate(id, event.is_on_sale(now), visitors).await?;
+        let allocation = self.store.allocate(id, event.is_on_sale(now), visitors, now.unix_timestamp()).await?;
         if let Some(prequeue) = allocation.prequeue {
             self.view(id).write().unwrap_or_else(|p| p.into_inner()).note_frozen(prequeue);
         }
@@ -232,7 +232,7 @@ impl Line {
                 return Err(e);
             }
             let joins: Vec<(LineMessage, Option<&str>)> = fresh.iter().map(|&(i, m)| (m, visitors[i])).collect();
-            winners = self.store.commit_joins(id, &joins, now.unix_timestamp()).await?;
+            winners = self.store.commit_joins(id, &joins).await?;
         }
         let mut joined: Vec<Option<Joined>> =
             allocation.existing.iter().map(|e| e.map(|message| Joined { created: false, message })).collect();

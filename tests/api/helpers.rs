@@ -27,7 +27,7 @@ pub fn amqp_url() -> String {
 }
 
 /// One fresh database per test run; each test gets its own schema in it.
-async fn database_url() -> String {
+pub async fn database_url() -> String {
     static DATABASE: OnceCell<String> = OnceCell::const_new();
     DATABASE
         .get_or_init(|| async {
@@ -213,6 +213,54 @@ impl TestApp {
             assert!(Instant::now() < deadline, "still {} after {within:?}, wanted {state}", reply.body);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Joins and waits for admission; returns the admission pass.
+    pub async fn admitted_pass(&self, event: &str) -> String {
+        let token = self.joined(event).await;
+        self.poll_until(&token, "admitted", Duration::from_secs(10)).await.str("pass").to_owned()
+    }
+
+    /// `n` passes, joined together and admitted.
+    pub async fn admitted_passes(&self, event: &str, n: usize) -> Vec<String> {
+        let tokens = futures_util::future::join_all((0..n).map(|_| self.joined(event))).await;
+        let admitted = futures_util::future::join_all(
+            tokens.iter().map(|t| self.poll_until(t, "admitted", Duration::from_secs(15))),
+        )
+        .await;
+        admitted.iter().map(|r| r.str("pass").to_owned()).collect()
+    }
+
+    pub async fn hold(&self, event: &str, pass: &str, body: Value) -> Reply {
+        self.request(Method::POST, &format!("/api/events/{event}/holds"), Some(body), Some(pass)).await
+    }
+
+    pub async fn hold_seats(&self, event: &str, pass: &str, seats: &[&str]) -> Reply {
+        self.hold(event, pass, json!({ "seats": seats })).await
+    }
+
+    pub async fn order(&self, id: &str, pass: &str) -> Reply {
+        self.request(Method::GET, &format!("/api/orders/{id}"), None, Some(pass)).await
+    }
+
+    pub async fn pay(&self, id: &str, pass: &str) -> Reply {
+        let body = json!({ "payment_ref": "test-card-4242" });
+        self.request(Method::POST, &format!("/api/orders/{id}/pay"), Some(body), Some(pass)).await
+    }
+
+    pub async fn cancel(&self, id: &str, pass: &str) -> Reply {
+        self.request(Method::DELETE, &format!("/api/orders/{id}"), None, Some(pass)).await
+    }
+
+    /// Seat id → state, from the public seat map.
+    pub async fn seat_states(&self, event: &str) -> std::collections::HashMap<String, String> {
+        let reply = self.request(Method::GET, &format!("/api/events/{event}/seats"), None, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let seats = reply.body["seats"].as_array().expect("a seat list");
+        seats
+            .iter()
+            .map(|s| (s["id"].as_str().unwrap_or("").to_owned(), s["state"].as_str().unwrap_or("").to_owned()))
+            .collect()
     }
 
     /// Stops this process: its HTTP server and its workers.

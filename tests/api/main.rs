@@ -6,6 +6,7 @@ mod events;
 mod faults;
 mod helpers;
 mod ops;
+mod orders;
 mod prequeue;
 mod proxy;
 mod queue;

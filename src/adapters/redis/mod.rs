@@ -174,11 +174,18 @@ fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
 
 #[async_trait]
 impl AdmissionStore for RedisStore {
-    async fn allocate(&self, event: &EventId, open: bool, visitors: &[Option<&str>]) -> BackendResult<Allocation> {
+    async fn allocate(
+        &self,
+        event: &EventId,
+        open: bool,
+        visitors: &[Option<&str>],
+        now_s: i64,
+    ) -> BackendResult<Allocation> {
         let k = self.keys(event);
-        let mut args = vec![if open { "1" } else { "0" }.to_owned()];
+        let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_s.to_string()];
         args.extend(visitors.iter().map(|v| v.unwrap_or_default().to_owned()));
-        let reply: Vec<String> = self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log()], args).await?;
+        let reply: Vec<String> =
+            self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log(), k.seen()], args).await?;
         let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
             return Err(unavailable("allocate: short reply"));
         };
@@ -194,17 +201,15 @@ impl AdmissionStore for RedisStore {
         &self,
         event: &EventId,
         joins: &[(LineMessage, Option<&str>)],
-        now_s: i64,
     ) -> BackendResult<Vec<Option<LineMessage>>> {
         let k = self.keys(event);
-        let mut args = Vec::with_capacity(1 + joins.len() * 2);
-        args.push(now_s.to_string());
+        let mut args = Vec::with_capacity(joins.len() * 2);
         for (message, visitor) in joins {
             args.push(message.encode());
             args.push(visitor.unwrap_or_default().to_owned());
         }
         let reply: Vec<String> = self
-            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.seen(), k.left(), k.log()], args)
+            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.left(), k.log(), k.active()], args)
             .await?;
         reply.iter().map(|e| parse_entry(e)).collect()
     }
