@@ -363,10 +363,9 @@ impl SeatStore for RedisStore {
         let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.active()];
         let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
         Ok(match reply.split_first() {
-            Some((tag, rest)) if tag == "held" => match rest {
-                [held, sold] => HoldOutcome::Held(SeatCounts { held: parse_num(held)?, sold: parse_num(sold)? }),
-                _ => return Err(unavailable("hold: malformed reply")),
-            },
+            Some((tag, [held, sold])) if tag == "held" => {
+                HoldOutcome::Held(SeatCounts { held: parse_num(held)?, sold: parse_num(sold)? })
+            }
             Some((tag, taken)) if tag == "taken" => HoldOutcome::Taken(taken.to_vec()),
             Some((tag, _)) if tag == "limit" => HoldOutcome::LimitExceeded,
             Some((tag, _)) if tag == "pass" => HoldOutcome::PassEnded,
