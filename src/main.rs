@@ -7,7 +7,7 @@ use anteroom::telemetry;
 const USAGE: &str = "usage: anteroom [serve | worker | migrate]
 
   serve    run the HTTP server and the workers (default)
-  worker   run only the admission workers
+  worker   run only the workers (admission, expiry, sweeper)
   migrate  apply database migrations and exit
 
 Configuration comes from the environment; see README.md.";

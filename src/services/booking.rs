@@ -29,6 +29,12 @@ const SWEEP_BATCH: i64 = 500;
 /// The sweeper expires what the delay queue has not, this long after the hold ended.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
 
+/// Times are kept to the millisecond, so that every read of an order shows the
+/// same instant as the answer that created it.
+fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BookingError {
     #[error("the pass is missing, forged, expired, ended or for another event")]
@@ -83,7 +89,7 @@ impl Booking {
     /// schedules its expiry.
     #[tracing::instrument(skip_all, fields(event = %event.id()))]
     pub async fn hold(&self, event: &Event, pass: &Pass, request: SeatRequest) -> Result<Order, BookingError> {
-        let now = OffsetDateTime::now_utc();
+        let now = to_millis(OffsetDateTime::now_utc());
         if pass.event != *event.id() || pass.expires_at_ms <= now_ms(now) {
             return Err(BookingError::InvalidPass);
         }

@@ -41,6 +41,7 @@ async fn a_hold_becomes_a_sale_and_the_books_balance() {
 
     let read = app.order(&id, &pass).await;
     assert_eq!((read.status, read.str("status"), read.str("event")), (StatusCode::OK, "pending", "show"));
+    assert_eq!(read.str("expires_at"), held.str("expires_at"), "every read shows the same instant");
     eventually(Duration::from_secs(3), "the map shows the hold", || async {
         app.seat_states("show").await["A-1-1"] == "held"
     })
