@@ -15,6 +15,7 @@ use crate::ports::{AdmissionStore, BackendError, DelayQueue, EventRepository, Li
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
+use crate::services::spawn_every;
 use crate::telemetry;
 use crate::worker::Workers;
 
@@ -76,7 +77,11 @@ struct Core {
 impl Core {
     async fn start(b: &Backends, stop: &CancellationToken) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
-        tokio::spawn(refresh_catalog(catalog.clone(), stop.clone()));
+        spawn_every(CATALOG_REFRESH, stop.clone(), catalog.clone(), |catalog| async move {
+            if let Err(e) = catalog.refresh().await {
+                tracing::warn!(error = %e, "could not refresh events");
+            }
+        });
         let booking = Arc::new(Booking::new(catalog.clone(), b.seats.clone(), b.orders.clone(), b.delays.clone()));
         let workers = Workers {
             catalog: catalog.clone(),
@@ -122,7 +127,7 @@ impl App {
             signer,
             stop.clone(),
         );
-        tokio::spawn(refresh_seat_counts(booking.clone(), stop.clone()));
+        spawn_every(SEAT_COUNTS_REFRESH, stop.clone(), booking.clone(), |b| async move { b.refresh_counts().await });
         let state = AppState::new(Inner {
             line,
             catalog,
@@ -175,34 +180,10 @@ pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> 
     Ok(())
 }
 
-/// How often each process refreshes seat counts (availability, sold out).
-const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
-
-async fn refresh_seat_counts(booking: Arc<Booking>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(SEAT_COUNTS_REFRESH);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => booking.refresh_counts().await,
-        }
-    }
-}
-
 /// How often each process reloads event settings (a PATCH is seen within 1 s).
 const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
-
-async fn refresh_catalog(catalog: Arc<Catalog>, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(CATALOG_REFRESH);
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = catalog.refresh().await {
-            tracing::warn!(error = %e, "could not refresh events");
-        }
-    }
-}
+/// How often each process refreshes seat counts (availability, sold out).
+const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn random_hex() -> Result<String, BackendError> {
     let mut bytes = [0u8; 32];

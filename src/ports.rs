@@ -168,10 +168,19 @@ pub enum LeaveOutcome {
 
 /// One place presented to the admission step, in rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
-    pub rank: u64,
-    /// `None` for a rank that holds nobody (a join that failed or never arrived).
-    pub key: Option<TokenKey>,
+pub enum Candidate {
+    /// A join that arrived: admitted, or skipped if it left or was abandoned.
+    Arrived { rank: u64, key: TokenKey },
+    /// A place whose join failed or never arrived; its token (if any) departs.
+    Absent { rank: u64, key: Option<TokenKey> },
+}
+
+impl Candidate {
+    pub fn rank(&self) -> u64 {
+        match *self {
+            Candidate::Arrived { rank, .. } | Candidate::Absent { rank, .. } => rank,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,8 +210,9 @@ pub enum GapProbe {
     NotAllocated,
     /// The join failed before its confirm: nobody holds this place.
     Failed,
-    /// Allocated and not known to have failed: its message may still arrive.
-    Pending,
+    /// Allocated (or last seen) at `since_s` and not known to have failed:
+    /// its message may still arrive.
+    Pending { since_s: i64 },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,13 +233,14 @@ impl LineCounters {
 /// Fast shared state of each line: sequence numbers, admission, the event log.
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
-    /// Allocates sequence numbers for a group of joins (`open` once the sale is
-    /// open) and marks the new places seen at `now_s`.
+    /// Allocates sequence numbers for a group of joins, each a visitor id and
+    /// the token id a new place would get (`open` once the sale is open), and
+    /// marks the new places seen at `now_s`.
     async fn allocate(
         &self,
         event: &EventId,
         open: bool,
-        visitors: &[Option<&str>],
+        requests: &[(Option<&str>, Uuid)],
         now_s: i64,
     ) -> BackendResult<Allocation>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
@@ -249,6 +260,8 @@ pub trait AdmissionStore: Send + Sync {
     // The admission worker's steps.
     /// Closes the pre-queue (if not yet closed); returns its size and the keys that failed.
     async fn freeze_prequeue(&self, event: &EventId) -> BackendResult<(u64, Vec<TokenKey>)>;
+    /// The pre-queue's joins as allocated: sequence number and token id.
+    async fn prequeue_entrants(&self, event: &EventId) -> BackendResult<Vec<(u64, Uuid)>>;
     /// Publishes the draw unless one exists; returns the draw in force.
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>>;
     async fn consumed(&self, event: &EventId) -> BackendResult<u64>;

@@ -76,6 +76,19 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// A request within its client's rate (`ANTEROOM_CLIENT_RATE`); else `429`.
+pub struct WithinClientRate;
+
+impl FromRequestParts<AppState> for WithinClientRate {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
+        state.limiter.admit(client, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        Ok(WithinClientRate)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, bearer};
-use super::limit::ClientAddr;
+use super::limit::WithinClientRate;
 use crate::domain::{EventId, Order, Pass};
 use crate::ports::SeatState;
 use crate::services::booking::SeatRequest;
@@ -104,15 +104,11 @@ impl From<Order> for OrderBody {
 
 pub async fn hold(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
+    _: WithinClientRate,
     Path(id): Path<String>,
     PassAuth(pass): PassAuth,
     JsonBody(body): JsonBody<HoldBody>,
 ) -> Result<(StatusCode, Json<OrderBody>), ApiError> {
-    state
-        .limiter
-        .admit(client, std::time::Instant::now())
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let event = find(&state, &id)?;
     let request = match (body.seats, body.best_available) {
         (Some(seats), None) => SeatRequest::Seats(seats),

@@ -13,7 +13,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::events::find;
 use super::extract::JsonBody;
-use super::limit::ClientAddr;
+use super::limit::WithinClientRate;
 use crate::domain::line::{eta, poll_after_ms};
 use crate::domain::{Event, Pass, QueueToken, TokenStatus};
 
@@ -67,14 +67,10 @@ impl StatusBody {
 
 pub async fn join(
     State(state): State<AppState>,
-    ClientAddr(client): ClientAddr,
+    _: WithinClientRate,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<JoinBody>,
 ) -> Result<(StatusCode, Json<StatusBody>), ApiError> {
-    state
-        .limiter
-        .admit(client, std::time::Instant::now())
-        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let event = find(&state, &id)?;
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())

@@ -18,17 +18,18 @@ use crate::ports::{
     AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer, LineMessage,
 };
 
-/// Deliveries buffered at most: enough to reorder the joins of concurrent
-/// processes and to keep a fast drain busy.
-pub const PREFETCH: u16 = 10_000;
+/// Deliveries buffered at most: enough to reorder the joins of several
+/// processes (each has at most 8 groups of 2,048 joins in flight) and to keep a
+/// fast drain busy.
+pub const PREFETCH: u16 = 60_000;
 /// Places presented to the store in one step at most.
 const MAX_STEP: usize = 5_000;
 /// Extra places presented beyond the admissions allowed, so that those who left
 /// or were abandoned are skipped in the same step.
 const SKIP_ALLOWANCE: usize = 256;
-/// How long a missing place is awaited before it is taken as lost. Longer than
+/// How long after its allocation a missing place is taken as lost. Longer than
 /// the publish timeout: a join that may still be acknowledged is never skipped.
-pub const GAP_GRACE: Duration = Duration::from_secs(10);
+pub const GAP_GRACE_SECONDS: i64 = 10;
 /// Admission credit accumulates for at most this long: smooth, never a burst of
 /// a whole paused second.
 const MAX_BURST: Duration = Duration::from_millis(200);
@@ -51,12 +52,11 @@ pub struct AdmissionWorker {
     unranked: Vec<Delivered<LineMessage>>,
     prequeue: Option<u64>,
     draw: Option<Vec<u32>>,
-    drawn: u64,
+    /// `drawn[rank - 1]` is the pre-queue sequence number the draw put at `rank`.
+    drawn: Vec<u64>,
     consumed: u64,
     credit: f64,
     last_step: Instant,
-    open_since: Option<Instant>,
-    gap: Option<(u64, Instant)>,
 }
 
 impl AdmissionWorker {
@@ -76,12 +76,10 @@ impl AdmissionWorker {
             unranked: Vec::new(),
             prequeue: None,
             draw: None,
-            drawn: 0,
+            drawn: Vec::new(),
             consumed,
             credit: 0.0,
             last_step: Instant::now(),
-            open_since: None,
-            gap: None,
         };
         if let Some(draw) = worker.store.read_draw(&worker.event).await? {
             worker.install_draw(draw);
@@ -144,48 +142,47 @@ impl AdmissionWorker {
     }
 
     /// Learns the pre-queue's size once the sale is open, and makes the draw
-    /// once every pre-queue join has arrived (or the grace period is over).
+    /// from the pre-queue joins as allocated (those whose join failed excluded).
     async fn prepare_ranks(&mut self, event: &Event) -> BackendResult<()> {
         if self.prequeue.is_some() && (self.draw.is_some() || self.prequeue == Some(0)) {
             return Ok(());
         }
         let (size, failed) = self.store.freeze_prequeue(&self.event).await?;
         self.prequeue = Some(size);
-        if size == 0 || self.draw.is_some() {
+        if size == 0 {
             return Ok(());
         }
-        if let Some(draw) = self.store.read_draw(&self.event).await? {
-            self.install_draw(draw);
-            return Ok(());
-        }
-        let mut entrants: Vec<(u64, uuid::Uuid)> = self
-            .unranked
-            .iter()
-            .filter(|d| d.message.key.kind == TokenKind::PreQueue && d.message.key.seq <= size)
-            .map(|d| (d.message.key.seq, d.message.token_id))
-            .collect();
-        entrants.sort_unstable();
-        entrants.dedup_by_key(|e| e.0);
-        let expected = size.saturating_sub(failed.len() as u64);
-        let waited = self.open_since.get_or_insert_with(Instant::now).elapsed();
-        if (entrants.len() as u64) < expected && waited < GAP_GRACE {
-            return Ok(());
-        }
-        if (entrants.len() as u64) < expected {
-            tracing::warn!(arrived = entrants.len(), expected, "drawing without pre-queue joins that never arrived");
-        }
-        prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
-        let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
-        for (place, (seq, _)) in entrants.iter().enumerate() {
-            draw[(seq - 1) as usize] = u32::try_from(place + 1).unwrap_or(u32::MAX);
-        }
-        let in_force = self.store.publish_draw(&self.event, &draw).await?;
-        self.install_draw(in_force);
+        let draw = match self.store.read_draw(&self.event).await? {
+            Some(draw) => draw,
+            None => {
+                let mut entrants: Vec<(u64, uuid::Uuid)> = self
+                    .store
+                    .prequeue_entrants(&self.event)
+                    .await?
+                    .into_iter()
+                    .filter(|&(seq, _)| seq <= size && !failed.contains(&TokenKey::pre_queue(seq)))
+                    .collect();
+                prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
+                let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
+                for (place, (seq, _)) in entrants.iter().enumerate() {
+                    draw[(seq - 1) as usize] = u32::try_from(place + 1).unwrap_or(u32::MAX);
+                }
+                tracing::info!(entrants = entrants.len(), "the pre-queue draw is made");
+                self.store.publish_draw(&self.event, &draw).await?
+            }
+        };
+        self.install_draw(draw);
         Ok(())
     }
 
     fn install_draw(&mut self, draw: Vec<u32>) {
-        self.drawn = draw.iter().filter(|&&r| r != 0).count() as u64;
+        let mut drawn = vec![0u64; draw.iter().filter(|&&r| r != 0).count()];
+        for (index, &rank) in draw.iter().enumerate() {
+            if let Some(slot) = (rank as usize).checked_sub(1).and_then(|i| drawn.get_mut(i)) {
+                *slot = index as u64 + 1;
+            }
+        }
+        self.drawn = drawn;
         self.draw = Some(draw);
     }
 
@@ -239,41 +236,54 @@ impl AdmissionWorker {
         let mut out = Vec::new();
         let mut rank = self.consumed + 1;
         while out.len() < limit.min(MAX_STEP) {
-            let key = match self.ranked.get(&rank).map(|d| d.message.key) {
-                Some(key) => Some(key),
-                None if self.is_empty_place(rank).await? => None,
-                None => break,
+            let candidate = match self.ranked.get(&rank) {
+                Some(d) => Candidate::Arrived { rank, key: d.message.key },
+                None => match self.absent(rank).await? {
+                    Some(absent) => absent,
+                    None => break,
+                },
             };
-            out.push(Candidate { rank, key });
+            out.push(candidate);
             rank += 1;
         }
         Ok(out)
     }
 
-    /// Whether nobody will ever arrive for `rank`, so admission may pass it.
-    async fn is_empty_place(&mut self, rank: u64) -> BackendResult<bool> {
+    /// The place at `rank` if nobody will ever arrive for it, so admission may pass it.
+    async fn absent(&mut self, rank: u64) -> BackendResult<Option<Candidate>> {
         let prequeue = self.prequeue.unwrap_or(0);
-        if rank <= prequeue {
-            return Ok(self.draw.is_some() && rank > self.drawn);
-        }
+        let key = if rank <= prequeue {
+            if self.draw.is_none() {
+                return Ok(None);
+            }
+            match self.drawn.get((rank - 1) as usize) {
+                Some(&seq) => TokenKey::pre_queue(seq),
+                // Past the draw's last rank: pre-queue joins that failed.
+                None => return Ok(Some(Candidate::Absent { rank, key: None })),
+            }
+        } else {
+            TokenKey::regular(rank - prequeue)
+        };
+        // Only a missing place with someone behind it holds the line up.
         if self.ranked.range(rank..).next().is_none() {
-            return Ok(false);
+            return Ok(None);
         }
-        let key = TokenKey::regular(rank - prequeue);
         Ok(match self.store.probe_gap(&self.event, key).await? {
-            GapProbe::Failed => true,
-            GapProbe::NotAllocated => false,
-            GapProbe::Pending => {
-                let since = match self.gap {
-                    Some((r, since)) if r == rank => since,
-                    _ => Instant::now(),
-                };
-                self.gap = Some((rank, since));
-                let lost = since.elapsed() >= GAP_GRACE;
-                if lost {
-                    tracing::warn!(%key, "a join never arrived in the line; its place is skipped");
+            GapProbe::Failed => Some(Candidate::Absent { rank, key: Some(key) }),
+            GapProbe::NotAllocated => None,
+            GapProbe::Pending { since_s } => {
+                let waited = OffsetDateTime::now_utc().unix_timestamp() - since_s;
+                // A full buffer may be hiding the message behind later ones: keep waiting.
+                let saturated = self.ranked.len() + self.unranked.len() >= usize::from(PREFETCH);
+                if waited < GAP_GRACE_SECONDS || saturated {
+                    if saturated && waited >= GAP_GRACE_SECONDS {
+                        tracing::error!(%key, "the head of the line is missing and the buffer is full");
+                    }
+                    None
+                } else {
+                    tracing::warn!(%key, waited, "a join never arrived in the line; its place is skipped");
+                    Some(Candidate::Absent { rank, key: Some(key) })
                 }
-                lost
             }
         })
     }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::now_ms;
+use super::{now_ms, spawn_every};
 use crate::domain::{Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus};
 use crate::ports::{AdmissionStore, BackendError, BackendResult, LeaveOutcome, LineCounters, LineMessage, LineQueue};
 
@@ -70,9 +70,14 @@ impl Line {
             joins,
         });
         tokio::spawn(line.clone().group_commit(requests, stop.clone()));
-        tokio::spawn(line.clone().follow_logs(stop.clone()));
-        tokio::spawn(line.clone().report_heartbeats(stop.clone()));
-        tokio::spawn(line.clone().report_gauges(stop));
+        spawn_every(FOLLOW_INTERVAL, stop.clone(), line.clone(), |line| async move { line.follow_logs().await });
+        spawn_every(
+            HEARTBEAT_INTERVAL,
+            stop.clone(),
+            line.clone(),
+            |line| async move { line.report_heartbeats().await },
+        );
+        spawn_every(GAUGE_INTERVAL, stop, line.clone(), |line| async move { line.report_gauges().await });
         line
     }
 
@@ -207,7 +212,9 @@ impl Line {
     async fn commit(&self, event: &Event, visitors: &[Option<&str>]) -> BackendResult<Vec<Joined>> {
         let now = OffsetDateTime::now_utc();
         let id = event.id();
-        let allocation = self.store.allocate(id, event.is_on_sale(now), visitors, now.unix_timestamp()).await?;
+        // Token ids are drawn up front: a pre-queue place records its id when allocated.
+        let requests: Vec<(Option<&str>, Uuid)> = visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
+        let allocation = self.store.allocate(id, event.is_on_sale(now), &requests, now.unix_timestamp()).await?;
         if let Some(prequeue) = allocation.prequeue {
             self.view(id).write().unwrap_or_else(|p| p.into_inner()).note_frozen(prequeue);
         }
@@ -216,7 +223,7 @@ impl Line {
         for (index, existing) in allocation.existing.iter().enumerate() {
             if existing.is_none() {
                 let key = TokenKey { kind: allocation.kind, seq };
-                fresh.push((index, LineMessage { key, token_id: Uuid::new_v4() }));
+                fresh.push((index, LineMessage { key, token_id: requests[index].1 }));
                 seq += 1;
             }
         }
@@ -245,18 +252,10 @@ impl Line {
         joined.into_iter().map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered"))).collect()
     }
 
-    async fn follow_logs(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            for event in self.catalog.all() {
-                if let Err(e) = self.catch_up(event.id()).await {
-                    tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");
-                }
+    async fn follow_logs(&self) {
+        for event in self.catalog.all() {
+            if let Err(e) = self.catch_up(event.id()).await {
+                tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");
             }
         }
     }
@@ -284,42 +283,27 @@ impl Line {
         Ok(())
     }
 
-    async fn report_heartbeats(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
-            let now = OffsetDateTime::now_utc().unix_timestamp();
-            for (event, keys) in seen {
-                let keys: Vec<TokenKey> = keys.into_iter().collect();
-                if let Err(e) = self.store.heartbeat(&event, &keys, now).await {
-                    tracing::warn!(event = %event, error = %e, "could not report heartbeats");
-                }
+    /// Reports the tokens polled since the last report as seen (for abandonment).
+    async fn report_heartbeats(&self) {
+        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        for (event, keys) in seen {
+            let keys: Vec<TokenKey> = keys.into_iter().collect();
+            if let Err(e) = self.store.heartbeat(&event, &keys, now).await {
+                tracing::warn!(event = %event, error = %e, "could not report heartbeats");
             }
         }
     }
 
-    async fn report_gauges(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(GAUGE_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            for event in self.catalog.all() {
-                let id = event.id().to_string();
-                match self.counters(event.id(), OffsetDateTime::now_utc()).await {
-                    Ok(c) => {
-                        metrics::gauge!("anteroom_line_waiting", "event" => id.clone()).set(c.waiting() as f64);
-                        metrics::gauge!("anteroom_line_active", "event" => id).set(c.active as f64);
-                    }
-                    Err(e) => {
-                        tracing::debug!(event = %id, error = %e, "could not read the line's counters")
-                    }
+    async fn report_gauges(&self) {
+        for event in self.catalog.all() {
+            let id = event.id().to_string();
+            match self.counters(event.id(), OffsetDateTime::now_utc()).await {
+                Ok(c) => {
+                    metrics::gauge!("anteroom_line_waiting", "event" => id.clone()).set(c.waiting() as f64);
+                    metrics::gauge!("anteroom_line_active", "event" => id).set(c.active as f64);
                 }
+                Err(e) => tracing::debug!(event = %id, error = %e, "could not read the line's counters"),
             }
         }
     }

@@ -13,6 +13,7 @@ use crate::ports::{AdmissionStore, BackendResult, DelayQueue, LineQueue};
 use crate::services::admission::{AdmissionWorker, PREFETCH};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
+use crate::services::spawn_every;
 
 /// How long an admission step waits for new arrivals.
 const STEP_WAIT: Duration = Duration::from_millis(20);
@@ -43,7 +44,14 @@ impl Workers {
                 async move { this.expire_until_failure(&stop).await }
             }
         }));
-        let sweeper = tokio::spawn(self.clone().sweep(stop.clone()));
+        // Expires holds that the delay queue has not (a lost timer, a broker outage).
+        let sweeper = spawn_every(SWEEP_EVERY, stop.clone(), self.booking.clone(), |booking| async move {
+            match booking.expire_overdue().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
+                Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+            }
+        });
         self.admit_every_event(stop).await;
         let _ = tokio::join!(expiry, sweeper);
     }
@@ -113,22 +121,6 @@ impl Workers {
         };
         consumer.close().await;
         outcome
-    }
-
-    /// Expires holds that the delay queue has not (a lost timer, a broker outage).
-    async fn sweep(self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(SWEEP_EVERY);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            match self.booking.expire_overdue().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
-                Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
-            }
-        }
     }
 }
 

@@ -155,3 +155,27 @@ async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
     }
     second.finish().await;
 }
+
+#[tokio::test]
+async fn a_place_whose_join_never_reached_the_broker_does_not_hold_the_line() {
+    use fred::prelude::*;
+    let app = spawn_app().await;
+    app.event("crash", json!({ "admission": admission(100.0, 100, 600) })).await;
+    let first = app.joined("crash").await;
+    app.poll_until(&first, "admitted", Duration::from_secs(5)).await;
+
+    // A process allocated place r2 eleven seconds ago and died before publishing it.
+    let redis = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
+    redis.init().await.unwrap();
+    let tag = format!("{{{}:crash}}", app.namespace);
+    let _: i64 = redis.hincrby(format!("{tag}:line"), "seq", 1).await.unwrap();
+    let long_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 11;
+    let _: i64 = redis.hset(format!("{tag}:seen"), ("r2", long_ago)).await.unwrap();
+
+    let behind = app.joined("crash").await;
+    app.poll_until(&behind, "admitted", Duration::from_secs(3)).await;
+    let log: Vec<String> = redis.lrange(format!("{tag}:log"), 0, -1).await.unwrap();
+    assert!(log.contains(&"x:r2".to_owned()), "the lost place is logged as departed: {log:?}");
+    redis.quit().await.unwrap();
+    app.finish().await;
+}

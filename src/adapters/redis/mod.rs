@@ -92,6 +92,9 @@ impl Keys {
     fn draw(&self) -> String {
         format!("{}:draw", self.0)
     }
+    fn prequeue_ids(&self) -> String {
+        format!("{}:prequeue_ids", self.0)
+    }
     fn seats(&self) -> String {
         format!("{}:seats", self.0)
     }
@@ -114,6 +117,7 @@ impl Keys {
             self.active(),
             self.log(),
             self.draw(),
+            self.prequeue_ids(),
             self.seats(),
             self.holders(),
             self.seat_counts(),
@@ -178,14 +182,18 @@ impl AdmissionStore for RedisStore {
         &self,
         event: &EventId,
         open: bool,
-        visitors: &[Option<&str>],
+        requests: &[(Option<&str>, Uuid)],
         now_s: i64,
     ) -> BackendResult<Allocation> {
         let k = self.keys(event);
         let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_s.to_string()];
-        args.extend(visitors.iter().map(|v| v.unwrap_or_default().to_owned()));
-        let reply: Vec<String> =
-            self.run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log(), k.seen()], args).await?;
+        for (visitor, token_id) in requests {
+            args.push(visitor.unwrap_or_default().to_owned());
+            args.push(token_id.to_string());
+        }
+        let reply: Vec<String> = self
+            .run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log(), k.seen(), k.prequeue_ids()], args)
+            .await?;
         let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
             return Err(unavailable("allocate: short reply"));
         };
@@ -294,14 +302,21 @@ impl AdmissionStore for RedisStore {
 
     async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe> {
         let k = self.keys(event);
-        let reply: String = self
-            .run(&self.scripts.probe_gap, vec![k.line(), k.failed()], vec![key.to_string(), key.seq.to_string()])
-            .await?;
-        Ok(match reply.as_str() {
-            "unallocated" => GapProbe::NotAllocated,
-            "failed" => GapProbe::Failed,
-            _ => GapProbe::Pending,
+        let counter = if key.kind == TokenKind::PreQueue { "preseq" } else { "seq" };
+        let args = vec![key.to_string(), key.seq.to_string(), counter.to_owned()];
+        let reply: Vec<String> = self.run(&self.scripts.probe_gap, vec![k.line(), k.failed(), k.seen()], args).await?;
+        Ok(match reply.as_slice() {
+            [tag] if tag == "unallocated" => GapProbe::NotAllocated,
+            [tag] if tag == "failed" => GapProbe::Failed,
+            [tag, since] if tag == "pending" => GapProbe::Pending { since_s: parse_num(since)? },
+            _ => return Err(unavailable("probe_gap: malformed reply")),
         })
+    }
+
+    async fn prequeue_entrants(&self, event: &EventId) -> BackendResult<Vec<(u64, Uuid)>> {
+        let ids: HashMap<String, String> =
+            self.pool.hgetall(self.keys(event).prequeue_ids()).await.map_err(unavailable)?;
+        ids.into_iter().map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(unavailable)?))).collect()
     }
 
     async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
@@ -315,8 +330,12 @@ impl AdmissionStore for RedisStore {
             r.max_admit.to_string(),
         ]);
         for c in candidates {
-            args.push(c.rank.to_string());
-            args.push(c.key.map(|k| k.to_string()).unwrap_or_default());
+            args.push(c.rank().to_string());
+            args.push(match c {
+                Candidate::Arrived { key, .. } => key.to_string(),
+                Candidate::Absent { key: Some(key), .. } => format!("!{key}"),
+                Candidate::Absent { key: None, .. } => String::new(),
+            });
         }
         let reply: Vec<u64> =
             self.run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log()], args).await?;

@@ -2,7 +2,9 @@
 -- those that left, failed or were abandoned, and admits the rest until
 -- max_active valid passes exist. Appends what it did to the event's log.
 -- KEYS: line (hash), active (zset), left (set), seen (hash), log (list)
--- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, then pairs: rank, key ("" for an empty place)
+-- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, then pairs: rank, key
+--   where key is "" for a place nobody holds, and "!<key>" for a join that never
+--   arrived (logged as departed, so that its token can never read admitted)
 -- Returns: { consumed, admitted, room }
 local now, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -16,6 +18,9 @@ for i = 6, #ARGV, 2 do
   local rank, key = tonumber(ARGV[i]), ARGV[i + 1]
   if rank ~= last + 1 then break end
   if key == '' or redis.call('SISMEMBER', KEYS[3], key) == 1 then
+    last = rank
+  elseif string.sub(key, 1, 1) == '!' then
+    redis.call('RPUSH', KEYS[5], 'x:' .. string.sub(key, 2))
     last = rank
   elseif tonumber(redis.call('HGET', KEYS[4], key) or '0') < cutoff then
     redis.call('RPUSH', KEYS[5], 'x:' .. key)

@@ -2,8 +2,11 @@
 -- decision pre-queue or regular (a sale that opened closes the pre-queue).
 -- New places are marked seen now, before their messages are published: the
 -- admission worker may receive a message before the join is answered.
--- KEYS: line (hash), visitors (hash), log (list), seen (hash)
--- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix seconds); ARGV[3..]: visitor ids ("" for none)
+-- Pre-queue places also record their token id: the draw is made from this
+-- record, not from the deliveries a worker happens to hold.
+-- KEYS: line (hash), visitors (hash), log (list), seen (hash), prequeue ids (hash seq -> token id)
+-- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix seconds);
+--   then pairs: visitor id ("" for none), token id for a new place
 -- Returns: { kind, first_seq, prequeue_size or "", existing entry or "" per visitor }
 local open = ARGV[1] == '1'
 local prequeue = redis.call('HGET', KEYS[1], 'prequeue')
@@ -14,22 +17,25 @@ if open and not prequeue then
 end
 
 local reply = { '', '', prequeue or '' }
-local new = 0
-for i = 3, #ARGV do
+local fresh = {}
+for i = 3, #ARGV, 2 do
   local entry = ARGV[i] ~= '' and redis.call('HGET', KEYS[2], ARGV[i])
   if entry then
     reply[#reply + 1] = entry
   else
     reply[#reply + 1] = ''
-    new = new + 1
+    fresh[#fresh + 1] = ARGV[i + 1]
   end
 end
+local new = #fresh
 
 local counter = prequeue and 'seq' or 'preseq'
 local kind = prequeue and 'r' or 'p'
 local first = redis.call('HINCRBY', KEYS[1], counter, new) - new + 1
-for seq = first, first + new - 1 do
+for n = 1, new do
+  local seq = first + n - 1
   redis.call('HSET', KEYS[4], kind .. seq, ARGV[2])
+  if kind == 'p' then redis.call('HSET', KEYS[5], seq, fresh[n]) end
 end
 reply[1] = kind
 reply[2] = tostring(first)

@@ -1,11 +1,11 @@
--- What is known of a regular place the admission worker has not received.
--- KEYS: line (hash), failed (set)
--- ARGV[1]: token key "r<seq>"; ARGV[2]: its seq
--- Returns: "unallocated" | "failed" | "pending"
-if tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < tonumber(ARGV[2]) then
-  return 'unallocated'
+-- What is known of a place the admission worker has not received.
+-- KEYS: line (hash), failed (set), seen (hash)
+-- ARGV[1]: token key ("r<seq>" or "p<seq>"); ARGV[2]: its seq; ARGV[3]: its counter ("seq" or "preseq")
+-- Returns: {"unallocated"} | {"failed"} | {"pending", allocated or last seen (unix seconds)}
+if tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0') < tonumber(ARGV[2]) then
+  return { 'unallocated' }
 end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
-  return 'failed'
+  return { 'failed' }
 end
-return 'pending'
+return { 'pending', redis.call('HGET', KEYS[3], ARGV[1]) or '0' }
