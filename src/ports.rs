@@ -7,8 +7,6 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use time::OffsetDateTime;
-
 use crate::domain::{AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind};
 
 /// A backend that did not answer or failed: the request can be retried later.
@@ -372,18 +370,12 @@ pub trait OrderRepository: Send + Sync {
     /// Inserts a pending order; a seat already live in another order is refused.
     async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError>;
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>>;
-    /// Moves a pending order to `to` in one compare-and-set; a payment only
-    /// while `now` is before the hold's end.
-    async fn transition(
-        &self,
-        id: Uuid,
-        to: OrderStatus,
-        now: OffsetDateTime,
-        payment_ref: Option<&str>,
-    ) -> BackendResult<Transition>;
+    /// Moves a pending order to `to` in one compare-and-set, by the record's
+    /// own clock: a payment only before the hold's end, an expiry only after it.
+    async fn transition(&self, id: Uuid, to: OrderStatus, payment_ref: Option<&str>) -> BackendResult<Transition>;
     async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>>;
-    /// Pending orders whose hold ended before `before`, oldest first.
-    async fn overdue(&self, before: OffsetDateTime, limit: i64) -> BackendResult<Vec<ExpiryDue>>;
+    /// Pending orders whose hold ended more than `grace` ago (by the record's clock), oldest first.
+    async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>>;
     /// Orders paid and expired, for the stats.
     async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)>;
 }

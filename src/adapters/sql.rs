@@ -304,22 +304,17 @@ impl OrderRepository for PgEvents {
         self.load_order(id).await
     }
 
-    async fn transition(
-        &self,
-        id: Uuid,
-        to: OrderStatus,
-        now: OffsetDateTime,
-        payment_ref: Option<&str>,
-    ) -> BackendResult<Transition> {
+    async fn transition(&self, id: Uuid, to: OrderStatus, payment_ref: Option<&str>) -> BackendResult<Transition> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        // One compare-and-set decides between payment, cancellation and expiry.
+        // One compare-and-set decides between payment, cancellation and expiry,
+        // all by the database's clock, so that no two processes' clocks disagree.
         let changed = sqlx::query(
-            "UPDATE orders SET status = $2, ended_at = $3, payment_ref = COALESCE($4, payment_ref)
-             WHERE id = $1 AND status = 'pending' AND ($2 <> 'paid' OR expires_at > $3)",
+            "UPDATE orders SET status = $2, ended_at = now(), payment_ref = COALESCE($3, payment_ref)
+             WHERE id = $1 AND status = 'pending'
+               AND CASE $2 WHEN 'paid' THEN expires_at > now() WHEN 'expired' THEN expires_at <= now() ELSE TRUE END",
         )
         .bind(id)
         .bind(to.as_str())
-        .bind(now)
         .bind(payment_ref)
         .execute(&mut *tx)
         .await
@@ -363,11 +358,13 @@ impl OrderRepository for PgEvents {
             .collect()
     }
 
-    async fn overdue(&self, before: OffsetDateTime, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
+    async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
         let rows = sqlx::query(
-            "SELECT id, event_id FROM orders WHERE status = 'pending' AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+            "SELECT id, event_id FROM orders
+             WHERE status = 'pending' AND expires_at < now() - make_interval(secs => $1)
+             ORDER BY expires_at LIMIT $2",
         )
-        .bind(before)
+        .bind(grace.as_secs_f64())
         .bind(limit)
         .fetch_all(&self.pool)
         .await

@@ -91,6 +91,12 @@ pub struct EventSpec {
 
 /// Seats beyond this would make a single event's seat map unreasonably large.
 pub const MAX_SEATS_PER_EVENT: u64 = 1_000_000;
+/// Durations (hold, pass, abandonment) are at most a year.
+pub const MAX_SECONDS: u32 = 365 * 24 * 3600;
+pub const MAX_SEATS_PER_USER: u32 = 1_000;
+pub const MAX_ACTIVE: u64 = 1_000_000_000;
+/// A price up to ten billion cents keeps any order's total far inside `i64`.
+pub const MAX_PRICE_CENTS: i64 = 10_000_000_000;
 
 impl EventSpec {
     /// Checks every rule of API.md that the types alone do not carry.
@@ -98,20 +104,14 @@ impl EventSpec {
         if self.name.trim().is_empty() {
             return Err(InvalidField::new("name", "must not be empty"));
         }
-        if self.hold_seconds < 1 {
-            return Err(InvalidField::new("hold_seconds", "must be at least 1"));
-        }
-        if self.max_seats_per_user < 1 {
-            return Err(InvalidField::new("max_seats_per_user", "must be at least 1"));
+        validate_seconds("hold_seconds", self.hold_seconds)?;
+        if !(1..=MAX_SEATS_PER_USER).contains(&self.max_seats_per_user) {
+            return Err(InvalidField::new("max_seats_per_user", format!("must be 1 to {MAX_SEATS_PER_USER}")));
         }
         validate_per_second(self.admission.per_second)?;
         validate_max_active(self.admission.max_active)?;
-        if self.admission.pass_seconds < 1 {
-            return Err(InvalidField::new("admission.pass_seconds", "must be at least 1"));
-        }
-        if self.admission.abandon_seconds < 1 {
-            return Err(InvalidField::new("admission.abandon_seconds", "must be at least 1"));
-        }
+        validate_seconds("admission.pass_seconds", self.admission.pass_seconds)?;
+        validate_seconds("admission.abandon_seconds", self.admission.abandon_seconds)?;
         if self.sections.is_empty() {
             return Err(InvalidField::new("sections", "at least one section is required"));
         }
@@ -128,8 +128,8 @@ impl EventSpec {
             if s.name.trim().is_empty() {
                 return Err(InvalidField::new(field("name"), "must not be empty"));
             }
-            if s.price_cents < 0 {
-                return Err(InvalidField::new(field("price_cents"), "must not be negative"));
+            if !(0..=MAX_PRICE_CENTS).contains(&s.price_cents) {
+                return Err(InvalidField::new(field("price_cents"), format!("must be 0 to {MAX_PRICE_CENTS}")));
             }
             if s.rows < 1 {
                 return Err(InvalidField::new(field("rows"), "must be at least 1"));
@@ -158,7 +158,19 @@ pub fn validate_per_second(per_second: f64) -> Result<(), InvalidField> {
 }
 
 pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
-    if max_active >= 1 { Ok(()) } else { Err(InvalidField::new("admission.max_active", "must be at least 1")) }
+    if (1..=MAX_ACTIVE).contains(&max_active) {
+        Ok(())
+    } else {
+        Err(InvalidField::new("admission.max_active", format!("must be 1 to {MAX_ACTIVE}")))
+    }
+}
+
+fn validate_seconds(field: &str, seconds: u32) -> Result<(), InvalidField> {
+    if (1..=MAX_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(InvalidField::new(field, format!("must be 1 to {MAX_SECONDS} seconds")))
+    }
 }
 
 /// A stored event: its specification plus what the service generated for it.
@@ -239,6 +251,11 @@ pub(crate) mod tests {
         let cases: Vec<(Breakage, &str)> = vec![
             (|s| s.name = " ".into(), "name"),
             (|s| s.hold_seconds = 0, "hold_seconds"),
+            (|s| s.hold_seconds = u32::MAX, "hold_seconds"),
+            (|s| s.max_seats_per_user = MAX_SEATS_PER_USER + 1, "max_seats_per_user"),
+            (|s| s.admission.max_active = u64::MAX, "admission.max_active"),
+            (|s| s.admission.pass_seconds = MAX_SECONDS + 1, "admission.pass_seconds"),
+            (|s| s.sections[0].price_cents = i64::MAX, "sections[0].price_cents"),
             (|s| s.max_seats_per_user = 0, "max_seats_per_user"),
             (|s| s.admission.per_second = 0.0, "admission.per_second"),
             (|s| s.admission.per_second = f64::NAN, "admission.per_second"),

@@ -14,8 +14,8 @@ use super::events::find;
 use super::extract::{JsonBody, bearer};
 use super::limit::WithinClientRate;
 use crate::domain::{EventId, Order, Pass};
-use crate::ports::SeatState;
-use crate::services::booking::SeatRequest;
+use crate::ports::{BackendError, SeatState};
+use crate::services::booking::{BookingError, SeatRequest};
 
 const MAX_PAYMENT_REF_CHARS: usize = 128;
 
@@ -115,8 +115,21 @@ pub async fn hold(
         (None, Some(best)) => SeatRequest::BestAvailable { count: best.count, section: best.section },
         _ => return Err(ApiError::InvalidRequest("give either seats or best_available".into())),
     };
-    let order = state.booking.hold(&event, &pass, request).await?;
+    let booking = state.booking.clone();
+    let order = to_completion(async move { booking.hold(&event, &pass, request).await }).await?;
     Ok((StatusCode::CREATED, Json(order.into())))
+}
+
+/// Runs a change of seats and orders to its end even if the client goes away
+/// or the request times out: a hold is never left half-made.
+async fn to_completion<F>(change: F) -> Result<Order, ApiError>
+where
+    F: std::future::Future<Output = Result<Order, BookingError>> + Send + 'static,
+{
+    match tokio::spawn(change).await {
+        Ok(outcome) => Ok(outcome?),
+        Err(e) => Err(ApiError::Unavailable(BackendError::new("anteroom", e))),
+    }
 }
 
 fn order_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -145,7 +158,8 @@ pub async fn pay(
     if !(1..=MAX_PAYMENT_REF_CHARS).contains(&body.payment_ref.chars().count()) {
         return Err(ApiError::InvalidRequest(format!("payment_ref: must be 1 to {MAX_PAYMENT_REF_CHARS} characters")));
     }
-    Ok(Json(state.booking.pay(order_id(&id)?, &pass, &body.payment_ref).await?.into()))
+    let (booking, id) = (state.booking.clone(), order_id(&id)?);
+    Ok(Json(to_completion(async move { booking.pay(id, &pass, &body.payment_ref).await }).await?.into()))
 }
 
 pub async fn cancel(
@@ -153,5 +167,6 @@ pub async fn cancel(
     Path(id): Path<String>,
     PassAuth(pass): PassAuth,
 ) -> Result<Json<OrderBody>, ApiError> {
-    Ok(Json(state.booking.cancel(order_id(&id)?, &pass).await?.into()))
+    let (booking, id) = (state.booking.clone(), order_id(&id)?);
+    Ok(Json(to_completion(async move { booking.cancel(id, &pass).await }).await?.into()))
 }

@@ -179,6 +179,7 @@ impl Booking {
             holder,
             status: OrderStatus::Pending,
             seats: ids,
+            // Prices and the per-holder limit are bounded at creation: this cannot overflow.
             amount_cents: seats.iter().map(|&s| venue.price_cents(s)).sum(),
             created_at: now,
             expires_at: now + Duration::from_secs(u64::from(event.spec.hold_seconds)),
@@ -216,11 +217,15 @@ impl Booking {
     pub async fn pay(&self, id: Uuid, pass: &Pass, payment_ref: &str) -> Result<Order, BookingError> {
         let order = self.order(id, pass).await?;
         match order.status {
-            OrderStatus::Paid => return Ok(order),
+            OrderStatus::Paid => {
+                // A repeated payment also repairs a sale the fast store missed.
+                self.follow_sale(&order).await;
+                return Ok(order);
+            }
             OrderStatus::Expired | OrderStatus::Cancelled => return Err(BookingError::Expired),
             OrderStatus::Pending => {}
         }
-        match self.orders.transition(id, OrderStatus::Paid, OffsetDateTime::now_utc(), Some(payment_ref)).await? {
+        match self.orders.transition(id, OrderStatus::Paid, Some(payment_ref)).await? {
             Transition::Changed(order) => {
                 self.follow_sale(&order).await;
                 metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "paid")
@@ -243,18 +248,16 @@ impl Booking {
     pub async fn cancel(&self, id: Uuid, pass: &Pass) -> Result<Order, BookingError> {
         let order = self.order(id, pass).await?;
         let order = match order.status {
-            OrderStatus::Pending => {
-                match self.orders.transition(id, OrderStatus::Cancelled, OffsetDateTime::now_utc(), None).await? {
-                    Transition::Changed(order) => {
-                        self.follow_end(&order).await?;
-                        metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "cancelled")
+            OrderStatus::Pending => match self.orders.transition(id, OrderStatus::Cancelled, None).await? {
+                Transition::Changed(order) => {
+                    self.follow_end(&order).await?;
+                    metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "cancelled")
                         .increment(1);
-                        order
-                    }
-                    Transition::Unchanged(order) => order,
-                    Transition::NotFound => return Err(BookingError::NotFound),
+                    order
                 }
-            }
+                Transition::Unchanged(order) => order,
+                Transition::NotFound => return Err(BookingError::NotFound),
+            },
             _ => order,
         };
         match order.status {
@@ -267,11 +270,7 @@ impl Booking {
     /// Expires the order if it is still pending; frees its seats if it ended
     /// without a sale. Idempotent, so a redelivered timer is harmless.
     pub async fn expire(&self, due: &ExpiryDue) -> BackendResult<()> {
-        let order = match self
-            .orders
-            .transition(due.order, OrderStatus::Expired, OffsetDateTime::now_utc(), None)
-            .await?
-        {
+        let order = match self.orders.transition(due.order, OrderStatus::Expired, None).await? {
             Transition::Changed(order) => {
                 metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "expired")
                     .increment(1);
@@ -289,7 +288,7 @@ impl Booking {
     /// Expires every pending order whose hold ended a while ago: the safety net
     /// under the delay queue. Returns how many it expired.
     pub async fn expire_overdue(&self) -> BackendResult<usize> {
-        let overdue = self.orders.overdue(OffsetDateTime::now_utc() - SWEEP_GRACE, SWEEP_BATCH).await?;
+        let overdue = self.orders.overdue(SWEEP_GRACE, SWEEP_BATCH).await?;
         for due in &overdue {
             self.expire(due).await?;
         }
