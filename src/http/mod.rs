@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/", get(pages::home))
         .route("/static/anteroom.css", get(pages::stylesheet))
+        .route("/api/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::NotFound });
 
     api.layer(axum::middleware::from_fn(record_metrics))

@@ -29,3 +29,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
+
+/// The machine-readable copy of the HTTP contract (API.md).
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("../../static/openapi.json"))
+}

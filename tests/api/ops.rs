@@ -28,3 +28,37 @@ async fn responses_carry_security_headers_and_unknown_routes_are_json_404s() {
     assert!(home.body.as_str().is_some_and(|html| html.contains("Events on sale")));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let doc = app.request(Method::GET, "/api/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.str("openapi").starts_with("3."));
+    let routes = [
+        ("post", "/api/admin/events"),
+        ("patch", "/api/admin/events/{id}"),
+        ("get", "/api/admin/events/{id}/stats"),
+        ("get", "/api/events"),
+        ("get", "/api/events/{id}"),
+        ("post", "/api/events/{id}/queue"),
+        ("get", "/api/queue/{token}"),
+        ("delete", "/api/queue/{token}"),
+        ("get", "/api/events/{id}/seats"),
+        ("post", "/api/events/{id}/holds"),
+        ("get", "/api/orders/{order_id}"),
+        ("delete", "/api/orders/{order_id}"),
+        ("post", "/api/orders/{order_id}/pay"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ];
+    for (method, path) in routes {
+        assert!(doc.body["paths"][path][method].is_object(), "{method} {path} is not described");
+    }
+    let hold = &doc.body["paths"]["/api/events/{id}/holds"]["post"]["responses"];
+    for status in ["201", "401", "409", "422"] {
+        assert!(hold[status].is_object(), "holds: {status}");
+    }
+    app.finish().await;
+}
