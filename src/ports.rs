@@ -309,6 +309,14 @@ pub enum SellOutcome {
     NeedsRebuild,
 }
 
+/// A hold as the fast store recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldOrder {
+    pub order: Uuid,
+    pub holder: Holder,
+    pub seats: Vec<String>,
+}
+
 /// A seat taken by a live order, as the durable record has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSeat {
@@ -340,7 +348,9 @@ pub trait SeatStore: Send + Sync {
     async fn sell(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String])
     -> BackendResult<SellOutcome>;
     /// Replaces the event's seat state with `live` unless it exists (or always, if `force`).
-    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool) -> BackendResult<()>;
+    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool, now_ms: i64) -> BackendResult<()>;
+    /// Holds made before `before_ms` that neither ended nor became sales here.
+    async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>>;
     /// Taken seats (free ones are absent); `None` while the state must be rebuilt.
     async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>>;
     async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>>;

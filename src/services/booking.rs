@@ -28,6 +28,8 @@ const BEST_AVAILABLE_ATTEMPTS: usize = 8;
 const SWEEP_BATCH: i64 = 500;
 /// The sweeper expires what the delay queue has not, this long after the hold ended.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
+/// A hold still in the fast store this long after it should have ended is reconciled.
+const REAP_GRACE: Duration = Duration::from_secs(5);
 
 /// Times are kept to the millisecond, so that every read of an order shows the
 /// same instant as the answer that created it.
@@ -331,7 +333,34 @@ impl Booking {
         let live = self.orders.live_seats(event).await?;
         tracing::info!(%event, live = live.len(), force, "rebuilding seat state from the record");
         metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string()).increment(1);
-        self.seats.rebuild(event, &live, force).await
+        self.seats.rebuild(event, &live, force, now_ms(OffsetDateTime::now_utc())).await
+    }
+
+    /// Reconciles holds that outlived their hold with the record: a hold whose
+    /// order never reached it (the process died in between) is undone, and one
+    /// whose order ended or was paid is brought in line. Returns how many it fixed.
+    pub async fn reap_stale_holds(&self) -> BackendResult<usize> {
+        let mut fixed = 0;
+        for event in self.catalog.all() {
+            let hold = Duration::from_secs(u64::from(event.spec.hold_seconds)) + REAP_GRACE;
+            let before = now_ms(OffsetDateTime::now_utc() - hold);
+            for held in self.seats.holds_before(event.id(), before).await? {
+                match self.orders.order(held.order).await? {
+                    Some(order) if order.status == OrderStatus::Pending => {
+                        self.expire(&ExpiryDue { event: order.event.clone(), order: order.id }).await?;
+                    }
+                    Some(order) if order.status == OrderStatus::Paid => self.follow_sale(&order).await,
+                    Some(order) => self.follow_end(&order).await?,
+                    None => {
+                        tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
+                        self.seats.release(event.id(), held.order, &held.holder, &held.seats).await?;
+                        self.forget_map(event.id());
+                    }
+                }
+                fixed += 1;
+            }
+        }
+        Ok(fixed)
     }
 
     /// The seat map, at most `MAP_MAX_AGE` old.

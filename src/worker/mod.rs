@@ -45,11 +45,17 @@ impl Workers {
             }
         }));
         // Expires holds that the delay queue has not (a lost timer, a broker outage).
+        // Then reconciles holds the fast store kept past their time (a crash between hold and order).
         let sweeper = spawn_every(SWEEP_EVERY, stop.clone(), self.booking.clone(), |booking| async move {
             match booking.expire_overdue().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
                 Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+            }
+            match booking.reap_stale_holds().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(reconciled = n, "stale holds reconciled with the record"),
+                Err(e) => tracing::warn!(error = %e, "reconciling stale holds failed"),
             }
         });
         self.admit_every_event(stop).await;

@@ -448,3 +448,36 @@ async fn a_venue_of_100000_seats_is_created_in_under_five_seconds() {
     let _: HashMap<String, String> = map;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_hold_whose_order_was_never_written_is_undone() {
+    use anteroom::adapters::redis::RedisStore;
+    use anteroom::domain::{EventId, Holder, Signer};
+    use anteroom::ports::{HoldOutcome, SeatStore};
+
+    let app = spawn_app().await;
+    sale(&app, "orphan", json!({ "hold_seconds": 1, "sections": one_row(3) })).await;
+    let raw_pass = app.admitted_pass("orphan").await;
+    app.seat_states("orphan").await; // the seat state exists
+
+    // A process holds A-1-1 in Redis, then dies before writing the order.
+    let pass = Signer::new(crate::helpers::SECRET.as_bytes(), &app.namespace).verify_pass(&raw_pass).unwrap();
+    let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace).await.unwrap();
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let holder = Holder::new(pass.key, pass.token_id);
+    let event = EventId::parse("orphan").unwrap();
+    let outcome =
+        redis.hold(&event, uuid::Uuid::new_v4(), &holder, pass.key, &["A-1-1".into()], 4, now_ms).await.unwrap();
+    assert!(matches!(outcome, HoldOutcome::Held(_)), "{outcome:?}");
+    let taken = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "the orphan hold takes the seat for now");
+
+    // hold_seconds (1) + the reconciliation grace (5) + one sweep.
+    eventually(Duration::from_secs(9), "the orphan hold is undone", || async {
+        app.stats("orphan").await.u64("held_seats") == 0
+    })
+    .await;
+    let again = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    app.finish().await;
+}

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
     AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate, GapProbe,
-    HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LiveSeat, SeatCounts, SeatState, SeatStore, SellOutcome,
+    HeldOrder, HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LiveSeat, SeatCounts, SeatState, SeatStore,
+    SellOutcome,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -107,6 +108,12 @@ impl Keys {
     fn seats_ready(&self) -> String {
         format!("{}:seats_ready", self.0)
     }
+    fn holds(&self) -> String {
+        format!("{}:holds", self.0)
+    }
+    fn hold_seats(&self) -> String {
+        format!("{}:hold_seats", self.0)
+    }
     fn all(&self) -> Vec<String> {
         vec![
             self.line(),
@@ -122,6 +129,8 @@ impl Keys {
             self.holders(),
             self.seat_counts(),
             self.seats_ready(),
+            self.holds(),
+            self.hold_seats(),
         ]
     }
 }
@@ -379,7 +388,8 @@ impl SeatStore for RedisStore {
             now_ms.to_string(),
         ];
         args.extend(seats.iter().cloned());
-        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.active()];
+        let keys =
+            vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.active(), k.holds(), k.hold_seats()];
         let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
         Ok(match reply.split_first() {
             Some((tag, [held, sold])) if tag == "held" => {
@@ -395,7 +405,7 @@ impl SeatStore for RedisStore {
 
     async fn release(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String]) -> BackendResult<()> {
         let k = self.keys(event);
-        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready()];
+        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
         let _: i64 = self.run(&self.scripts.release, keys, seat_args(order, holder, seats)).await?;
         Ok(())
     }
@@ -408,7 +418,7 @@ impl SeatStore for RedisStore {
         seats: &[String],
     ) -> BackendResult<SellOutcome> {
         let k = self.keys(event);
-        let keys = vec![k.seats(), k.seat_counts(), k.seats_ready()];
+        let keys = vec![k.seats(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
         let reply: String = self.run(&self.scripts.sell, keys, seat_args(order, holder, seats)).await?;
         Ok(match reply.as_str() {
             "sold" => SellOutcome::Sold,
@@ -417,10 +427,11 @@ impl SeatStore for RedisStore {
         })
     }
 
-    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool) -> BackendResult<()> {
+    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool, now_ms: i64) -> BackendResult<()> {
         let k = self.keys(event);
-        let mut args = Vec::with_capacity(1 + live.len() * 4);
+        let mut args = Vec::with_capacity(2 + live.len() * 4);
         args.push(if force { "1" } else { "0" }.to_owned());
+        args.push(now_ms.to_string());
         for seat in live {
             args.extend([
                 seat.seat.clone(),
@@ -429,9 +440,36 @@ impl SeatStore for RedisStore {
                 seat.holder.as_str().to_owned(),
             ]);
         }
-        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready()];
+        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
         let _: i64 = self.run(&self.scripts.rebuild, keys, args).await?;
         Ok(())
+    }
+
+    async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>> {
+        let k = self.keys(event);
+        let orders: Vec<String> = self
+            .pool
+            .zrangebyscore(k.holds(), f64::NEG_INFINITY, before_ms as f64, false, None)
+            .await
+            .map_err(unavailable)?;
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let details: Vec<Option<String>> =
+            self.pool.hmget(k.hold_seats(), orders.clone()).await.map_err(unavailable)?;
+        orders
+            .iter()
+            .zip(details)
+            .filter_map(|(order, detail)| Some((order, detail?)))
+            .map(|(order, detail)| {
+                let (holder, seats) = detail.split_once('|').ok_or_else(|| unavailable("malformed hold record"))?;
+                Ok(HeldOrder {
+                    order: Uuid::parse_str(order).map_err(unavailable)?,
+                    holder: Holder::from_stored(holder.to_owned()),
+                    seats: seats.split(',').map(str::to_owned).collect(),
+                })
+            })
+            .collect()
     }
 
     async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>> {

@@ -1,8 +1,11 @@
 -- Holds every requested seat for one order, or none: checks that the pass is
 -- still valid, that each seat is free and that the holder stays within its
 -- limit (pending and paid seats count), all in one atomic step.
+-- Each hold is also recorded (when, by whom, which seats), so that a hold whose
+-- order never reached the record (a crash in between) can be found and undone.
 -- KEYS: seats (hash seat -> "h|s:<order>:<holder>"), holders (hash holder -> seats),
---       counts (hash held, sold), ready (string), active (zset pass key -> expiry ms)
+--       counts (hash held, sold), ready (string), active (zset pass key -> expiry ms),
+--       holds (zset order -> held at ms), hold_seats (hash order -> "<holder>|<seat>,<seat>...")
 -- ARGV: order, holder, pass key, max per holder, now_ms, seat ids...
 -- Returns: {"held", held, sold} | {"taken", seat...} | {"limit"} | {"pass"} | {"rebuild"}
 if redis.call('EXISTS', KEYS[4]) == 0 then return { 'rebuild' } end
@@ -20,7 +23,13 @@ local owned = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 if owned + count > tonumber(ARGV[4]) then return { 'limit' } end
 
 local value = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
-for i = 6, #ARGV do redis.call('HSET', KEYS[1], ARGV[i], value) end
+local seats = {}
+for i = 6, #ARGV do
+  redis.call('HSET', KEYS[1], ARGV[i], value)
+  seats[#seats + 1] = ARGV[i]
+end
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
+redis.call('HSET', KEYS[7], ARGV[1], ARGV[2] .. '|' .. table.concat(seats, ','))
 redis.call('HINCRBY', KEYS[2], ARGV[2], count)
 local held = redis.call('HINCRBY', KEYS[3], 'held', count)
 return { 'held', tostring(held), redis.call('HGET', KEYS[3], 'sold') or '0' }

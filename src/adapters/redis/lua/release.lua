@@ -1,8 +1,10 @@
 -- Frees the seats that one order still holds: a seat that has since moved to
 -- another order, or been sold, is left alone. Idempotent.
--- KEYS: seats, holders, counts, ready
+-- KEYS: seats, holders, counts, ready, holds (zset), hold_seats (hash)
 -- ARGV: order, holder, seat ids...
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
 local value = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
 local freed = 0
 for i = 3, #ARGV do

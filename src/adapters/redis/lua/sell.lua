@@ -1,6 +1,6 @@
 -- Turns one order's held seats into sold seats, only if the order still holds
 -- every one of them. Idempotent: seats already sold to this order stay sold.
--- KEYS: seats, counts, ready
+-- KEYS: seats, counts, ready, holds (zset), hold_seats (hash)
 -- ARGV: order, holder, seat ids...
 -- Returns: "sold" | "lost" | "rebuild"
 if redis.call('EXISTS', KEYS[3]) == 0 then return 'rebuild' end
@@ -17,6 +17,8 @@ for i = 3, #ARGV do
     moved = moved + 1
   end
 end
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'held', -moved)
 redis.call('HINCRBY', KEYS[2], 'sold', moved)
 return 'sold'
