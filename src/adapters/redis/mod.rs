@@ -3,9 +3,14 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand};
+
+use super::embedded::keyspace::Keyspace;
 
 use std::collections::HashMap;
 
@@ -23,40 +28,83 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Log entries read per round trip when a view catches up.
 const LOG_PAGE: i64 = 10_000;
 
+/// A Lua script: by SHA on Redis, by source in the embedded keyspace.
+struct LuaScript {
+    redis: Script,
+    source: Arc<str>,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        Self { redis: Script::from_lua(source), source: Arc::from(source) }
+    }
+}
+
+/// Where the keys live: a Redis server, or the embedded keyspace (embedded
+/// mode), which runs the same scripts with the same atomicity.
+pub enum Kv {
+    Redis(Pool),
+    Embedded(Arc<Keyspace>),
+}
+
+impl Kv {
+    async fn call<R: FromValue>(&self, name: &'static str, args: Vec<Value>) -> BackendResult<R> {
+        match self {
+            Kv::Redis(pool) => pool
+                .next()
+                .custom(CustomCommand::new_static(name, ClusterHash::FirstKey, false), args)
+                .await
+                .map_err(unavailable),
+            Kv::Embedded(keyspace) => keyspace.call(name, args).await?.convert().map_err(unavailable),
+        }
+    }
+
+    async fn eval<R: FromValue>(&self, script: &LuaScript, keys: Vec<String>, args: Vec<Value>) -> BackendResult<R> {
+        match self {
+            Kv::Redis(pool) => script.redis.evalsha_with_reload(pool.next(), keys, args).await.map_err(unavailable),
+            Kv::Embedded(keyspace) => keyspace.eval(&script.source, keys, args).await?.convert().map_err(unavailable),
+        }
+    }
+}
+
+fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<Value> {
+    items.into_iter().map(|s| Value::from(s.into())).collect()
+}
+
 struct Scripts {
-    allocate: Script,
-    commit_joins: Script,
-    leave: Script,
-    freeze: Script,
-    publish_draw: Script,
-    probe_gap: Script,
-    admit: Script,
-    hold: Script,
-    release: Script,
-    sell: Script,
-    rebuild: Script,
+    allocate: LuaScript,
+    commit_joins: LuaScript,
+    leave: LuaScript,
+    freeze: LuaScript,
+    publish_draw: LuaScript,
+    probe_gap: LuaScript,
+    admit: LuaScript,
+    hold: LuaScript,
+    release: LuaScript,
+    sell: LuaScript,
+    rebuild: LuaScript,
 }
 
 impl Scripts {
     fn new() -> Self {
         Self {
-            allocate: Script::from_lua(include_str!("lua/allocate.lua")),
-            commit_joins: Script::from_lua(include_str!("lua/commit_joins.lua")),
-            leave: Script::from_lua(include_str!("lua/leave.lua")),
-            freeze: Script::from_lua(include_str!("lua/freeze.lua")),
-            publish_draw: Script::from_lua(include_str!("lua/publish_draw.lua")),
-            probe_gap: Script::from_lua(include_str!("lua/probe_gap.lua")),
-            admit: Script::from_lua(include_str!("lua/admit.lua")),
-            hold: Script::from_lua(include_str!("lua/hold.lua")),
-            release: Script::from_lua(include_str!("lua/release.lua")),
-            sell: Script::from_lua(include_str!("lua/sell.lua")),
-            rebuild: Script::from_lua(include_str!("lua/rebuild.lua")),
+            allocate: LuaScript::new(include_str!("lua/allocate.lua")),
+            commit_joins: LuaScript::new(include_str!("lua/commit_joins.lua")),
+            leave: LuaScript::new(include_str!("lua/leave.lua")),
+            freeze: LuaScript::new(include_str!("lua/freeze.lua")),
+            publish_draw: LuaScript::new(include_str!("lua/publish_draw.lua")),
+            probe_gap: LuaScript::new(include_str!("lua/probe_gap.lua")),
+            admit: LuaScript::new(include_str!("lua/admit.lua")),
+            hold: LuaScript::new(include_str!("lua/hold.lua")),
+            release: LuaScript::new(include_str!("lua/release.lua")),
+            sell: LuaScript::new(include_str!("lua/sell.lua")),
+            rebuild: LuaScript::new(include_str!("lua/rebuild.lua")),
         }
     }
 }
 
 pub struct RedisStore {
-    pool: Pool,
+    kv: Kv,
     namespace: String,
     scripts: Scripts,
 }
@@ -148,14 +196,23 @@ impl RedisStore {
             .build_pool(4)
             .map_err(unavailable)?;
         pool.init().await.map_err(unavailable)?;
-        Ok(Self { pool, namespace: namespace.to_owned(), scripts: Scripts::new() })
+        Ok(Self::over(Kv::Redis(pool), namespace))
+    }
+
+    /// The store over the embedded keyspace (embedded mode).
+    pub fn embedded(keyspace: Arc<Keyspace>, namespace: &str) -> Self {
+        Self::over(Kv::Embedded(keyspace), namespace)
+    }
+
+    fn over(kv: Kv, namespace: &str) -> Self {
+        Self { kv, namespace: namespace.to_owned(), scripts: Scripts::new() }
     }
 
     /// Removes every key of the given events' lines (test and demo clean-up).
     pub async fn delete_lines(&self, events: &[EventId]) -> BackendResult<()> {
         for event in events {
             let k = self.keys(event);
-            let _: i64 = self.pool.del(k.all()).await.map_err(unavailable)?;
+            let _: i64 = self.kv.call("DEL", strings(k.all())).await?;
         }
         Ok(())
     }
@@ -164,13 +221,12 @@ impl RedisStore {
         Keys(format!("{{{}:{}}}", self.namespace, event))
     }
 
-    async fn run<R, V>(&self, script: &Script, keys: Vec<String>, args: Vec<V>) -> BackendResult<R>
+    async fn run<R, V>(&self, script: &LuaScript, keys: Vec<String>, args: Vec<V>) -> BackendResult<R>
     where
         R: FromValue,
         V: Into<Value> + Send,
     {
-        let args: Vec<Value> = args.into_iter().map(Into::into).collect();
-        script.evalsha_with_reload(self.pool.next(), keys, args).await.map_err(unavailable)
+        self.kv.eval(script, keys, args.into_iter().map(Into::into).collect()).await
     }
 }
 
@@ -235,8 +291,8 @@ impl AdmissionStore for RedisStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let members: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let _: () = self.pool.sadd(self.keys(event).failed(), members).await.map_err(unavailable)?;
+        let members = keys.iter().map(ToString::to_string);
+        let _: i64 = self.kv.call("SADD", strings(std::iter::once(self.keys(event).failed()).chain(members))).await?;
         Ok(())
     }
 
@@ -245,8 +301,8 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let now = now_s.to_string();
-        let fields: Vec<(String, String)> = keys.iter().map(|k| (k.to_string(), now.clone())).collect();
-        let _: () = self.pool.hset(self.keys(event).seen(), fields).await.map_err(unavailable)?;
+        let fields = keys.iter().flat_map(|k| [k.to_string(), now.clone()]);
+        let _: i64 = self.kv.call("HSET", strings(std::iter::once(self.keys(event).seen()).chain(fields))).await?;
         Ok(())
     }
 
@@ -265,25 +321,26 @@ impl AdmissionStore for RedisStore {
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>> {
         let start = i64::try_from(from).map_err(unavailable)?;
-        let raw: Vec<String> =
-            self.pool.lrange(self.keys(event).log(), start, start + LOG_PAGE - 1).await.map_err(unavailable)?;
+        let range = [self.keys(event).log(), start.to_string(), (start + LOG_PAGE - 1).to_string()];
+        let raw: Vec<String> = self.kv.call("LRANGE", strings(range)).await?;
         raw.iter().map(|r| r.parse().map_err(unavailable)).collect()
     }
 
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
-        let raw: Option<Vec<u8>> = self.pool.get(self.keys(event).draw()).await.map_err(unavailable)?;
+        let raw: Option<Vec<u8>> = self.kv.call("GET", strings([self.keys(event).draw()])).await?;
         Ok(raw.map(|bytes| decode_draw(&bytes)))
     }
 
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters> {
         let k = self.keys(event);
         let fields: Vec<Option<u64>> = self
-            .pool
-            .hmget(k.line(), vec!["joined", "admitted", "abandoned", "left_waiting"])
-            .await
-            .map_err(unavailable)?;
-        let active: u64 =
-            self.pool.zcount(k.active(), (now_ms + 1) as f64, f64::INFINITY).await.map_err(unavailable)?;
+            .kv
+            .call(
+                "HMGET",
+                strings([k.line(), "joined".into(), "admitted".into(), "abandoned".into(), "left_waiting".into()]),
+            )
+            .await?;
+        let active: u64 = self.kv.call("ZCOUNT", strings([k.active(), format!("({now_ms}"), "+inf".into()])).await?;
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
         Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
     }
@@ -305,7 +362,7 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
-        let v: Option<u64> = self.pool.hget(self.keys(event).line(), "consumed").await.map_err(unavailable)?;
+        let v: Option<u64> = self.kv.call("HGET", strings([self.keys(event).line(), "consumed".into()])).await?;
         Ok(v.unwrap_or(0))
     }
 
@@ -323,8 +380,7 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn prequeue_entrants(&self, event: &EventId) -> BackendResult<Vec<(u64, Uuid)>> {
-        let ids: HashMap<String, String> =
-            self.pool.hgetall(self.keys(event).prequeue_ids()).await.map_err(unavailable)?;
+        let ids: HashMap<String, String> = self.kv.call("HGETALL", strings([self.keys(event).prequeue_ids()])).await?;
         ids.into_iter().map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(unavailable)?))).collect()
     }
 
@@ -355,7 +411,7 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        let _: String = self.pool.ping(None).await.map_err(unavailable)?;
+        let _: String = self.kv.call("PING", Vec::new()).await?;
         Ok(())
     }
 }
@@ -447,16 +503,13 @@ impl SeatStore for RedisStore {
 
     async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>> {
         let k = self.keys(event);
-        let orders: Vec<String> = self
-            .pool
-            .zrangebyscore(k.holds(), f64::NEG_INFINITY, before_ms as f64, false, None)
-            .await
-            .map_err(unavailable)?;
+        let orders: Vec<String> =
+            self.kv.call("ZRANGEBYSCORE", strings([k.holds(), "-inf".into(), before_ms.to_string()])).await?;
         if orders.is_empty() {
             return Ok(Vec::new());
         }
         let details: Vec<Option<String>> =
-            self.pool.hmget(k.hold_seats(), orders.clone()).await.map_err(unavailable)?;
+            self.kv.call("HMGET", strings(std::iter::once(k.hold_seats()).chain(orders.iter().cloned()))).await?;
         orders
             .iter()
             .zip(details)
@@ -474,11 +527,11 @@ impl SeatStore for RedisStore {
 
     async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>> {
         let k = self.keys(event);
-        let ready: bool = self.pool.exists(k.seats_ready()).await.map_err(unavailable)?;
+        let ready: bool = self.kv.call("EXISTS", strings([k.seats_ready()])).await?;
         if !ready {
             return Ok(None);
         }
-        let taken: HashMap<String, String> = self.pool.hgetall(k.seats()).await.map_err(unavailable)?;
+        let taken: HashMap<String, String> = self.kv.call("HGETALL", strings([k.seats()])).await?;
         let states = taken
             .into_iter()
             .map(|(seat, value)| (seat, if value.starts_with("s:") { SeatState::Sold } else { SeatState::Held }))
@@ -488,12 +541,12 @@ impl SeatStore for RedisStore {
 
     async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>> {
         let k = self.keys(event);
-        let ready: bool = self.pool.exists(k.seats_ready()).await.map_err(unavailable)?;
+        let ready: bool = self.kv.call("EXISTS", strings([k.seats_ready()])).await?;
         if !ready {
             return Ok(None);
         }
         let counts: Vec<Option<i64>> =
-            self.pool.hmget(k.seat_counts(), vec!["held", "sold"]).await.map_err(unavailable)?;
+            self.kv.call("HMGET", strings([k.seat_counts(), "held".into(), "sold".into()])).await?;
         let field = |i: usize| counts.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         Ok(Some(SeatCounts { held: field(0), sold: field(1) }))
     }
