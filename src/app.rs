@@ -7,11 +7,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use time::OffsetDateTime;
+
+use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue, record::SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
 use crate::config::{Config, ConfigError, Secret};
-use crate::domain::Signer;
+use crate::domain::{Admission, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
-use crate::ports::{AdmissionStore, BackendError, DelayQueue, EventRepository, LineQueue, OrderRepository, SeatStore};
+use crate::ports::{
+    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue, OrderRepository, SeatStore,
+};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
@@ -42,12 +47,7 @@ pub struct Backends {
 impl Backends {
     pub async fn connect(config: &Config) -> Result<Self, StartError> {
         let (Some(redis), Some(amqp)) = (&config.redis_url, &config.amqp_url) else {
-            return Err(ConfigError(
-                "embedded mode (no REDIS_URL / AMQP_URL) is not available yet: set REDIS_URL, AMQP_URL, a postgres:// \
-                 DATABASE_URL and ANTEROOM_SECRET (see README)"
-                    .into(),
-            )
-            .into());
+            return Self::embedded(config).await;
         };
         let ns = &config.namespace;
         let (sql, redis, amqp) = tokio::try_join!(
@@ -63,6 +63,28 @@ impl Backends {
             seats: redis,
             line_queue: amqp.clone(),
             delays: amqp,
+        })
+    }
+}
+
+impl Backends {
+    /// Embedded mode: one SQLite file holds the record, the durable queues and
+    /// the journal of the in-process key-value store.
+    async fn embedded(config: &Config) -> Result<Self, StartError> {
+        let pool = embedded::open_database(&config.database_url).await?;
+        let keyspace = Keyspace::open(pool.clone()).await?;
+        // Nobody polled while the process was down: a restart abandons nobody.
+        keyspace.refresh_all(":seen", OffsetDateTime::now_utc().unix_timestamp().to_string().as_bytes());
+        let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
+        let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
+        let record = Arc::new(SqliteRecord::new(pool));
+        Ok(Self {
+            events: record.clone(),
+            orders: record,
+            line_store: store.clone(),
+            seats: store,
+            line_queue: queue.clone(),
+            delays: queue,
         })
     }
 }
@@ -100,6 +122,7 @@ pub struct App {
     state: AppState,
     workers: Workers,
     stop: CancellationToken,
+    demo: Option<EventId>,
 }
 
 impl App {
@@ -119,6 +142,7 @@ impl App {
         };
         let stop = CancellationToken::new();
         let Core { catalog, booking, workers } = Core::start(&backends, &stop).await?;
+        let demo = if config.demo && catalog.all().is_empty() { Some(seed_demo(&catalog).await?) } else { None };
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
         let line = Line::start(
             backends.line_store.clone(),
@@ -139,7 +163,12 @@ impl App {
             trust_forwarded: config.trust_forwarded,
         });
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self { listener, state, workers, stop })
+        Ok(Self { listener, state, workers, stop, demo })
+    }
+
+    /// The demo event this start seeded into an empty database, if any.
+    pub fn demo_event(&self) -> Option<&EventId> {
+        self.demo.as_ref()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -184,6 +213,38 @@ pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> 
 const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 /// How often each process refreshes seat counts (availability, sold out).
 const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A small sale, on now, so that a first `cargo run` has something to queue for.
+async fn seed_demo(catalog: &Catalog) -> Result<EventId, StartError> {
+    let section = |id: &str, name: &str, price_cents, rows, seats_per_row| Section {
+        id: id.into(),
+        name: name.into(),
+        price_cents,
+        rows,
+        seats_per_row,
+    };
+    let spec = EventSpec {
+        id: EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?,
+        name: "Anteroom Demo Night".into(),
+        venue: "The Demo Hall".into(),
+        starts_at: OffsetDateTime::now_utc() + std::time::Duration::from_secs(30 * 24 * 3600),
+        on_sale_at: None,
+        hold_seconds: 300,
+        max_seats_per_user: 4,
+        admission: Admission { per_second: 2.0, max_active: 50, pass_seconds: 900, abandon_seconds: 60 },
+        paused: false,
+        sections: vec![
+            section("A", "Floor", 6_500, 8, 20),
+            section("B", "Balcony", 3_900, 6, 15),
+            section("C", "Gallery", 2_500, 4, 20),
+        ],
+    };
+    match catalog.create(spec).await {
+        Ok(event) => Ok(event.id().clone()),
+        Err(InsertEventError::Exists) => Ok(EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?),
+        Err(InsertEventError::Backend(e)) => Err(e.into()),
+    }
+}
 
 fn random_hex() -> Result<String, BackendError> {
     let mut bytes = [0u8; 32];

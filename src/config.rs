@@ -34,6 +34,8 @@ pub struct Config {
     pub client_rate: u32,
     pub trust_forwarded: bool,
     pub namespace: String,
+    /// Seed a demo event into an empty database (`ANTEROOM_DEMO`, default on).
+    pub demo: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,6 +67,11 @@ impl Config {
                 Some(_) => return Err(bad("ANTEROOM_TRUST_FORWARDED", "expected true or false")),
             },
             namespace: get("ANTEROOM_NAMESPACE").unwrap_or_else(|| "anteroom".into()),
+            demo: match get("ANTEROOM_DEMO").as_deref() {
+                None | Some("1" | "true" | "yes") => true,
+                Some("0" | "false" | "no") => false,
+                Some(_) => return Err(bad("ANTEROOM_DEMO", "expected 1 or 0")),
+            },
         };
         config.check()?;
         Ok(config)
@@ -82,6 +89,14 @@ impl Config {
                 "REDIS_URL, AMQP_URL and a postgres:// DATABASE_URL go together: set all three, or none for embedded mode"
                     .into(),
             ));
+        }
+        if !self.uses_servers() && postgres {
+            return Err(ConfigError(
+                "a postgres:// DATABASE_URL needs REDIS_URL and AMQP_URL too; embedded mode uses sqlite://".into(),
+            ));
+        }
+        if !self.uses_servers() && !self.database_url.starts_with("sqlite:") {
+            return Err(ConfigError("DATABASE_URL: embedded mode expects sqlite://<file>".into()));
         }
         if self.uses_servers() && self.secret.is_none() {
             return Err(ConfigError(
@@ -134,6 +149,12 @@ mod tests {
     }
 
     #[test]
+    fn postgres_alone_is_refused() {
+        let err = config(&[("DATABASE_URL", "postgres://postgres@127.0.0.1/x")]).unwrap_err();
+        assert!(err.0.contains("REDIS_URL and AMQP_URL"), "{err}");
+    }
+
+    #[test]
     fn servers_need_a_shared_secret() {
         let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != "ANTEROOM_SECRET").collect();
         assert!(config(&vars).unwrap_err().0.contains("ANTEROOM_SECRET"));
@@ -146,6 +167,8 @@ mod tests {
             ("ANTEROOM_CLIENT_RATE", "-1"),
             ("ANTEROOM_TRUST_FORWARDED", "maybe"),
             ("ANTEROOM_NAMESPACE", "Bad Name"),
+            ("ANTEROOM_DEMO", "maybe"),
+            ("DATABASE_URL", "mysql://x"),
         ] {
             assert!(config(&[(name, value)]).unwrap_err().0.starts_with(name), "{name}");
         }

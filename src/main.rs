@@ -49,6 +49,11 @@ async fn serve(config: Config) -> Result<(), app::StartError> {
     let app = App::build(config).await?;
     let addr = app.local_addr()?;
     println!("Anteroom is listening on http://{addr}");
+    if let Some(demo) = app.demo_event() {
+        println!(
+            "A demo event is on sale: http://{addr}/api/events/{demo} (waiting room: http://{addr}/events/{demo})"
+        );
+    }
     println!("Admin token: {}", app.admin_token().expose());
     app.run_until(app::shutdown_signal()).await?;
     Ok(())

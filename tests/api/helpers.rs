@@ -80,6 +80,7 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         client_rate: 0,
         trust_forwarded: false,
         namespace: namespace.to_owned(),
+        demo: false,
     };
     configure(&mut config);
     let app = App::build(config).await.expect("the app starts");

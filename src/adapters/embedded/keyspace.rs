@@ -200,7 +200,7 @@ async fn write_journal(
         }
         let outcome = append(&pool, &mut known_scripts, batch.iter().map(|(c, _)| c)).await;
         for (_, done) in batch {
-            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(|e| failed(e)));
+            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
         }
     }
 }
@@ -426,13 +426,13 @@ impl Data {
             }
             "HSETNX" => {
                 let (field, value) = (text(arg(1)?)?, arg(2)?.to_vec());
-                let h = self.hash(arg(0)?)?;
-                Value::Integer(if h.contains_key(&field) {
-                    0
-                } else {
-                    h.insert(field, value);
-                    1
-                })
+                match self.hash(arg(0)?)?.entry(field) {
+                    std::collections::hash_map::Entry::Occupied(_) => Value::Integer(0),
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(value);
+                        Value::Integer(1)
+                    }
+                }
             }
             "HDEL" => {
                 let fields: Vec<String> = args[1..].iter().map(|f| text(f)).collect::<Result<_, _>>()?;
