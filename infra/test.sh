@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests and the integration suite, which talks
-# to real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if needed).
+# Runs the whole test suite: the unit tests, then the integration suite twice,
+# once against real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if
+# needed) and once against embedded mode (SQLite, in-process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,11 @@ test_databases() {
 before=$(test_databases)
 status=0
 # The integration tests mostly wait on the servers: run several at once.
-cargo test --locked -- --test-threads "${ANTEROOM_TEST_THREADS:-8}" || status=$?
+threads="${ANTEROOM_TEST_THREADS:-8}"
+echo "== unit tests and the integration suite against the servers"
+cargo test --locked -- --test-threads "$threads" --skip embedded_only || status=$?
+echo "== the integration suite against embedded mode"
+ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads "$threads" --skip servers_only || status=$?
 # Each run makes its own database; drop the ones this run made.
 for db in $(comm -13 <(echo "$before") <(test_databases)); do
   psql "$TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true

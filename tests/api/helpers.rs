@@ -46,6 +46,18 @@ pub async fn database_url() -> String {
         .clone()
 }
 
+/// Whether this run is the embedded pass (`ANTEROOM_TEST_BACKEND=embedded`).
+pub fn embedded() -> bool {
+    std::env::var("ANTEROOM_TEST_BACKEND").is_ok_and(|b| b == "embedded")
+}
+
+/// The SQLite file of a namespace in the embedded pass: one per test.
+pub fn sqlite_path(namespace: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("anteroom-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("{namespace}.db"))
+}
+
 pub fn fresh_namespace() -> String {
     format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
 }
@@ -70,13 +82,18 @@ pub async fn spawn_app_in(namespace: &str) -> TestApp {
 
 pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
     anteroom::telemetry::init_logs();
+    let (database_url, redis_url, amqp_url) = if embedded() {
+        (format!("sqlite://{}", sqlite_path(namespace).display()), None, None)
+    } else {
+        (database_url().await, Some(redis_url()), Some(amqp_url()))
+    };
     let mut config = Config {
         addr: "127.0.0.1:0".parse().expect("a valid address"),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
         secret: Some(Secret::new(SECRET)),
-        database_url: database_url().await,
-        redis_url: Some(redis_url()),
-        amqp_url: Some(amqp_url()),
+        database_url,
+        redis_url,
+        amqp_url,
         client_rate: 0,
         trust_forwarded: false,
         namespace: namespace.to_owned(),
@@ -280,6 +297,13 @@ impl TestApp {
 }
 
 pub async fn forget(namespace: &str, events: &[EventId]) {
+    if embedded() {
+        let db = sqlite_path(namespace);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
+        return;
+    }
     if let Ok(line) = AmqpLine::connect(&amqp_url(), namespace).await {
         let _ = line.delete_queues(events).await;
     }

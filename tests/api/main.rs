@@ -1,12 +1,15 @@
-//! Black-box tests through HTTP against real Redis, RabbitMQ and PostgreSQL.
+//! Black-box tests through HTTP. The same tests run against either backend:
+//! `ANTEROOM_TEST_BACKEND=servers` (the default: real Redis, RabbitMQ and
+//! PostgreSQL) or `embedded` (SQLite, in-process), minus `servers_only`.
 //! Each test spawns its own app in a fresh namespace of a fresh database.
 
 mod admission;
+mod embedded_only;
 mod events;
-mod faults;
 mod helpers;
 mod ops;
 mod orders;
 mod prequeue;
 mod proxy;
 mod queue;
+mod servers_only;

@@ -1,0 +1,239 @@
+//! Tests that need the servers themselves: two processes at once, or a look
+//! inside Redis or PostgreSQL. The embedded pass skips this module.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::admission::admission;
+use crate::helpers::{TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with};
+use crate::orders::{one_row, sale};
+use crate::proxy::FaultProxy;
+
+#[tokio::test]
+async fn every_process_sees_a_patch_within_a_second() {
+    let app = spawn_app().await;
+    let other = spawn_app_in(&app.namespace).await;
+    app.event("live", json!({})).await;
+    app.patch_event("live", json!({ "admission": { "max_active": 7 }, "paused": true })).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let seen = other.request(Method::GET, "/api/events/live", None, None).await;
+    assert_eq!((seen.body["admission"]["max_active"].as_u64(), seen.body["paused"].as_bool()), (Some(7), Some(true)));
+    other.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
+    let first = spawn_app().await;
+    let rate = 10.0;
+    first.event("relay", json!({ "paused": true, "admission": admission(rate, 1_000, 600) })).await;
+    // Let the first process's worker become the queue's active consumer.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let second = spawn_app_in(&first.namespace).await;
+    let mut tokens = Vec::new();
+    for _ in 0..40 {
+        tokens.push(first.joined("relay").await);
+    }
+    second.patch_event("relay", json!({ "paused": false })).await;
+    eventually(Duration::from_secs(5), "admission started", || async {
+        second.stats("relay").await.u64("admitted_total") >= 5
+    })
+    .await;
+
+    first.stop().await;
+    let stopped = Instant::now();
+    let before = second.stats("relay").await.u64("admitted_total");
+    eventually(Duration::from_secs(10), "the standby admits", || async {
+        second.stats("relay").await.u64("admitted_total") > before + 3
+    })
+    .await;
+    eventually(Duration::from_secs(15), "everyone admitted", || async {
+        second.stats("relay").await.u64("admitted_total") == 40
+    })
+    .await;
+    // The hand-over never lets the rate burst: the standby starts with no credit.
+    let since = stopped.elapsed().as_secs_f64();
+    assert!((40 - before) as f64 <= rate * since + 3.0, "{} admitted in {since:.1}s", 40 - before);
+    // Polls read the process's view of the line, which follows the log within moments.
+    for token in &tokens {
+        second.poll_until(token, "admitted", Duration::from_secs(2)).await;
+    }
+    second.finish().await;
+}
+
+#[tokio::test]
+async fn a_place_whose_join_never_reached_the_broker_does_not_hold_the_line() {
+    use fred::prelude::*;
+    let app = spawn_app().await;
+    app.event("crash", json!({ "admission": admission(100.0, 100, 600) })).await;
+    let first = app.joined("crash").await;
+    app.poll_until(&first, "admitted", Duration::from_secs(5)).await;
+
+    // A process allocated place r2 eleven seconds ago and died before publishing it.
+    let redis = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
+    redis.init().await.unwrap();
+    let tag = format!("{{{}:crash}}", app.namespace);
+    let _: i64 = redis.hincrby(format!("{tag}:line"), "seq", 1).await.unwrap();
+    let long_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 11;
+    let _: i64 = redis.hset(format!("{tag}:seen"), ("r2", long_ago)).await.unwrap();
+
+    let behind = app.joined("crash").await;
+    app.poll_until(&behind, "admitted", Duration::from_secs(3)).await;
+    let log: Vec<String> = redis.lrange(format!("{tag}:log"), 0, -1).await.unwrap();
+    assert!(log.contains(&"x:r2".to_owned()), "the lost place is logged as departed: {log:?}");
+    redis.quit().await.unwrap();
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_flushed_seat_state_is_rebuilt_from_the_record_without_double_sales() {
+    let app = spawn_app().await;
+    sale(&app, "flush", json!({ "sections": one_row(6) })).await;
+    let passes = app.admitted_passes("flush", 3).await;
+    let sold = app.hold_seats("flush", &passes[0], &["A-1-1", "A-1-2"]).await;
+    app.pay(sold.str("order_id"), &passes[0]).await;
+    app.hold_seats("flush", &passes[1], &["A-1-3"]).await;
+
+    flush_seat_state(&app, "flush").await;
+
+    for (seat, what) in [("A-1-1", "sold"), ("A-1-3", "held")] {
+        let reply = app.hold_seats("flush", &passes[2], &[seat]).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::CONFLICT, "seat_unavailable"),
+            "a {what} seat after the flush"
+        );
+    }
+    assert_eq!(app.hold_seats("flush", &passes[2], &["A-1-4"]).await.status, StatusCode::CREATED);
+    let stats = app.stats("flush").await;
+    let counts = ["sold_seats", "held_seats", "available_seats"].map(|f| stats.u64(f));
+    assert_eq!(counts, [2, 2, 2]);
+    let map = app.seat_states("flush").await;
+    let states: Vec<&str> = (1..=6).map(|n| map[&format!("A-1-{n}")].as_str()).collect();
+    assert_eq!(states, ["sold", "sold", "held", "held", "free", "free"]);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
+    use anteroom::adapters::sql::PgEvents;
+    use anteroom::domain::{EventId, Holder, Order, OrderStatus, TokenKey};
+    use anteroom::ports::{InsertOrderError, OrderRepository};
+
+    let app = spawn_app().await;
+    sale(&app, "guard", json!({})).await;
+    let record = PgEvents::connect(&crate::helpers::database_url().await, &app.namespace).await.unwrap();
+    let order = |seats: &[&str]| Order {
+        id: uuid::Uuid::new_v4(),
+        event: EventId::parse("guard").unwrap(),
+        holder: Holder::new(TokenKey::regular(1), uuid::Uuid::new_v4()),
+        status: OrderStatus::Pending,
+        seats: seats.iter().map(|s| s.to_string()).collect(),
+        amount_cents: 100,
+        created_at: OffsetDateTime::now_utc(),
+        expires_at: OffsetDateTime::now_utc() + Duration::from_secs(60),
+    };
+    record.insert_order(&order(&["A-1-1", "A-1-2"])).await.unwrap();
+    match record.insert_order(&order(&["A-1-2", "A-1-3"])).await {
+        Err(InsertOrderError::SeatsTaken(seats)) => assert_eq!(seats, ["A-1-2"]),
+        other => panic!("the index let a seat be taken twice: {other:?}"),
+    }
+    // A seat the venue does not have is refused too.
+    assert!(record.insert_order(&order(&["A-99-1"])).await.is_err());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_hold_whose_order_was_never_written_is_undone() {
+    use anteroom::adapters::redis::RedisStore;
+    use anteroom::domain::{EventId, Holder, Signer};
+    use anteroom::ports::{HoldOutcome, SeatStore};
+
+    let app = spawn_app().await;
+    sale(&app, "orphan", json!({ "hold_seconds": 1, "sections": one_row(3) })).await;
+    let raw_pass = app.admitted_pass("orphan").await;
+    app.seat_states("orphan").await; // the seat state exists
+
+    // A process holds A-1-1 in Redis, then dies before writing the order.
+    let pass = Signer::new(crate::helpers::SECRET.as_bytes(), &app.namespace).verify_pass(&raw_pass).unwrap();
+    let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace).await.unwrap();
+    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let holder = Holder::new(pass.key, pass.token_id);
+    let event = EventId::parse("orphan").unwrap();
+    let outcome =
+        redis.hold(&event, uuid::Uuid::new_v4(), &holder, pass.key, &["A-1-1".into()], 4, now_ms).await.unwrap();
+    assert!(matches!(outcome, HoldOutcome::Held(_)), "{outcome:?}");
+    let taken = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "the orphan hold takes the seat for now");
+
+    // hold_seconds (1) + the reconciliation grace (5) + one sweep.
+    eventually(Duration::from_secs(9), "the orphan hold is undone", || async {
+        app.stats("orphan").await.u64("held_seats") == 0
+    })
+    .await;
+    let again = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    app.finish().await;
+}
+
+/// Deletes the event's seat keys from Redis, as a flush or a failover would.
+async fn flush_seat_state(app: &TestApp, event: &str) {
+    use fred::prelude::*;
+    let client = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
+    client.init().await.unwrap();
+    let tag = format!("{{{}:{event}}}", app.namespace);
+    let keys: Vec<String> =
+        ["seats", "holders", "seat_counts", "seats_ready"].iter().map(|k| format!("{tag}:{k}")).collect();
+    let deleted: i64 = client.del(keys).await.unwrap();
+    assert!(deleted >= 3, "the seat state existed");
+    client.quit().await.unwrap();
+}
+
+fn host_port(url: &str) -> String {
+    let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
+    let after_scheme = after_at.rsplit_once("://").map_or(after_at, |(_, rest)| rest);
+    after_scheme.split('/').next().unwrap_or(after_scheme).to_owned()
+}
+
+#[tokio::test]
+async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves() {
+    let broker = amqp_url();
+    let proxy = FaultProxy::start(&host_port(&broker)).await;
+    let through_proxy = broker.replacen(&host_port(&broker), &proxy.addr.to_string(), 1);
+    let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(through_proxy)).await;
+    app.event("outage", json!({ "admission": { "per_second": 100, "max_active": 100, "pass_seconds": 600 } })).await;
+    let before = app.joined("outage").await;
+    app.poll_until(&before, "admitted", Duration::from_secs(5)).await;
+
+    proxy.cut();
+    let mut refused = 0;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = app.join("outage", None).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "a join waited {:?}", started.elapsed());
+        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+        assert_eq!(reply.headers["retry-after"], "1");
+        refused += 1;
+    }
+    assert_eq!(refused, 5);
+    let stats = app.stats("outage").await;
+    assert_eq!((stats.u64("waiting"), stats.u64("admitted_total")), (0, 1), "no refused join took a place");
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let reply = app.join("outage", None).await;
+        if reply.status == StatusCode::CREATED {
+            break reply.str("token").to_owned();
+        }
+        assert!(Instant::now() < deadline, "joins did not recover: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The admission consumer reconnected too, and skips the places of the refused joins.
+    app.poll_until(&after, "admitted", Duration::from_secs(10)).await;
+    assert_eq!(app.stats("outage").await.u64("admitted_total"), 2);
+    app.finish().await;
+}
