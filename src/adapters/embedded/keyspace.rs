@@ -118,7 +118,11 @@ impl Keyspace {
                     let keys_len =
                         args.first().and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
                     let (keys, args) = args[1..].split_at(keys_len.min(args.len() - 1));
-                    state.eval(&source, keys.to_vec(), args.to_vec()).map(drop)
+                    // A script that failed when it ran fails the same way now.
+                    if let Err(e) = state.eval(&source, keys.to_vec(), args.to_vec()) {
+                        tracing::debug!(id, error = %e, "a journaled script failed, as it did when it ran");
+                    }
+                    Ok(())
                 }
                 None => state.exec(&name, &args).map(drop),
             };
@@ -152,14 +156,15 @@ impl Keyspace {
     pub async fn eval(&self, source: &Arc<str>, keys: Vec<String>, args: Vec<Value>) -> BackendResult<Value> {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(String::into_bytes).collect();
         let args: Vec<Vec<u8>> = args.iter().map(value_bytes).collect();
-        let durable = {
+        let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = state.eval(source, keys.clone(), args.clone()).map_err(failed)?;
+            let reply = state.eval(source, keys.clone(), args.clone());
+            // Journaled even when it failed: as in Redis, the writes it made before
+            // the error stay, and replaying it makes exactly the same ones.
             (reply, self.record(Change::Script { source: source.clone(), keys, args }))
         };
-        let (reply, durable) = durable;
         durable.await.map_err(|_| failed("the journal writer stopped"))??;
-        Ok(reply)
+        reply.map_err(failed)
     }
 
     /// Sets every field of every hash whose key ends in `suffix` to `value`,
@@ -582,4 +587,88 @@ fn from_lua(v: mlua::Value) -> mlua::Result<Value> {
         }
         _ => Value::Null,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn open(path: &std::path::Path) -> Arc<Keyspace> {
+        let pool = super::super::open_database(&format!("sqlite://{}", path.display())).await.unwrap();
+        Keyspace::open(pool).await.unwrap()
+    }
+
+    fn temp_db() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("anteroom-keyspace-{}.db", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn args(items: &[&str]) -> Vec<Value> {
+        items.iter().map(|s| Value::from(*s)).collect()
+    }
+
+    #[tokio::test]
+    async fn scripts_see_redis_conversions() {
+        let kv = open(&temp_db()).await;
+        let script: Arc<str> = Arc::from(
+            "local missing = redis.call('HGET', KEYS[1], 'nope')
+             local n = redis.call('HINCRBY', KEYS[1], 'n', tonumber(ARGV[1]))
+             redis.call('RPUSH', KEYS[2], 'a', 'b', 'c')
+             return { tostring(missing), n, redis.call('LRANGE', KEYS[2], -2, -1), 2.9 }",
+        );
+        let reply = kv.eval(&script, vec!["h".into(), "l".into()], args(&["5"])).await.unwrap();
+        let expected = Value::Array(vec![
+            Value::String("false".into()),
+            Value::Integer(5),
+            Value::Array(vec![Value::String("b".into()), Value::String("c".into())]),
+            Value::Integer(2),
+        ]);
+        assert_eq!(reply, expected);
+    }
+
+    #[tokio::test]
+    async fn sorted_sets_honour_exclusive_bounds_and_order() {
+        let kv = open(&temp_db()).await;
+        kv.call("ZADD", args(&["z", "3", "c", "1", "a", "2", "b"])).await.unwrap();
+        let within: Vec<String> =
+            kv.call("ZRANGEBYSCORE", args(&["z", "(1", "+inf"])).await.unwrap().convert().unwrap();
+        assert_eq!(within, ["b", "c"]);
+        let removed = kv.call("ZREMRANGEBYSCORE", args(&["z", "-inf", "2"])).await.unwrap();
+        assert_eq!(removed, Value::Integer(2));
+        assert_eq!(kv.call("ZSCORE", args(&["z", "c"])).await.unwrap(), Value::String("3".into()));
+    }
+
+    #[tokio::test]
+    async fn a_failing_script_keeps_its_earlier_writes_as_redis_does_also_after_a_restart() {
+        let path = temp_db();
+        let kv = open(&path).await;
+        kv.call("SET", args(&["s", "v"])).await.unwrap();
+        assert!(kv.call("HGET", args(&["s", "f"])).await.is_err(), "wrong type");
+        assert!(kv.call("NOSUCH", args(&["x"])).await.is_err());
+        let failing: Arc<str> = Arc::from("redis.call('HSET', KEYS[1], 'f', 'v') return redis.call('NOSUCH')");
+        assert!(kv.eval(&failing, vec!["h".into()], Vec::new()).await.is_err());
+        assert_eq!(kv.call("HGET", args(&["h", "f"])).await.unwrap(), Value::String("v".into()));
+        drop(kv);
+        let reopened = open(&path).await;
+        assert_eq!(reopened.call("HGET", args(&["h", "f"])).await.unwrap(), Value::String("v".into()));
+        assert_eq!(reopened.call("GET", args(&["s"])).await.unwrap(), Value::String("v".into()));
+    }
+
+    #[tokio::test]
+    async fn the_journal_restores_every_acknowledged_change() {
+        let path = temp_db();
+        {
+            let kv = open(&path).await;
+            kv.call("HSET", args(&["h", "a", "1", "b", "2"])).await.unwrap();
+            let script: Arc<str> = Arc::from("return redis.call('HINCRBY', KEYS[1], 'a', 10)");
+            kv.eval(&script, vec!["h".into()], Vec::new()).await.unwrap();
+            kv.call("HDEL", args(&["h", "b"])).await.unwrap();
+        }
+        let reopened = open(&path).await;
+        let fields: std::collections::HashMap<String, String> =
+            reopened.call("HGETALL", args(&["h"])).await.unwrap().convert().unwrap();
+        assert_eq!(fields, [("a".to_owned(), "11".to_owned())].into_iter().collect());
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
