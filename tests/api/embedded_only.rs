@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{event_body, fresh_namespace, sqlite_path};
+use crate::helpers::{event_body, fresh_namespace, send, sqlite_path};
 
 struct Service {
     child: Child,
@@ -45,15 +45,8 @@ impl Service {
         body: Option<Value>,
         bearer: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        if let Some(bearer) = bearer {
-            req = req.bearer_auth(bearer);
-        }
-        let res = req.send().await.expect("an answer");
-        (res.status(), res.json().await.unwrap_or(Value::Null))
+        let reply = send(&self.client, &self.base, method, path, body, bearer).await;
+        (reply.status, reply.body)
     }
 
     fn kill9(mut self) {

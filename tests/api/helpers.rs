@@ -157,21 +157,33 @@ impl Reply {
     }
 }
 
+/// One request to the service at `base`; the body is parsed as JSON when it is JSON.
+pub async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> Reply {
+    let mut req = client.request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    if let Some(bearer) = bearer {
+        req = req.bearer_auth(bearer);
+    }
+    let res = req.send().await.expect("the request is answered");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, headers, body }
+}
+
 impl TestApp {
     pub async fn request(&self, method: Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Reply {
-        let mut req = self.client.request(method, format!("{}{path}", self.address));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        if let Some(bearer) = bearer {
-            req = req.bearer_auth(bearer);
-        }
-        let res = req.send().await.expect("the request is answered");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("a body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, headers, body }
+        send(&self.client, &self.address, method, path, body, bearer).await
     }
 
     pub async fn create_event(&self, body: Value) -> Reply {
