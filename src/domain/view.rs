@@ -146,10 +146,6 @@ impl LineView {
         self.consumed
     }
 
-    pub fn prequeue_size(&self) -> Option<u64> {
-        self.prequeue
-    }
-
     /// The draw is published but this view has not loaded it yet.
     pub fn needs_draw(&self) -> bool {
         self.draw_published && self.draw.is_none()
