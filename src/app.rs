@@ -42,6 +42,8 @@ pub struct Backends {
     pub seats: Arc<dyn SeatStore>,
     pub line_queue: Arc<dyn LineQueue>,
     pub delays: Arc<dyn DelayQueue>,
+    /// Embedded mode's hold on its database file, for as long as the backends live.
+    pub process_lock: Option<embedded::ProcessLock>,
 }
 
 impl Backends {
@@ -63,6 +65,7 @@ impl Backends {
             seats: redis,
             line_queue: amqp.clone(),
             delays: amqp,
+            process_lock: None,
         })
     }
 }
@@ -71,6 +74,7 @@ impl Backends {
     /// Embedded mode: one SQLite file holds the record, the durable queues and
     /// the journal of the in-process key-value store.
     async fn embedded(config: &Config) -> Result<Self, StartError> {
+        let process_lock = embedded::lock_database(&config.database_url)?;
         let pool = embedded::open_database(&config.database_url).await?;
         let keyspace = Keyspace::open(pool.clone()).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
@@ -85,6 +89,7 @@ impl Backends {
             seats: store,
             line_queue: queue.clone(),
             delays: queue,
+            process_lock,
         })
     }
 }

@@ -149,7 +149,27 @@ async fn what_was_acknowledged_survives_kill_9() {
     );
     assert_eq!(stats["admitted_total"].as_u64(), Some(2), "no one was admitted twice: {stats}");
     service.kill9();
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_database_is_refused() {
+    let db = sqlite_path(&fresh_namespace());
+    let first = Service::start(&db, free_port()).await;
+    let second = Command::new(env!("CARGO_BIN_EXE_anteroom"))
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("ANTEROOM_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the binary runs");
+    assert!(!second.status.success(), "a second process started on the same database");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another anteroom is running"), "{stderr}");
+    first.kill9();
+    for suffix in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
 }

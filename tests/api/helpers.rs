@@ -311,7 +311,7 @@ impl TestApp {
 pub async fn forget(namespace: &str, events: &[EventId]) {
     if embedded() {
         let db = sqlite_path(namespace);
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", ".lock"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         return;

@@ -12,6 +12,37 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 use crate::ports::{BackendError, BackendResult};
 
+/// Held while a process uses an embedded database: embedded mode is one
+/// process, and a second one on the same file would keep its own key-value
+/// state. Dropping it releases the file.
+pub struct ProcessLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the database's process lock (`<file>.lock`), or says who has it.
+pub fn lock_database(url: &str) -> BackendResult<Option<ProcessLock>> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(None); // in memory: nothing to share
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| BackendError::new("sqlite", format!("{lock_path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(ProcessLock(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BackendError::new(
+            "sqlite",
+            format!(
+                "another anteroom is running on {path}: embedded mode is one process (use the servers to run several)"
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(BackendError::new("sqlite", format!("{lock_path}: {e}"))),
+    }
+}
+
 /// Opens (creating if missing) the SQLite database in WAL mode and applies its migrations.
 pub async fn open_database(url: &str) -> BackendResult<SqlitePool> {
     let failed = |e: &dyn std::fmt::Display| BackendError::new("sqlite", e);
