@@ -4,24 +4,13 @@
 # not is started, and installed first with apt-get (as root) if it is missing.
 set -euo pipefail
 
-say() { printf '[local-services] %s\n' "$*"; }
+source "$(dirname "$0")/lib.sh"
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for() { # port, name, seconds
   for _ in $(seq 1 "$3"); do answers "$1" && return 0; sleep 1; done
   say "$2 did not start listening on port $1 within $3 s"; return 1
-}
-
-apt_updated=""
-ensure_package() { # command, package
-  command -v "$1" >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    say "$2 is not installed; run this script as root, or install it: apt-get install $2"; exit 1
-  fi
-  if [ -z "$apt_updated" ]; then say "apt-get update"; apt-get update -qq; apt_updated=1; fi
-  say "installing $2"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 
 if answers 6379; then say "redis is up"; else

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the unit tests, then the integration suite twice,
 # once against real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if
-# needed) and once against embedded mode (SQLite, in-process).
+# needed) and once against embedded mode (SQLite, in-process), then the pages
+# in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source infra/lib.sh
 
 bash infra/local-services.sh
+ensure_package chromium chromium
+ensure_package node nodejs
+ensure_package npm npm
 
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
 test_databases() {
@@ -20,6 +25,9 @@ echo "== unit tests and the integration suite against the servers"
 cargo test --locked -- --test-threads "$threads" --skip embedded_only || status=$?
 echo "== the integration suite against embedded mode"
 ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads "$threads" --skip servers_only || status=$?
+echo "== the pages in headless Chromium"
+cargo build --locked
+(cd e2e && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1) || status=$?
 # Each run makes its own database; drop the ones this run made.
 for db in $(comm -13 <(echo "$before") <(test_databases)); do
   psql "$TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true

@@ -34,6 +34,10 @@ use crate::services::line::Line;
 
 /// Request bodies above this are refused with 413 (API.md).
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// Scripts and styles from this origin only, and no inline script.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
 /// No request is worked on for longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -82,7 +86,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/", get(pages::home))
-        .route("/static/anteroom.css", get(pages::stylesheet))
+        .route("/static/{file}", get(pages::asset))
+        .route("/events/{id}", get(pages::waiting))
+        .route("/events/{id}/seats", get(pages::seats))
+        .route("/admin", get(pages::admin))
         .route("/api/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::NotFound });
 
@@ -96,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header("x-content-type-options", "nosniff"))
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
+        .layer(security_header("content-security-policy", CONTENT_SECURITY_POLICY))
         .with_state(state)
 }
 

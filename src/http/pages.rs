@@ -1,12 +1,13 @@
 //! Server-rendered pages (askama templates in `templates/`).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::AppState;
+use crate::domain::EventId;
 
 struct EventCard {
     id: String,
@@ -43,11 +44,75 @@ pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
     render(&Home { events })
 }
 
-pub async fn stylesheet() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/anteroom.css"))
+#[derive(Template)]
+#[template(path = "waiting.html")]
+struct Waiting {
+    id: String,
+    name: String,
+    venue: String,
 }
 
-fn render(page: &impl Template) -> axum::response::Response {
+#[derive(Template)]
+#[template(path = "seats.html")]
+struct Seats {
+    id: String,
+    name: String,
+    max_seats_per_user: u32,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct Admin;
+
+#[derive(Template)]
+#[template(path = "not_found.html")]
+struct NotFound;
+
+fn event_page(state: &AppState, id: &str, page: impl FnOnce(&crate::domain::Event) -> Response) -> Response {
+    match EventId::parse(id).ok().and_then(|id| state.catalog.get(&id)) {
+        Some(event) => page(&event),
+        None => (StatusCode::NOT_FOUND, render(&NotFound)).into_response(),
+    }
+}
+
+/// The waiting room: join, live position, then on to the seat map.
+pub async fn waiting(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    event_page(&state, &id, |e| {
+        render(&Waiting { id: e.id().to_string(), name: e.spec.name.clone(), venue: e.spec.venue.clone() })
+    })
+}
+
+/// The seat map: pick, hold, pay, confirmation.
+pub async fn seats(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    event_page(&state, &id, |e| {
+        render(&Seats {
+            id: e.id().to_string(),
+            name: e.spec.name.clone(),
+            max_seats_per_user: e.spec.max_seats_per_user,
+        })
+    })
+}
+
+/// The operator's dashboard; it signs in with the admin token in the browser.
+pub async fn admin() -> Response {
+    render(&Admin)
+}
+
+/// The pages' scripts and stylesheet, compiled into the binary: no build step,
+/// nothing loaded from other hosts.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (content_type, body) = match file.as_str() {
+        "anteroom.css" => ("text/css; charset=utf-8", include_str!("../../static/anteroom.css")),
+        "common.js" => ("text/javascript; charset=utf-8", include_str!("../../static/common.js")),
+        "waiting.js" => ("text/javascript; charset=utf-8", include_str!("../../static/waiting.js")),
+        "seats.js" => ("text/javascript; charset=utf-8", include_str!("../../static/seats.js")),
+        "admin.js" => ("text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+fn render(page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -83,5 +148,40 @@ mod tests {
     fn the_home_page_says_when_nothing_is_on_sale() {
         let html = Home { events: vec![] }.render().unwrap();
         assert!(html.contains("No events are on sale"));
+    }
+
+    #[test]
+    fn the_waiting_room_carries_its_event_and_loads_its_script() {
+        let html = Waiting { id: "rock".into(), name: "Rock & Roll".into(), venue: "Arena".into() }.render().unwrap();
+        assert!(html.contains(r#"data-event="rock""#));
+        assert!(html.contains("Rock &#38; Roll") || html.contains("Rock &amp; Roll"), "{html}");
+        assert!(html.contains(r#"<script src="/static/waiting.js" defer>"#));
+        assert!(html.contains(r#"<script src="/static/common.js" defer>"#));
+        assert!(html.contains(r#"role="progressbar""#));
+    }
+
+    #[test]
+    fn the_seat_map_states_the_limit_and_the_test_card() {
+        let html = Seats { id: "rock".into(), name: "Rock".into(), max_seats_per_user: 4 }.render().unwrap();
+        assert!(html.contains(r#"<strong id="limit">4</strong>"#));
+        assert!(html.contains("4242 4242 4242 4242"));
+        assert!(html.contains(r#"aria-label="Seat map""#));
+    }
+
+    #[test]
+    fn pages_carry_no_inline_script() {
+        let pages = [
+            Waiting { id: "a".into(), name: "A".into(), venue: "V".into() }.render().unwrap(),
+            Seats { id: "a".into(), name: "A".into(), max_seats_per_user: 2 }.render().unwrap(),
+            Admin.render().unwrap(),
+            Home { events: vec![] }.render().unwrap(),
+        ];
+        for html in pages {
+            for (i, _) in html.match_indices("<script") {
+                let tag = &html[i..html[i..].find('>').map_or(html.len(), |end| i + end)];
+                assert!(tag.contains("src=\"/static/"), "an inline script: {tag}");
+            }
+            assert!(!html.contains(" onclick="), "an inline handler");
+        }
     }
 }
