@@ -10,6 +10,17 @@
   const tokenKey = "anteroom.token." + eventId;
   const firstPositionKey = "anteroom.first-position." + eventId;
   let timer = null;
+  let paused = false;
+  let polls = 0;
+
+  /// Re-read the event every few polls: a paused sale admits nobody, so no ETA is honest.
+  async function readEvent() {
+    const res = await api("GET", "/api/events/" + eventId);
+    if (res.status === 200) {
+      paused = res.body.paused;
+      $("commitment").textContent = res.body.prequeue_commitment;
+    }
+  }
 
   function visitor() {
     let id = localStorage.getItem("anteroom.visitor");
@@ -46,6 +57,7 @@
   async function poll() {
     const token = localStorage.getItem(tokenKey);
     if (!token) return join();
+    if (paused || ++polls % 5 === 0) await readEvent();
     const res = await api("GET", "/api/queue/" + encodeURIComponent(token));
     if (res.status === 200) {
       problem($("problem"), "");
@@ -69,7 +81,9 @@
         $("position").textContent = status.position.toLocaleString();
         $("bar").style.width = done + "%";
         document.querySelector(".progress").setAttribute("aria-valuenow", String(done));
-        $("eta").textContent = "Expected wait: " + duration(status.eta_seconds) + " (at most about " + duration(status.eta_max_seconds) + ")";
+        $("eta").textContent = paused
+          ? "Admission is paused by the organiser for now; your place is kept."
+          : "Expected wait: " + duration(status.eta_seconds) + " (at most about " + duration(status.eta_max_seconds) + ")";
         return later(status.poll_after_ms, poll);
       }
       case "pre_queue": {
@@ -115,8 +129,5 @@
     join();
   });
 
-  api("GET", "/api/events/" + eventId).then((res) => {
-    if (res.status === 200) $("commitment").textContent = res.body.prequeue_commitment;
-  });
-  poll();
+  readEvent().then(poll);
 })();
