@@ -1,25 +1,17 @@
 // An operator steers a live sale in the browser.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startService, createEvent, launch, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
+import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
 
-let service, browser;
-before(async () => {
-  service = await startService();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  service?.stop();
-});
+const up = serviceAndBrowser();
 
 test("sign in, watch live stats, change the rate, pause, create an event", async () => {
-  await createEvent(service.base, "live", { paused: true });
-  for (let i = 0; i < 3; i++) await api(service.base, "POST", "/api/events/live/queue");
-  await withPage(browser, "admin", { viewport: { width: 1100, height: 900 } }, async (page) => {
-    await page.goto(service.base + "/admin");
+  await createEvent(up.service.base, "live", { paused: true });
+  for (let i = 0; i < 3; i++) await api(up.service.base, "POST", "/api/events/live/queue");
+  await withPage(up.browser, "admin", { viewport: { width: 1100, height: 900 } }, async (page) => {
+    await page.goto(up.service.base + "/admin");
     await page.fill("#token", "wrong");
     await page.click("#signin button");
     await page.locator("#signin-problem").waitFor({ state: "visible" });
@@ -46,7 +38,7 @@ test("sign in, watch live stats, change the rate, pause, create an event", async
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, "admin.png"), fullPage: true });
   });
-  const made = await api(service.base, "GET", "/api/events/made-in-browser");
+  const made = await api(up.service.base, "GET", "/api/events/made-in-browser");
   assert.equal(made.status, 200);
   assert.equal(made.body.seats_total, 200);
 });

@@ -1,24 +1,16 @@
 // A person buys a ticket in the browser: join, wait, admitted, pick, hold, pay.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { startService, createEvent, launch, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
+import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
 
-let service, browser;
-before(async () => {
-  service = await startService();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  service?.stop();
-});
+const up = serviceAndBrowser();
 
 test("join, wait, pick two seats, hold, a declined card, pay, confirmation", async () => {
-  await createEvent(service.base, "buy");
-  await withPage(browser, "buyer", { viewport: { width: 390, height: 844 } }, async (page) => {
-    await page.goto(service.base + "/events/buy");
+  await createEvent(up.service.base, "buy");
+  await withPage(up.browser, "buyer", { viewport: { width: 390, height: 844 } }, async (page) => {
+    await page.goto(up.service.base + "/events/buy");
     await page.waitForURL("**/events/buy/seats", { timeout: 15000 });
     const seat = (id) => page.locator(`rect[data-id="${id}"]`);
     await seat("A-1-1").waitFor();
@@ -49,26 +41,26 @@ test("join, wait, pick two seats, hold, a declined card, pay, confirmation", asy
     mkdirSync(SCREENSHOTS, { recursive: true });
     await page.screenshot({ path: join(SCREENSHOTS, "confirmation.png"), fullPage: true });
   });
-  const stats = await api(service.base, "GET", "/api/admin/events/buy/stats", undefined, ADMIN);
+  const stats = await api(up.service.base, "GET", "/api/admin/events/buy/stats", undefined, ADMIN);
   assert.equal(stats.body.sold_seats, 2);
   assert.equal(stats.body.orders_paid, 1);
 });
 
 test("a seat taken by someone else is explained in words and the map updates", async () => {
-  await createEvent(service.base, "race", { sections: [{ id: "A", name: "Floor", price_cents: 5000, rows: 1, seats_per_row: 4 }] });
-  await withPage(browser, "race", {}, async (page) => {
-    await page.goto(service.base + "/events/race");
+  await createEvent(up.service.base, "race", { sections: [{ id: "A", name: "Floor", price_cents: 5000, rows: 1, seats_per_row: 4 }] });
+  await withPage(up.browser, "race", {}, async (page) => {
+    await page.goto(up.service.base + "/events/race");
     await page.waitForURL("**/events/race/seats", { timeout: 15000 });
     await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-3"]')?.classList.contains("free"));
     await page.locator('rect[data-id="A-1-3"]').click();
     // Another person takes A-1-3 first, through the API.
-    const join = await api(service.base, "POST", "/api/events/race/queue");
+    const join = await api(up.service.base, "POST", "/api/events/race/queue");
     let pass;
     for (let i = 0; i < 50 && !pass; i++) {
-      pass = (await api(service.base, "GET", "/api/queue/" + join.body.token)).body.pass;
+      pass = (await api(up.service.base, "GET", "/api/queue/" + join.body.token)).body.pass;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal((await api(service.base, "POST", "/api/events/race/holds", { seats: ["A-1-3"] }, pass)).status, 201);
+    assert.equal((await api(up.service.base, "POST", "/api/events/race/holds", { seats: ["A-1-3"] }, pass)).status, 201);
     await page.click("#hold");
     await page.locator("#problem").waitFor({ state: "visible" });
     assert.match(await page.locator("#problem").textContent(), /A-1-3 was just taken/);
@@ -77,10 +69,10 @@ test("a seat taken by someone else is explained in words and the map updates", a
 });
 
 test("the waiting room shows the place in line while admission is paused, and leaving works", async () => {
-  await createEvent(service.base, "line", { paused: true });
-  await api(service.base, "POST", "/api/events/line/queue");
-  await withPage(browser, "waiting", { viewport: { width: 390, height: 844 } }, async (page) => {
-    await page.goto(service.base + "/events/line");
+  await createEvent(up.service.base, "line", { paused: true });
+  await api(up.service.base, "POST", "/api/events/line/queue");
+  await withPage(up.browser, "waiting", { viewport: { width: 390, height: 844 } }, async (page) => {
+    await page.goto(up.service.base + "/events/line");
     await page.locator("#waiting").waitFor({ state: "visible" });
     assert.equal(await page.locator("#position").textContent(), "2");
     assert.match(await page.locator("#eta").textContent(), /Admission is paused/);
@@ -89,7 +81,7 @@ test("the waiting room shows the place in line while admission is paused, and le
     await page.reload();
     await page.locator("#waiting").waitFor({ state: "visible" });
     assert.equal(await page.locator("#position").textContent(), "2", "a reload keeps the place");
-    await api(service.base, "PATCH", "/api/admin/events/line", { paused: false, admission: { per_second: 0.01 } }, ADMIN);
+    await api(up.service.base, "PATCH", "/api/admin/events/line", { paused: false, admission: { per_second: 0.01 } }, ADMIN);
     await page.waitForFunction(() => /Expected wait/.test(document.getElementById("eta").textContent), null, { timeout: 15000 });
     await page.click("#leave");
     await page.locator("#ended").waitFor({ state: "visible" });

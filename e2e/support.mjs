@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { before, after } from "node:test";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -94,4 +95,19 @@ export async function withPage(browser, name, options, body) {
   } finally {
     await context.close();
   }
+}
+
+/// Starts a service and a browser before this file's tests and stops them after;
+/// the returned object carries both once they are up.
+export function serviceAndBrowser() {
+  const shared = {};
+  before(async () => {
+    shared.service = await startService();
+    shared.browser = await launch();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    shared.service?.stop();
+  });
+  return shared;
 }
