@@ -26,7 +26,7 @@ cargo test --locked -- --test-threads "$threads" --skip embedded_only || status=
 echo "== the integration suite against embedded mode"
 ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads "$threads" --skip servers_only || status=$?
 echo "== the pages in headless Chromium"
-cargo build --locked
+# They start target/debug/anteroom, which the integration suite above has built.
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1) || status=$?
 # Each run makes its own database; drop the ones this run made.
 for db in $(comm -13 <(echo "$before") <(test_databases)); do
