@@ -5,11 +5,13 @@ pub mod line;
 pub mod order;
 pub mod prequeue;
 pub mod seat;
+pub mod time;
 pub mod token;
 pub mod view;
 
 pub use event::{Admission, AdmissionPatch, Event, EventId, EventSpec, InvalidField, Section};
 pub use order::{Holder, Order, OrderStatus};
 pub use seat::{SeatId, SeatRef, Venue};
+pub use time::{from_unix_ms, unix_ms};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
 pub use view::{Departure, LineView, LogEntry, TokenStatus};

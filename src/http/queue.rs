@@ -15,7 +15,7 @@ use super::events::find;
 use super::extract::JsonBody;
 use super::limit::WithinClientRate;
 use crate::domain::line::{eta, poll_after_ms};
-use crate::domain::{Event, Pass, QueueToken, TokenStatus};
+use crate::domain::{Event, Pass, QueueToken, TokenStatus, from_unix_ms};
 
 const MAX_VISITOR_CHARS: usize = 64;
 
@@ -138,7 +138,7 @@ fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDate
             let pass = Pass { event: token.event.clone(), key: token.key, token_id: token.token_id, expires_at_ms };
             StatusBody {
                 pass: Some(state.line.signer().sign_pass(&pass)),
-                pass_expires_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(expires_at_ms) * 1_000_000).ok(),
+                pass_expires_at: from_unix_ms(expires_at_ms),
                 poll_after_ms: Some(0),
                 ..StatusBody::new("admitted", token.token_id)
             }

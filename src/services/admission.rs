@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::catalog::Catalog;
-use super::now_ms;
-use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue};
+use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
     AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer, LineMessage,
 };
@@ -119,7 +118,7 @@ impl AdmissionWorker {
         if candidates.is_empty() {
             return Ok(Outcome::Idle);
         }
-        let now_ms = now_ms(now);
+        let now_ms = unix_ms(now);
         let outcome = self
             .store
             .admit(

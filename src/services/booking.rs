@@ -13,8 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::now_ms;
-use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue};
+use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, unix_ms};
 use crate::ports::{
     BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError, OrderRepository, SeatCounts,
     SeatState, SeatStore, SellOutcome, Transition,
@@ -92,7 +91,7 @@ impl Booking {
     #[tracing::instrument(skip_all, fields(event = %event.id()))]
     pub async fn hold(&self, event: &Event, pass: &Pass, request: SeatRequest) -> Result<Order, BookingError> {
         let now = to_millis(OffsetDateTime::now_utc());
-        if pass.event != *event.id() || pass.expires_at_ms <= now_ms(now) {
+        if pass.event != *event.id() || pass.expires_at_ms <= unix_ms(now) {
             return Err(BookingError::InvalidPass);
         }
         let venue = Venue::of(&event.spec);
@@ -161,10 +160,10 @@ impl Booking {
         let holder = Holder::new(pass.key, pass.token_id);
         let id = Uuid::new_v4();
         let max = event.spec.max_seats_per_user;
-        let mut outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, now_ms(now)).await?;
+        let mut outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, unix_ms(now)).await?;
         if outcome == HoldOutcome::NeedsRebuild {
             self.rebuild(event.id(), false).await?;
-            outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, now_ms(now)).await?;
+            outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, unix_ms(now)).await?;
         }
         match outcome {
             HoldOutcome::Held(counts) => self.note_counts(event.id(), counts),
@@ -333,7 +332,7 @@ impl Booking {
         let live = self.orders.live_seats(event).await?;
         tracing::info!(%event, live = live.len(), force, "rebuilding seat state from the record");
         metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string()).increment(1);
-        self.seats.rebuild(event, &live, force, now_ms(OffsetDateTime::now_utc())).await
+        self.seats.rebuild(event, &live, force, unix_ms(OffsetDateTime::now_utc())).await
     }
 
     /// Reconciles holds that outlived their hold with the record: a hold whose
@@ -343,7 +342,7 @@ impl Booking {
         let mut fixed = 0;
         for event in self.catalog.all() {
             let hold = Duration::from_secs(u64::from(event.spec.hold_seconds)) + REAP_GRACE;
-            let before = now_ms(OffsetDateTime::now_utc() - hold);
+            let before = unix_ms(OffsetDateTime::now_utc() - hold);
             for held in self.seats.holds_before(event.id(), before).await? {
                 match self.orders.order(held.order).await? {
                     Some(order) if order.status == OrderStatus::Pending => {

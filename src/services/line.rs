@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::{now_ms, spawn_every};
-use crate::domain::{Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus};
+use super::spawn_every;
+use crate::domain::{Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus, unix_ms};
 use crate::ports::{AdmissionStore, BackendError, BackendResult, LeaveOutcome, LineCounters, LineMessage, LineQueue};
 
 /// Joins taken into one publish-and-confirm at most.
@@ -108,7 +108,7 @@ impl Line {
     pub fn status(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> TokenStatus {
         let status = self.view(&token.event).read().unwrap_or_else(|p| p.into_inner()).status(
             token.key,
-            now_ms(now),
+            unix_ms(now),
             event.spec.admission.pass_seconds,
             event.is_on_sale(now),
         );
@@ -125,7 +125,7 @@ impl Line {
 
     /// Admissions per second recently measured for `event`, if any.
     pub fn measured_rate(&self, event: &EventId, now: OffsetDateTime) -> Option<f64> {
-        self.view(event).read().unwrap_or_else(|p| p.into_inner()).measured_rate(now_ms(now))
+        self.view(event).read().unwrap_or_else(|p| p.into_inner()).measured_rate(unix_ms(now))
     }
 
     pub async fn leave(&self, token: &QueueToken) -> BackendResult<()> {
@@ -141,7 +141,7 @@ impl Line {
     }
 
     pub async fn counters(&self, event: &EventId, now: OffsetDateTime) -> BackendResult<LineCounters> {
-        self.store.counters(event, now_ms(now)).await
+        self.store.counters(event, unix_ms(now)).await
     }
 
     fn view(&self, event: &EventId) -> Arc<RwLock<LineView>> {

@@ -9,13 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-pub fn now_ms(now: OffsetDateTime) -> i64 {
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 /// Runs `tick(target)` every `period` until `stop` is cancelled; a slow tick
 /// delays the next one rather than bunching them up.

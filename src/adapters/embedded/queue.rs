@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::EventId;
+use crate::domain::{EventId, unix_ms};
 use crate::ports::{
     BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineConsumer, LineMessage,
     LineQueue, QueueMessage,
@@ -24,7 +24,7 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    unix_ms(OffsetDateTime::now_utc())
 }
 
 /// A consumer with nothing to do looks again at least this often (for timers coming due).

@@ -10,7 +10,10 @@ use sqlx::{Row, SqlitePool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, Venue};
+use crate::domain::{
+    Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, Venue, from_unix_ms,
+    unix_ms,
+};
 use crate::ports::{
     BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LiveSeat,
     OrderRepository, Transition,
@@ -20,16 +23,12 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("sqlite", e)
 }
 
-fn to_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn from_ms(ms: i64) -> BackendResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(unavailable)
+    from_unix_ms(ms).ok_or_else(|| unavailable(format!("{ms} ms is not a representable time")))
 }
 
 fn now_ms() -> i64 {
-    to_ms(OffsetDateTime::now_utc())
+    unix_ms(OffsetDateTime::now_utc())
 }
 
 fn get<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
@@ -149,8 +148,8 @@ impl EventRepository for SqliteRecord {
         .bind(s.id.as_str())
         .bind(&s.name)
         .bind(&s.venue)
-        .bind(to_ms(s.starts_at))
-        .bind(s.on_sale_at.map(to_ms))
+        .bind(unix_ms(s.starts_at))
+        .bind(s.on_sale_at.map(unix_ms))
         .bind(i64::from(s.hold_seconds))
         .bind(i64::from(s.max_seats_per_user))
         .bind(s.admission.per_second)
@@ -251,8 +250,8 @@ impl OrderRepository for SqliteRecord {
         .bind(order.holder.as_str())
         .bind(order.status.as_str())
         .bind(order.amount_cents)
-        .bind(to_ms(order.created_at))
-        .bind(to_ms(order.expires_at))
+        .bind(unix_ms(order.created_at))
+        .bind(unix_ms(order.expires_at))
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
