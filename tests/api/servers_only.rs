@@ -73,8 +73,7 @@ async fn a_place_whose_join_never_reached_the_broker_does_not_hold_the_line() {
     app.poll_until(&first, "admitted", Duration::from_secs(5)).await;
 
     // A process allocated place r2 eleven seconds ago and died before publishing it.
-    let redis = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
-    redis.init().await.unwrap();
+    let redis = raw_redis().await;
     let tag = format!("{{{}:crash}}", app.namespace);
     let _: i64 = redis.hincrby(format!("{tag}:line"), "seq", 1).await.unwrap();
     let long_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 11;
@@ -179,11 +178,18 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     app.finish().await;
 }
 
-/// Deletes the event's seat keys from Redis, as a flush or a failover would.
-async fn flush_seat_state(app: &TestApp, event: &str) {
+/// A plain Redis client, to look at or break what the service keeps there.
+async fn raw_redis() -> fred::prelude::Client {
     use fred::prelude::*;
     let client = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
     client.init().await.unwrap();
+    client
+}
+
+/// Deletes the event's seat keys from Redis, as a flush or a failover would.
+async fn flush_seat_state(app: &TestApp, event: &str) {
+    use fred::prelude::*;
+    let client = raw_redis().await;
     let tag = format!("{{{}:{event}}}", app.namespace);
     let keys: Vec<String> =
         ["seats", "holders", "seat_counts", "seats_ready"].iter().map(|k| format!("{tag}:{k}")).collect();
