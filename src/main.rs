@@ -4,6 +4,10 @@ use anteroom::app::{self, App};
 use anteroom::config::Config;
 use anteroom::telemetry;
 
+// glibc's allocator spent a fifth of the status poll's time under load; mimalloc a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: anteroom [serve | worker | migrate]
 
   serve    run the HTTP server and the workers (default)

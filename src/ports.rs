@@ -80,13 +80,20 @@ pub trait QueueMessage: Sized + Send + 'static {
     fn decode(raw: &[u8]) -> Option<Self>;
 }
 
-impl QueueMessage for LineMessage {
+/// The joins of one group commit, published as one message: one broker write
+/// and one confirm for the whole group, whatever its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineBatch(pub Vec<LineMessage>);
+
+impl QueueMessage for LineBatch {
     fn encode(&self) -> String {
-        LineMessage::encode(self)
+        self.0.iter().map(LineMessage::encode).collect::<Vec<_>>().join(",")
     }
 
+    /// All the joins or none: a batch with one malformed join is malformed.
     fn decode(raw: &[u8]) -> Option<Self> {
-        LineMessage::decode(raw)
+        let joins: Option<Vec<LineMessage>> = raw.split(|&b| b == b',').map(LineMessage::decode).collect();
+        joins.filter(|j| !j.is_empty()).map(Self)
     }
 }
 
@@ -124,13 +131,14 @@ pub trait Consumer<M>: Send {
 /// The durable FIFO line of each event.
 #[async_trait]
 pub trait LineQueue: Send + Sync {
-    /// Returns once the broker has confirmed every message (they are durable).
+    /// Publishes `messages` as one [`LineBatch`]; returns once the broker has
+    /// confirmed it (they are durable).
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()>;
     async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<LineConsumer>>;
     async fn ping(&self) -> BackendResult<()>;
 }
 
-pub type LineConsumer = dyn Consumer<LineMessage>;
+pub type LineConsumer = dyn Consumer<LineBatch>;
 pub type ExpiryConsumer = dyn Consumer<ExpiryDue>;
 
 /// Durable timers: each hold's expiry is due `hold_seconds` after the hold.
@@ -388,4 +396,25 @@ pub trait OrderRepository: Send + Sync {
     async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>>;
     /// Orders paid and expired, for the stats.
     async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_joins_travels_as_one_message() {
+        let joins: Vec<LineMessage> =
+            (1..=3).map(|seq| LineMessage { key: TokenKey::regular(seq), token_id: Uuid::new_v4() }).collect();
+        let batch = LineBatch(joins);
+        assert_eq!(LineBatch::decode(batch.encode().as_bytes()), Some(batch));
+    }
+
+    #[test]
+    fn a_batch_with_a_malformed_join_is_refused_whole() {
+        let good = LineMessage { key: TokenKey::regular(1), token_id: Uuid::new_v4() }.encode();
+        for raw in [format!("{good},r2:not-a-uuid"), String::new(), format!("{good},")] {
+            assert_eq!(LineBatch::decode(raw.as_bytes()), None, "{raw:?}");
+        }
+    }
 }

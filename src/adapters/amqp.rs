@@ -18,8 +18,8 @@ use tokio::sync::Mutex;
 
 use crate::domain::EventId;
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineConsumer, LineMessage,
-    LineQueue, QueueMessage,
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineBatch, LineConsumer,
+    LineMessage, LineQueue, QueueMessage,
 };
 
 /// Publishing longer than this answers 503; the admission worker waits longer
@@ -197,7 +197,7 @@ impl AmqpLine {
 #[async_trait]
 impl LineQueue for AmqpLine {
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
-        let payloads: Vec<String> = messages.iter().map(LineMessage::encode).collect();
+        let payloads = [LineBatch(messages.to_vec()).encode()];
         self.publish_to(&[Queue::Line(event.clone())], &payloads).await
     }
 

@@ -165,6 +165,20 @@ pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
     }
 }
 
+/// The earliest and latest instants an event may name: what every store and
+/// RFC 3339 in UTC can represent.
+const EARLIEST: OffsetDateTime = time::macros::datetime!(1970-01-01 0:00 UTC);
+const LATEST: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
+/// `at` in UTC (API.md: times are UTC), if stores and clients can represent it.
+pub fn utc_instant(field: &str, at: OffsetDateTime) -> Result<OffsetDateTime, InvalidField> {
+    if (EARLIEST..=LATEST).contains(&at) {
+        Ok(at.to_offset(time::UtcOffset::UTC))
+    } else {
+        Err(InvalidField::new(field, "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"))
+    }
+}
+
 fn validate_seconds(field: &str, seconds: u32) -> Result<(), InvalidField> {
     if (1..=MAX_SECONDS).contains(&seconds) {
         Ok(())
@@ -207,6 +221,16 @@ impl Event {
 pub(crate) mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn instants_are_kept_in_utc_and_within_what_stores_can_hold() {
+        let local = datetime!(2027-01-01 0:00 +05:00);
+        let utc = utc_instant("starts_at", local).unwrap();
+        assert_eq!((utc, utc.offset()), (local, time::UtcOffset::UTC));
+        for out_of_range in [datetime!(0000-01-01 0:00 +23:59), datetime!(9999-12-31 23:59:59 -23:59)] {
+            assert_eq!(utc_instant("on_sale_at", out_of_range).unwrap_err().field, "on_sale_at");
+        }
+    }
 
     pub fn spec() -> EventSpec {
         EventSpec {

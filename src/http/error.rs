@@ -17,6 +17,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("not found")]
     NotFound,
+    #[error("this route does not take this method")]
+    MethodNotAllowed,
     #[error("an event with this id already exists")]
     EventExists,
     #[error("no seats remain")]
@@ -59,6 +61,7 @@ impl ApiError {
             ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::EventExists => (StatusCode::CONFLICT, "event_exists"),
             ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),

@@ -1,22 +1,21 @@
 //! Events: admin create / change / stats, public list and show.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Admin, JsonBody};
-use crate::domain::event::{DEFAULT_ABANDON_SECONDS, validate_max_active, validate_per_second};
+use super::extract::{Admin, JsonBody, PathParam, RequestBody};
+use crate::domain::event::{DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second};
 use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Section, prequeue};
 
 #[derive(Deserialize)]
 pub struct CreateEvent {
     id: String,
     name: String,
-    #[serde(default)]
     venue: String,
     #[serde(with = "time::serde::rfc3339")]
     starts_at: OffsetDateTime,
@@ -43,14 +42,18 @@ fn default_abandon_seconds() -> u32 {
     DEFAULT_ABANDON_SECONDS
 }
 
+impl RequestBody for CreateEvent {
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"], &["sections", "[]"]];
+}
+
 impl CreateEvent {
     fn into_spec(self) -> Result<EventSpec, ApiError> {
         let spec = EventSpec {
             id: EventId::parse(&self.id)?,
             name: self.name,
             venue: self.venue,
-            starts_at: self.starts_at,
-            on_sale_at: self.on_sale_at,
+            starts_at: utc_instant("starts_at", self.starts_at)?,
+            on_sale_at: self.on_sale_at.map(|at| utc_instant("on_sale_at", at)).transpose()?,
             hold_seconds: self.hold_seconds,
             max_seats_per_user: self.max_seats_per_user,
             admission: Admission {
@@ -141,10 +144,14 @@ struct UpdateAdmission {
     max_active: Option<u64>,
 }
 
+impl RequestBody for UpdateEvent {
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"]];
+}
+
 pub async fn update(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<UpdateEvent>,
 ) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
@@ -171,7 +178,7 @@ pub struct Stats {
     orders_expired: u64,
 }
 
-pub async fn stats(State(state): State<AppState>, _: Admin, Path(id): Path<String>) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(State(state): State<AppState>, _: Admin, PathParam(id): PathParam) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
     let (line, seats, orders) = tokio::try_join!(
         state.line.counters(event.id(), OffsetDateTime::now_utc()),
@@ -200,7 +207,7 @@ pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     Json(EventList { events: state.catalog.all().iter().map(|e| EventBody::new(&state, e, now)).collect() })
 }
 
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventBody>, ApiError> {
+pub async fn show(State(state): State<AppState>, PathParam(id): PathParam) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
     Ok(Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())))
 }

@@ -9,18 +9,19 @@ mod orders;
 mod pages;
 mod queue;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -28,6 +29,7 @@ pub use limit::ClientLimiter;
 
 use crate::app::Backends;
 use crate::config::Secret;
+use crate::ports::BackendError;
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
@@ -91,11 +93,12 @@ pub fn router(state: AppState) -> Router {
         .route("/events/{id}/seats", get(pages::seats))
         .route("/admin", get(pages::admin))
         .route("/api/openapi.json", get(ops::openapi))
-        .fallback(|| async { ApiError::NotFound });
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     api.layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(within_deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), route)
@@ -111,13 +114,44 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
     SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
 }
 
+/// No request is worked on for longer than [`REQUEST_TIMEOUT`] (a slow body
+/// included); past it, `503` with `Retry-After` in the API's error shape.
+async fn within_deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Unavailable(BackendError::new("anteroom", "the request timed out")).into_response(),
+    }
+}
+
 /// Counts and times every request by route and status.
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
+    static TIMERS: LazyLock<RequestTimers> = LazyLock::new(RequestTimers::default);
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    let labels = [("route", route), ("method", method), ("status", response.status().as_u16().to_string())];
-    metrics::histogram!("anteroom_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    TIMERS.timer(route, &method, response.status()).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The request histograms by route, method and status, registered once each:
+/// recording a request then allocates nothing (the status poll is the hottest path).
+#[derive(Default)]
+struct RequestTimers(RwLock<HashMap<String, HashMap<(Method, StatusCode), Histogram>>>);
+
+impl RequestTimers {
+    fn timer(&self, route: &str, method: &Method, status: StatusCode) -> Histogram {
+        let known = self.0.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(timer) = known.get(route).and_then(|by| by.get(&(method.clone(), status))) {
+            return timer.clone();
+        }
+        drop(known);
+        let labels =
+            [("route", route.to_owned()), ("method", method.to_string()), ("status", status.as_str().to_owned())];
+        let timer = metrics::histogram!("anteroom_http_request_duration_seconds", &labels);
+        let mut known = self.0.write().unwrap_or_else(|p| p.into_inner());
+        known.entry(route.to_owned()).or_default().insert((method.clone(), status), timer.clone());
+        timer
+    }
 }

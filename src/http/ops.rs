@@ -1,29 +1,29 @@
 //! Liveness, readiness and metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::AppState;
+use super::error::ApiError;
 
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Ready only when every backend answers.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+/// `200` once every backend answers; otherwise `503` in the API's error shape
+/// (which backends failed, and why, goes to the log).
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     let b = &state.backends;
     let (repo, store, queue) = tokio::join!(b.events.ping(), b.line_store.ping(), b.line_queue.ping());
-    let failures: Vec<String> =
-        [repo, store, queue].into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
-    if failures.is_empty() {
-        (StatusCode::OK, "ready".into())
-    } else {
-        tracing::warn!(?failures, "not ready");
-        let backends: Vec<&str> = failures.iter().map(|f| f.split(' ').next().unwrap_or("a backend")).collect();
-        (StatusCode::SERVICE_UNAVAILABLE, format!("unavailable: {}", backends.join(", ")))
-    }
+    let mut failures = [repo, store, queue].into_iter().filter_map(Result::err);
+    let Some(first) = failures.next() else {
+        return Ok("ready");
+    };
+    // The answer logs the first failure; the others are logged here.
+    failures.for_each(|other| tracing::warn!(error = %other, "not ready"));
+    Err(ApiError::Unavailable(first))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

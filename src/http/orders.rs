@@ -1,7 +1,7 @@
 //! Seats and orders: the seat map, holds (needs a pass), and the pass's orders.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::events::find;
-use super::extract::{JsonBody, bearer};
+use super::extract::{JsonBody, PathParam, RequestBody, bearer};
 use super::limit::WithinClientRate;
 use crate::domain::{EventId, Order, Pass};
 use crate::ports::{BackendError, SeatState};
@@ -44,7 +44,7 @@ pub struct SeatMapBody {
     seats: Vec<SeatView>,
 }
 
-pub async fn seat_map(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<SeatMapBody>, ApiError> {
+pub async fn seat_map(State(state): State<AppState>, PathParam(id): PathParam) -> Result<Json<SeatMapBody>, ApiError> {
     let event = find(&state, &id)?;
     let map = state.booking.seat_map(&event).await?;
     let venue = crate::domain::Venue::of(&event.spec);
@@ -78,6 +78,10 @@ struct BestAvailable {
     section: Option<String>,
 }
 
+impl RequestBody for HoldBody {
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["best_available"]];
+}
+
 #[derive(Serialize)]
 pub struct OrderBody {
     order_id: Uuid,
@@ -105,7 +109,7 @@ impl From<Order> for OrderBody {
 pub async fn hold(
     State(state): State<AppState>,
     _: WithinClientRate,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     PassAuth(pass): PassAuth,
     JsonBody(body): JsonBody<HoldBody>,
 ) -> Result<(StatusCode, Json<OrderBody>), ApiError> {
@@ -138,7 +142,7 @@ fn order_id(raw: &str) -> Result<Uuid, ApiError> {
 
 pub async fn show(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     PassAuth(pass): PassAuth,
 ) -> Result<Json<OrderBody>, ApiError> {
     Ok(Json(state.booking.order(order_id(&id)?, &pass).await?.into()))
@@ -149,9 +153,13 @@ pub struct PayBody {
     payment_ref: String,
 }
 
+impl RequestBody for PayBody {
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[]];
+}
+
 pub async fn pay(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     PassAuth(pass): PassAuth,
     JsonBody(body): JsonBody<PayBody>,
 ) -> Result<Json<OrderBody>, ApiError> {
@@ -164,7 +172,7 @@ pub async fn pay(
 
 pub async fn cancel(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     PassAuth(pass): PassAuth,
 ) -> Result<Json<OrderBody>, ApiError> {
     let (booking, id) = (state.booking.clone(), order_id(&id)?);

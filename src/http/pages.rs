@@ -1,12 +1,14 @@
 //! Server-rendered pages (askama templates in `templates/`).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::error::ApiError;
+use super::extract::PathParam;
 use crate::domain::EventId;
 
 struct EventCard {
@@ -68,23 +70,29 @@ struct Admin;
 #[template(path = "not_found.html")]
 struct NotFound;
 
-fn event_page(state: &AppState, id: &str, page: impl FnOnce(&crate::domain::Event) -> Response) -> Response {
-    match EventId::parse(id).ok().and_then(|id| state.catalog.get(&id)) {
+/// An event's page, or the page saying there is no such event (also for a path that does not decode).
+fn event_page(
+    state: &AppState,
+    id: Result<PathParam, ApiError>,
+    page: impl FnOnce(&crate::domain::Event) -> Response,
+) -> Response {
+    let event = id.ok().and_then(|PathParam(id)| EventId::parse(&id).ok()).and_then(|id| state.catalog.get(&id));
+    match event {
         Some(event) => page(&event),
         None => (StatusCode::NOT_FOUND, render(&NotFound)).into_response(),
     }
 }
 
 /// The waiting room: join, live position, then on to the seat map.
-pub async fn waiting(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    event_page(&state, &id, |e| {
+pub async fn waiting(State(state): State<AppState>, id: Result<PathParam, ApiError>) -> Response {
+    event_page(&state, id, |e| {
         render(&Waiting { id: e.id().to_string(), name: e.spec.name.clone(), venue: e.spec.venue.clone() })
     })
 }
 
 /// The seat map: pick, hold, pay, confirmation.
-pub async fn seats(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    event_page(&state, &id, |e| {
+pub async fn seats(State(state): State<AppState>, id: Result<PathParam, ApiError>) -> Response {
+    event_page(&state, id, |e| {
         render(&Seats {
             id: e.id().to_string(),
             name: e.spec.name.clone(),
@@ -100,14 +108,14 @@ pub async fn admin() -> Response {
 
 /// The pages' scripts and stylesheet, compiled into the binary: no build step,
 /// nothing loaded from other hosts.
-pub async fn asset(Path(file): Path<String>) -> Response {
+pub async fn asset(PathParam(file): PathParam) -> Response {
     let (content_type, body) = match file.as_str() {
         "anteroom.css" => ("text/css; charset=utf-8", include_str!("../../static/anteroom.css")),
         "common.js" => ("text/javascript; charset=utf-8", include_str!("../../static/common.js")),
         "waiting.js" => ("text/javascript; charset=utf-8", include_str!("../../static/waiting.js")),
         "seats.js" => ("text/javascript; charset=utf-8", include_str!("../../static/seats.js")),
         "admin.js" => ("text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
-        _ => return StatusCode::NOT_FOUND.into_response(),
+        _ => return ApiError::NotFound.into_response(),
     };
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }

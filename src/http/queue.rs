@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::ApiError;
 use super::events::find;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
 use crate::domain::line::{eta, poll_after_ms};
 use crate::domain::{Event, Pass, QueueToken, TokenStatus, from_unix_ms};
@@ -23,6 +23,10 @@ const MAX_VISITOR_CHARS: usize = 64;
 pub struct JoinBody {
     #[serde(default)]
     visitor: Option<String>,
+}
+
+impl RequestBody for JoinBody {
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[]];
 }
 
 /// What a join or a poll answers. Fields a state does not have are left out.
@@ -68,7 +72,7 @@ impl StatusBody {
 pub async fn join(
     State(state): State<AppState>,
     _: WithinClientRate,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     JsonBody(body): JsonBody<JoinBody>,
 ) -> Result<(StatusCode, Json<StatusBody>), ApiError> {
     let event = find(&state, &id)?;
@@ -88,34 +92,42 @@ pub async fn join(
     Ok((status, Json(answer)))
 }
 
-pub async fn poll(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<StatusBody>, ApiError> {
-    let (token, event) = verify(&state, &raw)?;
+pub async fn poll(
+    State(state): State<AppState>,
+    token: Result<PathParam, ApiError>,
+) -> Result<Json<StatusBody>, ApiError> {
+    let (token, event) = verify(&state, token)?;
     Ok(Json(describe(&state, &event, &token, OffsetDateTime::now_utc())))
 }
 
-pub async fn leave(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Json<StatusBody>, ApiError> {
-    let (token, _) = verify(&state, &raw)?;
+pub async fn leave(
+    State(state): State<AppState>,
+    token: Result<PathParam, ApiError>,
+) -> Result<Json<StatusBody>, ApiError> {
+    let (token, _) = verify(&state, token)?;
     state.line.leave(&token).await?;
     Ok(Json(StatusBody::new("left", token.token_id)))
 }
 
-fn verify(state: &AppState, raw: &str) -> Result<(QueueToken, Arc<Event>), ApiError> {
-    let token = state.line.signer().verify_token(raw).ok_or(ApiError::InvalidToken)?;
+/// A path that does not even decode is no token of ours either.
+fn verify(state: &AppState, raw: Result<PathParam, ApiError>) -> Result<(QueueToken, Arc<Event>), ApiError> {
+    let PathParam(raw) = raw.map_err(|_| ApiError::InvalidToken)?;
+    let token = state.line.signer().verify_token(&raw).ok_or(ApiError::InvalidToken)?;
     let event = state.catalog.get(&token.event).ok_or(ApiError::InvalidToken)?;
     Ok((token, event))
 }
 
 /// The answer for a token's current status.
 fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDateTime) -> StatusBody {
-    let status = state.line.status(token, event, now);
+    let standing = state.line.standing(token, event, now);
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
-    match status {
+    match standing.status {
         TokenStatus::Waiting { .. } | TokenStatus::PreQueue if state.booking.sold_out(event) => {
             StatusBody::new("sold_out", token.token_id)
         }
         TokenStatus::Waiting { position } => {
-            let rate = state.line.measured_rate(event.id(), now).unwrap_or(admission.per_second);
+            let rate = standing.measured_rate.unwrap_or(admission.per_second);
             let eta = eta(position, rate);
             StatusBody {
                 position: Some(position),

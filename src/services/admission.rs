@@ -5,7 +5,7 @@
 //! a standby's worker simply has nothing to do until it takes over. Deliveries
 //! are acknowledged only after the admission store has recorded their fate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,11 @@ use time::OffsetDateTime;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
-    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineConsumer, LineMessage,
+    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineBatch, LineConsumer, LineMessage,
 };
 
-/// Deliveries buffered at most: enough to reorder the joins of several
-/// processes (each has at most 8 groups of 2,048 joins in flight) and to keep a
-/// fast drain busy.
+/// Batches of joins buffered at most: enough to reorder the groups published
+/// at once by many processes, and to keep a fast drain busy.
 pub const PREFETCH: u16 = 60_000;
 /// Places presented to the store in one step at most.
 const MAX_STEP: usize = 5_000;
@@ -47,6 +46,7 @@ pub struct AdmissionWorker {
     catalog: Arc<Catalog>,
     store: Arc<dyn AdmissionStore>,
     consumer: Box<LineConsumer>,
+    batches: Settlement,
     ranked: BTreeMap<u64, Delivered<LineMessage>>,
     unranked: Vec<Delivered<LineMessage>>,
     prequeue: Option<u64>,
@@ -71,6 +71,7 @@ impl AdmissionWorker {
             catalog,
             store,
             consumer,
+            batches: Settlement::default(),
             ranked: BTreeMap::new(),
             unranked: Vec::new(),
             prequeue: None,
@@ -90,8 +91,10 @@ impl AdmissionWorker {
     /// under `max_active` and the line's order allow.
     #[tracing::instrument(skip_all, fields(event = %self.event))]
     pub async fn step(&mut self, wait: Duration) -> BackendResult<Outcome> {
-        let deliveries = self.consumer.receive(wait, usize::from(PREFETCH)).await?;
-        self.unranked.extend(deliveries);
+        for Delivered { message: LineBatch(joins), tag } in self.consumer.receive(wait, usize::from(PREFETCH)).await? {
+            self.batches.received(tag, joins.len());
+            self.unranked.extend(joins.into_iter().map(|message| Delivered { message, tag }));
+        }
         let elapsed = std::mem::replace(&mut self.last_step, Instant::now()).elapsed();
         let Some(event) = self.catalog.get(&self.event) else {
             return Ok(Outcome::Idle);
@@ -214,7 +217,7 @@ impl AdmissionWorker {
                 }
             }
         }
-        self.consumer.ack(&done).await
+        self.settle(&done).await
     }
 
     /// Another worker may have admitted while this one stood by: before a
@@ -273,7 +276,7 @@ impl AdmissionWorker {
             GapProbe::Pending { since_s } => {
                 let waited = OffsetDateTime::now_utc().unix_timestamp() - since_s;
                 // A full buffer may be hiding the message behind later ones: keep waiting.
-                let saturated = self.ranked.len() + self.unranked.len() >= usize::from(PREFETCH);
+                let saturated = self.batches.held() >= usize::from(PREFETCH);
                 if waited < GAP_GRACE_SECONDS || saturated {
                     if saturated && waited >= GAP_GRACE_SECONDS {
                         tracing::error!(%key, "the head of the line is missing and the buffer is full");
@@ -296,6 +299,70 @@ impl AdmissionWorker {
         self.consumed = consumed;
         let behind = self.ranked.split_off(&(consumed + 1));
         let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind).into_values().map(|d| d.tag).collect();
-        self.consumer.ack(&done).await
+        self.settle(&done).await
+    }
+
+    /// Settles one join per tag listed; acknowledges the batches all settled.
+    async fn settle(&mut self, tags: &[u64]) -> BackendResult<()> {
+        let acked = self.batches.settle(tags);
+        self.consumer.ack(&acked).await
+    }
+}
+
+/// The joins of each unacknowledged batch still to settle, by delivery tag: a
+/// batch is acknowledged only once every join in it is admitted or skipped.
+#[derive(Debug, Default)]
+struct Settlement {
+    unsettled: HashMap<u64, usize>,
+}
+
+impl Settlement {
+    fn received(&mut self, tag: u64, joins: usize) {
+        self.unsettled.insert(tag, joins);
+    }
+
+    /// Settles one join per tag listed; returns the tags of the batches now all settled.
+    fn settle(&mut self, tags: &[u64]) -> Vec<u64> {
+        let mut acked = Vec::new();
+        for &tag in tags {
+            if let Some(left) = self.unsettled.get_mut(&tag) {
+                *left -= 1;
+                if *left == 0 {
+                    self.unsettled.remove(&tag);
+                    acked.push(tag);
+                }
+            }
+        }
+        acked
+    }
+
+    /// Batches delivered and not yet acknowledged.
+    fn held(&self) -> usize {
+        self.unsettled.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_acknowledged_once_its_last_join_is_settled() {
+        let mut batches = Settlement::default();
+        batches.received(7, 3);
+        batches.received(8, 1);
+        assert_eq!(batches.settle(&[7, 8]), vec![8]);
+        assert_eq!(batches.held(), 1);
+        assert_eq!(batches.settle(&[7]), Vec::<u64>::new());
+        assert_eq!(batches.settle(&[7]), vec![7]);
+        assert_eq!(batches.held(), 0);
+    }
+
+    #[test]
+    fn settling_an_unknown_or_finished_batch_acknowledges_nothing() {
+        let mut batches = Settlement::default();
+        batches.received(1, 1);
+        assert_eq!(batches.settle(&[1]), vec![1]);
+        assert_eq!(batches.settle(&[1, 2]), Vec::<u64>::new());
     }
 }

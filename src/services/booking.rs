@@ -325,6 +325,10 @@ impl Booking {
             tracing::error!(event = %order.event, error = %e, "could not rebuild the seat state");
         }
         self.forget_map(&order.event);
+        // The last sale sells out the event: this process says so at once, the others at their next refresh.
+        if let Err(e) = self.fresh_counts(&order.event).await {
+            tracing::debug!(event = %order.event, error = %e, "could not refresh seat counts after a sale");
+        }
     }
 
     /// Rebuilds the event's seat state from the durable record.

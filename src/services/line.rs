@@ -39,13 +39,38 @@ struct JoinRequest {
     reply: oneshot::Sender<BackendResult<Joined>>,
 }
 
+/// What a poll reads: the token's status and, while it waits, the admission
+/// rate recently measured (`None` before any admission).
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub status: TokenStatus,
+    pub measured_rate: Option<f64>,
+}
+
+/// One event's line as this process sees it.
+#[derive(Default)]
+struct EventLine {
+    view: RwLock<LineView>,
+    /// Waiting tokens polled since the last heartbeat report.
+    seen: Mutex<HashSet<TokenKey>>,
+}
+
+impl EventLine {
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, LineView> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, LineView> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub struct Line {
     store: Arc<dyn AdmissionStore>,
     queue: Arc<dyn LineQueue>,
     catalog: Arc<Catalog>,
     signer: Signer,
-    views: RwLock<HashMap<EventId, Arc<RwLock<LineView>>>>,
-    seen: Mutex<HashMap<EventId, HashSet<TokenKey>>>,
+    lines: RwLock<HashMap<EventId, Arc<EventLine>>>,
     joins: mpsc::Sender<JoinRequest>,
 }
 
@@ -60,15 +85,7 @@ impl Line {
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
-        let line = Arc::new(Self {
-            store,
-            queue,
-            catalog,
-            signer,
-            views: RwLock::new(HashMap::new()),
-            seen: Mutex::new(HashMap::new()),
-            joins,
-        });
+        let line = Arc::new(Self { store, queue, catalog, signer, lines: RwLock::new(HashMap::new()), joins });
         tokio::spawn(line.clone().group_commit(requests, stop.clone()));
         spawn_every(FOLLOW_INTERVAL, stop.clone(), line.clone(), |line| async move { line.follow_logs().await });
         spawn_every(
@@ -103,40 +120,32 @@ impl Line {
         QueueToken { event: event.clone(), key: message.key, token_id: message.token_id }
     }
 
-    /// A token's status from this process's view: no I/O. Waiting tokens are
+    /// A token's standing from this process's view: no I/O. Waiting tokens are
     /// noted as seen, for abandonment.
-    pub fn status(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> TokenStatus {
-        let status = self.view(&token.event).read().unwrap_or_else(|p| p.into_inner()).status(
-            token.key,
-            unix_ms(now),
-            event.spec.admission.pass_seconds,
-            event.is_on_sale(now),
-        );
+    pub fn standing(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> Standing {
+        let line = self.line(&token.event);
+        let now_ms = unix_ms(now);
+        let (status, measured_rate) = {
+            let view = line.view();
+            let status = view.status(token.key, now_ms, event.spec.admission.pass_seconds, event.is_on_sale(now));
+            let waiting = matches!(status, TokenStatus::Waiting { .. });
+            (status, if waiting { view.measured_rate(now_ms) } else { None })
+        };
         if matches!(status, TokenStatus::Waiting { .. } | TokenStatus::PreQueue) {
-            self.seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(token.event.clone())
-                .or_default()
-                .insert(token.key);
+            line.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(token.key);
         }
-        status
-    }
-
-    /// Admissions per second recently measured for `event`, if any.
-    pub fn measured_rate(&self, event: &EventId, now: OffsetDateTime) -> Option<f64> {
-        self.view(event).read().unwrap_or_else(|p| p.into_inner()).measured_rate(unix_ms(now))
+        Standing { status, measured_rate }
     }
 
     pub async fn leave(&self, token: &QueueToken) -> BackendResult<()> {
-        let view = self.view(&token.event);
-        let rank = view.read().unwrap_or_else(|p| p.into_inner()).rank_of(token.key);
+        let line = self.line(&token.event);
+        let rank = line.view().rank_of(token.key);
         let why = match self.store.leave(&token.event, token.key, rank).await? {
             LeaveOutcome::Left => Departure::Left,
             LeaveOutcome::PassEnded => Departure::PassEnded,
             LeaveOutcome::AlreadyGone => return Ok(()),
         };
-        view.write().unwrap_or_else(|p| p.into_inner()).note_departed(token.key, why);
+        line.view_mut().note_departed(token.key, why);
         Ok(())
     }
 
@@ -144,11 +153,11 @@ impl Line {
         self.store.counters(event, unix_ms(now)).await
     }
 
-    fn view(&self, event: &EventId) -> Arc<RwLock<LineView>> {
-        if let Some(view) = self.views.read().unwrap_or_else(|p| p.into_inner()).get(event) {
-            return view.clone();
+    fn line(&self, event: &EventId) -> Arc<EventLine> {
+        if let Some(line) = self.lines.read().unwrap_or_else(|p| p.into_inner()).get(event) {
+            return line.clone();
         }
-        self.views.write().unwrap_or_else(|p| p.into_inner()).entry(event.clone()).or_default().clone()
+        self.lines.write().unwrap_or_else(|p| p.into_inner()).entry(event.clone()).or_default().clone()
     }
 
     async fn group_commit(self: Arc<Self>, mut requests: mpsc::Receiver<JoinRequest>, stop: CancellationToken) {
@@ -196,16 +205,20 @@ impl Line {
             Ok(joined) => joined.into_iter().map(Ok).collect(),
             Err(e) => group.iter().map(|_| Err(BackendError::new(e.backend, &e.detail))).collect(),
         };
+        let mut outcomes: HashMap<&'static str, u64> = HashMap::new();
         for (request, result) in group.into_iter().zip(results) {
             let outcome = match &result {
                 Ok(j) if j.created => "created",
                 Ok(_) => "existing",
                 Err(_) => "unavailable",
             };
-            metrics::counter!("anteroom_joins_total", "event" => event.id().to_string(), "outcome" => outcome)
-                .increment(1);
+            *outcomes.entry(outcome).or_default() += 1;
             // The client may have gone; its join stands regardless.
             let _ = request.reply.send(result);
+        }
+        for (outcome, count) in outcomes {
+            metrics::counter!("anteroom_joins_total", "event" => event.id().to_string(), "outcome" => outcome)
+                .increment(count);
         }
     }
 
@@ -216,7 +229,7 @@ impl Line {
         let requests: Vec<(Option<&str>, Uuid)> = visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
         let allocation = self.store.allocate(id, event.is_on_sale(now), &requests, now.unix_timestamp()).await?;
         if let Some(prequeue) = allocation.prequeue {
-            self.view(id).write().unwrap_or_else(|p| p.into_inner()).note_frozen(prequeue);
+            self.line(id).view_mut().note_frozen(prequeue);
         }
         let mut seq = allocation.first_seq;
         let mut fresh = Vec::new();
@@ -262,33 +275,38 @@ impl Line {
 
     /// Applies every log entry this process has not seen yet.
     pub async fn catch_up(&self, event: &EventId) -> BackendResult<()> {
-        let view = self.view(event);
+        let line = self.line(event);
         loop {
-            let from = view.read().unwrap_or_else(|p| p.into_inner()).entries_applied();
+            let from = line.view().entries_applied();
             let entries = self.store.read_log(event, from).await?;
             if entries.is_empty() {
                 break;
             }
-            let mut v = view.write().unwrap_or_else(|p| p.into_inner());
+            let mut v = line.view_mut();
             // Another catch-up may have applied these meanwhile.
             if v.entries_applied() == from {
                 entries.into_iter().for_each(|e| v.apply(e));
             }
         }
-        if view.read().unwrap_or_else(|p| p.into_inner()).needs_draw()
+        if line.view().needs_draw()
             && let Some(draw) = self.store.read_draw(event).await?
         {
-            view.write().unwrap_or_else(|p| p.into_inner()).install_draw(draw);
+            line.view_mut().install_draw(draw);
         }
         Ok(())
     }
 
     /// Reports the tokens polled since the last report as seen (for abandonment).
     async fn report_heartbeats(&self) {
-        let seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()));
+        let lines: Vec<(EventId, Arc<EventLine>)> =
+            self.lines.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(e, l)| (e.clone(), l.clone())).collect();
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        for (event, keys) in seen {
-            let keys: Vec<TokenKey> = keys.into_iter().collect();
+        for (event, line) in lines {
+            let keys: Vec<TokenKey> =
+                std::mem::take(&mut *line.seen.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+            if keys.is_empty() {
+                continue;
+            }
             if let Err(e) = self.store.heartbeat(&event, &keys, now).await {
                 tracing::warn!(event = %event, error = %e, "could not report heartbeats");
             }

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::domain::{EventId, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineConsumer, LineMessage,
-    LineQueue, QueueMessage,
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineBatch, LineConsumer,
+    LineMessage, LineQueue, QueueMessage,
 };
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
@@ -81,7 +81,7 @@ impl EmbeddedQueue {
 #[async_trait]
 impl LineQueue for EmbeddedQueue {
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
-        let payloads: Vec<String> = messages.iter().map(LineMessage::encode).collect();
+        let payloads = [LineBatch(messages.to_vec()).encode()];
         EmbeddedQueue::publish(self, &Self::line(event), &payloads, 0).await
     }
 

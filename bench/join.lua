@@ -1,0 +1,2 @@
+-- wrk: every request is a new person joining the line (no visitor id).
+wrk.method = "POST"

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Runs every benchmark of docs/benchmarks.md against a fresh deployment on this
+# machine (Redis, RabbitMQ and PostgreSQL on 127.0.0.1, started if needed) and
+# prints each figure next to its floor, measured in the same run.
+#
+#   bench/run.sh                        # everything, the spike with a million people
+#   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll join hold drain spike
+#
+# Results: bench/results/<UTC time>/ (wrk outputs, JSON of each Rust benchmark,
+# summary.md); the summary is also printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source infra/lib.sh
+
+only="${BENCH_ONLY:-poll join hold drain spike}"
+duration="${BENCH_SECONDS:-10}"
+connections="${BENCH_CONNECTIONS:-256}"
+spike_people="${SPIKE_PEOPLE:-1000000}"
+
+bash infra/local-services.sh
+ensure_package wrk wrk
+say "building the release binaries"
+cargo build --release --locked --bins
+
+postgres="${BENCH_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432}"
+run_id="bench_$(date -u +%Y%m%d_%H%M%S)_$$"
+results="bench/results/$(date -u +%Y-%m-%dT%H-%M-%SZ)"
+mkdir -p "$results"
+psql "$postgres/postgres" -qc "CREATE DATABASE $run_id" >/dev/null
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+floor_port=$(free_port)
+admin="bench-admin-$RANDOM$RANDOM"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql "$postgres/postgres" -qc "DROP DATABASE IF EXISTS $run_id" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+say "starting the service (namespace $run_id) and the floor"
+REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
+DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
+ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$port" ANTEROOM_DEMO=0 RUST_LOG=warn \
+  target/release/anteroom serve >"$results/service.log" 2>&1 &
+pids+=($!)
+target/release/anteroom-bench floor --addr "127.0.0.1:$floor_port" >/dev/null 2>&1 &
+pids+=($!)
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.2; done
+curl -sf "$base/readyz" >/dev/null || { echo "the service did not start:"; cat "$results/service.log"; exit 1; }
+
+# Requests per second that wrk measured against a URL (extra arguments go to wrk).
+rate() {
+  local name=$1; shift
+  wrk -t1 -c"$connections" -d"${duration}s" --latency "$@" >"$results/wrk-$name.txt"
+  awk '/Requests\/sec/ {print $2}' "$results/wrk-$name.txt"
+}
+ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+create_event() { # id, per_second, seats
+  curl -sf -XPOST "$base/api/admin/events" -H "Authorization: Bearer $admin" -d "{
+    \"id\": \"$1\", \"name\": \"Bench\", \"venue\": \"Bench\", \"starts_at\": \"2030-01-01T20:00:00Z\",
+    \"hold_seconds\": 60, \"max_seats_per_user\": 4,
+    \"admission\": {\"per_second\": $2, \"max_active\": 1000, \"pass_seconds\": 600, \"abandon_seconds\": 3600},
+    \"sections\": [{\"id\": \"A\", \"name\": \"Floor\", \"price_cents\": 100, \"rows\": 100, \"seats_per_row\": $3}]}" >/dev/null
+}
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); echo "  $1: $2 vs $3 -> $4 (goal $5)"; }
+
+floor=""
+measure_floor() {
+  say "floor: the cheapest axum GET"
+  local a b
+  a=$(rate floor-1 "http://127.0.0.1:$floor_port/")
+  b=$(rate floor-2 "http://127.0.0.1:$floor_port/")
+  floor=$(python3 -c "print(round(($a + $b) / 2))")
+  echo "  floor: $a and $b requests/s -> $floor"
+}
+if [[ " $only " == *" poll "* || " $only " == *" join "* ]]; then measure_floor; fi
+
+if [[ " $only " == *" poll "* ]]; then
+  say "status poll"
+  create_event poll 1 10
+  token=$(curl -sf -XPOST "$base/api/events/poll/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  poll=$(rate poll "$base/api/queue/$token")
+  row "status poll (req/s)" "$poll" "$floor" "$(ratio "$poll" "$floor")" "≥ 0.80"
+fi
+
+if [[ " $only " == *" join "* ]]; then
+  say "join (durable, publisher confirms, group commit)"
+  create_event join 1 100
+  join=$(rate join -s bench/join.lua "$base/api/events/join/queue")
+  row "join (req/s)" "$join" "$floor" "$(ratio "$join" "$floor")" "≥ 0.25"
+fi
+
+if [[ " $only " == *" hold "* ]]; then
+  say "hold + order insert vs a bare sqlx insert"
+  target/release/anteroom-bench hold --url "$base" --admin-token "$admin" --database-url "$postgres/$run_id" \
+    --holds "${HOLD_COUNT:-20000}" --connections 64 --json "$results/hold.json" | tee "$results/hold.txt"
+  read -r holds inserts r < <(python3 -c "import json; h=json.load(open('$results/hold.json')); print(round(h['holds_per_second']), round(h['inserts_per_second']), f\"{h['ratio']:.2f}\")")
+  row "hold + order insert (holds/s)" "$holds" "$inserts" "$r" "≥ 0.70 and ≥ 5,000/s"
+fi
+
+if [[ " $only " == *" drain "* ]]; then
+  say "admission worker drain, no rate limit"
+  target/release/anteroom-bench drain --url "$base" --admin-token "$admin" --people "${DRAIN_PEOPLE:-200000}" \
+    --json "$results/drain.json" | tee "$results/drain.txt"
+  drained=$(python3 -c "import json; print(round(json.load(open('$results/drain.json'))['admitted_per_second']))")
+  row "admission drain (admitted/s)" "$drained" "—" "—" "≥ 100,000/s"
+fi
+
+if [[ " $only " == *" spike "* ]]; then
+  say "the spike: $spike_people people for 10,000 seats"
+  status=0
+  target/release/anteroom-bench spike --url "$base" --admin-token "$admin" --people "$spike_people" \
+    --seats 10000 --json "$results/spike.json" | tee "$results/spike.txt" || status=$?
+  summary=$(python3 -c "
+import json; s = json.load(open('$results/spike.json'))
+join = next(l for l in s['latencies'] if l['route'] == 'join')
+ok = all(c['ok'] for c in s['checks'])
+print(f\"{s['wall_seconds']:.0f} s wall, join p99 {join['p99_ms']:.1f} ms, {s['joins_per_second']:.0f} joins/s, books {'balanced' if ok else 'NOT balanced'}\")")
+  row "spike ($spike_people people, 10,000 seats)" "$summary" "—" "—" "sold out, zero oversell, join p99 < 50 ms"
+  [[ $status -eq 0 ]] || { echo "the spike's book checks failed"; exit $status; }
+fi
+
+{
+  echo "# Benchmarks $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo
+  echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); wrk -t1 -c$connections -d${duration}s"
+  echo
+  echo "| benchmark | measured | floor | ratio | goal |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} >"$results/summary.md"
+echo
+cat "$results/summary.md"
