@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: the unit tests, then the integration suite twice,
 # once against real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if
-# needed) and once against embedded mode (SQLite, in-process), then the pages
-# in headless Chromium.
+# needed) and once against embedded mode (SQLite, in-process), then schemathesis
+# against the OpenAPI document, then the pages in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
@@ -25,6 +25,9 @@ echo "== unit tests and the integration suite against the servers"
 cargo test --locked -- --test-threads "$threads" --skip embedded_only || status=$?
 echo "== the integration suite against embedded mode"
 ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads "$threads" --skip servers_only || status=$?
+echo "== schemathesis against the OpenAPI document (no 500, every response as documented)"
+# It starts target/debug/anteroom, which the integration suite above has built.
+bash infra/fuzz.sh || status=$?
 echo "== the pages in headless Chromium"
 # They start target/debug/anteroom, which the integration suite above has built.
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1) || status=$?

@@ -198,6 +198,8 @@ pub struct AdmitRequest {
     pub seen_cutoff_s: i64,
     /// Admit at most this many in this step (the rate limit's share).
     pub max_admit: u64,
+    /// Once this many seats are sold, nobody more is admitted.
+    pub seats_total: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

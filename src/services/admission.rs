@@ -133,6 +133,7 @@ impl AdmissionWorker {
                     max_active: admission.max_active,
                     seen_cutoff_s: now.unix_timestamp() - i64::from(admission.abandon_seconds),
                     max_admit: max_admit as u64,
+                    seats_total: event.spec.seats_total(),
                 },
             )
             .await?;

@@ -5,8 +5,8 @@
 //! is rebuilt from. Pay, cancel and expire are each one compare-and-set on the
 //! record, so exactly one of them ends a pending order; the fast store follows.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -61,7 +61,9 @@ pub enum SeatRequest {
     BestAvailable { count: u32, section: Option<String> },
 }
 
-/// Every seat's state in seat-map order, as of `taken_at`.
+/// Every seat's state in seat-map order, as of `taken_at`, with the changes
+/// this process made since.
+#[derive(Clone)]
 pub struct SeatMap {
     pub taken_at: Instant,
     pub states: Vec<SeatState>,
@@ -74,6 +76,9 @@ pub struct Booking {
     delays: Arc<dyn DelayQueue>,
     maps: RwLock<HashMap<EventId, Arc<SeatMap>>>,
     counts: RwLock<HashMap<EventId, SeatCounts>>,
+    /// One best-available pick at a time per event in this process, so that
+    /// concurrent requests do not all reach for the same block.
+    pickers: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Booking {
@@ -83,7 +88,15 @@ impl Booking {
         orders: Arc<dyn OrderRepository>,
         delays: Arc<dyn DelayQueue>,
     ) -> Self {
-        Self { catalog, seats, orders, delays, maps: RwLock::default(), counts: RwLock::default() }
+        Self {
+            catalog,
+            seats,
+            orders,
+            delays,
+            maps: RwLock::default(),
+            counts: RwLock::default(),
+            pickers: Mutex::default(),
+        }
     }
 
     /// Holds seats for the holder of `pass`, writes the pending order and
@@ -113,7 +126,9 @@ impl Booking {
                 if seats.len() > max as usize {
                     return Err(BookingError::LimitExceeded);
                 }
-                self.hold_exact(event, pass, &seats, now).await
+                let order = Uuid::new_v4();
+                self.take(event, pass, order, &seats, now).await?;
+                self.record_hold(event, pass, order, &seats, now).await
             }
             SeatRequest::BestAvailable { count, section } => {
                 if count == 0 {
@@ -128,52 +143,86 @@ impl Booking {
                     })?),
                     None => None,
                 };
-                let mut avoid: HashSet<SeatRef> = HashSet::new();
-                for _ in 0..BEST_AVAILABLE_ATTEMPTS {
-                    let map = self.seat_map(event).await?;
-                    let free = |seat: SeatRef| {
-                        !avoid.contains(&seat) && map.states.get(venue.index(seat)) == Some(&SeatState::Free)
-                    };
-                    let Some(block) = venue.best_block(count, section, free) else { break };
-                    match self.hold_exact(event, pass, &block, now).await {
-                        // Taken since the map was read: avoid those and look again.
-                        Err(BookingError::SeatsUnavailable(taken)) => {
-                            avoid.extend(taken.iter().filter_map(|id| venue.parse(id)));
-                        }
-                        other => return other,
-                    }
-                }
-                Err(BookingError::SeatsUnavailable(Vec::new()))
+                let order = Uuid::new_v4();
+                let seats = self.take_best(event, pass, order, count, section, now).await?;
+                self.record_hold(event, pass, order, &seats, now).await
             }
         }
     }
 
-    async fn hold_exact(
+    /// Picks the best free block from the cached map and takes it in the fast
+    /// store; a block taken meanwhile elsewhere is marked so and the next one tried.
+    async fn take_best(
         &self,
         event: &Event,
         pass: &Pass,
+        order: Uuid,
+        count: u32,
+        section: Option<usize>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SeatRef>, BookingError> {
+        let picker =
+            self.pickers.lock().unwrap_or_else(|p| p.into_inner()).entry(event.id().clone()).or_default().clone();
+        let _one_at_a_time = picker.lock().await;
+        let venue = Venue::of(&event.spec);
+        for _ in 0..BEST_AVAILABLE_ATTEMPTS {
+            let map = self.seat_map(event).await?;
+            let free = |seat: SeatRef| map.states.get(venue.index(seat)) == Some(&SeatState::Free);
+            let Some(block) = venue.best_block(count, section, free) else { break };
+            match self.take(event, pass, order, &block, now).await {
+                Ok(()) => return Ok(block),
+                // Taken since the map was read: note them, look again.
+                Err(BookingError::SeatsUnavailable(taken)) => self.note_seats(event.id(), &taken, SeatState::Held),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(BookingError::SeatsUnavailable(Vec::new()))
+    }
+
+    /// The fast store's atomic step of a hold: every seat or none, within the pass's limit.
+    async fn take(
+        &self,
+        event: &Event,
+        pass: &Pass,
+        order: Uuid,
+        seats: &[SeatRef],
+        now: OffsetDateTime,
+    ) -> Result<(), BookingError> {
+        let venue = Venue::of(&event.spec);
+        let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
+        let holder = Holder::new(pass.key, pass.token_id);
+        let max = event.spec.max_seats_per_user;
+        let mut outcome = self.seats.hold(event.id(), order, &holder, pass.key, &ids, max, unix_ms(now)).await?;
+        if outcome == HoldOutcome::NeedsRebuild {
+            self.rebuild(event.id(), false).await?;
+            outcome = self.seats.hold(event.id(), order, &holder, pass.key, &ids, max, unix_ms(now)).await?;
+        }
+        match outcome {
+            HoldOutcome::Held(counts) => {
+                self.note_counts(event.id(), counts);
+                self.note_seats(event.id(), &ids, SeatState::Held);
+                Ok(())
+            }
+            HoldOutcome::Taken(taken) => Err(BookingError::SeatsUnavailable(taken)),
+            HoldOutcome::LimitExceeded => Err(BookingError::LimitExceeded),
+            HoldOutcome::PassEnded => Err(BookingError::InvalidPass),
+            HoldOutcome::NeedsRebuild => Err(BackendError::new("redis", "seat state missing after a rebuild").into()),
+        }
+    }
+
+    /// Writes the pending order of seats just taken and schedules its expiry;
+    /// if the order cannot be written, the hold is undone before answering.
+    async fn record_hold(
+        &self,
+        event: &Event,
+        pass: &Pass,
+        id: Uuid,
         seats: &[SeatRef],
         now: OffsetDateTime,
     ) -> Result<Order, BookingError> {
         let venue = Venue::of(&event.spec);
-        let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let holder = Holder::new(pass.key, pass.token_id);
-        let id = Uuid::new_v4();
-        let max = event.spec.max_seats_per_user;
-        let mut outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, unix_ms(now)).await?;
-        if outcome == HoldOutcome::NeedsRebuild {
-            self.rebuild(event.id(), false).await?;
-            outcome = self.seats.hold(event.id(), id, &holder, pass.key, &ids, max, unix_ms(now)).await?;
-        }
-        match outcome {
-            HoldOutcome::Held(counts) => self.note_counts(event.id(), counts),
-            HoldOutcome::Taken(taken) => return Err(BookingError::SeatsUnavailable(taken)),
-            HoldOutcome::LimitExceeded => return Err(BookingError::LimitExceeded),
-            HoldOutcome::PassEnded => return Err(BookingError::InvalidPass),
-            HoldOutcome::NeedsRebuild => {
-                return Err(BackendError::new("redis", "seat state missing after a rebuild").into());
-            }
-        }
+        let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let order = Order {
             id,
             event: event.id().clone(),
@@ -187,8 +236,11 @@ impl Booking {
         };
         if let Err(e) = self.orders.insert_order(&order).await {
             // Undo the hold before answering: the two stores never disagree past this request.
-            if let Err(undo) = self.seats.release(event.id(), id, &order.holder, &order.seats).await {
-                tracing::error!(order = %id, error = %undo, "could not undo a hold whose order was not written");
+            match self.seats.release(event.id(), id, &order.holder, &order.seats).await {
+                Ok(()) => self.note_seats(event.id(), &order.seats, SeatState::Free),
+                Err(undo) => {
+                    tracing::error!(order = %id, error = %undo, "could not undo a hold whose order was not written")
+                }
             }
             return Err(match e {
                 InsertOrderError::SeatsTaken(taken) => BookingError::SeatsUnavailable(taken),
@@ -299,7 +351,7 @@ impl Booking {
     /// The fast store follows an ended order: its held seats are free again.
     async fn follow_end(&self, order: &Order) -> BackendResult<()> {
         self.seats.release(&order.event, order.id, &order.holder, &order.seats).await?;
-        self.forget_map(&order.event);
+        self.note_seats(&order.event, &order.seats, SeatState::Free);
         Ok(())
     }
 
@@ -324,7 +376,7 @@ impl Booking {
         {
             tracing::error!(event = %order.event, error = %e, "could not rebuild the seat state");
         }
-        self.forget_map(&order.event);
+        self.note_seats(&order.event, &order.seats, SeatState::Sold);
         // The last sale sells out the event: this process says so at once, the others at their next refresh.
         if let Err(e) = self.fresh_counts(&order.event).await {
             tracing::debug!(event = %order.event, error = %e, "could not refresh seat counts after a sale");
@@ -357,7 +409,7 @@ impl Booking {
                     None => {
                         tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
                         self.seats.release(event.id(), held.order, &held.holder, &held.seats).await?;
-                        self.forget_map(event.id());
+                        self.note_seats(event.id(), &held.seats, SeatState::Free);
                     }
                 }
                 fixed += 1;
@@ -381,15 +433,31 @@ impl Booking {
             }
         };
         let venue = Venue::of(&event.spec);
-        let states =
-            venue.seats().map(|seat| taken.get(venue.id(seat).as_str()).copied().unwrap_or(SeatState::Free)).collect();
+        // Work in proportion to the seats taken, not to the venue.
+        let mut states = vec![SeatState::Free; usize::try_from(event.spec.seats_total()).unwrap_or(0)];
+        for (id, state) in taken {
+            if let Some(slot) = venue.parse(&id).and_then(|seat| states.get_mut(venue.index(seat))) {
+                *slot = state;
+            }
+        }
         let map = Arc::new(SeatMap { taken_at, states });
         self.maps.write().unwrap_or_else(|p| p.into_inner()).insert(event.id().clone(), map.clone());
         Ok(map)
     }
 
-    fn forget_map(&self, event: &EventId) {
-        self.maps.write().unwrap_or_else(|p| p.into_inner()).remove(event);
+    /// Shows a change this process made in its cached map at once; other
+    /// processes see it when their map is next read (within `MAP_MAX_AGE`).
+    fn note_seats(&self, event: &EventId, seats: &[String], state: SeatState) {
+        let Some(event) = self.catalog.get(event) else { return };
+        let venue = Venue::of(&event.spec);
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        let Some(map) = maps.get_mut(event.id()) else { return };
+        let map = Arc::make_mut(map);
+        for seat in seats.iter().filter_map(|id| venue.parse(id)) {
+            if let Some(slot) = map.states.get_mut(venue.index(seat)) {
+                *slot = state;
+            }
+        }
     }
 
     /// Held and sold seats as this process last saw them (refreshed twice a second).

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -114,8 +115,10 @@ impl Workers {
                 Ok(batch) => batch,
                 Err(e) => break Err(e),
             };
-            for due in batch {
-                let handled = self.booking.expire(&due.message).await;
+            // Each expiry waits on the record and the fast store: a batch is handled at once,
+            // so that a burst of due holds ends within hold_seconds + 2 (API.md).
+            let handled = join_all(batch.iter().map(|due| self.booking.expire(&due.message))).await;
+            for (due, handled) in batch.iter().zip(handled) {
                 let settled = match &handled {
                     Ok(()) => consumer.ack(&[due.tag]).await,
                     Err(_) => consumer.retry(due.tag).await,

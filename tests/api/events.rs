@@ -60,7 +60,11 @@ async fn invalid_events_are_refused_naming_the_field() {
         (json!({ "sections": section(json!({ "seats_per_row": -1 })) }), "sections[0].seats_per_row"),
         (json!({ "sections": section(json!({ "price_cents": -5 })) }), "sections[0].price_cents"),
         (json!({ "starts_at": "tomorrow" }), "starts_at"),
+        (json!({ "starts_at": "0000-01-01T00:00:00+23:59" }), "starts_at"),
+        (json!({ "on_sale_at": "9999-12-31T23:59:59-23:59" }), "on_sale_at"),
         (json!({ "hold_seconds": "300" }), "hold_seconds"),
+        (json!({ "admission": [1, 1, 60] }), "admission"),
+        (json!({ "sections": [["A", "Floor", 100, 2, 2]] }), "sections[0]"),
     ];
     for (override_, field) in cases {
         let reply = app.create_event(event_body("bad", override_.clone())).await;
@@ -68,11 +72,16 @@ async fn invalid_events_are_refused_naming_the_field() {
         assert_eq!(reply.error(), "invalid_request");
         assert!(reply.str("message").contains(field), "{override_}: {} should name {field}", reply.body);
     }
-    let mut missing = event_body("bad", json!({}));
-    missing.as_object_mut().unwrap().remove("name");
-    let reply = app.create_event(missing).await;
-    assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
-    assert!(reply.str("message").contains("name"), "{}", reply.body);
+    for required in ["name", "venue"] {
+        let mut missing = event_body("bad", json!({}));
+        missing.as_object_mut().unwrap().remove(required);
+        let reply = app.create_event(missing).await;
+        assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+        assert!(reply.str("message").contains(required), "{}", reply.body);
+    }
+    // Times are kept and shown in UTC.
+    let reply = app.create_event(event_body("local", json!({ "starts_at": "2027-01-01T00:00:00+05:00" }))).await;
+    assert_eq!((reply.status, reply.str("starts_at")), (StatusCode::CREATED, "2026-12-31T19:00:00Z"), "{}", reply.body);
     app.finish().await;
 }
 

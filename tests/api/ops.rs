@@ -23,6 +23,13 @@ async fn responses_carry_security_headers_and_unknown_routes_are_json_404s() {
     let reply = app.request(Method::GET, "/no/such/route", None, None).await;
     assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"));
     assert_eq!(reply.headers["x-content-type-options"], "nosniff");
+    let reply = app.request(Method::PUT, "/api/events", None, None).await;
+    assert_eq!((reply.status, reply.error()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    // Paths that do not even decode name nothing: the API's error shape, not a bare 400.
+    let reply = app.request(Method::GET, "/api/events/%FF", None, None).await;
+    assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"));
+    let reply = app.request(Method::GET, "/api/queue/%FF", None, None).await;
+    assert_eq!((reply.status, reply.error()), (StatusCode::UNAUTHORIZED, "invalid_token"));
     let home = app.request(Method::GET, "/", None, None).await;
     assert_eq!(home.status, StatusCode::OK);
     assert!(home.body.as_str().is_some_and(|html| html.contains("Events on sale")));

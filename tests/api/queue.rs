@@ -116,7 +116,9 @@ async fn joining_again_with_the_same_visitor_returns_the_same_token() {
 async fn bad_join_bodies_are_refused() {
     let app = spawn_app().await;
     app.event("picky", json!({ "paused": true })).await;
-    for body in [json!({ "visitor": "v".repeat(65) }), json!({ "visitor": "" }), json!({ "visitor": 5 })] {
+    let malformed =
+        [json!({ "visitor": "v".repeat(65) }), json!({ "visitor": "" }), json!({ "visitor": 5 }), json!(["v"])];
+    for body in malformed {
         let reply = app.request(Method::POST, "/api/events/picky/queue", Some(body.clone()), None).await;
         assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"), "{body}");
     }

@@ -243,3 +243,74 @@ async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves
     assert_eq!(app.stats("outage").await.u64("admitted_total"), 2);
     app.finish().await;
 }
+
+/// Waits until `request` answers something other than 503 (the backend is back).
+async fn until_available(what: &str, mut request: impl AsyncFnMut() -> crate::helpers::Reply) -> crate::helpers::Reply {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = request().await;
+        if reply.status != StatusCode::SERVICE_UNAVAILABLE {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "{what} did not recover: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_postgres_out_of_reach_holds_and_pays_answer_503_and_leave_no_hold_behind() {
+    let database = crate::helpers::database_url().await;
+    let proxy = FaultProxy::start(&host_port(&database)).await;
+    let through_proxy = database.replacen(&host_port(&database), &proxy.addr.to_string(), 1);
+    let app = spawn_app_with(&fresh_namespace(), |c| c.database_url = through_proxy).await;
+    sale(&app, "pgdown", json!({ "sections": one_row(4) })).await;
+    let passes = app.admitted_passes("pgdown", 2).await;
+    let paid_later = app.hold_seats("pgdown", &passes[0], &["A-1-1"]).await;
+    assert_eq!(paid_later.status, StatusCode::CREATED, "{}", paid_later.body);
+
+    proxy.cut();
+    let hold = app.hold_seats("pgdown", &passes[1], &["A-1-2"]).await;
+    assert_eq!((hold.status, hold.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", hold.body);
+    assert_eq!(hold.headers["retry-after"], "1");
+    let pay = app.pay(paid_later.str("order_id"), &passes[0]).await;
+    assert_eq!((pay.status, pay.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", pay.body);
+    // The hold whose order could not be written was undone before the 503.
+    assert_eq!(app.seat_states("pgdown").await["A-1-2"], "free", "a hold outlived its failed order");
+
+    proxy.restore();
+    let paid = until_available("pay", || app.pay(paid_later.str("order_id"), &passes[0])).await;
+    assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    let again = app.hold_seats("pgdown", &passes[1], &["A-1-2"]).await;
+    assert_eq!(again.status, StatusCode::CREATED, "the seat of the failed hold is free again: {}", again.body);
+    let stats = app.stats("pgdown").await;
+    assert_eq!((stats.u64("sold_seats"), stats.u64("held_seats"), stats.u64("available_seats")), (1, 1, 2));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn with_redis_out_of_reach_holds_answer_503_polls_still_answer_and_nothing_is_sold_twice() {
+    let redis = crate::helpers::redis_url();
+    let proxy = FaultProxy::start(&host_port(&redis)).await;
+    let through_proxy = redis.replacen(&host_port(&redis), &proxy.addr.to_string(), 1);
+    let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(through_proxy)).await;
+    sale(&app, "redisdown", json!({ "sections": one_row(2) })).await;
+    let passes = app.admitted_passes("redisdown", 2).await;
+    let waiting = app.joined("redisdown").await;
+
+    proxy.cut();
+    let hold = app.hold_seats("redisdown", &passes[0], &["A-1-1"]).await;
+    assert_eq!((hold.status, hold.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", hold.body);
+    // Polls are answered from the process's view of the line: no Redis round trip.
+    assert_eq!(app.poll(&waiting).await.status, StatusCode::OK);
+    let join = app.join("redisdown", None).await;
+    assert_eq!((join.status, join.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", join.body);
+
+    proxy.restore();
+    let first = until_available("hold", || app.hold_seats("redisdown", &passes[0], &["A-1-1"])).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let second = app.hold_seats("redisdown", &passes[1], &["A-1-1"]).await;
+    assert_eq!((second.status, second.error()), (StatusCode::CONFLICT, "seat_unavailable"), "{}", second.body);
+    let stats = app.stats("redisdown").await;
+    assert_eq!((stats.u64("held_seats"), stats.u64("available_seats")), (1, 1));
+    app.finish().await;
+}

@@ -386,13 +386,14 @@ impl AdmissionStore for RedisStore {
 
     async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
         let k = self.keys(event);
-        let mut args = Vec::with_capacity(5 + candidates.len() * 2);
+        let mut args = Vec::with_capacity(6 + candidates.len() * 2);
         args.extend([
             r.now_ms.to_string(),
             r.pass_ms.to_string(),
             r.max_active.to_string(),
             r.seen_cutoff_s.to_string(),
             r.max_admit.to_string(),
+            r.seats_total.to_string(),
         ]);
         for c in candidates {
             args.push(c.rank().to_string());
@@ -402,8 +403,9 @@ impl AdmissionStore for RedisStore {
                 Candidate::Absent { key: None, .. } => String::new(),
             });
         }
-        let reply: Vec<u64> =
-            self.run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log()], args).await?;
+        let reply: Vec<u64> = self
+            .run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts()], args)
+            .await?;
         match reply.as_slice() {
             &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),
             _ => Err(unavailable("admit: malformed reply")),

@@ -151,9 +151,13 @@ impl Shared {
         self.started + self.options.arrival.mul_f64(share)
     }
 
-    /// The next step due for any driver: a scheduled step, else a new arrival.
-    fn next(&self, now: Instant) -> Next {
+    /// The next step due: half the drivers serve arrivals first and half the
+    /// scheduled polls first, so that neither starves when the other is saturated.
+    fn next(&self, now: Instant, arrivals_first: bool) -> Next {
         let mut wake = now + Duration::from_millis(10);
+        if arrivals_first && let Some(due) = self.arrival(now, &mut wake) {
+            return Next::Due(due);
+        }
         {
             let mut schedule = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(Reverse(due)) = schedule.peek() {
@@ -164,21 +168,28 @@ impl Shared {
                 wake = wake.min(due.at);
             }
         }
+        if !arrivals_first && let Some(due) = self.arrival(now, &mut wake) {
+            return Next::Due(due);
+        }
+        if self.unfinished.load(Relaxed) == 0 { Next::Done } else { Next::Wait(wake) }
+    }
+
+    /// The next person to arrive, if one is due; else lowers `wake` to the next arrival.
+    fn arrival(&self, now: Instant, wake: &mut Instant) -> Option<Due> {
         loop {
             let person = self.next_arrival.load(Relaxed);
             if person >= self.options.people {
-                break;
+                return None;
             }
             let at = self.arrival_of(person);
             if at > now {
-                wake = wake.min(at);
-                break;
+                *wake = (*wake).min(at);
+                return None;
             }
             if self.next_arrival.compare_exchange(person, person + 1, Relaxed, Relaxed).is_ok() {
-                return Next::Due(Due { at, person, step: Step::Join });
+                return Some(Due { at, person, step: Step::Join });
             }
         }
-        if self.unfinished.load(Relaxed) == 0 { Next::Done } else { Next::Wait(wake) }
     }
 
     fn schedule(&self, after: Duration, person: u64, step: Step) {
@@ -206,6 +217,7 @@ impl Shared {
 /// One driver: a connection working through whoever is due.
 struct Driver {
     shared: Arc<Shared>,
+    arrivals_first: bool,
     conn: Connection,
     latencies: Latencies,
 }
@@ -213,7 +225,7 @@ struct Driver {
 impl Driver {
     async fn run(mut self) -> Latencies {
         loop {
-            match self.shared.next(Instant::now()) {
+            match self.shared.next(Instant::now(), self.arrivals_first) {
                 Next::Due(Due { person, step: Step::Join, .. }) => self.join(person).await,
                 Next::Due(Due { person, step: Step::Poll(token), .. }) => self.poll(person, token).await,
                 Next::Wait(until) => tokio::time::sleep_until(until.into()).await,
@@ -454,9 +466,13 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
         options: options.clone(),
     });
     let drivers: Vec<_> = (0..options.connections)
-        .map(|_| {
-            let driver =
-                Driver { shared: shared.clone(), conn: Connection::new(options.addr), latencies: Latencies::default() };
+        .map(|index| {
+            let driver = Driver {
+                shared: shared.clone(),
+                arrivals_first: index % 2 == 1,
+                conn: Connection::new(options.addr),
+                latencies: Latencies::default(),
+            };
             tokio::spawn(driver.run())
         })
         .collect();

@@ -1,20 +1,23 @@
 -- One admission step: consumes places in rank order from the watermark, skips
 -- those that left, failed or were abandoned, and admits the rest until
 -- max_active valid passes exist. Appends what it did to the event's log.
--- KEYS: line (hash), active (zset), left (set), seen (hash), log (list)
--- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, then pairs: rank, key
+-- Once every seat is sold nobody more is admitted: waiting tokens read sold_out
+-- and must never read admitted after that.
+-- KEYS: line (hash), active (zset), left (set), seen (hash), log (list), seat counts (hash)
+-- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, seats_total, then pairs: rank, key
 --   where key is "" for a place nobody holds, and "!<key>" for a join that never
 --   arrived (logged as departed, so that its token can never read admitted)
 -- Returns: { consumed, admitted, room }
 local now, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if tonumber(redis.call('HGET', KEYS[6], 'sold') or '0') >= tonumber(ARGV[6]) then max_admit = 0 end
 local consumed = tonumber(redis.call('HGET', KEYS[1], 'consumed') or '0')
 
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local room = max_active - redis.call('ZCARD', KEYS[2])
 local last, admitted, abandoned = consumed, 0, 0
 
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local rank, key = tonumber(ARGV[i]), ARGV[i + 1]
   if rank ~= last + 1 then break end
   if key == '' or redis.call('SISMEMBER', KEYS[3], key) == 1 then

@@ -19,6 +19,9 @@ for i = 3, #ARGV do
 end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
-redis.call('HINCRBY', KEYS[2], 'held', -moved)
-redis.call('HINCRBY', KEYS[2], 'sold', moved)
+-- A repeated payment moves nothing; Redis refuses HINCRBY by "-0".
+if moved > 0 then
+  redis.call('HINCRBY', KEYS[2], 'held', -moved)
+  redis.call('HINCRBY', KEYS[2], 'sold', moved)
+end
 return 'sold'
