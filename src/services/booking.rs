@@ -172,7 +172,7 @@ impl Booking {
             match self.take(event, pass, order, &block, now).await {
                 Ok(()) => return Ok(block),
                 // Taken since the map was read: note them, look again.
-                Err(BookingError::SeatsUnavailable(taken)) => self.note_seats(event.id(), &taken, SeatState::Held),
+                Err(BookingError::SeatsUnavailable(taken)) => self.note_taken(event.id(), &taken),
                 Err(other) => return Err(other),
             }
         }
@@ -237,7 +237,7 @@ impl Booking {
         if let Err(e) = self.orders.insert_order(&order).await {
             // Undo the hold before answering: the two stores never disagree past this request.
             match self.seats.release(event.id(), id, &order.holder, &order.seats).await {
-                Ok(()) => self.note_seats(event.id(), &order.seats, SeatState::Free),
+                Ok(()) => self.note_released(event.id(), &order.seats),
                 Err(undo) => {
                     tracing::error!(order = %id, error = %undo, "could not undo a hold whose order was not written")
                 }
@@ -351,7 +351,7 @@ impl Booking {
     /// The fast store follows an ended order: its held seats are free again.
     async fn follow_end(&self, order: &Order) -> BackendResult<()> {
         self.seats.release(&order.event, order.id, &order.holder, &order.seats).await?;
-        self.note_seats(&order.event, &order.seats, SeatState::Free);
+        self.note_released(&order.event, &order.seats);
         Ok(())
     }
 
@@ -409,7 +409,7 @@ impl Booking {
                     None => {
                         tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
                         self.seats.release(event.id(), held.order, &held.holder, &held.seats).await?;
-                        self.note_seats(event.id(), &held.seats, SeatState::Free);
+                        self.note_released(event.id(), &held.seats);
                     }
                 }
                 fixed += 1;
@@ -441,13 +441,40 @@ impl Booking {
             }
         }
         let map = Arc::new(SeatMap { taken_at, states });
-        self.maps.write().unwrap_or_else(|p| p.into_inner()).insert(event.id().clone(), map.clone());
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        // A slower read that began earlier must not replace a newer map (and the changes noted in it).
+        if maps.get(event.id()).is_none_or(|cached| cached.taken_at <= taken_at) {
+            maps.insert(event.id().clone(), map.clone());
+        }
         Ok(map)
     }
 
     /// Shows a change this process made in its cached map at once; other
     /// processes see it when their map is next read (within `MAP_MAX_AGE`).
     fn note_seats(&self, event: &EventId, seats: &[String], state: SeatState) {
+        self.patch_map(event, seats, |slot| *slot = state);
+    }
+
+    /// Seats a release may have freed. A release compares the order first, so it
+    /// may have freed nothing (a late or repeated timer): a sold seat stays sold.
+    fn note_released(&self, event: &EventId, seats: &[String]) {
+        self.patch_map(event, seats, |slot| {
+            if *slot == SeatState::Held {
+                *slot = SeatState::Free;
+            }
+        });
+    }
+
+    /// Seats another process took: held or sold, this process cannot tell which.
+    fn note_taken(&self, event: &EventId, seats: &[String]) {
+        self.patch_map(event, seats, |slot| {
+            if *slot == SeatState::Free {
+                *slot = SeatState::Held;
+            }
+        });
+    }
+
+    fn patch_map(&self, event: &EventId, seats: &[String], patch: impl Fn(&mut SeatState)) {
         let Some(event) = self.catalog.get(event) else { return };
         let venue = Venue::of(&event.spec);
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
@@ -455,7 +482,7 @@ impl Booking {
         let map = Arc::make_mut(map);
         for seat in seats.iter().filter_map(|id| venue.parse(id)) {
             if let Some(slot) = map.states.get_mut(venue.index(seat)) {
-                *slot = state;
+                patch(slot);
             }
         }
     }
