@@ -10,6 +10,7 @@ mod helpers;
 mod ops;
 mod orders;
 mod prequeue;
+mod process;
 mod proxy;
 mod queue;
 mod servers_only;

@@ -1,0 +1,167 @@
+//! The real binary as an operator runs it, on this pass's backend, killed with
+//! SIGKILL: what was acknowledged must survive.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anteroom::domain::EventId;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    amqp_url, database_url, embedded, event_body, forget, fresh_namespace, redis_url, send, sqlite_path,
+};
+
+pub struct Service {
+    child: Child,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Service {
+    /// Starts `anteroom` on this pass's backend for `namespace` (embedded: the
+    /// namespace's SQLite file), and waits until it answers.
+    pub async fn start(namespace: &str, port: u16) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anteroom"));
+        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        if embedded() {
+            command.env("DATABASE_URL", format!("sqlite://{}", sqlite_path(namespace).display()));
+        } else {
+            command
+                .env("DATABASE_URL", database_url().await)
+                .env("REDIS_URL", redis_url())
+                .env("AMQP_URL", amqp_url())
+                .env("ANTEROOM_SECRET", "kill-test-secret")
+                .env("ANTEROOM_NAMESPACE", namespace);
+        }
+        let child = command
+            .env("ANTEROOM_ADDR", format!("127.0.0.1:{port}"))
+            .env("ANTEROOM_ADMIN_TOKEN", "kill-test-admin")
+            .env("ANTEROOM_DEMO", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let service = Self { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while service.client.get(format!("{}/healthz", service.base)).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the service did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        service
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let reply = send(&self.client, &self.base, method, path, body, bearer).await;
+        (reply.status, reply.body)
+    }
+
+    pub fn kill9(mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().expect("the process is killed");
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+#[tokio::test]
+async fn what_was_acknowledged_survives_kill_9() {
+    use reqwest::Method;
+    let namespace = fresh_namespace();
+    let port = free_port();
+    let service = Service::start(&namespace, port).await;
+    let admin = Some("kill-test-admin");
+    let admission = json!({ "per_second": 1000, "max_active": 2, "pass_seconds": 600 });
+    let event = event_body("durable", json!({ "hold_seconds": 3, "admission": admission }));
+    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), admin).await.0, StatusCode::CREATED);
+
+    let mut tokens = Vec::new();
+    for _ in 0..4 {
+        let (status, body) = service.send(Method::POST, "/api/events/durable/queue", None, None).await;
+        assert_eq!(status, StatusCode::CREATED);
+        tokens.push(body["token"].as_str().unwrap().to_owned());
+    }
+    let pass_of = |body: &Value| body["pass"].as_str().map(str::to_owned);
+    let mut passes = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while passes.len() < 2 {
+        passes = Vec::new();
+        for token in &tokens[..2] {
+            passes.extend(pass_of(&service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await.1));
+        }
+        assert!(Instant::now() < deadline, "the first two were not admitted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, sold) = service
+        .send(Method::POST, "/api/events/durable/holds", Some(json!({ "seats": ["A-1-1"] })), Some(&passes[0]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let sold_id = sold["order_id"].as_str().unwrap().to_owned();
+    let paid = service
+        .send(
+            Method::POST,
+            &format!("/api/orders/{sold_id}/pay"),
+            Some(json!({ "payment_ref": "x" })),
+            Some(&passes[0]),
+        )
+        .await;
+    assert_eq!(paid.0, StatusCode::OK);
+    let (status, held) = service
+        .send(Method::POST, "/api/events/durable/holds", Some(json!({ "seats": ["A-1-2"] })), Some(&passes[1]))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let held_id = held["order_id"].as_str().unwrap().to_owned();
+    let held_at = Instant::now();
+    let waiting: Vec<u64> = {
+        let mut positions = Vec::new();
+        for token in &tokens[2..] {
+            positions.push(
+                service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await.1["position"]
+                    .as_u64()
+                    .unwrap(),
+            );
+        }
+        positions
+    };
+
+    service.kill9();
+    let service = Service::start(&namespace, port).await;
+
+    // The joins are still in line, no further back than before.
+    for (token, before) in tokens[2..].iter().zip(&waiting) {
+        let (status, body) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
+        assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("waiting")), "{body}");
+        assert!(body["position"].as_u64().unwrap() <= *before, "a position went up across the restart");
+    }
+    // The admitted keep their passes; the payment is still paid.
+    let order = service.send(Method::GET, &format!("/api/orders/{sold_id}"), None, Some(&passes[0])).await;
+    assert_eq!(order.1["status"], "paid", "{}", order.1);
+    // The hold made before the crash still expires on time, and its seat comes free.
+    let deadline = held_at + Duration::from_secs(3 + 2);
+    loop {
+        let (_, order) = service.send(Method::GET, &format!("/api/orders/{held_id}"), None, Some(&passes[1])).await;
+        if order["status"] == "expired" {
+            break;
+        }
+        assert!(Instant::now() < deadline + Duration::from_millis(500), "not expired in time: {order}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, stats) = service.send(Method::GET, "/api/admin/events/durable/stats", None, admin).await;
+    assert_eq!(
+        (stats["sold_seats"].as_u64(), stats["held_seats"].as_u64(), stats["orders_paid"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+    assert_eq!(stats["admitted_total"].as_u64(), Some(2), "no one was admitted twice: {stats}");
+    service.kill9();
+    forget(&namespace, &[EventId::parse("durable").expect("a valid id")]).await;
+}
