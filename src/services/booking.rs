@@ -127,8 +127,8 @@ impl Booking {
                     return Err(BookingError::LimitExceeded);
                 }
                 let order = Uuid::new_v4();
-                self.take(event, pass, order, &seats, now).await?;
-                self.record_hold(event, pass, order, &seats, now).await
+                let ids = self.take(event, pass, order, &seats, now).await?;
+                self.record_hold(event, pass, order, &seats, ids, now).await
             }
             SeatRequest::BestAvailable { count, section } => {
                 if count == 0 {
@@ -144,8 +144,8 @@ impl Booking {
                     None => None,
                 };
                 let order = Uuid::new_v4();
-                let seats = self.take_best(event, pass, order, count, section, now).await?;
-                self.record_hold(event, pass, order, &seats, now).await
+                let (seats, ids) = self.take_best(event, pass, order, count, section, now).await?;
+                self.record_hold(event, pass, order, &seats, ids, now).await
             }
         }
     }
@@ -160,7 +160,7 @@ impl Booking {
         count: u32,
         section: Option<usize>,
         now: OffsetDateTime,
-    ) -> Result<Vec<SeatRef>, BookingError> {
+    ) -> Result<(Vec<SeatRef>, Vec<String>), BookingError> {
         let picker =
             self.pickers.lock().unwrap_or_else(|p| p.into_inner()).entry(event.id().clone()).or_default().clone();
         let _one_at_a_time = picker.lock().await;
@@ -170,7 +170,7 @@ impl Booking {
             let free = |seat: SeatRef| map.states.get(venue.index(seat)) == Some(&SeatState::Free);
             let Some(block) = venue.best_block(count, section, free) else { break };
             match self.take(event, pass, order, &block, now).await {
-                Ok(()) => return Ok(block),
+                Ok(ids) => return Ok((block, ids)),
                 // Taken since the map was read: note them, look again.
                 Err(BookingError::SeatsUnavailable(taken)) => self.note_taken(event.id(), &taken),
                 Err(other) => return Err(other),
@@ -179,7 +179,8 @@ impl Booking {
         Err(BookingError::SeatsUnavailable(Vec::new()))
     }
 
-    /// The fast store's atomic step of a hold: every seat or none, within the pass's limit.
+    /// The fast store's atomic step of a hold: every seat or none, within the
+    /// pass's limit. Returns the seats' ids.
     async fn take(
         &self,
         event: &Event,
@@ -187,7 +188,7 @@ impl Booking {
         order: Uuid,
         seats: &[SeatRef],
         now: OffsetDateTime,
-    ) -> Result<(), BookingError> {
+    ) -> Result<Vec<String>, BookingError> {
         let venue = Venue::of(&event.spec);
         let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let holder = Holder::new(pass.key, pass.token_id);
@@ -201,7 +202,7 @@ impl Booking {
             HoldOutcome::Held(counts) => {
                 self.note_counts(event.id(), counts);
                 self.note_seats(event.id(), &ids, SeatState::Held);
-                Ok(())
+                Ok(ids)
             }
             HoldOutcome::Taken(taken) => Err(BookingError::SeatsUnavailable(taken)),
             HoldOutcome::LimitExceeded => Err(BookingError::LimitExceeded),
@@ -218,11 +219,11 @@ impl Booking {
         pass: &Pass,
         id: Uuid,
         seats: &[SeatRef],
+        ids: Vec<String>,
         now: OffsetDateTime,
     ) -> Result<Order, BookingError> {
         let venue = Venue::of(&event.spec);
         let holder = Holder::new(pass.key, pass.token_id);
-        let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let order = Order {
             id,
             event: event.id().clone(),
