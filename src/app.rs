@@ -15,7 +15,8 @@ use crate::config::{Config, ConfigError, Secret};
 use crate::domain::{Admission, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
-    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue, OrderRepository, SeatStore,
+    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue, LineRecords,
+    OrderRepository, SeatStore,
 };
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
@@ -38,6 +39,7 @@ pub enum StartError {
 pub struct Backends {
     pub events: Arc<dyn EventRepository>,
     pub orders: Arc<dyn OrderRepository>,
+    pub line_records: Arc<dyn LineRecords>,
     pub line_store: Arc<dyn AdmissionStore>,
     pub seats: Arc<dyn SeatStore>,
     pub line_queue: Arc<dyn LineQueue>,
@@ -60,7 +62,8 @@ impl Backends {
         let (sql, redis, amqp) = (Arc::new(sql), Arc::new(redis), Arc::new(amqp));
         Ok(Self {
             events: sql.clone(),
-            orders: sql,
+            orders: sql.clone(),
+            line_records: sql,
             line_store: redis.clone(),
             seats: redis,
             line_queue: amqp.clone(),
@@ -84,7 +87,8 @@ impl Backends {
         let record = Arc::new(SqliteRecord::new(pool));
         Ok(Self {
             events: record.clone(),
-            orders: record,
+            orders: record.clone(),
+            line_records: record,
             line_store: store.clone(),
             seats: store,
             line_queue: queue.clone(),
@@ -97,27 +101,44 @@ impl Backends {
 /// The use-cases every process runs, over the backends.
 struct Core {
     catalog: Arc<Catalog>,
+    line: Arc<Line>,
     booking: Arc<Booking>,
     workers: Workers,
 }
 
 impl Core {
-    async fn start(b: &Backends, stop: &CancellationToken) -> Result<Self, StartError> {
+    async fn start(config: &Config, b: &Backends, stop: &CancellationToken) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
         spawn_every(CATALOG_REFRESH, stop.clone(), catalog.clone(), |catalog| async move {
             if let Err(e) = catalog.refresh().await {
                 tracing::warn!(error = %e, "could not refresh events");
             }
         });
+        let secret = match &config.secret {
+            Some(secret) => secret.clone(),
+            None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
+        };
+        let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
+        // Every process follows the lines' logs, and restores a line the admission store lost.
+        let line = Line::start(
+            b.line_store.clone(),
+            b.line_records.clone(),
+            b.line_queue.clone(),
+            catalog.clone(),
+            signer,
+            stop.clone(),
+        );
         let booking = Arc::new(Booking::new(catalog.clone(), b.seats.clone(), b.orders.clone(), b.delays.clone()));
         let workers = Workers {
             catalog: catalog.clone(),
+            line: line.clone(),
             booking: booking.clone(),
             store: b.line_store.clone(),
+            record: b.line_records.clone(),
             queue: b.line_queue.clone(),
             delays: b.delays.clone(),
         };
-        Ok(Self { catalog, booking, workers })
+        Ok(Self { catalog, line, booking, workers })
     }
 }
 
@@ -141,21 +162,9 @@ impl App {
             Some(token) => token.clone(),
             None => Secret::new(backends.events.setting_or_insert("admin_token", &random_hex()?).await?),
         };
-        let secret = match &config.secret {
-            Some(secret) => secret.clone(),
-            None => Secret::new(backends.events.setting_or_insert("secret", &random_hex()?).await?),
-        };
         let stop = CancellationToken::new();
-        let Core { catalog, booking, workers } = Core::start(&backends, &stop).await?;
-        let demo = if config.demo && catalog.all().is_empty() { Some(seed_demo(&catalog).await?) } else { None };
-        let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
-        let line = Line::start(
-            backends.line_store.clone(),
-            backends.line_queue.clone(),
-            catalog.clone(),
-            signer,
-            stop.clone(),
-        );
+        let Core { catalog, line, booking, workers } = Core::start(&config, &backends, &stop).await?;
+        let demo = if config.demo && catalog.all().is_empty() { Some(seed_demo(&line).await?) } else { None };
         spawn_every(SEAT_COUNTS_REFRESH, stop.clone(), booking.clone(), |b| async move { b.refresh_counts().await });
         let state = AppState::new(Inner {
             line,
@@ -206,7 +215,7 @@ impl App {
 pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let backends = Backends::connect(&config).await?;
     let stop = CancellationToken::new();
-    let core = Core::start(&backends, &stop).await?;
+    let core = Core::start(&config, &backends, &stop).await?;
     let workers = tokio::spawn(core.workers.run(stop.clone()));
     shutdown.await;
     stop.cancel();
@@ -220,7 +229,7 @@ const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(50
 const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A small sale, on now, so that a first `cargo run` has something to queue for.
-async fn seed_demo(catalog: &Catalog) -> Result<EventId, StartError> {
+async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
     let section = |id: &str, name: &str, price_cents, rows, seats_per_row| Section {
         id: id.into(),
         name: name.into(),
@@ -244,7 +253,7 @@ async fn seed_demo(catalog: &Catalog) -> Result<EventId, StartError> {
             section("C", "Gallery", 2_500, 4, 20),
         ],
     };
-    match catalog.create(spec).await {
+    match line.create_event(spec).await {
         Ok(event) => Ok(event.id().clone()),
         Err(InsertEventError::Exists) => Ok(EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?),
         Err(InsertEventError::Backend(e)) => Err(e.into()),

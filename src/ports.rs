@@ -15,11 +15,22 @@ use crate::domain::{AdmissionPatch, Event, EventId, Holder, LogEntry, Order, Ord
 pub struct BackendError {
     pub backend: &'static str,
     pub detail: String,
+    line_lost: bool,
 }
 
 impl BackendError {
     pub fn new(backend: &'static str, detail: impl std::fmt::Display) -> Self {
-        Self { backend, detail: detail.to_string() }
+        Self { backend, detail: detail.to_string(), line_lost: false }
+    }
+
+    /// The admission store no longer has this line (it lost its data): nothing
+    /// may move in the line until it is restored from the durable record.
+    pub fn line_lost(backend: &'static str, event: &EventId) -> Self {
+        Self { line_lost: true, ..Self::new(backend, format!("the line of {event} was lost and is being restored")) }
+    }
+
+    pub fn is_line_lost(&self) -> bool {
+        self.line_lost
     }
 }
 
@@ -47,6 +58,49 @@ pub trait EventRepository: Send + Sync {
     /// The stored value of a deployment setting, storing `candidate` first if there is none.
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String>;
     async fn ping(&self) -> BackendResult<()>;
+}
+
+/// The durable part of an event's line: what the admission store's fast state
+/// is restored from when that store loses it (the people waiting are in the queue).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineRecord {
+    /// Sequence numbers are handed out only below these, so a restored line
+    /// continues above every token ever issued.
+    pub reserved: Reserved,
+    /// The pre-queue's size, once it closed.
+    pub prequeue: Option<u64>,
+    /// The pre-queue draw, once made.
+    pub draw: Option<Vec<u32>>,
+}
+
+/// Places reserved for each kind of token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reserved {
+    pub regular: u64,
+    pub prequeue: u64,
+}
+
+impl Reserved {
+    pub fn of(&self, kind: TokenKind) -> u64 {
+        match kind {
+            TokenKind::Regular => self.regular,
+            TokenKind::PreQueue => self.prequeue,
+        }
+    }
+}
+
+/// The durable record of each line (see [`LineRecord`]).
+#[async_trait]
+pub trait LineRecords: Send + Sync {
+    /// Records a new line's first reservations; `false` if the line has a record already.
+    async fn open_line(&self, event: &EventId, reserved: Reserved) -> BackendResult<bool>;
+    /// Raises the reservation of `kind` to at least `at_least`; returns it.
+    async fn reserve(&self, event: &EventId, kind: TokenKind, at_least: u64) -> BackendResult<u64>;
+    /// Records the pre-queue's size; the first recorded stays.
+    async fn record_prequeue(&self, event: &EventId, size: u64) -> BackendResult<()>;
+    /// Records the draw; the first recorded stays.
+    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<()>;
+    async fn line_record(&self, event: &EventId) -> BackendResult<LineRecord>;
 }
 
 /// One person's place in the durable line, as published to the queue.
@@ -150,6 +204,18 @@ pub trait DelayQueue: Send + Sync {
     async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>>;
 }
 
+/// What became of a request for sequence numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllocateOutcome {
+    Allocated(Allocation),
+    /// The group would pass the reservation of `kind`: it must be raised to
+    /// at least `at_least` in the durable record first. Nothing was allocated.
+    Reserve {
+        kind: TokenKind,
+        at_least: u64,
+    },
+}
+
 /// Sequence numbers handed to one group of joins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
@@ -200,6 +266,8 @@ pub struct AdmitRequest {
     pub max_admit: u64,
     /// Once this many seats are sold, nobody more is admitted.
     pub seats_total: u64,
+    /// The worker's own watermark: if the store's is lower, the store lost it.
+    pub consumed_floor: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,9 +306,40 @@ impl LineCounters {
     }
 }
 
+/// One read of an event's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    /// Changes when the line is restored: the log starts again from its first entry.
+    pub epoch: String,
+    pub entries: Vec<LogEntry>,
+    /// The store lost the line: it must be restored (see [`LineRecord`]).
+    pub lost: bool,
+}
+
+/// How a line is put in the admission store: opened when its event is created,
+/// or restored after the store lost it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineStart {
+    Open {
+        reserved: Reserved,
+    },
+    Restore {
+        record: LineRecord,
+        /// Passes that may still be valid, as `(expires_at_ms, how many)`: they
+        /// count under `max_active` until they expire.
+        passes: Vec<(i64, u64)>,
+    },
+}
+
 /// Fast shared state of each line: sequence numbers, admission, the event log.
+/// Every operation that moves the line fails with [`BackendError::is_line_lost`]
+/// once the store has lost it, until it is restored.
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
+    /// Puts the line in the store unless it is there; `true` if it was not.
+    async fn start_line(&self, event: &EventId, start: &LineStart, now_ms: i64) -> BackendResult<bool>;
+    /// Raises the reservation the store allocates within (never lowers it).
+    async fn extend_reservation(&self, event: &EventId, kind: TokenKind, reserved: u64) -> BackendResult<()>;
     /// Allocates sequence numbers for a group of joins, each a visitor id and
     /// the token id a new place would get (`open` once the sale is open), and
     /// marks the new places seen at `now_s`.
@@ -250,7 +349,7 @@ pub trait AdmissionStore: Send + Sync {
         open: bool,
         requests: &[(Option<&str>, Uuid)],
         now_s: i64,
-    ) -> BackendResult<Allocation>;
+    ) -> BackendResult<AllocateOutcome>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
     async fn commit_joins(
         &self,
@@ -261,7 +360,7 @@ pub trait AdmissionStore: Send + Sync {
     async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
     async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome>;
-    async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>>;
+    async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters>;
 
@@ -296,6 +395,15 @@ pub enum SeatState {
 pub struct SeatCounts {
     pub held: u64,
     pub sold: u64,
+}
+
+/// The pass a hold is made with, as the store checks it: valid while admitted
+/// in the store, or, if the store lost the line, when issued before it was restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassTerms {
+    pub key: TokenKey,
+    pub issued_at_ms: i64,
+    pub expires_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,7 +455,7 @@ pub trait SeatStore: Send + Sync {
         event: &EventId,
         order: Uuid,
         holder: &Holder,
-        pass_key: TokenKey,
+        pass: PassTerms,
         seats: &[String],
         max_per_holder: u32,
         now_ms: i64,

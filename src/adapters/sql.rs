@@ -12,10 +12,13 @@ use time::OffsetDateTime;
 
 use uuid::Uuid;
 
-use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, Venue};
+use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
+use crate::domain::{
+    Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, TokenKind, Venue,
+};
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LiveSeat,
-    OrderRepository, Transition,
+    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LineRecord,
+    LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
@@ -224,6 +227,94 @@ impl EventRepository for PgEvents {
     async fn ping(&self) -> BackendResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl LineRecords for PgEvents {
+    async fn open_line(&self, event: &EventId, reserved: Reserved) -> BackendResult<bool> {
+        let count = |places: u64| i64::try_from(places).map_err(unavailable);
+        let inserted = sqlx::query(
+            "INSERT INTO lines (event_id, regular_reserved, prequeue_reserved) VALUES ($1, $2, $3)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event.as_str())
+        .bind(count(reserved.regular)?)
+        .bind(count(reserved.prequeue)?)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn reserve(&self, event: &EventId, kind: TokenKind, at_least: u64) -> BackendResult<u64> {
+        let column = match kind {
+            TokenKind::Regular => "regular_reserved",
+            TokenKind::PreQueue => "prequeue_reserved",
+        };
+        let sql = format!(
+            "INSERT INTO lines (event_id, {column}) VALUES ($1, $2) ON CONFLICT (event_id)
+             DO UPDATE SET {column} = GREATEST(lines.{column}, excluded.{column}) RETURNING {column}"
+        );
+        let reserved: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(event.as_str())
+            .bind(i64::try_from(at_least).map_err(unavailable)?)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        u64::try_from(reserved).map_err(unavailable)
+    }
+
+    async fn record_prequeue(&self, event: &EventId, size: u64) -> BackendResult<()> {
+        sqlx::query(
+            "INSERT INTO lines (event_id, prequeue_size) VALUES ($1, $2) ON CONFLICT (event_id)
+             DO UPDATE SET prequeue_size = COALESCE(lines.prequeue_size, excluded.prequeue_size)",
+        )
+        .bind(event.as_str())
+        .bind(i64::try_from(size).map_err(unavailable)?)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<()> {
+        sqlx::query(
+            "INSERT INTO lines (event_id, draw) VALUES ($1, $2) ON CONFLICT (event_id)
+             DO UPDATE SET draw = COALESCE(lines.draw, excluded.draw)",
+        )
+        .bind(event.as_str())
+        .bind(draw_to_bytes(draw))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn line_record(&self, event: &EventId) -> BackendResult<LineRecord> {
+        let row = sqlx::query(
+            "SELECT regular_reserved, prequeue_reserved, prequeue_size, draw FROM lines WHERE event_id = $1",
+        )
+        .bind(event.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(LineRecord::default());
+        };
+        let count = |column: &str| -> BackendResult<Option<u64>> {
+            let value: Option<i64> = row.try_get(column).map_err(unavailable)?;
+            value.map(|v| u64::try_from(v).map_err(unavailable)).transpose()
+        };
+        let draw: Option<Vec<u8>> = row.try_get("draw").map_err(unavailable)?;
+        Ok(LineRecord {
+            reserved: Reserved {
+                regular: count("regular_reserved")?.unwrap_or(0),
+                prequeue: count("prequeue_reserved")?.unwrap_or(0),
+            },
+            prequeue: count("prequeue_size")?,
+            draw: draw.as_deref().map(draw_from_bytes),
+        })
     }
 }
 

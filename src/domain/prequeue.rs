@@ -23,9 +23,25 @@ pub fn draw_order<T>(seed: &[u8; 32], entries: &mut [T], token_id: impl Fn(&T) -
     entries.sort_by_cached_key(|e| draw_key(seed, &token_id(e)));
 }
 
+/// A draw as stored: each rank as a little-endian `u32`, indexed by pre-queue sequence number.
+pub fn draw_to_bytes(draw: &[u32]) -> Vec<u8> {
+    draw.iter().flat_map(|rank| rank.to_le_bytes()).collect()
+}
+
+pub fn draw_from_bytes(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_draw_round_trips_through_its_stored_bytes() {
+        let draw = vec![0, 1, 70_000, u32::MAX];
+        assert_eq!(draw_from_bytes(&draw_to_bytes(&draw)), draw);
+        assert_eq!(draw_from_bytes(&[]), Vec::<u32>::new());
+    }
 
     #[test]
     fn the_commitment_is_the_hex_sha256_of_the_seed() {

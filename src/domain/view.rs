@@ -119,14 +119,19 @@ const RATE_WINDOW_MS: i64 = 10_000;
 
 #[derive(Debug, Default)]
 pub struct LineView {
+    /// The epoch of the log this view follows: it changes when a line the
+    /// store lost is restored, and its log starts again.
+    epoch: Option<String>,
+    /// This view followed the line's log from its start, so it knows every admission.
+    knows_history: bool,
     entries_applied: u64,
     prequeue: Option<u64>,
     draw_published: bool,
     /// `draw[seq - 1]` is the rank of pre-queue token `seq`; 0 if it was not drawn.
     draw: Option<Vec<u32>>,
     consumed: u64,
-    /// `(last rank, at_ms)` of each consumed range, in rank order.
-    consumed_ranges: Vec<(u64, i64)>,
+    /// `(last rank, at_ms, admitted)` of each consumed range, in rank order.
+    consumed_ranges: Vec<(u64, i64, u64)>,
     departed: HashMap<TokenKey, Departure>,
     /// Ranks still ahead of the watermark whose tokens left; kept sorted.
     left_ahead: Vec<u64>,
@@ -136,6 +141,31 @@ pub struct LineView {
 }
 
 impl LineView {
+    /// Follows the log of `epoch`. A restored line's log starts again: it is read
+    /// again from its first entry, which is safe as entries apply idempotently.
+    pub fn follow_epoch(&mut self, epoch: &str) {
+        match &self.epoch {
+            None => self.knows_history = !epoch.is_empty(),
+            Some(followed) if followed != epoch => self.entries_applied = 0,
+            Some(_) => return,
+        }
+        self.epoch = Some(epoch.to_owned());
+    }
+
+    /// Passes that may still be valid at `now_ms`, as `(expires_at_ms, how many)`
+    /// (an upper bound: some may have ended early); `None` if this view did not
+    /// follow the line from its start and cannot know.
+    pub fn valid_passes(&self, now_ms: i64, pass_seconds: u32) -> Option<Vec<(i64, u64)>> {
+        let pass_ms = i64::from(pass_seconds) * 1_000;
+        self.knows_history.then(|| {
+            self.consumed_ranges
+                .iter()
+                .map(|&(_, at_ms, admitted)| (at_ms + pass_ms, admitted))
+                .filter(|&(expires_at_ms, admitted)| expires_at_ms > now_ms && admitted > 0)
+                .collect()
+        })
+    }
+
     /// How many log entries this view has applied: where to read the log from next.
     pub fn entries_applied(&self) -> u64 {
         self.entries_applied
@@ -159,7 +189,7 @@ impl LineView {
             LogEntry::Consumed { to, admitted, at_ms, .. } => {
                 if to > self.consumed {
                     self.consumed = to;
-                    self.consumed_ranges.push((to, at_ms));
+                    self.consumed_ranges.push((to, at_ms, admitted));
                     let passed = self.left_ahead.partition_point(|&r| r <= to);
                     self.left_ahead.drain(..passed);
                 }
@@ -223,9 +253,9 @@ impl LineView {
             };
         };
         if rank <= self.consumed {
-            let range = self.consumed_ranges.partition_point(|&(to, _)| to < rank);
+            let range = self.consumed_ranges.partition_point(|&(to, _, _)| to < rank);
             return match self.consumed_ranges.get(range) {
-                Some(&(_, at_ms)) => {
+                Some(&(_, at_ms, _)) => {
                     let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
                     if now_ms < expires_at_ms { TokenStatus::Admitted { expires_at_ms } } else { TokenStatus::Expired }
                 }
@@ -273,6 +303,38 @@ mod tests {
 
     fn consume(v: &mut LineView, from: u64, to: u64, at_ms: i64) {
         v.apply(LogEntry::Consumed { from, to, admitted: to - from + 1, at_ms });
+    }
+
+    #[test]
+    fn a_restored_log_is_read_again_from_its_start_without_moving_anyone_back() {
+        let mut v = open_view();
+        v.follow_epoch("100");
+        consume(&mut v, 1, 4, 1_000);
+        let watched = TokenKey::regular(10);
+        assert_eq!(v.status(watched, 0, 60, true), TokenStatus::Waiting { position: 6 });
+        v.follow_epoch("100");
+        assert_eq!(v.entries_applied(), 2, "the same epoch reads on");
+        v.follow_epoch("200");
+        assert_eq!(v.entries_applied(), 0, "a new epoch reads the new log from its start");
+        // The restored log: the pre-queue again, then the worker's watermark, admitted at 0.
+        v.apply(LogEntry::Frozen { prequeue: 0 });
+        v.apply(LogEntry::Consumed { from: 1, to: 4, admitted: 0, at_ms: 0 });
+        assert_eq!(v.status(watched, 0, 60, true), TokenStatus::Waiting { position: 6 });
+        assert_eq!(v.status(TokenKey::regular(2), 30_000, 60, true), TokenStatus::Admitted { expires_at_ms: 61_000 });
+    }
+
+    #[test]
+    fn only_a_view_that_followed_the_line_from_its_start_names_the_valid_passes() {
+        let mut v = open_view();
+        v.follow_epoch("100");
+        consume(&mut v, 1, 3, 1_000);
+        consume(&mut v, 4, 5, 50_000);
+        v.apply(LogEntry::Consumed { from: 6, to: 9, admitted: 0, at_ms: 55_000 });
+        assert_eq!(v.valid_passes(30_000, 60), Some(vec![(61_000, 3), (110_000, 2)]));
+        assert_eq!(v.valid_passes(61_000, 60), Some(vec![(110_000, 2)]));
+        let mut late = LineView::default();
+        late.follow_epoch("");
+        assert_eq!(late.valid_passes(0, 60), None, "a view that started on a lost line cannot know");
     }
 
     #[test]

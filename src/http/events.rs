@@ -125,7 +125,7 @@ pub async fn create(
     _: Admin,
     JsonBody(body): JsonBody<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventBody>), ApiError> {
-    let event = state.catalog.create(body.into_spec()?).await?;
+    let event = state.line.create_event(body.into_spec()?).await?;
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
     Ok((StatusCode::CREATED, Json(EventBody::new(&state, &event, OffsetDateTime::now_utc()))))
 }

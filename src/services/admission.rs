@@ -15,6 +15,7 @@ use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
     AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineBatch, LineConsumer, LineMessage,
+    LineRecords,
 };
 
 /// Batches of joins buffered at most: enough to reorder the groups published
@@ -45,6 +46,7 @@ pub struct AdmissionWorker {
     event: EventId,
     catalog: Arc<Catalog>,
     store: Arc<dyn AdmissionStore>,
+    record: Arc<dyn LineRecords>,
     consumer: Box<LineConsumer>,
     batches: Settlement,
     ranked: BTreeMap<u64, Delivered<LineMessage>>,
@@ -63,13 +65,16 @@ impl AdmissionWorker {
         event: EventId,
         catalog: Arc<Catalog>,
         store: Arc<dyn AdmissionStore>,
+        record: Arc<dyn LineRecords>,
         consumer: Box<LineConsumer>,
+        seen_consumed: u64,
     ) -> BackendResult<Self> {
-        let consumed = store.consumed(&event).await?;
+        let consumed = store.consumed(&event).await?.max(seen_consumed);
         let mut worker = Self {
             event,
             catalog,
             store,
+            record,
             consumer,
             batches: Settlement::default(),
             ranked: BTreeMap::new(),
@@ -91,6 +96,19 @@ impl AdmissionWorker {
     /// under `max_active` and the line's order allow.
     #[tracing::instrument(skip_all, fields(event = %self.event))]
     pub async fn step(&mut self, wait: Duration) -> BackendResult<Outcome> {
+        match self.try_step(wait).await {
+            // Every process restores a lost line when it next follows the log
+            // (`Line::catch_up`); until then nobody moves, and nothing is lost:
+            // the deliveries stay held.
+            Err(e) if e.is_line_lost() => {
+                tracing::warn!(error = %e, "admission waits for the line to be restored");
+                Ok(Outcome::Idle)
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn try_step(&mut self, wait: Duration) -> BackendResult<Outcome> {
         for Delivered { message: LineBatch(joins), tag } in self.consumer.receive(wait, usize::from(PREFETCH)).await? {
             self.batches.received(tag, joins.len());
             self.unranked.extend(joins.into_iter().map(|message| Delivered { message, tag }));
@@ -134,6 +152,7 @@ impl AdmissionWorker {
                     seen_cutoff_s: now.unix_timestamp() - i64::from(admission.abandon_seconds),
                     max_admit: max_admit as u64,
                     seats_total: event.spec.seats_total(),
+                    consumed_floor: self.consumed,
                 },
             )
             .await?;
@@ -151,6 +170,7 @@ impl AdmissionWorker {
             return Ok(());
         }
         let (size, failed) = self.store.freeze_prequeue(&self.event).await?;
+        self.record.record_prequeue(&self.event, size).await?;
         self.prequeue = Some(size);
         if size == 0 {
             return Ok(());
@@ -158,13 +178,18 @@ impl AdmissionWorker {
         let draw = match self.store.read_draw(&self.event).await? {
             Some(draw) => draw,
             None => {
-                let mut entrants: Vec<(u64, uuid::Uuid)> = self
-                    .store
-                    .prequeue_entrants(&self.event)
-                    .await?
-                    .into_iter()
-                    .filter(|&(seq, _)| seq <= size && !failed.contains(&TokenKey::pre_queue(seq)))
-                    .collect();
+                let mut entrants = self.store.prequeue_entrants(&self.event).await?;
+                // A store that lost the line lost its list of entrants too; the
+                // pre-queue joins held here are durable, and enough on their own.
+                entrants.extend(
+                    self.unranked
+                        .iter()
+                        .map(|d| d.message)
+                        .filter_map(|m| (m.key.kind == TokenKind::PreQueue).then_some((m.key.seq, m.token_id))),
+                );
+                entrants.sort_unstable();
+                entrants.dedup_by_key(|&mut (seq, _)| seq);
+                entrants.retain(|&(seq, _)| seq <= size && !failed.contains(&TokenKey::pre_queue(seq)));
                 prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
                 let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
                 for (place, (seq, _)) in entrants.iter().enumerate() {
@@ -174,6 +199,8 @@ impl AdmissionWorker {
                 self.store.publish_draw(&self.event, &draw).await?
             }
         };
+        // Recorded by every worker that starts: one may have died after the publish.
+        self.record.record_draw(&self.event, &draw).await?;
         self.install_draw(draw);
         Ok(())
     }
@@ -249,6 +276,12 @@ impl AdmissionWorker {
             out.push(candidate);
             rank += 1;
         }
+        let skipped = out.iter().filter(|c| matches!(c, Candidate::Absent { key: Some(_), .. })).count();
+        if skipped > 0 {
+            tracing::warn!(skipped, from_rank = self.consumed + 1, "places whose joins never arrived are skipped");
+            metrics::counter!("anteroom_places_skipped_total", "event" => self.event.to_string())
+                .increment(skipped as u64);
+        }
         Ok(out)
     }
 
@@ -284,7 +317,7 @@ impl AdmissionWorker {
                     }
                     None
                 } else {
-                    tracing::warn!(%key, waited, "a join never arrived in the line; its place is skipped");
+                    tracing::debug!(%key, waited, "a join never arrived in the line; its place is skipped");
                     Some(Candidate::Absent { rank, key: Some(key) })
                 }
             }

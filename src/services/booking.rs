@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError, OrderRepository, SeatCounts,
-    SeatState, SeatStore, SellOutcome, Transition,
+    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError, OrderRepository, PassTerms,
+    SeatCounts, SeatState, SeatStore, SellOutcome, Transition,
 };
 
 /// The seat map may lag the truth by this much (API.md).
@@ -193,10 +193,15 @@ impl Booking {
         let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let holder = Holder::new(pass.key, pass.token_id);
         let max = event.spec.max_seats_per_user;
-        let mut outcome = self.seats.hold(event.id(), order, &holder, pass.key, &ids, max, unix_ms(now)).await?;
+        let terms = PassTerms {
+            key: pass.key,
+            issued_at_ms: pass.expires_at_ms - i64::from(event.spec.admission.pass_seconds) * 1_000,
+            expires_at_ms: pass.expires_at_ms,
+        };
+        let mut outcome = self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await?;
         if outcome == HoldOutcome::NeedsRebuild {
             self.rebuild(event.id(), false).await?;
-            outcome = self.seats.hold(event.id(), order, &holder, pass.key, &ids, max, unix_ms(now)).await?;
+            outcome = self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await?;
         }
         match outcome {
             HoldOutcome::Held(counts) => {

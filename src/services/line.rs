@@ -11,8 +11,13 @@ use uuid::Uuid;
 
 use super::catalog::Catalog;
 use super::spawn_every;
-use crate::domain::{Departure, Event, EventId, LineView, QueueToken, Signer, TokenKey, TokenStatus, unix_ms};
-use crate::ports::{AdmissionStore, BackendError, BackendResult, LeaveOutcome, LineCounters, LineMessage, LineQueue};
+use crate::domain::{
+    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenStatus, unix_ms,
+};
+use crate::ports::{
+    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError, LeaveOutcome,
+    LineCounters, LineMessage, LineQueue, LineRecords, LineStart, Reserved,
+};
 
 /// Joins taken into one publish-and-confirm at most.
 const MAX_GROUP: usize = 2_048;
@@ -25,6 +30,11 @@ pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the line's gauges (waiting, active) are refreshed for `/metrics`.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+/// Places reserved in the durable record at a time: one write per this many
+/// joins, and at most this many places skipped after a restore.
+const RESERVATION_STEP: u64 = 1_000;
+/// Reservations or restores one group of joins may need before it gives up.
+const ALLOCATION_ATTEMPTS: usize = 3;
 
 /// The result of a join: the line entry, and whether this request created it.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +77,7 @@ impl EventLine {
 
 pub struct Line {
     store: Arc<dyn AdmissionStore>,
+    record: Arc<dyn LineRecords>,
     queue: Arc<dyn LineQueue>,
     catalog: Arc<Catalog>,
     signer: Signer,
@@ -79,13 +90,15 @@ impl Line {
     /// reporting heartbeats); it stops when `stop` is cancelled.
     pub fn start(
         store: Arc<dyn AdmissionStore>,
+        record: Arc<dyn LineRecords>,
         queue: Arc<dyn LineQueue>,
         catalog: Arc<Catalog>,
         signer: Signer,
         stop: CancellationToken,
     ) -> Arc<Self> {
         let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
-        let line = Arc::new(Self { store, queue, catalog, signer, lines: RwLock::new(HashMap::new()), joins });
+        let lines = RwLock::new(HashMap::new());
+        let line = Arc::new(Self { store, record, queue, catalog, signer, lines, joins });
         tokio::spawn(line.clone().group_commit(requests, stop.clone()));
         spawn_every(FOLLOW_INTERVAL, stop.clone(), line.clone(), |line| async move { line.follow_logs().await });
         spawn_every(
@@ -104,6 +117,41 @@ impl Line {
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+
+    /// Creates an event with its line open. The line is opened first, so that
+    /// a line missing while its event exists can only be one the store lost.
+    pub async fn create_event(&self, spec: EventSpec) -> Result<Arc<Event>, InsertEventError> {
+        let reserved = Reserved { regular: RESERVATION_STEP, prequeue: RESERVATION_STEP };
+        // A line with a record is never opened again: it may have issued tokens.
+        // (If it was recorded by a creation that failed, it is restored when first used.)
+        if self.record.open_line(&spec.id, reserved).await? {
+            let now_ms = unix_ms(OffsetDateTime::now_utc());
+            self.store.start_line(&spec.id, &LineStart::Open { reserved }, now_ms).await?;
+        }
+        self.catalog.create(spec).await
+    }
+
+    /// Restores a line the admission store lost (a restart without persistence,
+    /// a flush): counters above every token issued, the pre-queue and its draw
+    /// from the durable record; the people waiting are still in the queue.
+    /// Passes this process saw admitted count under `max_active` until they
+    /// expire; if it did not see them all, `max_active` of them are assumed.
+    pub async fn restore(&self, event: &Event) -> BackendResult<()> {
+        let id = event.id();
+        let record = self.record.line_record(id).await?;
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let admission = event.spec.admission;
+        let passes = self
+            .line(id)
+            .view()
+            .valid_passes(now_ms, admission.pass_seconds)
+            .unwrap_or_else(|| vec![(now_ms + i64::from(admission.pass_seconds) * 1_000, admission.max_active)]);
+        if self.store.start_line(id, &LineStart::Restore { record, passes }, now_ms).await? {
+            tracing::warn!(event = %id, "the admission store had lost the line: restored from the durable record");
+            metrics::counter!("anteroom_lines_restored_total", "event" => id.to_string()).increment(1);
+        }
+        Ok(())
     }
 
     /// Places a person in the line; returns once the join is durable.
@@ -135,6 +183,11 @@ impl Line {
             line.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(token.key);
         }
         Standing { status, measured_rate }
+    }
+
+    /// Every rank up to this one was consumed, as far as this process has seen.
+    pub fn consumed(&self, event: &EventId) -> u64 {
+        self.line(event).view().consumed()
     }
 
     pub async fn leave(&self, token: &QueueToken) -> BackendResult<()> {
@@ -227,7 +280,7 @@ impl Line {
         let id = event.id();
         // Token ids are drawn up front: a pre-queue place records its id when allocated.
         let requests: Vec<(Option<&str>, Uuid)> = visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
-        let allocation = self.store.allocate(id, event.is_on_sale(now), &requests, now.unix_timestamp()).await?;
+        let allocation = self.allocate(event, &requests, now).await?;
         if let Some(prequeue) = allocation.prequeue {
             self.line(id).view_mut().note_frozen(prequeue);
         }
@@ -265,31 +318,67 @@ impl Line {
         joined.into_iter().map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered"))).collect()
     }
 
+    /// Sequence numbers for a group, within the durable reservation: raises it
+    /// when the group would pass it, and restores the line if the store lost it.
+    async fn allocate(
+        &self,
+        event: &Event,
+        requests: &[(Option<&str>, Uuid)],
+        now: OffsetDateTime,
+    ) -> BackendResult<Allocation> {
+        let id = event.id();
+        for _ in 0..ALLOCATION_ATTEMPTS {
+            match self.store.allocate(id, event.is_on_sale(now), requests, now.unix_timestamp()).await {
+                Ok(AllocateOutcome::Allocated(allocation)) => return Ok(allocation),
+                Ok(AllocateOutcome::Reserve { kind, at_least }) => {
+                    let reserved = self.record.reserve(id, kind, at_least + RESERVATION_STEP).await?;
+                    self.store.extend_reservation(id, kind, reserved).await?;
+                }
+                Err(e) if e.is_line_lost() => self.restore(event).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BackendError::new("anteroom", "could not allocate places within a reservation"))
+    }
+
     async fn follow_logs(&self) {
         for event in self.catalog.all() {
-            if let Err(e) = self.catch_up(event.id()).await {
+            if let Err(e) = self.catch_up(&event).await {
                 tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");
             }
         }
     }
 
-    /// Applies every log entry this process has not seen yet.
-    pub async fn catch_up(&self, event: &EventId) -> BackendResult<()> {
-        let line = self.line(event);
+    /// Applies every log entry this process has not seen yet; restores the
+    /// line if the store lost it.
+    pub async fn catch_up(&self, event: &Event) -> BackendResult<()> {
+        let id = event.id();
+        let line = self.line(id);
+        let mut restored = false;
         loop {
             let from = line.view().entries_applied();
-            let entries = self.store.read_log(event, from).await?;
-            if entries.is_empty() {
-                break;
+            let read = self.store.read_log(id, from).await?;
+            if read.lost {
+                if restored {
+                    return Err(BackendError::line_lost("anteroom", id));
+                }
+                self.restore(event).await?;
+                restored = true;
+                continue;
             }
             let mut v = line.view_mut();
-            // Another catch-up may have applied these meanwhile.
-            if v.entries_applied() == from {
-                entries.into_iter().for_each(|e| v.apply(e));
+            // A new epoch rewinds the view to the new log's start.
+            v.follow_epoch(&read.epoch);
+            if v.entries_applied() != from {
+                continue;
             }
+            if read.entries.is_empty() {
+                break;
+            }
+            read.entries.into_iter().for_each(|e| v.apply(e));
         }
         if line.view().needs_draw()
-            && let Some(draw) = self.store.read_draw(event).await?
+            && let Some(draw) = self.store.read_draw(id).await?
         {
             line.view_mut().install_draw(draw);
         }

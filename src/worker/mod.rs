@@ -10,10 +10,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::EventId;
-use crate::ports::{AdmissionStore, BackendResult, DelayQueue, LineQueue};
+use crate::ports::{AdmissionStore, BackendResult, DelayQueue, LineQueue, LineRecords};
 use crate::services::admission::{AdmissionWorker, PREFETCH};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
+use crate::services::line::Line;
 use crate::services::spawn_every;
 
 /// How long an admission step waits for new arrivals.
@@ -28,8 +29,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Workers {
     pub catalog: Arc<Catalog>,
+    pub line: Arc<Line>,
     pub booking: Arc<Booking>,
     pub store: Arc<dyn AdmissionStore>,
+    pub record: Arc<dyn LineRecords>,
     pub queue: Arc<dyn LineQueue>,
     pub delays: Arc<dyn DelayQueue>,
 }
@@ -90,8 +93,10 @@ impl Workers {
 
     async fn admit_until_failure(&self, event: &EventId, stop: &CancellationToken) -> BackendResult<()> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
-        let mut worker =
-            AdmissionWorker::new(event.clone(), self.catalog.clone(), self.store.clone(), consumer).await?;
+        let (catalog, store, record) = (self.catalog.clone(), self.store.clone(), self.record.clone());
+        // What this process saw consumed: the store's watermark may have been lost.
+        let seen_consumed = self.line.consumed(event);
+        let mut worker = AdmissionWorker::new(event.clone(), catalog, store, record, consumer, seen_consumed).await?;
         let outcome = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),

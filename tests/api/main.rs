@@ -4,6 +4,7 @@
 //! Each test spawns its own app in a fresh namespace of a fresh database.
 
 mod admission;
+mod disposable;
 mod embedded_only;
 mod events;
 mod helpers;

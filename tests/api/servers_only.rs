@@ -8,6 +8,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::admission::admission;
+use crate::disposable::DisposableRedis;
 use crate::helpers::{TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with};
 use crate::orders::{one_row, sale};
 use crate::proxy::FaultProxy;
@@ -149,7 +150,7 @@ async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
 async fn a_hold_whose_order_was_never_written_is_undone() {
     use anteroom::adapters::redis::RedisStore;
     use anteroom::domain::{EventId, Holder, Signer};
-    use anteroom::ports::{HoldOutcome, SeatStore};
+    use anteroom::ports::{HoldOutcome, PassTerms, SeatStore};
 
     let app = spawn_app().await;
     sale(&app, "orphan", json!({ "hold_seconds": 1, "sections": one_row(3) })).await;
@@ -162,8 +163,8 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let holder = Holder::new(pass.key, pass.token_id);
     let event = EventId::parse("orphan").unwrap();
-    let outcome =
-        redis.hold(&event, uuid::Uuid::new_v4(), &holder, pass.key, &["A-1-1".into()], 4, now_ms).await.unwrap();
+    let terms = PassTerms { key: pass.key, issued_at_ms: now_ms, expires_at_ms: pass.expires_at_ms };
+    let outcome = redis.hold(&event, uuid::Uuid::new_v4(), &holder, terms, &["A-1-1".into()], 4, now_ms).await.unwrap();
     assert!(matches!(outcome, HoldOutcome::Held(_)), "{outcome:?}");
     let taken = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
     assert_eq!(taken.status, StatusCode::CONFLICT, "the orphan hold takes the seat for now");
@@ -312,5 +313,90 @@ async fn with_redis_out_of_reach_holds_answer_503_polls_still_answer_and_nothing
     assert_eq!((second.status, second.error()), (StatusCode::CONFLICT, "seat_unavailable"), "{}", second.body);
     let stats = app.stats("redisdown").await;
     assert_eq!((stats.u64("held_seats"), stats.u64("available_seats")), (1, 1));
+    app.finish().await;
+}
+
+/// A waiting token's position, or `None` once it is past the line.
+async fn position(app: &TestApp, token: &str) -> Option<u64> {
+    let reply = app.poll(token).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    (reply.str("state") == "waiting").then(|| reply.u64("position"))
+}
+
+#[tokio::test]
+async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_the_queue() {
+    let mut redis = DisposableRedis::start().await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(redis.url())).await;
+    let admission = json!({ "per_second": 20, "max_active": 6, "pass_seconds": 120 });
+    sale(&app, "amnesia", json!({ "sections": one_row(10), "admission": admission })).await;
+    let passes = app.admitted_passes("amnesia", 3).await;
+    let paid = app.hold_seats("amnesia", &passes[0], &["A-1-1"]).await;
+    assert_eq!(app.pay(paid.str("order_id"), &passes[0]).await.str("status"), "paid");
+    let pending = app.hold_seats("amnesia", &passes[1], &["A-1-2"]).await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
+    // Three more are admitted (max_active is 6); the rest wait.
+    let line: Vec<String> = futures_util::future::join_all((0..30).map(|_| app.joined("amnesia"))).await;
+    let positions_now = || futures_util::future::join_all(line.iter().map(|t| position(&app, t)));
+    eventually(Duration::from_secs(5), "max_active reached", || async {
+        positions_now().await.iter().flatten().count() == 27
+    })
+    .await;
+    let mut positions = positions_now().await;
+    let admitted_before: Vec<&String> =
+        line.iter().zip(&positions).filter(|(_, p)| p.is_none()).map(|(t, _)| t).collect();
+
+    redis.kill();
+    // While Redis is gone: joins and holds answer 503, polls answer from the
+    // process's view, and nobody's position goes up.
+    let joins = futures_util::future::join_all((0..10).map(|_| app.join("amnesia", None)));
+    let holds = futures_util::future::join_all(passes.iter().map(|p| app.hold_seats("amnesia", p, &["A-1-5"])));
+    let (joins, holds, polls) = tokio::join!(joins, holds, positions_now());
+    for reply in joins.iter().chain(&holds) {
+        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+        assert_eq!(reply.headers["retry-after"], "1");
+    }
+    assert_eq!(polls, positions, "positions while Redis is down");
+
+    redis.restart().await;
+    let after = until_available("join", || app.join("amnesia", None)).await;
+    assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
+    // A pass from before the loss still holds seats, against the seat state
+    // rebuilt from PostgreSQL: the sold and the held seats stay taken.
+    let held = until_available("hold", || app.hold_seats("amnesia", &passes[2], &["A-1-3"])).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    for seat in ["A-1-1", "A-1-2"] {
+        let reply = app.hold_seats("amnesia", &passes[2], &[seat]).await;
+        assert_eq!((reply.status, reply.error()), (StatusCode::CONFLICT, "seat_unavailable"), "{seat}: {}", reply.body);
+    }
+    assert_eq!(app.pay(pending.str("order_id"), &passes[1]).await.str("status"), "paid", "the pending order survived");
+    // The passes from before still count: nobody more is admitted past max_active.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.stats("amnesia").await.u64("active"), 6);
+    let now = positions_now().await;
+    for (before, now) in positions.iter().zip(&now) {
+        assert!(now <= before, "a position went up: {before:?} -> {now:?}");
+    }
+    positions = now;
+    let last_before = positions.iter().flatten().max().copied().unwrap_or(0);
+    let newcomer = after.u64("position");
+    assert!(
+        newcomer > last_before,
+        "the newcomer ({newcomer}) queues behind everyone who joined before ({last_before})"
+    );
+
+    // Every join acknowledged before the loss is still in line, and is admitted in turn.
+    app.patch_event("amnesia", json!({ "admission": { "max_active": 100 } })).await;
+    for token in &line {
+        app.poll_until(token, "admitted", Duration::from_secs(10)).await;
+    }
+    // The newcomer waits for the places reserved but never handed out to be skipped.
+    let grace = Duration::from_secs(anteroom::services::admission::GAP_GRACE_SECONDS as u64 + 10);
+    app.poll_until(after.str("token"), "admitted", grace).await;
+    for token in admitted_before {
+        assert_eq!(app.poll(token).await.str("state"), "admitted", "admitted before the loss, and still");
+    }
+    let stats = app.stats("amnesia").await;
+    let books = ["sold_seats", "held_seats", "available_seats"].map(|f| stats.u64(f));
+    assert_eq!(books, [2, 1, 7]);
     app.finish().await;
 }

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, Allocation, BackendError, BackendResult, Candidate, GapProbe,
-    HeldOrder, HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LiveSeat, SeatCounts, SeatState, SeatStore,
-    SellOutcome,
+    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError, BackendResult, Candidate,
+    GapProbe, HeldOrder, HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LineRecord, LineStart, LiveSeat,
+    LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SellOutcome,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -83,6 +84,9 @@ struct Scripts {
     release: LuaScript,
     sell: LuaScript,
     rebuild: LuaScript,
+    start_line: LuaScript,
+    extend_reservation: LuaScript,
+    read_log: LuaScript,
 }
 
 impl Scripts {
@@ -99,6 +103,9 @@ impl Scripts {
             release: LuaScript::new(include_str!("lua/release.lua")),
             sell: LuaScript::new(include_str!("lua/sell.lua")),
             rebuild: LuaScript::new(include_str!("lua/rebuild.lua")),
+            start_line: LuaScript::new(include_str!("lua/start_line.lua")),
+            extend_reservation: LuaScript::new(include_str!("lua/extend_reservation.lua")),
+            read_log: LuaScript::new(include_str!("lua/read_log.lua")),
         }
     }
 }
@@ -138,6 +145,10 @@ impl Keys {
     fn log(&self) -> String {
         format!("{}:log", self.0)
     }
+    /// Stand-ins for the passes a restored line could not name, by expiry.
+    fn unknown_passes(&self) -> String {
+        format!("{}:unknown_passes", self.0)
+    }
     fn draw(&self) -> String {
         format!("{}:draw", self.0)
     }
@@ -171,6 +182,7 @@ impl Keys {
             self.failed(),
             self.active(),
             self.log(),
+            self.unknown_passes(),
             self.draw(),
             self.prequeue_ids(),
             self.seats(),
@@ -243,13 +255,45 @@ fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
 
 #[async_trait]
 impl AdmissionStore for RedisStore {
+    async fn start_line(&self, event: &EventId, start: &LineStart, now_ms: i64) -> BackendResult<bool> {
+        let k = self.keys(event);
+        let (mode, record, passes) = match start {
+            LineStart::Open { reserved } => ("open", LineRecord { reserved: *reserved, ..Default::default() }, &[][..]),
+            LineStart::Restore { record, passes } => ("restore", record.clone(), passes.as_slice()),
+        };
+        let mut args: Vec<Value> = strings([
+            mode.to_owned(),
+            now_ms.to_string(),
+            record.reserved.regular.to_string(),
+            record.reserved.prequeue.to_string(),
+            record.prequeue.map(|p| p.to_string()).unwrap_or_default(),
+        ]);
+        args.push(record.draw.as_deref().map(draw_to_bytes).map_or(Value::from(""), |b| Value::Bytes(b.into())));
+        for (expires_at_ms, count) in passes {
+            args.extend(strings([expires_at_ms.to_string(), count.to_string()]));
+        }
+        let keys = vec![k.line(), k.log(), k.draw(), k.unknown_passes()];
+        let started: i64 = self.run(&self.scripts.start_line, keys, args).await?;
+        Ok(started == 1)
+    }
+
+    async fn extend_reservation(&self, event: &EventId, kind: TokenKind, reserved: u64) -> BackendResult<()> {
+        let field = if kind == TokenKind::PreQueue { "prelimit" } else { "limit" };
+        let args = vec![field.to_owned(), reserved.to_string()];
+        let extended: i64 = self.run(&self.scripts.extend_reservation, vec![self.keys(event).line()], args).await?;
+        if extended == 0 {
+            return Err(BackendError::line_lost("redis", event));
+        }
+        Ok(())
+    }
+
     async fn allocate(
         &self,
         event: &EventId,
         open: bool,
         requests: &[(Option<&str>, Uuid)],
         now_s: i64,
-    ) -> BackendResult<Allocation> {
+    ) -> BackendResult<AllocateOutcome> {
         let k = self.keys(event);
         let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_s.to_string()];
         for (visitor, token_id) in requests {
@@ -259,15 +303,20 @@ impl AdmissionStore for RedisStore {
         let reply: Vec<String> = self
             .run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log(), k.seen(), k.prequeue_ids()], args)
             .await?;
-        let [kind, first_seq, prequeue, existing @ ..] = reply.as_slice() else {
-            return Err(unavailable("allocate: short reply"));
-        };
-        Ok(Allocation {
-            kind: if kind == "p" { TokenKind::PreQueue } else { TokenKind::Regular },
-            first_seq: parse_num(first_seq)?,
-            prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
-            existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
-        })
+        let kind_of = |tag: &str| if tag == "p" { TokenKind::PreQueue } else { TokenKind::Regular };
+        match reply.as_slice() {
+            [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
+            [reserve, kind, needed] if reserve == "reserve" => {
+                Ok(AllocateOutcome::Reserve { kind: kind_of(kind), at_least: parse_num(needed)? })
+            }
+            [kind, first_seq, prequeue, existing @ ..] => Ok(AllocateOutcome::Allocated(Allocation {
+                kind: kind_of(kind),
+                first_seq: parse_num(first_seq)?,
+                prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
+                existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
+            })),
+            _ => Err(unavailable("allocate: short reply")),
+        }
     }
 
     async fn commit_joins(
@@ -319,16 +368,27 @@ impl AdmissionStore for RedisStore {
         })
     }
 
-    async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<Vec<LogEntry>> {
+    async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead> {
+        let k = self.keys(event);
         let start = i64::try_from(from).map_err(unavailable)?;
-        let range = [self.keys(event).log(), start.to_string(), (start + LOG_PAGE - 1).to_string()];
-        let raw: Vec<String> = self.kv.call("LRANGE", strings(range)).await?;
-        raw.iter().map(|r| r.parse().map_err(unavailable)).collect()
+        let range = vec![start.to_string(), (start + LOG_PAGE - 1).to_string()];
+        let reply: Vec<String> = self.run(&self.scripts.read_log, vec![k.line(), k.log()], range).await?;
+        let [epoch, lost, entries @ ..] = reply.as_slice() else {
+            return Err(unavailable("read_log: short reply"));
+        };
+        Ok(LogRead {
+            epoch: epoch.clone(),
+            lost: lost == "lost",
+            entries: entries
+                .iter()
+                .map(|r| r.parse::<LogEntry>().map_err(unavailable))
+                .collect::<BackendResult<_>>()?,
+        })
     }
 
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
         let raw: Option<Vec<u8>> = self.kv.call("GET", strings([self.keys(event).draw()])).await?;
-        Ok(raw.map(|bytes| decode_draw(&bytes)))
+        Ok(raw.map(|bytes| draw_from_bytes(&bytes)))
     }
 
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters> {
@@ -340,7 +400,11 @@ impl AdmissionStore for RedisStore {
                 strings([k.line(), "joined".into(), "admitted".into(), "abandoned".into(), "left_waiting".into()]),
             )
             .await?;
-        let active: u64 = self.kv.call("ZCOUNT", strings([k.active(), format!("({now_ms}"), "+inf".into()])).await?;
+        let mut active = 0;
+        for passes in [k.active(), k.unknown_passes()] {
+            let valid: u64 = self.kv.call("ZCOUNT", strings([passes, format!("({now_ms}"), "+inf".into()])).await?;
+            active += valid;
+        }
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
         Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
     }
@@ -350,15 +414,18 @@ impl AdmissionStore for RedisStore {
         let reply: Vec<String> =
             self.run(&self.scripts.freeze, vec![k.line(), k.log(), k.failed()], Vec::<String>::new()).await?;
         let (size, failed) = reply.split_first().ok_or_else(|| unavailable("freeze: empty reply"))?;
+        if size == "lost" {
+            return Err(BackendError::line_lost("redis", event));
+        }
         Ok((parse_num(size)?, failed.iter().filter_map(|f| TokenKey::parse(f)).collect()))
     }
 
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
         let k = self.keys(event);
-        let blob: Vec<u8> = draw.iter().flat_map(|r| r.to_le_bytes()).collect();
+        let blob = draw_to_bytes(draw);
         let reply: Vec<u8> =
             self.run(&self.scripts.publish_draw, vec![k.draw(), k.log()], vec![Value::Bytes(blob.into())]).await?;
-        Ok(decode_draw(&reply))
+        Ok(draw_from_bytes(&reply))
     }
 
     async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
@@ -394,6 +461,7 @@ impl AdmissionStore for RedisStore {
             r.seen_cutoff_s.to_string(),
             r.max_admit.to_string(),
             r.seats_total.to_string(),
+            r.consumed_floor.to_string(),
         ]);
         for c in candidates {
             args.push(c.rank().to_string());
@@ -403,11 +471,15 @@ impl AdmissionStore for RedisStore {
                 Candidate::Absent { key: None, .. } => String::new(),
             });
         }
-        let reply: Vec<u64> = self
-            .run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts()], args)
-            .await?;
+        let keys = vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts(), k.unknown_passes()];
+        let reply: Vec<String> = self.run(&self.scripts.admit, keys, args).await?;
         match reply.as_slice() {
-            &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),
+            [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
+            [consumed, admitted, room] => Ok(AdmitOutcome {
+                consumed: parse_num(consumed)?,
+                admitted: parse_num(admitted)?,
+                room: parse_num(room)?,
+            }),
             _ => Err(unavailable("admit: malformed reply")),
         }
     }
@@ -432,7 +504,7 @@ impl SeatStore for RedisStore {
         event: &EventId,
         order: Uuid,
         holder: &Holder,
-        pass_key: TokenKey,
+        pass: PassTerms,
         seats: &[String],
         max_per_holder: u32,
         now_ms: i64,
@@ -441,13 +513,24 @@ impl SeatStore for RedisStore {
         let mut args = vec![
             order.to_string(),
             holder.as_str().to_owned(),
-            pass_key.to_string(),
+            pass.key.to_string(),
             max_per_holder.to_string(),
             now_ms.to_string(),
+            pass.issued_at_ms.to_string(),
+            pass.expires_at_ms.to_string(),
         ];
         args.extend(seats.iter().cloned());
-        let keys =
-            vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.active(), k.holds(), k.hold_seats()];
+        let keys = vec![
+            k.seats(),
+            k.holders(),
+            k.seat_counts(),
+            k.seats_ready(),
+            k.active(),
+            k.holds(),
+            k.hold_seats(),
+            k.line(),
+            k.unknown_passes(),
+        ];
         let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
         Ok(match reply.split_first() {
             Some((tag, [held, sold])) if tag == "held" => {
@@ -457,6 +540,7 @@ impl SeatStore for RedisStore {
             Some((tag, _)) if tag == "limit" => HoldOutcome::LimitExceeded,
             Some((tag, _)) if tag == "pass" => HoldOutcome::PassEnded,
             Some((tag, _)) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
+            Some((tag, _)) if tag == "lost" => return Err(BackendError::line_lost("redis", event)),
             _ => return Err(unavailable("hold: malformed reply")),
         })
     }
@@ -552,8 +636,4 @@ impl SeatStore for RedisStore {
         let field = |i: usize| counts.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
         Ok(Some(SeatCounts { held: field(0), sold: field(1) }))
     }
-}
-
-fn decode_draw(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

@@ -1,6 +1,7 @@
 -- Closes the pre-queue when the sale opens (if a join has not already done so).
 -- KEYS: line (hash), log (list), failed (set)
--- Returns: { prequeue_size, pre-queue keys whose join failed... }
+-- Returns: { prequeue_size, pre-queue keys whose join failed... } | { "lost" }
+if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then return { 'lost' } end
 local prequeue = redis.call('HGET', KEYS[1], 'prequeue')
 if not prequeue then
   prequeue = redis.call('HGET', KEYS[1], 'preseq') or '0'

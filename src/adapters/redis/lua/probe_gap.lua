@@ -8,4 +8,7 @@ end
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return { 'failed' }
 end
-return { 'pending', redis.call('HGET', KEYS[3], ARGV[1]) or '0' }
+-- A restored line lost what was seen: its places count as seen when it was restored.
+local seen = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+local restored_s = math.floor(tonumber(redis.call('HGET', KEYS[1], 'restored_at') or '0') / 1000)
+return { 'pending', tostring(math.max(seen, restored_s)) }
