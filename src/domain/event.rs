@@ -144,8 +144,9 @@ impl EventSpec {
         Ok(())
     }
 
+    /// Saturates rather than wraps: sections of any size stay over the limit.
     pub fn seats_total(&self) -> u64 {
-        self.sections.iter().map(Section::seat_count).sum()
+        self.sections.iter().map(Section::seat_count).fold(0, u64::saturating_add)
     }
 }
 
@@ -293,6 +294,19 @@ pub(crate) mod tests {
             (|s| s.sections[0].seats_per_row = 0, "sections[0].seats_per_row"),
             (|s| s.sections[0].price_cents = -1, "sections[0].price_cents"),
             (|s| s.sections[0].name = String::new(), "sections[0].name"),
+            // 2^64 seats in all: a wrapping sum once read 0 and let this through.
+            (
+                |s| {
+                    let size = |id: &str, rows, seats_per_row| Section {
+                        id: id.into(),
+                        rows,
+                        seats_per_row,
+                        ..s.sections[0].clone()
+                    };
+                    s.sections = vec![size("A", u32::MAX, u32::MAX), size("B", 2, u32::MAX), size("C", 1, 1)];
+                },
+                "sections",
+            ),
         ];
         for (break_it, field) in cases {
             let mut s = spec();
@@ -306,5 +320,146 @@ pub(crate) mod tests {
         let mut s = spec();
         s.admission.per_second = 0.5;
         assert_eq!(s.validate(), Ok(()));
+    }
+
+    use proptest::prelude::*;
+    use time::format_description::well_known::Rfc3339;
+    use time::{Date, Time, UtcOffset};
+
+    use crate::domain::{SeatRef, Venue, from_unix_ms, unix_ms};
+
+    /// Every instant `time` can hold, at every offset it can hold.
+    fn instants() -> impl Strategy<Value = OffsetDateTime> {
+        let day = Date::MIN.to_julian_day()..=Date::MAX.to_julian_day();
+        let offset = -93_599..=93_599i32;
+        (day, 0..86_400u32, 0..1_000_000_000u32, offset).prop_map(|(day, second, nano, offset)| {
+            let date = Date::from_julian_day(day).unwrap();
+            let time = Time::from_hms_nano((second / 3600) as u8, (second / 60 % 60) as u8, (second % 60) as u8, nano)
+                .unwrap();
+            date.with_time(time).assume_offset(UtcOffset::from_whole_seconds(offset).unwrap())
+        })
+    }
+
+    /// Mostly values the API accepts, sometimes anything the field's type can hold.
+    fn mostly<T: std::fmt::Debug + Clone + 'static>(
+        valid: impl Strategy<Value = T> + 'static,
+        wild: impl Strategy<Value = T> + 'static,
+    ) -> BoxedStrategy<T> {
+        prop_oneof![9 => valid, 1 => wild].boxed()
+    }
+
+    fn seconds() -> BoxedStrategy<u32> {
+        mostly(1..=MAX_SECONDS, any::<u32>())
+    }
+
+    fn sections() -> impl Strategy<Value = Section> {
+        let id = mostly("[A-Za-z0-9]{1,8}".boxed(), prop_oneof![Just("A".to_owned()), any::<String>()]);
+        let name = mostly("[A-Za-z][ A-Za-z]{0,10}".boxed(), any::<String>());
+        // 250,000 seats at most, so four sections stay within the limit; one in four is
+        // of any size the types allow, far beyond it.
+        let size = prop_oneof![3 => (1..=500u32, 1..=500u32), 1 => (any::<u32>(), any::<u32>())];
+        (id, name, mostly(0..=MAX_PRICE_CENTS, any::<i64>()), size).prop_map(
+            |(id, name, price_cents, (rows, seats_per_row))| Section { id, name, price_cents, rows, seats_per_row },
+        )
+    }
+
+    fn specs() -> impl Strategy<Value = EventSpec> {
+        let rate = mostly(1e-3..1e6f64, prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(0.0)]);
+        let admission = (rate, mostly(1..=MAX_ACTIVE, any::<u64>()), seconds(), seconds()).prop_map(
+            |(per_second, max_active, pass_seconds, abandon_seconds)| Admission {
+                per_second,
+                max_active,
+                pass_seconds,
+                abandon_seconds,
+            },
+        );
+        let name = mostly("[A-Za-z][ A-Za-z]{0,10}".boxed(), any::<String>());
+        let sections = mostly(prop::collection::vec(sections(), 1..=4), prop::collection::vec(sections(), 0..8));
+        (name, seconds(), mostly(1..=MAX_SEATS_PER_USER, any::<u32>()), admission, sections).prop_map(
+            |(name, hold_seconds, max_seats_per_user, admission, sections)| EventSpec {
+                name,
+                hold_seconds,
+                max_seats_per_user,
+                admission,
+                sections,
+                ..spec()
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn event_ids_parse_exactly_the_contract(raw in any::<String>(), shaped in "[a-z0-9A-Z_ -]{0,70}") {
+            for raw in [raw, shaped] {
+                let follows = (1..=64).contains(&raw.len())
+                    && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                match EventId::parse(&raw) {
+                    Ok(id) => {
+                        prop_assert!(follows, "{raw:?}");
+                        prop_assert_eq!(id.as_str(), raw.as_str());
+                        prop_assert_eq!(id.to_string(), raw);
+                    }
+                    Err(e) => {
+                        prop_assert!(!follows, "{raw:?}");
+                        prop_assert_eq!(e.field, "id");
+                    }
+                }
+            }
+        }
+
+        /// Any instant, at any offset: accepted ones are the same instant in UTC,
+        /// within what stores hold, and survive unix milliseconds and RFC 3339.
+        #[test]
+        fn instants_are_accepted_in_utc_or_refused_by_name(at in instants()) {
+            match utc_instant("starts_at", at) {
+                Ok(utc) => {
+                    prop_assert_eq!(utc, at);
+                    prop_assert_eq!(utc.offset(), UtcOffset::UTC);
+                    prop_assert!((1970..=9999).contains(&utc.year()));
+                    let ms = unix_ms(utc);
+                    let to_the_ms = utc.replace_nanosecond(u32::from(utc.millisecond()) * 1_000_000).unwrap();
+                    prop_assert_eq!(from_unix_ms(ms), Some(to_the_ms));
+                    let text = utc.format(&Rfc3339).unwrap();
+                    prop_assert_eq!(OffsetDateTime::parse(&text, &Rfc3339).unwrap(), utc);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.field, "starts_at");
+                    prop_assert!(at < EARLIEST || at > LATEST);
+                }
+            }
+        }
+
+        /// Validation never panics, and a spec it accepts is one the rest of the code
+        /// can count, lay out and price without overflow.
+        #[test]
+        fn whatever_validation_accepts_is_safe_to_serve(spec in specs()) {
+            if spec.validate().is_err() {
+                return Ok(());
+            }
+            let seats: u128 = spec.sections.iter().map(|s| u128::from(s.rows) * u128::from(s.seats_per_row)).sum();
+            prop_assert!((1..=u128::from(MAX_SEATS_PER_EVENT)).contains(&seats));
+            prop_assert_eq!(u128::from(spec.seats_total()), seats);
+            let venue = Venue::of(&spec);
+            for (section, s) in spec.sections.iter().enumerate() {
+                let last = SeatRef { section, row: s.rows, number: s.seats_per_row };
+                for seat in [SeatRef { section, row: 1, number: 1 }, last] {
+                    prop_assert_eq!(venue.parse(venue.id(seat).as_str()), Some(seat));
+                    prop_assert!(venue.index(seat) < seats as usize);
+                }
+                prop_assert_eq!(venue.section_index(&s.id), Some(section));
+                // An order of the most seats a person may hold, all at this price.
+                prop_assert!(s.price_cents.checked_mul(i64::from(spec.max_seats_per_user)).is_some());
+            }
+            let a = spec.admission;
+            prop_assert!(a.per_second.is_finite() && a.per_second > 0.0);
+            prop_assert!((1..=MAX_ACTIVE).contains(&a.max_active));
+            for seconds in [spec.hold_seconds, a.pass_seconds, a.abandon_seconds] {
+                // Durations reach the stores as milliseconds added to a unix time in milliseconds.
+                prop_assert!((1..=MAX_SECONDS).contains(&seconds));
+                prop_assert!(unix_ms(LATEST).checked_add(i64::from(seconds) * 1_000).is_some());
+            }
+        }
     }
 }

@@ -37,7 +37,11 @@ pub fn poll_after_ms(eta_seconds: u64, abandon_seconds: u32, jitter_seed: u64) -
     let abandon_ms = u64::from(abandon_seconds) * 1_000;
     // Three polls per abandonment window: one lost request never abandons anyone.
     let ceiling = CEILING_MS.min(abandon_ms / 3).max(100);
-    let base = if eta_seconds <= 5 { NEAR_FRONT_MS } else { (eta_seconds * 1_000 / POLLS_PER_WAIT).max(FAR_FLOOR_MS) };
+    let base = if eta_seconds <= 5 {
+        NEAR_FRONT_MS
+    } else {
+        (eta_seconds.saturating_mul(1_000) / POLLS_PER_WAIT).max(FAR_FLOOR_MS)
+    };
     let base = base.min(ceiling);
     // ±10% spread, never above the ceiling.
     let spread = base / 10;
@@ -86,6 +90,8 @@ mod tests {
         assert!(poll_after_ms(3600, 600, 0) >= 27_000);
         assert!(poll_after_ms(100, 60, 0) >= 9_000 && poll_after_ms(100, 60, 0) <= 11_000);
         assert!(poll_after_ms(1_000_000, 1, 7) <= 333);
+        // An estimate past u64::MAX / 1000 seconds (eta() saturates to u64::MAX) once overflowed.
+        assert!((27_000..=30_000).contains(&poll_after_ms(u64::MAX, 600, 7)));
     }
 
     #[test]
@@ -100,5 +106,79 @@ mod tests {
     fn jitter_spreads_a_crowd() {
         let distinct: std::collections::HashSet<_> = (0..100).map(|s| poll_after_ms(100, 60, s)).collect();
         assert!(distinct.len() > 50);
+    }
+
+    use proptest::prelude::*;
+
+    /// Rates of every kind a float can be, not only those validation lets through.
+    fn rates() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            0.0..1e6,
+            any::<f64>(),
+            prop::sample::select(vec![
+                0.0,
+                -0.0,
+                -1.0,
+                1e-300,
+                1e300,
+                f64::MIN_POSITIVE,
+                f64::MAX,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::NAN
+            ]),
+        ]
+    }
+
+    fn positions() -> impl Strategy<Value = u64> {
+        prop_oneof![0..10_000u64, any::<u64>(), Just(u64::MAX)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn the_bound_never_undercuts_the_estimate_for_any_input(position in positions(), rate in rates()) {
+            let e = eta(position, rate);
+            prop_assert!(e.max_seconds >= e.seconds, "{e:?}");
+            prop_assert!(e.max_seconds >= PESSIMISTIC_SLACK_SECONDS, "{e:?}");
+        }
+
+        /// At a rate a line can have, the estimate is at least one second for anyone
+        /// in it, never promises more than the rate allows, and grows with the position.
+        #[test]
+        fn the_estimate_follows_position_and_rate(position in positions(), more in 0..1_000u64, rate in 1e-3..1e9f64) {
+            let e = eta(position, rate);
+            if position > 0 {
+                prop_assert!(e.seconds >= 1, "{e:?}");
+            }
+            prop_assert!(e.seconds as f64 >= (position as f64 / rate).min(u64::MAX as f64) * (1.0 - 1e-9), "{e:?}");
+            let further = eta(position.saturating_add(more), rate);
+            prop_assert!(further.seconds >= e.seconds && further.max_seconds >= e.max_seconds);
+            let faster = eta(position, rate * 2.0);
+            prop_assert!(faster.seconds <= e.seconds && faster.max_seconds <= e.max_seconds);
+        }
+
+        /// Never above 30 s nor a third of the abandonment window (but never a busy
+        /// loop either), about a second near the front, and no faster than a second
+        /// (less 10% jitter) unless the abandonment window demands it.
+        #[test]
+        fn poll_intervals_stay_within_their_bounds(
+            eta_seconds in prop_oneof![0..10_000u64, any::<u64>()],
+            abandon_seconds in prop_oneof![0..200u32, any::<u32>()],
+            seed in any::<u64>(),
+        ) {
+            let ms = poll_after_ms(eta_seconds, abandon_seconds, seed);
+            let ceiling = CEILING_MS.min(u64::from(abandon_seconds) * 1_000 / 3).max(100);
+            prop_assert!(ms <= ceiling, "{ms} > {ceiling}");
+            prop_assert!(ms >= 90, "{ms}");
+            prop_assert!(ms >= NEAR_FRONT_MS.min(ceiling) * 9 / 10, "{ms}");
+            if eta_seconds <= 5 {
+                prop_assert!(ms <= NEAR_FRONT_MS * 11 / 10, "{ms}");
+            } else {
+                let far = eta_seconds.saturating_mul(1_000 / POLLS_PER_WAIT).max(FAR_FLOOR_MS).min(ceiling);
+                prop_assert!(ms >= far * 9 / 10, "{ms} < 90% of {far}");
+            }
+        }
     }
 }

@@ -72,4 +72,44 @@ mod tests {
         draw_order(&seed, &mut drawn, |id| *id);
         assert_ne!(arrivals, drawn);
     }
+
+    use proptest::prelude::*;
+
+    /// Pre-queue entrants as the admission worker draws them: `(seq, token id)`,
+    /// token ids distinct, in an arbitrary arrival order.
+    fn entrants() -> impl Strategy<Value = Vec<(u64, Uuid)>> {
+        prop::collection::hash_set(any::<u128>(), 0..60)
+            .prop_map(|ids| ids.into_iter().enumerate().map(|(i, id)| (i as u64 + 1, Uuid::from_u128(id))).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn the_draw_is_a_permutation_in_ascending_key_order(seed in any::<[u8; 32]>(), entrants in entrants()) {
+            let mut drawn = entrants.clone();
+            draw_order(&seed, &mut drawn, |e| e.1);
+            let mut sorted_in = entrants.clone();
+            let mut sorted_out = drawn.clone();
+            sorted_in.sort();
+            sorted_out.sort();
+            prop_assert_eq!(sorted_in, sorted_out);
+            let keys: Vec<[u8; 32]> = drawn.iter().map(|e| draw_key(&seed, &e.1)).collect();
+            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        }
+
+        /// The same seed and entrants give the same order whatever order they arrived in.
+        #[test]
+        fn the_draw_depends_on_the_seed_and_entrants_only(
+            seed in any::<[u8; 32]>(),
+            (entrants, arrived) in entrants().prop_flat_map(|e| (Just(e.clone()), Just(e).prop_shuffle())),
+        ) {
+            let (mut once, mut again, mut shuffled) = (entrants.clone(), entrants, arrived);
+            draw_order(&seed, &mut once, |e| e.1);
+            draw_order(&seed, &mut again, |e| e.1);
+            draw_order(&seed, &mut shuffled, |e| e.1);
+            prop_assert_eq!(&once, &again);
+            prop_assert_eq!(&once, &shuffled);
+        }
+    }
 }

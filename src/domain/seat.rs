@@ -115,6 +115,7 @@ fn is_decimal(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::event::MAX_SEATS_PER_EVENT;
     use crate::domain::event::tests::spec;
 
     fn two_sections() -> EventSpec {
@@ -178,5 +179,151 @@ mod tests {
         assert_eq!(names(venue.best_block(1, Some(1), taken(&[]))), Some(vec!["B2-1-1".into()]));
         assert_eq!(venue.best_block(5, None, taken(&[])), None);
         assert_eq!(venue.best_block(2, Some(1), taken(&["B2-1-2", "B2-1-3"])), None);
+    }
+
+    use proptest::prelude::*;
+
+    /// Valid specs of one to four sections of at most `rows` × `seats_per_row`
+    /// (at most 250,000 seats each, so four stay within the event's limit).
+    fn specs(rows: u32, seats_per_row: u32) -> impl Strategy<Value = EventSpec> {
+        assert!(u64::from(rows) * u64::from(seats_per_row) <= MAX_SEATS_PER_EVENT / 4);
+        prop::collection::hash_set("[A-Za-z0-9]{1,8}", 1..=4)
+            .prop_flat_map(move |ids| {
+                let dims = prop::collection::vec((1..=rows, 1..=seats_per_row), ids.len());
+                (Just(ids.into_iter().collect::<Vec<_>>()), dims)
+            })
+            .prop_map(|(ids, dims)| {
+                let mut s = spec();
+                s.sections = ids
+                    .into_iter()
+                    .zip(dims)
+                    .map(|(id, (rows, seats_per_row))| Section {
+                        id,
+                        name: "Section".into(),
+                        price_cents: 100,
+                        rows,
+                        seats_per_row,
+                    })
+                    .collect();
+                assert_eq!(s.validate(), Ok(()));
+                s
+            })
+    }
+
+    /// Text shaped like seat ids: a section id of the venue or not, then numbers or not.
+    fn seat_like(spec: &EventSpec) -> impl Strategy<Value = String> + use<> {
+        let ids: Vec<String> = spec.sections.iter().map(|s| s.id.clone()).collect();
+        let section = prop_oneof![prop::sample::select(ids), "[A-Za-z0-9-]{0,9}"];
+        let number = || prop_oneof![any::<u32>().prop_map(|n| n.to_string()), "[0-9+-]{0,12}", ".{0,3}"];
+        (section, number(), number(), prop::option::of(".{0,4}")).prop_map(|(section, row, seat, extra)| {
+            let mut raw = format!("{section}-{row}-{seat}");
+            if let Some(extra) = extra {
+                raw.push_str(&extra);
+            }
+            raw
+        })
+    }
+
+    /// Any seat of the spec's venue.
+    fn seats_of(spec: &EventSpec) -> impl Strategy<Value = SeatRef> + use<> {
+        let sizes: Vec<(u32, u32)> = spec.sections.iter().map(|s| (s.rows, s.seats_per_row)).collect();
+        (0..sizes.len()).prop_flat_map(move |section| {
+            let (rows, seats_per_row) = sizes[section];
+            (1..=rows, 1..=seats_per_row).prop_map(move |(row, number)| SeatRef { section, row, number })
+        })
+    }
+
+    /// The contract of `best_block`, by brute force: every window of `count` seats
+    /// in every row, in section, row and seat order.
+    fn first_free_run(
+        spec: &EventSpec,
+        count: u32,
+        only: Option<usize>,
+        free: impl Fn(SeatRef) -> bool,
+    ) -> Option<Vec<SeatRef>> {
+        if count == 0 {
+            return None;
+        }
+        let sections = spec.sections.iter().enumerate().filter(|&(i, _)| only.is_none_or(|only| only == i));
+        sections
+            .flat_map(|(section, s)| {
+                (1..=s.rows).flat_map(move |row| {
+                    (1..=s.seats_per_row.saturating_sub(count - 1)).map(move |first| {
+                        (first..first + count).map(|number| SeatRef { section, row, number }).collect::<Vec<_>>()
+                    })
+                })
+            })
+            .find(|run| run.iter().all(|&seat| free(seat)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever parses is spelled exactly as the venue spells that seat.
+        #[test]
+        fn seat_parse_never_panics_and_accepts_only_canonical_ids(
+            (spec, shaped) in specs(1_000, 250).prop_flat_map(|s| { let shaped = seat_like(&s); (Just(s), shaped) }),
+            raw in any::<String>(),
+        ) {
+            let venue = Venue::of(&spec);
+            for raw in [shaped, raw] {
+                if let Some(seat) = venue.parse(&raw) {
+                    prop_assert_eq!(venue.id(seat).to_string(), raw);
+                }
+            }
+        }
+
+        #[test]
+        fn every_seat_of_a_venue_round_trips_through_its_id(spec in specs(20, 30)) {
+            let venue = Venue::of(&spec);
+            let mut count = 0;
+            for (i, seat) in venue.seats().enumerate() {
+                prop_assert_eq!(venue.parse(venue.id(seat).as_str()), Some(seat));
+                prop_assert_eq!(venue.index(seat), i);
+                count += 1;
+            }
+            prop_assert_eq!(count, spec.seats_total());
+        }
+
+        #[test]
+        fn far_seats_of_large_venues_round_trip_too(
+            (spec, picks) in specs(1_000, 250).prop_flat_map(|s| {
+                let picks = prop::collection::vec(seats_of(&s), 1..20);
+                (Just(s), picks)
+            }),
+        ) {
+            let venue = Venue::of(&spec);
+            for seat in picks {
+                prop_assert_eq!(venue.parse(venue.id(seat).as_str()), Some(seat));
+            }
+        }
+
+        /// `best_block` is exactly the first run of `count` free adjacent seats in one
+        /// row, lowest section, row and seat first, or nothing when there is none.
+        #[test]
+        fn best_block_is_the_first_free_adjacent_run_or_nothing(
+            (spec, free) in specs(4, 8).prop_flat_map(|s| {
+                let free = prop::collection::vec(prop::bool::weighted(0.7), s.seats_total() as usize);
+                (Just(s), free)
+            }),
+            count in 0..=9u32,
+            only in prop::option::of(0..5usize),
+        ) {
+            let venue = Venue::of(&spec);
+            let is_free = |seat: SeatRef| free[venue.index(seat)];
+            let block = venue.best_block(count, only, is_free);
+            if let Some(block) = &block {
+                prop_assert_eq!(block.len(), count as usize);
+                let first = block[0];
+                prop_assert!(only.is_none_or(|only| only == first.section));
+                for (offset, &seat) in block.iter().enumerate() {
+                    prop_assert!(is_free(seat));
+                    let next = SeatRef { number: first.number + offset as u32, ..first };
+                    prop_assert_eq!(seat, next);
+                }
+            }
+            let expected = first_free_run(&spec, count, only, is_free);
+            prop_assert_eq!(block, expected);
+        }
     }
 }

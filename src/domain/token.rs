@@ -223,4 +223,154 @@ mod tests {
             assert_eq!(TokenKey::parse(bad), None);
         }
     }
+
+    use proptest::prelude::*;
+
+    fn keys() -> impl Strategy<Value = TokenKey> {
+        (any::<bool>(), any::<u64>())
+            .prop_map(|(pre, seq)| if pre { TokenKey::pre_queue(seq) } else { TokenKey::regular(seq) })
+    }
+
+    fn tokens() -> impl Strategy<Value = QueueToken> {
+        ("[a-z0-9-]{1,64}", keys(), any::<u128>()).prop_map(|(event, key, id)| QueueToken {
+            event: EventId::parse(&event).unwrap(),
+            key,
+            token_id: Uuid::from_u128(id),
+        })
+    }
+
+    fn passes() -> impl Strategy<Value = Pass> {
+        (tokens(), any::<i64>()).prop_map(|(t, expires_at_ms)| Pass {
+            event: t.event,
+            key: t.key,
+            token_id: t.token_id,
+            expires_at_ms,
+        })
+    }
+
+    /// Payloads shaped like the signed ones, each field either well-formed or garbage.
+    fn payloads() -> impl Strategy<Value = String> {
+        let tag = prop_oneof![Just(TOKEN_TAG.to_owned()), Just(PASS_TAG.to_owned()), "[a-z0-9]{0,3}"];
+        let event = prop_oneof!["[a-z0-9-]{1,64}", ".{0,70}"];
+        let key = prop_oneof![keys().prop_map(|k| k.to_string()), "[pr]?[+-]?[0-9]{0,22}", ".{0,4}"];
+        let id = prop_oneof![any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()), "[0-9a-fA-F{}-]{0,40}"];
+        let ms = prop_oneof![any::<i64>().prop_map(|n| n.to_string()), "[+-]?[0-9]{0,22}", ".{0,4}"];
+        let fields = prop::collection::vec(".{0,4}", 0..2);
+        (tag, event, key, id, prop::option::of(ms), fields).prop_map(|(tag, event, key, id, ms, extra)| {
+            let mut parts = vec![tag, event, key, id];
+            parts.extend(ms);
+            parts.extend(extra);
+            parts.join("|")
+        })
+    }
+
+    /// Deployment secrets as configuration carries them: text, never a NUL (HMAC pads
+    /// short keys with zeros, so `"k"` and `"k\0"` are the same key by design).
+    fn secrets() -> impl Strategy<Value = String> {
+        "[ -~]{1,80}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn token_key_parse_never_panics(raw in any::<String>(), shaped in "[pr]?[+-]?[0-9]{0,25}") {
+            for raw in [raw, shaped] {
+                if let Some(key) = TokenKey::parse(&raw) {
+                    prop_assert_eq!(TokenKey::parse(&key.to_string()), Some(key));
+                }
+            }
+        }
+
+        #[test]
+        fn token_keys_display_then_parse_to_themselves(key in keys()) {
+            prop_assert_eq!(TokenKey::parse(&key.to_string()), Some(key));
+        }
+
+        #[test]
+        fn verifying_arbitrary_text_never_panics(raw in any::<String>(), shaped in "[A-Za-z0-9_.=+/-]{0,600}") {
+            let signer = Signer::new(b"secret", "ns");
+            for raw in [raw, shaped] {
+                prop_assert_eq!(signer.verify_token(&raw), None);
+                prop_assert_eq!(signer.verify_pass(&raw), None);
+            }
+        }
+
+        /// Past the MAC, the payload parsers see every shape a signer could have
+        /// sealed: none panics, and whatever verifies signs back to itself.
+        #[test]
+        fn parsing_any_sealed_payload_never_panics(payload in payloads()) {
+            let signer = Signer::new(b"secret", "ns");
+            let sealed = signer.seal(&payload);
+            if let Some(token) = signer.verify_token(&sealed) {
+                prop_assert_eq!(signer.verify_token(&signer.sign_token(&token)), Some(token));
+            }
+            if let Some(pass) = signer.verify_pass(&sealed) {
+                prop_assert_eq!(signer.verify_pass(&signer.sign_pass(&pass)), Some(pass));
+            }
+        }
+
+        #[test]
+        fn signed_tokens_and_passes_verify_to_themselves_and_only_as_their_kind(
+            token in tokens(),
+            pass in passes(),
+            secret in secrets(),
+            namespace in "[a-z0-9_]{0,20}",
+        ) {
+            let signer = Signer::new(secret.as_bytes(), &namespace);
+            let raw_token = signer.sign_token(&token);
+            let raw_pass = signer.sign_pass(&pass);
+            prop_assert_eq!(signer.verify_token(&raw_token), Some(token));
+            prop_assert_eq!(signer.verify_pass(&raw_pass), Some(pass));
+            prop_assert_eq!(signer.verify_pass(&raw_token), None);
+            prop_assert_eq!(signer.verify_token(&raw_pass), None);
+        }
+
+        #[test]
+        fn any_single_character_change_is_rejected(
+            token in tokens(),
+            pass in passes(),
+            at in any::<prop::sample::Index>(),
+            replacement in prop_oneof![
+                prop::sample::select(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=".to_vec())
+                    .prop_map(char::from),
+                any::<char>(),
+            ],
+        ) {
+            let signer = Signer::new(b"secret", "ns");
+            for raw in [signer.sign_token(&token), signer.sign_pass(&pass)] {
+                let mut chars: Vec<char> = raw.chars().collect();
+                let i = at.index(chars.len());
+                if chars[i] == replacement {
+                    continue;
+                }
+                chars[i] = replacement;
+                let forged: String = chars.into_iter().collect();
+                prop_assert_eq!(signer.verify_token(&forged), None, "{} from {}", forged, raw);
+                prop_assert_eq!(signer.verify_pass(&forged), None, "{} from {}", forged, raw);
+            }
+        }
+
+        #[test]
+        fn another_secret_or_namespace_verifies_nothing(
+            token in tokens(),
+            pass in passes(),
+            (secret, other_secret) in (secrets(), secrets()),
+            (namespace, other_namespace) in ("[a-z0-9_]{0,20}", "[a-z0-9_]{0,20}"),
+        ) {
+            let signer = Signer::new(secret.as_bytes(), &namespace);
+            let (raw_token, raw_pass) = (signer.sign_token(&token), signer.sign_pass(&pass));
+            let mut others = Vec::new();
+            if other_secret != secret {
+                others.push(Signer::new(other_secret.as_bytes(), &namespace));
+            }
+            if other_namespace != namespace {
+                others.push(Signer::new(secret.as_bytes(), &other_namespace));
+            }
+            for other in others {
+                prop_assert_eq!(other.verify_token(&raw_token), None);
+                prop_assert_eq!(other.verify_pass(&raw_pass), None);
+            }
+        }
+    }
 }

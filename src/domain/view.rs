@@ -447,4 +447,181 @@ mod tests {
         assert_eq!(v.measured_rate(2_000), Some(10.0));
         assert_eq!(v.measured_rate(60_000), None);
     }
+
+    use std::collections::HashSet;
+
+    use proptest::prelude::*;
+
+    fn keys(pre_queue: u64, regular: u64) -> impl Strategy<Value = TokenKey> {
+        prop_oneof![
+            (1..=pre_queue.max(1)).prop_map(TokenKey::pre_queue),
+            (1..=regular.max(1)).prop_map(TokenKey::regular)
+        ]
+    }
+
+    fn departures() -> impl Strategy<Value = Departure> {
+        prop_oneof![Just(Departure::Left), Just(Departure::PassEnded), Just(Departure::Abandoned)]
+    }
+
+    /// Every entry the log can hold; times are unix milliseconds, never before 1970.
+    fn entries() -> impl Strategy<Value = LogEntry> {
+        let any_key = (any::<bool>(), any::<u64>())
+            .prop_map(|(pre, seq)| if pre { TokenKey::pre_queue(seq) } else { TokenKey::regular(seq) });
+        prop_oneof![
+            any::<u64>().prop_map(|prequeue| LogEntry::Frozen { prequeue }),
+            Just(LogEntry::Drawn),
+            (any::<u64>(), any::<u64>(), any::<u64>(), 0..=i64::MAX)
+                .prop_map(|(from, to, admitted, at_ms)| LogEntry::Consumed { from, to, admitted, at_ms }),
+            (any_key, departures()).prop_map(|(key, why)| LogEntry::Departed { key, why }),
+        ]
+    }
+
+    /// What happens to a line after its sale opens, as the log and the process see it.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Consume {
+            count: u64,
+            admitted: u64,
+        },
+        /// A range the view has already passed, read again.
+        Stale {
+            back: u64,
+        },
+        Depart(TokenKey, Departure),
+        /// The process loads the published draw (if the view is waiting for it).
+        LoadDraw,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Line {
+        /// `draw[seq - 1]` as the admission worker makes it: a fair order of the
+        /// joins that succeeded, 0 for those that failed.
+        draw: Vec<u32>,
+        regular: u64,
+        /// Pre-queue tokens that left before the sale opened.
+        left_early: Vec<TokenKey>,
+        steps: Vec<Step>,
+    }
+
+    fn lines() -> impl Strategy<Value = Line> {
+        (prop::collection::vec(prop::bool::weighted(0.85), 0..8), 0..12u64)
+            .prop_flat_map(|(joined, regular)| {
+                let succeeded = joined.iter().filter(|&&ok| ok).count() as u32;
+                let order = Just((1..=succeeded).collect::<Vec<u32>>()).prop_shuffle();
+                let prequeue = joined.len() as u64;
+                let step = prop_oneof![
+                    3 => (1..4u64, 0..4u64)
+                        .prop_map(|(count, admitted)| Step::Consume { count, admitted: admitted.min(count) }),
+                    1 => (0..3u64).prop_map(|back| Step::Stale { back }),
+                    3 => (keys(prequeue, regular), departures()).prop_map(|(key, why)| Step::Depart(key, why)),
+                    1 => Just(Step::LoadDraw),
+                ];
+                let left_early = prop::collection::vec((1..=prequeue.max(1)).prop_map(TokenKey::pre_queue), 0..3);
+                (Just(joined), order, Just(regular), left_early, prop::collection::vec(step, 0..40))
+            })
+            .prop_map(|(joined, order, regular, left_early, steps)| {
+                let mut ranks = order.into_iter();
+                let draw = joined.iter().map(|&ok| if ok { ranks.next().unwrap_or(0) } else { 0 }).collect();
+                let left_early = if joined.is_empty() { Vec::new() } else { left_early };
+                Line { draw, regular, left_early, steps }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn log_entries_display_then_parse_to_themselves(entry in entries()) {
+            prop_assert_eq!(entry.to_string().parse::<LogEntry>().ok(), Some(entry));
+        }
+
+        /// Whatever parses reads back the same once written out again.
+        #[test]
+        fn parsing_any_text_never_panics(
+            raw in any::<String>(),
+            shaped in "[zdclexq]{0,2}(:([pr]?[+-]?[0-9]{0,21}|.{0,3})){0,6}",
+        ) {
+            for raw in [raw, shaped] {
+                if let Ok(entry) = raw.parse::<LogEntry>() {
+                    prop_assert_eq!(entry.to_string().parse::<LogEntry>().ok(), Some(entry));
+                }
+            }
+        }
+
+        /// Every token's position, as one process's view reads it, never goes up as
+        /// the log grows, is at least 1, and once the view knows the draw it counts
+        /// exactly the people still ahead plus one; a token that left the line for
+        /// good never reads as waiting again.
+        #[test]
+        fn positions_never_go_up_and_count_the_people_ahead(line in lines()) {
+            let prequeue = line.draw.len() as u64;
+            let mut view = LineView::default();
+            for &key in &line.left_early {
+                view.apply(LogEntry::Departed { key, why: Departure::Left });
+            }
+            view.apply(LogEntry::Frozen { prequeue });
+            if prequeue > 0 {
+                view.apply(LogEntry::Drawn);
+            }
+            let rank = |key: TokenKey| match key.kind {
+                TokenKind::Regular => Some(prequeue + key.seq),
+                TokenKind::PreQueue => line.draw.get(key.seq as usize - 1).filter(|&&r| r != 0).map(|&r| u64::from(r)),
+            };
+            let watched: Vec<TokenKey> =
+                (1..=prequeue).map(TokenKey::pre_queue).chain((1..=line.regular).map(TokenKey::regular)).collect();
+            // The first departure of a token decides whether it left the line.
+            let mut first_departure: HashMap<TokenKey, Departure> =
+                line.left_early.iter().map(|&key| (key, Departure::Left)).collect();
+            let mut last: HashMap<TokenKey, u64> = HashMap::new();
+            let mut gone: HashSet<TokenKey> = HashSet::new();
+            for step in line.steps.iter().cloned().map(Some).chain([None]) {
+                match step {
+                    Some(Step::Consume { count, admitted }) => {
+                        let from = view.consumed() + 1;
+                        view.apply(LogEntry::Consumed { from, to: from + count - 1, admitted, at_ms: 0 });
+                    }
+                    Some(Step::Stale { back }) => {
+                        let to = view.consumed().saturating_sub(back);
+                        view.apply(LogEntry::Consumed { from: 1, to, admitted: 0, at_ms: 0 });
+                    }
+                    Some(Step::Depart(key, why)) => {
+                        first_departure.entry(key).or_insert(why);
+                        view.apply(LogEntry::Departed { key, why });
+                    }
+                    // The process loads the draw some time after the log says it is published.
+                    Some(Step::LoadDraw) | None => {
+                        if view.needs_draw() {
+                            view.install_draw(line.draw.clone());
+                        }
+                    }
+                }
+                let left_ranks: HashSet<u64> = first_departure
+                    .iter()
+                    .filter(|&(_, why)| *why == Departure::Left)
+                    .filter_map(|(&key, _)| rank(key))
+                    .collect();
+                let draw_known = !view.needs_draw();
+                for &key in &watched {
+                    match view.status(key, 0, 60, true) {
+                        TokenStatus::Waiting { position } => {
+                            prop_assert!(position >= 1, "{key}: {position}");
+                            prop_assert!(!gone.contains(&key), "{key} reads as waiting again");
+                            if let Some(&before) = last.get(&key) {
+                                prop_assert!(position <= before, "{key} went up from {before} to {position}");
+                            }
+                            last.insert(key, position);
+                            if let (true, Some(rank)) = (draw_known, rank(key)) {
+                                let ahead = (view.consumed() + 1..rank).filter(|r| !left_ranks.contains(r)).count();
+                                prop_assert_eq!(position, ahead as u64 + 1, "{} at rank {}", key, rank);
+                            }
+                        }
+                        TokenStatus::PreQueue => prop_assert!(false, "{key} reads as pre-queue after the sale opened"),
+                        TokenStatus::Admitted { .. } | TokenStatus::Expired | TokenStatus::Left => {
+                            gone.insert(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

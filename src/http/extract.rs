@@ -132,4 +132,53 @@ mod tests {
         // Wrong types that are not arrays-for-objects are left to the deserializer's message.
         assert_eq!(check(json!({"sections": "A"})), Ok(()));
     }
+
+    use proptest::prelude::*;
+
+    /// Any JSON value, nested a few levels, with the field names the shapes look for.
+    fn values() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            let name = prop_oneof![Just("admission".to_owned()), Just("sections".to_owned()), ".{0,6}"];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((name, inner), 0..6)
+                    .prop_map(|fields| Value::Object(fields.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Never panics; refuses exactly the bodies with a non-object where the shape
+        /// wants one, and names that place.
+        #[test]
+        fn the_shape_check_never_panics_and_refuses_exactly_misplaced_non_objects(body in values()) {
+            let misplaced = |v: Option<&Value>| v.is_some_and(|v| !v.is_object() && !v.is_null());
+            let expected = if misplaced(Some(&body)) {
+                Some("the body".to_owned())
+            } else if misplaced(body.get("admission")) {
+                Some("admission".to_owned())
+            } else {
+                body.get("sections")
+                    .and_then(Value::as_array)
+                    .and_then(|items| items.iter().position(|item| misplaced(Some(item))))
+                    .map(|i| format!("sections[{i}]"))
+            };
+            match check(body.clone()) {
+                Ok(()) => prop_assert_eq!(expected, None, "{}", body),
+                Err(message) => {
+                    let at = expected.unwrap_or_else(|| panic!("refused {body}: {message}"));
+                    prop_assert_eq!(message, format!("{at}: must be a JSON object"));
+                }
+            }
+        }
+    }
 }

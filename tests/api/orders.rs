@@ -1,13 +1,15 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_in};
+use crate::helpers::{TestApp, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with};
 
 /// A fast-admitting event; `overrides` replaces top-level fields.
 pub(crate) async fn sale(app: &TestApp, id: &str, overrides: Value) {
@@ -153,6 +155,60 @@ async fn a_pass_never_owns_more_than_its_limit_even_concurrently() {
     let limited = racing.iter().filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY).count();
     assert_eq!((created, limited), (1, 9), "exactly one more seat fits under the limit");
     assert_eq!(app.stats("limit").await.u64("held_seats"), 4);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_over_its_rate_and_a_refused_hold_holds_nothing() {
+    let app = spawn_app_with(&fresh_namespace(), |c| c.client_rate = 3).await;
+    sale(&app, "hurried", json!({ "max_seats_per_user": 6 })).await;
+    let pass = app.admitted_pass("hurried").await;
+    // The join spent one of the client's three a second: joins and holds share a bucket.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    let seats: Vec<String> = (1..=6).map(|n| format!("A-1-{n}")).collect();
+    let mut burst: FuturesUnordered<_> = seats
+        .iter()
+        .map(|seat| {
+            let (app, pass) = (&app, &pass);
+            async move { (seat.clone(), app.hold_seats("hurried", pass, &[seat]).await) }
+        })
+        .collect();
+    let (mut held, mut refused, mut join_when_empty) = (Vec::new(), Vec::new(), None);
+    while let Some((seat, reply)) = burst.next().await {
+        match reply.status {
+            StatusCode::CREATED => held.push(seat),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_eq!(reply.error(), "rate_limited");
+                assert_eq!(reply.headers["retry-after"], "1");
+                if join_when_empty.is_none() {
+                    // Answered at once, so the bucket is still empty: a join is refused too.
+                    join_when_empty = Some(app.join("hurried", None).await.status);
+                }
+                refused.push(seat);
+            }
+            other => panic!("{seat}: {other} {}", reply.body),
+        }
+    }
+    drop(burst);
+    assert_eq!((held.len(), refused.len()), (3, 3), "a burst of one second's worth, then 429");
+    assert_eq!(join_when_empty, Some(StatusCode::TOO_MANY_REQUESTS), "joins and holds share the client's rate");
+
+    assert_eq!(app.stats("hurried").await.u64("held_seats"), 3, "refused holds hold nothing");
+    eventually(Duration::from_secs(3), "the map shows the held seats, and the refused ones free", || async {
+        let map = app.seat_states("hurried").await;
+        held.iter().all(|s| map[s] == "held") && refused.iter().all(|s| map[s] == "free")
+    })
+    .await;
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let later = app.hold_seats("hurried", &pass, &refused).await;
+    assert_eq!(later.status, StatusCode::CREATED, "the bucket refills and the seats are free: {}", later.body);
+    let (mut got, mut wanted) = (seats_of(&later), refused.clone());
+    got.sort();
+    wanted.sort();
+    assert_eq!(got, wanted);
     app.finish().await;
 }
 
