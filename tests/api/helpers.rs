@@ -166,6 +166,18 @@ pub async fn send(
     body: Option<Value>,
     bearer: Option<&str>,
 ) -> Reply {
+    try_send(client, base, method, path, body, bearer).await.expect("the request is answered")
+}
+
+/// One request, or the error of a service that did not answer (a test that kills it).
+pub async fn try_send(
+    client: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> Result<Reply, reqwest::Error> {
     let mut req = client.request(method, format!("{base}{path}"));
     if let Some(body) = body {
         req = req.json(&body);
@@ -173,12 +185,12 @@ pub async fn send(
     if let Some(bearer) = bearer {
         req = req.bearer_auth(bearer);
     }
-    let res = req.send().await.expect("the request is answered");
+    let res = req.send().await?;
     let status = res.status();
     let headers = res.headers().clone();
-    let text = res.text().await.expect("a body");
+    let text = res.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply { status, headers, body }
+    Ok(Reply { status, headers, body })
 }
 
 impl TestApp {

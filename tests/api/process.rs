@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    amqp_url, database_url, embedded, event_body, forget, fresh_namespace, redis_url, send, sqlite_path,
+    Reply, amqp_url, database_url, embedded, event_body, forget, fresh_namespace, redis_url, send, sqlite_path,
+    try_send,
 };
 
 pub struct Service {
@@ -61,6 +62,17 @@ impl Service {
     ) -> (StatusCode, Value) {
         let reply = send(&self.client, &self.base, method, path, body, bearer).await;
         (reply.status, reply.body)
+    }
+
+    /// One request, or the error of a service that is gone.
+    async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> Result<Reply, reqwest::Error> {
+        try_send(&self.client, &self.base, method, path, body, bearer).await
     }
 
     pub fn kill9(mut self) {
@@ -164,4 +176,124 @@ async fn what_was_acknowledged_survives_kill_9() {
     assert_eq!(stats["admitted_total"].as_u64(), Some(2), "no one was admitted twice: {stats}");
     service.kill9();
     forget(&namespace, &[EventId::parse("durable").expect("a valid id")]).await;
+}
+
+/// What the service acknowledged to the visitors of a load.
+#[derive(Default)]
+struct Acknowledged {
+    /// Each token joined, with the last position it read (`None` once admitted).
+    joins: Vec<(String, Option<u64>)>,
+    /// Orders held (`201`), with the pass that holds them.
+    holds: Vec<(String, String)>,
+    /// Orders paid (`200`).
+    paid: Vec<String>,
+}
+
+/// One visitor after another: join, poll until admitted, hold one seat, pay
+/// every other hold; until the service stops answering.
+async fn visit_until_gone(service: &Service, ledger: &std::sync::Mutex<Acknowledged>, seed: usize) {
+    use reqwest::Method;
+    let note = |f: &mut dyn FnMut(&mut Acknowledged)| f(&mut ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    for visit in seed.. {
+        let Ok(joined) = service.try_send(Method::POST, "/api/events/busy/queue", None, None).await else { return };
+        assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+        let token = joined.str("token").to_owned();
+        let index = { ledger.lock().unwrap_or_else(|p| p.into_inner()).joins.len() };
+        note(&mut |l| l.joins.push((token.clone(), joined.body["position"].as_u64())));
+        let pass = loop {
+            let Ok(poll) = service.try_send(Method::GET, &format!("/api/queue/{token}"), None, None).await else {
+                return;
+            };
+            let position = poll.body["position"].as_u64();
+            note(&mut |l| {
+                if let Some(entry) = l.joins.iter_mut().skip(index).find(|(t, _)| *t == token) {
+                    entry.1 = position;
+                }
+            });
+            if let Some(pass) = poll.body["pass"].as_str() {
+                break pass.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let hold = json!({ "best_available": { "count": 1 } });
+        let Ok(held) = service.try_send(Method::POST, "/api/events/busy/holds", Some(hold), Some(&pass)).await else {
+            return;
+        };
+        assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+        let order = held.str("order_id").to_owned();
+        note(&mut |l| l.holds.push((order.clone(), pass.clone())));
+        if visit % 2 == 0 {
+            let path = format!("/api/orders/{order}/pay");
+            let Ok(paid) = service.try_send(Method::POST, &path, Some(json!({ "payment_ref": "x" })), Some(&pass)).await
+            else {
+                return;
+            };
+            assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+            note(&mut |l| l.paid.push(order.clone()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_was_acknowledged_under_load_survives_kill_9() {
+    use reqwest::Method;
+    let namespace = fresh_namespace();
+    let port = free_port();
+    let service = std::sync::Arc::new(Service::start(&namespace, port).await);
+    let admin = Some("kill-test-admin");
+    let admission = json!({ "per_second": 100, "max_active": 40, "pass_seconds": 600 });
+    let event = event_body("busy", json!({ "hold_seconds": 120, "admission": admission }));
+    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), admin).await.0, StatusCode::CREATED);
+
+    let ledger = std::sync::Arc::new(std::sync::Mutex::new(Acknowledged::default()));
+    let visitors: Vec<_> = (0..24)
+        .map(|seed| {
+            let (service, ledger) = (service.clone(), ledger.clone());
+            tokio::spawn(async move { visit_until_gone(&service, &ledger, seed).await })
+        })
+        .collect();
+    // Kill it while visitors are joining, polling, holding and paying.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let pid = service.child.id();
+    let killed = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    for visitor in visitors {
+        visitor.await.expect("a visitor's checks held");
+    }
+    let service = Service::start(&namespace, port).await;
+    let Acknowledged { joins, holds, paid } = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    assert!(joins.len() > 40 && holds.len() > 10 && !paid.is_empty(), "a load ran: {} joins", joins.len());
+
+    // Every join is still in line or admitted, never further back than it last read.
+    let mut admitted = 0;
+    for (token, last) in &joins {
+        let (status, body) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        match (body["state"].as_str(), last) {
+            (Some("admitted"), _) => admitted += 1,
+            (Some("waiting"), Some(before)) => {
+                assert!(body["position"].as_u64().unwrap() <= *before, "a position went up: {before} -> {body}")
+            }
+            _ => panic!("a join acknowledged before the kill reads {body} (last read at {last:?})"),
+        }
+    }
+    // Every hold and payment is as acknowledged, and no seat is in two orders.
+    let mut seats = std::collections::HashSet::new();
+    for (order, pass) in &holds {
+        let (status, body) = service.send(Method::GET, &format!("/api/orders/{order}"), None, Some(pass)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let wanted = if paid.contains(order) { "paid" } else { "pending" };
+        assert_eq!(body["status"], wanted, "{body}");
+        for seat in body["seats"].as_array().unwrap() {
+            assert!(seats.insert(seat.as_str().unwrap().to_owned()), "{seat} is in two orders");
+        }
+    }
+    let (_, stats) = service.send(Method::GET, "/api/admin/events/busy/stats", None, admin).await;
+    let count = |f: &str| stats[f].as_u64().unwrap();
+    assert_eq!(count("sold_seats") + count("held_seats") + count("available_seats"), 200, "{stats}");
+    assert!(count("sold_seats") >= paid.len() as u64 && count("orders_paid") == count("sold_seats"), "{stats}");
+    assert!(count("active") <= 40, "max_active held across the kill: {stats}");
+    assert!(count("admitted_total") >= admitted, "every admission counted: {stats}, {admitted} read admitted");
+    service.kill9();
+    forget(&namespace, &[EventId::parse("busy").expect("a valid id")]).await;
 }
