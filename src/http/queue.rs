@@ -97,6 +97,13 @@ pub async fn poll(
     token: Result<PathParam, ApiError>,
 ) -> Result<Json<StatusBody>, ApiError> {
     let (token, event) = verify(&state, token)?;
+    // Only in the moment after the sale opens, before this process has read the
+    // pre-queue's close: without it a regular token's position would later go up.
+    if !state.line.can_place(&token)
+        && let Err(e) = state.line.catch_up(&event).await
+    {
+        tracing::debug!(error = %e, "could not read the log before placing a token");
+    }
     Ok(Json(describe(&state, &event, &token, OffsetDateTime::now_utc())))
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use super::spawn_every;
 use crate::domain::{
-    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenStatus, unix_ms,
+    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenKind, TokenStatus, unix_ms,
 };
 use crate::ports::{
     AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError, LeaveOutcome,
@@ -183,6 +183,12 @@ impl Line {
             line.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(token.key);
         }
         Standing { status, measured_rate }
+    }
+
+    /// Whether this process's view can place `token` yet: a regular token ranks
+    /// after the pre-queue, whose size the view learns from the log.
+    pub fn can_place(&self, token: &QueueToken) -> bool {
+        token.key.kind == TokenKind::PreQueue || self.line(&token.event).view().rank_of(token.key).is_some()
     }
 
     /// Every rank up to this one was consumed, as far as this process has seen.

@@ -400,3 +400,24 @@ async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_th
     assert_eq!(books, [2, 1, 7]);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_process_that_has_not_yet_read_the_prequeue_close_still_counts_the_prequeue() {
+    use time::format_description::well_known::Rfc3339;
+    let app = spawn_app().await;
+    let opens = OffsetDateTime::now_utc() + Duration::from_secs(2);
+    app.event("lagging", json!({ "paused": true, "on_sale_at": opens.format(&Rfc3339).unwrap() })).await;
+    for _ in 0..5 {
+        assert_eq!(app.join("lagging", None).await.str("state"), "pre_queue");
+    }
+    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(2_200)).await;
+    let joined: Vec<String> = futures_util::future::join_all((0..3).map(|_| app.joined("lagging"))).await;
+    // A process that starts now has read nothing of the log when it is first polled.
+    let other = spawn_app_in(&app.namespace).await;
+    let polled = futures_util::future::join_all(joined.iter().map(|token| other.poll(token))).await;
+    let mut positions: Vec<u64> = polled.iter().map(|reply| reply.u64("position")).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, [6, 7, 8], "the other process counts the pre-queue too");
+    other.stop().await;
+    app.finish().await;
+}
