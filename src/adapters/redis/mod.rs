@@ -24,7 +24,7 @@ use crate::ports::{
 };
 
 /// How long one command may take before the request gets a clear 503.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Log entries read per round trip when a view catches up.
 const LOG_PAGE: i64 = 10_000;
 
@@ -404,7 +404,11 @@ impl AdmissionStore for RedisStore {
             });
         }
         let reply: Vec<u64> = self
-            .run(&self.scripts.admit, vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts()], args)
+            .run(
+                &self.scripts.admit,
+                vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts(), k.failed()],
+                args,
+            )
             .await?;
         match reply.as_slice() {
             &[consumed, admitted, room] => Ok(AdmitOutcome { consumed, admitted, room }),

@@ -3,7 +3,9 @@
 -- max_active valid passes exist. Appends what it did to the event's log.
 -- Once every seat is sold nobody more is admitted: waiting tokens read sold_out
 -- and must never read admitted after that.
--- KEYS: line (hash), active (zset), left (set), seen (hash), log (list), seat counts (hash)
+-- A join whose publish got no confirm in time was answered 503 and marked
+-- failed, but its message may still reach the line: its place is skipped too.
+-- KEYS: line (hash), active (zset), left (set), seen (hash), log (list), seat counts (hash), failed (set)
 -- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, seats_total, then pairs: rank, key
 --   where key is "" for a place nobody holds, and "!<key>" for a join that never
 --   arrived (logged as departed, so that its token can never read admitted)
@@ -24,6 +26,9 @@ for i = 7, #ARGV, 2 do
     last = rank
   elseif string.sub(key, 1, 1) == '!' then
     redis.call('RPUSH', KEYS[5], 'x:' .. string.sub(key, 2))
+    last = rank
+  elseif redis.call('SISMEMBER', KEYS[7], key) == 1 then
+    redis.call('RPUSH', KEYS[5], 'x:' .. key)
     last = rank
   elseif tonumber(redis.call('HGET', KEYS[4], key) or '0') < cutoff then
     redis.call('RPUSH', KEYS[5], 'x:' .. key)
