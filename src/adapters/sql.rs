@@ -21,6 +21,10 @@ use crate::ports::{
     LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
+/// How long an operation waits for a connection (a new one, or an idle one
+/// that must answer a ping) before it fails with a clear 503.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("postgres", e)
 }
@@ -41,7 +45,7 @@ impl PgEvents {
 
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(3))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.options([("search_path", namespace)]))
             .await
             .map_err(unavailable)?;

@@ -41,7 +41,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 /// No request is worked on for longer than this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -138,7 +138,10 @@ async fn record_metrics(req: Request, next: Next) -> Response {
 /// The request histograms by route, method and status, registered once each:
 /// recording a request then allocates nothing (the status poll is the hottest path).
 #[derive(Default)]
-struct RequestTimers(RwLock<HashMap<String, HashMap<(Method, StatusCode), Histogram>>>);
+struct RequestTimers(RwLock<HashMap<String, TimersByOutcome>>);
+
+/// One route's histograms, by method and status.
+type TimersByOutcome = HashMap<(Method, StatusCode), Histogram>;
 
 impl RequestTimers {
     fn timer(&self, route: &str, method: &Method, status: StatusCode) -> Histogram {

@@ -198,10 +198,14 @@ impl Booking {
             issued_at_ms: pass.expires_at_ms - i64::from(event.spec.admission.pass_seconds) * 1_000,
             expires_at_ms: pass.expires_at_ms,
         };
-        let mut outcome = self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await?;
+        let hold = async || match self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => Err(self.undo_unanswered_hold(event.id(), order, &holder, &ids, e).await),
+        };
+        let mut outcome = hold().await?;
         if outcome == HoldOutcome::NeedsRebuild {
             self.rebuild(event.id(), false).await?;
-            outcome = self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await?;
+            outcome = hold().await?;
         }
         match outcome {
             HoldOutcome::Held(counts) => {
@@ -214,6 +218,28 @@ impl Booking {
             HoldOutcome::PassEnded => Err(BookingError::InvalidPass),
             HoldOutcome::NeedsRebuild => Err(BackendError::new("redis", "seat state missing after a rebuild").into()),
         }
+    }
+
+    /// A hold that got no answer may still have been made: the script ran and
+    /// its reply came too late. It is undone before the error is answered, so
+    /// that a 503 leaves no seat held for an order that will never be written.
+    /// (The release frees only this order's seats; if it gets no answer either,
+    /// it still runs after the hold, or the reaper undoes the hold later.)
+    async fn undo_unanswered_hold(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        ids: &[String],
+        error: BackendError,
+    ) -> BackendError {
+        match self.seats.release(event, order, holder, ids).await {
+            Ok(()) => self.note_released(event, ids),
+            Err(undo) => {
+                tracing::warn!(%order, error = %undo, "could not undo a hold that got no answer; the reaper will")
+            }
+        }
+        error
     }
 
     /// Writes the pending order of seats just taken and schedules its expiry;

@@ -224,7 +224,8 @@ async fn visit_until_gone(service: &Service, ledger: &std::sync::Mutex<Acknowled
         note(&mut |l| l.holds.push((order.clone(), pass.clone())));
         if visit % 2 == 0 {
             let path = format!("/api/orders/{order}/pay");
-            let Ok(paid) = service.try_send(Method::POST, &path, Some(json!({ "payment_ref": "x" })), Some(&pass)).await
+            let Ok(paid) =
+                service.try_send(Method::POST, &path, Some(json!({ "payment_ref": "x" })), Some(&pass)).await
             else {
                 return;
             };

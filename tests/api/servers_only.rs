@@ -3,14 +3,17 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::admission::admission;
 use crate::disposable::DisposableRedis;
-use crate::helpers::{TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with};
-use crate::orders::{one_row, sale};
+use crate::helpers::{
+    ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with,
+};
+use crate::orders::{one_row, sale, seats_of};
 use crate::proxy::FaultProxy;
 
 #[tokio::test]
@@ -205,11 +208,16 @@ fn host_port(url: &str) -> String {
     after_scheme.split('/').next().unwrap_or(after_scheme).to_owned()
 }
 
+/// A fault proxy in front of the server at `url`, and the URL that goes through it.
+async fn proxied(url: &str) -> (FaultProxy, String) {
+    let proxy = FaultProxy::start(&host_port(url)).await;
+    let through = url.replacen(&host_port(url), &proxy.addr.to_string(), 1);
+    (proxy, through)
+}
+
 #[tokio::test]
 async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves() {
-    let broker = amqp_url();
-    let proxy = FaultProxy::start(&host_port(&broker)).await;
-    let through_proxy = broker.replacen(&host_port(&broker), &proxy.addr.to_string(), 1);
+    let (proxy, through_proxy) = proxied(&amqp_url()).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(through_proxy)).await;
     app.event("outage", json!({ "admission": { "per_second": 100, "max_active": 100, "pass_seconds": 600 } })).await;
     let before = app.joined("outage").await;
@@ -246,7 +254,7 @@ async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves
 }
 
 /// Waits until `request` answers something other than 503 (the backend is back).
-async fn until_available(what: &str, mut request: impl AsyncFnMut() -> crate::helpers::Reply) -> crate::helpers::Reply {
+async fn until_available(what: &str, mut request: impl AsyncFnMut() -> Reply) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let reply = request().await;
@@ -260,9 +268,7 @@ async fn until_available(what: &str, mut request: impl AsyncFnMut() -> crate::he
 
 #[tokio::test]
 async fn with_postgres_out_of_reach_holds_and_pays_answer_503_and_leave_no_hold_behind() {
-    let database = crate::helpers::database_url().await;
-    let proxy = FaultProxy::start(&host_port(&database)).await;
-    let through_proxy = database.replacen(&host_port(&database), &proxy.addr.to_string(), 1);
+    let (proxy, through_proxy) = proxied(&crate::helpers::database_url().await).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.database_url = through_proxy).await;
     sale(&app, "pgdown", json!({ "sections": one_row(4) })).await;
     let passes = app.admitted_passes("pgdown", 2).await;
@@ -290,9 +296,7 @@ async fn with_postgres_out_of_reach_holds_and_pays_answer_503_and_leave_no_hold_
 
 #[tokio::test]
 async fn with_redis_out_of_reach_holds_answer_503_polls_still_answer_and_nothing_is_sold_twice() {
-    let redis = crate::helpers::redis_url();
-    let proxy = FaultProxy::start(&host_port(&redis)).await;
-    let through_proxy = redis.replacen(&host_port(&redis), &proxy.addr.to_string(), 1);
+    let (proxy, through_proxy) = proxied(&crate::helpers::redis_url()).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(through_proxy)).await;
     sale(&app, "redisdown", json!({ "sections": one_row(2) })).await;
     let passes = app.admitted_passes("redisdown", 2).await;
@@ -401,23 +405,315 @@ async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_th
     app.finish().await;
 }
 
+/// Slack on every time bound asserted below: room for a loaded machine, not for the code.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// A request's reply and how long it took.
+async fn timed(request: impl Future<Output = Reply>) -> (Reply, Duration) {
+    let started = Instant::now();
+    let reply = request.await;
+    (reply, started.elapsed())
+}
+
+fn assert_within(what: &str, took: Duration, bound: Duration) {
+    assert!(took < bound, "{what} took {took:?}, over its bound of {bound:?}");
+}
+
+/// A clear `503` that invites a retry.
+fn assert_retry_later(what: &str, reply: &Reply) {
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{what}: {}",
+        reply.body
+    );
+    assert_eq!(reply.headers["retry-after"], "1", "{what}");
+}
+
+/// The seats that are not free on the seat map, with their states, in order.
+async fn taken_seats(app: &TestApp, event: &str) -> Vec<(String, String)> {
+    let mut taken: Vec<(String, String)> =
+        app.seat_states(event).await.into_iter().filter(|(_, state)| state != "free").collect();
+    taken.sort();
+    taken
+}
+
+#[tokio::test]
+async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and_nothing_is_half_done() {
+    use anteroom::adapters::redis::COMMAND_TIMEOUT;
+    let (proxy, through_proxy) = proxied(&crate::helpers::redis_url()).await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(through_proxy)).await;
+    sale(&app, "redisslow", json!({ "sections": one_row(8) })).await;
+    let passes = app.admitted_passes("redisslow", 4).await;
+    let paid_during = app.hold_seats("redisslow", &passes[0], &["A-1-1"]).await;
+    assert_eq!(paid_during.status, StatusCode::CREATED, "{}", paid_during.body);
+    let tokens = join_all((0..4).map(|_| app.joined("redisslow"))).await;
+    let waiting = app.stats("redisslow").await.u64("waiting");
+
+    // One way takes the whole timeout: no reply comes back in time.
+    let latency = COMMAND_TIMEOUT;
+    proxy.set_latency(latency);
+    let wanted: [&[&str]; 3] = [&["A-1-2", "A-1-3"], &["A-1-4"], &["A-1-5", "A-1-6"]];
+    let (holds, pay, polls, joins) = tokio::join!(
+        join_all(wanted.iter().zip(&passes[1..]).map(|(seats, pass)| timed(app.hold_seats("redisslow", pass, seats)))),
+        timed(app.pay(paid_during.str("order_id"), &passes[0])),
+        join_all(tokens.iter().map(|token| timed(app.poll(token)))),
+        join_all((0..3).map(|_| timed(app.join("redisslow", None)))),
+    );
+    // A hold waits for its script, then for the undo of the hold it may have made.
+    for (reply, took) in &holds {
+        assert_within("a hold", *took, 2 * COMMAND_TIMEOUT + SLACK);
+        assert_retry_later("a hold", reply);
+    }
+    // The record decides a payment; the fast store follows (the sale, then the counts) when it can.
+    let (paid, took) = &pay;
+    assert_within("a payment", *took, 2 * COMMAND_TIMEOUT + SLACK);
+    assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    // Polls are answered from the process's view of the line: no Redis round trip.
+    for (reply, took) in &polls {
+        assert_within("a poll", *took, SLACK);
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    // A join waits for one script (its place), then answers.
+    for (reply, took) in &joins {
+        assert_within("a join", *took, COMMAND_TIMEOUT + SLACK);
+        assert_retry_later("a join", reply);
+    }
+
+    proxy.set_latency(Duration::ZERO);
+    // The replies still on their way arrive within `latency`; then only the paid seat is taken.
+    eventually(2 * latency + SLACK, "Redis answers again and the refused holds are undone", || async {
+        let stats = app.request(Method::GET, "/api/admin/events/redisslow/stats", None, Some(ADMIN_TOKEN)).await;
+        stats.status == StatusCode::OK && stats.u64("held_seats") + stats.u64("sold_seats") == 1
+    })
+    .await;
+    // No seat is held without an order: the one seat taken is the paid order's,
+    // sold, or still held by that order if the sale has not reached Redis.
+    let taken = taken_seats(&app, "redisslow").await;
+    assert!(matches!(taken.as_slice(), [(seat, _)] if seat == "A-1-1"), "only the paid seat is taken: {taken:?}");
+    // No order without its seat: a repeated payment brings the fast store in line.
+    let order = app.pay(paid_during.str("order_id"), &passes[0]).await;
+    assert_eq!(
+        (order.status, order.str("status"), seats_of(&order)),
+        (StatusCode::OK, "paid", vec!["A-1-1".to_owned()])
+    );
+    assert_eq!(taken_seats(&app, "redisslow").await, [("A-1-1".to_owned(), "sold".to_owned())]);
+    let stats = app.stats("redisslow").await;
+    let counts = ["held_seats", "sold_seats", "available_seats", "waiting"].map(|f| stats.u64(f));
+    assert_eq!(counts, [0, 1, 7, waiting], "no refused hold or join left anything behind");
+    // The seats of the refused holds are free: holding them now succeeds exactly once.
+    let again = join_all(passes[1..].iter().map(|pass| app.hold_seats("redisslow", pass, &["A-1-2", "A-1-3"]))).await;
+    let mut statuses: Vec<StatusCode> = again.iter().map(|r| r.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT, StatusCode::CONFLICT]);
+    app.finish().await;
+}
+
+/// What the API answered to holds and payments while a server was slow.
+#[derive(Default)]
+struct Ledger {
+    /// Acknowledged holds: the order, the index of its pass, its seats.
+    held: Vec<(String, usize, Vec<String>)>,
+    /// Refused holds: the index of the pass, the seats.
+    refused: Vec<(usize, Vec<String>)>,
+    /// Orders whose payment was acknowledged.
+    paid: Vec<String>,
+}
+
+impl Ledger {
+    /// Files a hold's answer: a `201`, or a `503` that invites a retry.
+    fn hold(&mut self, reply: &Reply, pass: usize, seats: &[&str]) {
+        let seats = seats.iter().map(|seat| seat.to_string()).collect();
+        if reply.status == StatusCode::CREATED {
+            self.held.push((reply.str("order_id").to_owned(), pass, seats));
+        } else {
+            assert_retry_later("a hold", reply);
+            self.refused.push((pass, seats));
+        }
+    }
+
+    /// Files a payment's answer: `200` paid, or a `503` that invites a retry.
+    fn pay(&mut self, reply: &Reply, order: &str) {
+        if reply.status == StatusCode::OK {
+            assert_eq!(reply.str("status"), "paid", "{}", reply.body);
+            self.paid.push(order.to_owned());
+        } else {
+            assert_retry_later("a payment", reply);
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answer_stands() {
+    use anteroom::adapters::sql::ACQUIRE_TIMEOUT;
+    use anteroom::http::REQUEST_TIMEOUT;
+    let (proxy, through_proxy) = proxied(&crate::helpers::database_url().await).await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.database_url = through_proxy).await;
+    sale(&app, "pgslow", json!({ "sections": one_row(12) })).await;
+    let passes = app.admitted_passes("pgslow", 6).await;
+    let mut ledger = Ledger::default();
+    let first: [&[&str]; 4] = [&["A-1-1", "A-1-2"], &["A-1-3"], &["A-1-4"], &["A-1-5"]];
+    for (pass, seats) in first.iter().enumerate() {
+        let reply = app.hold_seats("pgslow", &passes[pass], seats).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        ledger.hold(&reply, pass, seats);
+    }
+    let orders: Vec<String> = ledger.held.iter().map(|(order, _, _)| order.clone()).collect();
+
+    // Far: a round trip takes longer than an operation waits for its connection,
+    // so every operation on the record fails at its first step.
+    proxy.set_latency(ACQUIRE_TIMEOUT);
+    let far: [&[&str]; 2] = [&["A-1-6", "A-1-7"], &["A-1-8"]];
+    let (holds, pays) = tokio::join!(
+        join_all(far.iter().zip(&passes[4..]).map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))),
+        join_all(orders[..2].iter().zip(&passes).map(|(order, pass)| timed(app.pay(order, pass)))),
+    );
+    // A hold takes its seats in Redis, waits for a connection, then undoes the hold.
+    for ((reply, took), (i, seats)) in holds.iter().zip(far.iter().enumerate()) {
+        assert_within("a hold", *took, ACQUIRE_TIMEOUT + SLACK);
+        assert_retry_later("a hold", reply);
+        ledger.hold(reply, 4 + i, seats);
+    }
+    for (reply, took) in &pays {
+        assert_within("a payment", *took, ACQUIRE_TIMEOUT + SLACK);
+        assert_retry_later("a payment", reply);
+    }
+
+    // Slow: a round trip fits in the connection wait, so work goes on, one slow
+    // round trip at a time. Whatever the answer, it comes by the request deadline,
+    // and work still going on then (it runs to its end) leaves nothing half-done.
+    proxy.set_latency(ACQUIRE_TIMEOUT / 3);
+    let slow: [&[&str]; 2] = [&["A-1-9"], &["A-1-10", "A-1-11"]];
+    let (holds, pays) = tokio::join!(
+        join_all(slow.iter().zip(&passes[4..]).map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))),
+        join_all(orders[..3].iter().zip(&passes).map(|(order, pass)| timed(app.pay(order, pass)))),
+    );
+    for ((reply, took), (i, seats)) in holds.iter().zip(slow.iter().enumerate()) {
+        assert_within("a slow hold", *took, REQUEST_TIMEOUT + SLACK);
+        ledger.hold(reply, 4 + i, seats);
+    }
+    for ((reply, took), order) in pays.iter().zip(&orders) {
+        assert_within("a slow payment", *took, REQUEST_TIMEOUT + SLACK);
+        ledger.pay(reply, order);
+    }
+
+    proxy.set_latency(Duration::ZERO);
+    // Every acknowledged order is there with its seats, paid if its payment was
+    // acknowledged; the seat map shows exactly those seats, held or sold as the record says.
+    let record = async || {
+        let mut taken = Vec::new();
+        for (order, pass, seats) in &ledger.held {
+            let reply = app.order(order, &passes[*pass]).await;
+            if reply.status != StatusCode::OK {
+                return None;
+            }
+            assert_eq!(&seats_of(&reply), seats, "an acknowledged order keeps its seats");
+            let state = match reply.str("status") {
+                "paid" => "sold",
+                "pending" if !ledger.paid.contains(order) => "held",
+                other => panic!("an acknowledged order is {other}: {}", reply.body),
+            };
+            taken.extend(seats.iter().map(|seat| (seat.clone(), state.to_owned())));
+        }
+        taken.sort();
+        Some(taken)
+    };
+    eventually(REQUEST_TIMEOUT, "the seat map agrees with the record", || async {
+        let recorded = record().await;
+        recorded.is_some() && recorded == Some(taken_seats(&app, "pgslow").await)
+    })
+    .await;
+    // The refused holds left no seat behind: their seats can be held now.
+    for (pass, seats) in &ledger.refused {
+        let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+        let again = app.hold_seats("pgslow", &passes[*pass], &seats).await;
+        assert_eq!(again.status, StatusCode::CREATED, "the seats of a refused hold are free: {}", again.body);
+    }
+    for (order, pass, _) in &ledger.held {
+        let paid = app.pay(order, &passes[*pass]).await;
+        assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    }
+    let sold: u64 = ledger.held.iter().map(|(_, _, seats)| seats.len() as u64).sum();
+    let held: u64 = ledger.refused.iter().map(|(_, seats)| seats.len() as u64).sum();
+    let stats = app.stats("pgslow").await;
+    let counts = ["sold_seats", "held_seats", "available_seats", "orders_paid"].map(|f| stats.u64(f));
+    assert_eq!(counts, [sold, held, 12 - sold - held, ledger.held.len() as u64]);
+    app.finish().await;
+}
+
 #[tokio::test]
 async fn a_process_that_has_not_yet_read_the_prequeue_close_still_counts_the_prequeue() {
     use time::format_description::well_known::Rfc3339;
     let app = spawn_app().await;
+    // The other process reads Redis through a slow link: it follows the log late.
+    let (proxy, through_proxy) = proxied(&crate::helpers::redis_url()).await;
+    let other = spawn_app_with(&app.namespace, |c| c.redis_url = Some(through_proxy)).await;
     let opens = OffsetDateTime::now_utc() + Duration::from_secs(2);
     app.event("lagging", json!({ "paused": true, "on_sale_at": opens.format(&Rfc3339).unwrap() })).await;
     for _ in 0..5 {
         assert_eq!(app.join("lagging", None).await.str("state"), "pre_queue");
     }
+    proxy.set_latency(Duration::from_millis(300));
     tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(2_200)).await;
     let joined: Vec<String> = futures_util::future::join_all((0..3).map(|_| app.joined("lagging"))).await;
-    // A process that starts now has read nothing of the log when it is first polled.
-    let other = spawn_app_in(&app.namespace).await;
     let polled = futures_util::future::join_all(joined.iter().map(|token| other.poll(token))).await;
     let mut positions: Vec<u64> = polled.iter().map(|reply| reply.u64("position")).collect();
     positions.sort_unstable();
-    assert_eq!(positions, [6, 7, 8], "the other process counts the pre-queue too");
+    assert_eq!(positions, [6, 7, 8], "the lagging process counts the pre-queue too");
     other.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged_joins_take_a_place() {
+    use anteroom::adapters::amqp::PUBLISH_TIMEOUT;
+    let (proxy, through_proxy) = proxied(&amqp_url()).await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(through_proxy)).await;
+    app.event("mqslow", json!({ "admission": admission(100.0, 1_000, 600) })).await;
+    let before = app.joined("mqslow").await;
+    app.poll_until(&before, "admitted", Duration::from_secs(5)).await;
+    // A join may wait for the groups already publishing (each within the timeout), then for its own publish.
+    let join_bound = 2 * PUBLISH_TIMEOUT + SLACK;
+
+    // Below the publish timeout: a confirm's round trip takes a third of it.
+    proxy.set_latency(PUBLISH_TIMEOUT / 6);
+    let slow = join_all((0..10).map(|_| timed(app.join("mqslow", None)))).await;
+    for (reply, took) in &slow {
+        assert_within("a slow join", *took, join_bound);
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    }
+
+    // Above it: one way takes all of it.
+    proxy.set_latency(PUBLISH_TIMEOUT);
+    let refused = join_all((0..10).map(|_| timed(app.join("mqslow", None)))).await;
+    for (reply, took) in &refused {
+        assert_within("a join", *took, join_bound);
+        assert_retry_later("a join", reply);
+    }
+    // What was published before the timeout still reaches the broker, then the
+    // admission worker, one latency each way: let it arrive while the link is slow.
+    tokio::time::sleep(PUBLISH_TIMEOUT + SLACK).await;
+
+    proxy.set_latency(Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let reply = app.join("mqslow", None).await;
+        if reply.status == StatusCode::CREATED {
+            break reply.str("token").to_owned();
+        }
+        assert!(Instant::now() < deadline, "joins did not recover: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Admission is in join order: once the last join is admitted, every place before it was settled.
+    app.poll_until(&after, "admitted", Duration::from_secs(10)).await;
+    for (reply, _) in &slow {
+        app.poll_until(reply.str("token"), "admitted", Duration::from_secs(2)).await;
+    }
+    let stats = app.stats("mqslow").await;
+    assert_eq!(
+        (stats.u64("admitted_total"), stats.u64("waiting")),
+        (1 + 10 + 1, 0),
+        "every acknowledged join took a place, and no refused one did"
+    );
     app.finish().await;
 }

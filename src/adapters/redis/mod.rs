@@ -25,7 +25,7 @@ use crate::ports::{
 };
 
 /// How long one command may take before the request gets a clear 503.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Log entries read per round trip when a view catches up.
 const LOG_PAGE: i64 = 10_000;
 
@@ -471,7 +471,8 @@ impl AdmissionStore for RedisStore {
                 Candidate::Absent { key: None, .. } => String::new(),
             });
         }
-        let keys = vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts(), k.unknown_passes()];
+        let keys =
+            vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts(), k.unknown_passes(), k.failed()];
         let reply: Vec<String> = self.run(&self.scripts.admit, keys, args).await?;
         match reply.as_slice() {
             [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),

@@ -150,7 +150,7 @@ pub async fn seat_map(conn: &mut Connection, event: &str) -> Result<(HashMap<Str
     let mut states = HashMap::with_capacity(map.seats.len());
     let mut repeated = Vec::new();
     for seat in map.seats {
-        if let Some(_) = states.insert(seat.id.clone(), seat.state) {
+        if states.insert(seat.id.clone(), seat.state).is_some() {
             repeated.push(seat.id);
         }
     }

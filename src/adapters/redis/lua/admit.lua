@@ -3,8 +3,10 @@
 -- max_active valid passes exist. Appends what it did to the event's log.
 -- Once every seat is sold nobody more is admitted: waiting tokens read sold_out
 -- and must never read admitted after that.
+-- A join whose publish got no confirm in time was answered 503 and marked
+-- failed, but its message may still reach the line: its place is skipped too.
 -- KEYS: line (hash), active (zset), left (set), seen (hash), log (list), seat counts (hash),
---       unknown passes (zset: passes from before the line was restored, by expiry)
+--       unknown passes (zset: passes from before the line was restored, by expiry), failed (set)
 -- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, seats_total, the worker's
 --   watermark, then pairs: rank, key
 --   where key is "" for a place nobody holds, and "!<key>" for a join that never
@@ -38,6 +40,9 @@ for i = 8, #ARGV, 2 do
     last = rank
   elseif string.sub(key, 1, 1) == '!' then
     redis.call('RPUSH', KEYS[5], 'x:' .. string.sub(key, 2))
+    last = rank
+  elseif redis.call('SISMEMBER', KEYS[8], key) == 1 then
+    redis.call('RPUSH', KEYS[5], 'x:' .. key)
     last = rank
   elseif math.max(tonumber(redis.call('HGET', KEYS[4], key) or '0'), restored_s) < cutoff then
     redis.call('RPUSH', KEYS[5], 'x:' .. key)
