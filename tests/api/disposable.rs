@@ -1,12 +1,15 @@
-//! A redis-server of the test's own, on a port of its own, without persistence:
-//! a test may kill and restart it, and it comes back empty, as a Redis that
-//! lost its data does. The shared server is never touched.
+//! Servers of a test's own, on ports of their own, that the test may kill and
+//! start again; the shared servers are never touched.
 
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::process::free_port;
 
+/// A redis-server without persistence: killed and started again, it comes back
+/// empty, as a Redis that lost its data does.
 pub struct DisposableRedis {
     port: u16,
     server: Child,
@@ -39,11 +42,7 @@ impl DisposableRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (infra/local-services.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until_listening("redis-server", port, Duration::from_secs(10)).await;
         server
     }
 }
@@ -52,5 +51,83 @@ impl Drop for DisposableRedis {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
+    }
+}
+
+/// A RabbitMQ node of its own (its own node name, ports and data directory):
+/// killed with SIGKILL and started again, it keeps what it made durable, as a
+/// crashed broker does.
+pub struct DisposableRabbit {
+    port: u16,
+    dir: PathBuf,
+    node: Child,
+}
+
+/// The node's start script (Debian's `rabbitmq-server` wrapper would switch user).
+const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+
+impl DisposableRabbit {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("anteroom-rabbit-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        std::fs::write(dir.join("enabled_plugins"), "[].").expect("the plugins file");
+        let config = format!("listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n");
+        std::fs::write(dir.join("rabbitmq.conf"), config).expect("the config file");
+        let node = Self::spawn(port, &dir).await;
+        Self { port, dir, node }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Kills the node and everything it started at once (SIGKILL to its process group).
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.node.id());
+        let killed = Command::new("kill").args(["-9", "--", &group]).status().expect("kill runs");
+        assert!(killed.success(), "the node's process group is killed");
+        self.node.wait().expect("the node is reaped");
+    }
+
+    /// Starts the node again on its data directory.
+    pub async fn restart(&mut self) {
+        self.node = Self::spawn(self.port, &self.dir).await;
+    }
+
+    async fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        let node = Command::new(RABBITMQ_SERVER)
+            .env("RABBITMQ_NODENAME", format!("anteroom-test-{port}@localhost"))
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", free_port().to_string())
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("rabbitmq-server is installed (infra/local-services.sh installs it)");
+        until_listening("rabbitmq-server", port, Duration::from_secs(60)).await;
+        node
+    }
+}
+
+impl Drop for DisposableRabbit {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.node.id())]).status();
+        let _ = self.node.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn until_listening(what: &str, port: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::admission::admission;
-use crate::disposable::DisposableRedis;
+use crate::disposable::{DisposableRabbit, DisposableRedis};
 use crate::helpers::{
     ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with,
 };
@@ -716,4 +716,74 @@ async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged
         "every acknowledged join took a place, and no refused one did"
     );
     app.finish().await;
+}
+
+#[tokio::test]
+async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut broker = DisposableRabbit::start().await;
+    let app = std::sync::Arc::new(spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(broker.url())).await);
+    let admission = json!({ "per_second": 5, "max_active": 1_000, "pass_seconds": 600 });
+    sale(&app, "brokerdies", json!({ "hold_seconds": 3, "sections": one_row(4), "admission": admission })).await;
+    let pass = app.admitted_pass("brokerdies").await;
+    let held = app.hold_seats("brokerdies", &pass, &["A-1-1"]).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let waiting = app.joined("brokerdies").await;
+
+    // A spike of joins, still arriving while the broker dies and comes back.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let joiners: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut replies = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    replies.push(app.join("brokerdies", None).await);
+                }
+                replies
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    broker.kill();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let refused = app.join("brokerdies", None).await;
+    assert_eq!((refused.status, refused.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", refused.body);
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert_eq!(app.poll(&waiting).await.status, StatusCode::OK, "polls answer without the broker");
+    broker.restart().await;
+    // The publisher reconnects by itself.
+    let after = until_available("join", || app.join("brokerdies", None)).await;
+    assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut replies = vec![after];
+    for joiner in joiners {
+        replies.extend(joiner.await.expect("a joiner ran"));
+    }
+    let acknowledged: Vec<&str> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .map(|r| r.str("token"))
+        .chain([waiting.as_str()])
+        .collect();
+    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+    }
+    assert!(replies.len() > acknowledged.len(), "some joins were refused while the broker was down");
+
+    // The consumer reconnects by itself; every acknowledged join survived the
+    // broker's crash in the quorum queue and is admitted, and no refused one is.
+    app.patch_event("brokerdies", json!({ "admission": { "per_second": 1_000 } })).await;
+    for token in &acknowledged {
+        app.poll_until(token, "admitted", Duration::from_secs(15)).await;
+    }
+    let stats = app.stats("brokerdies").await;
+    assert_eq!((stats.u64("admitted_total"), stats.u64("waiting")), (1 + acknowledged.len() as u64, 0), "{}", stats.body);
+    // The hold's expiry timer, confirmed before the crash, still ends it.
+    eventually(Duration::from_secs(10), "the hold from before the crash expired", || async {
+        app.order(held.str("order_id"), &pass).await.str("status") == "expired"
+    })
+    .await;
+    std::sync::Arc::into_inner(app).expect("the joiners are done").finish().await;
 }
