@@ -50,6 +50,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), app::StartError> {
+    // An operator's own token stays out of the output (and so out of collected logs).
+    let generated_admin_token = config.admin_token.is_none();
     let app = App::build(config).await?;
     let addr = app.local_addr()?;
     println!("Anteroom is listening on http://{addr}");
@@ -58,7 +60,11 @@ async fn serve(config: Config) -> Result<(), app::StartError> {
             "A demo event is on sale: http://{addr}/api/events/{demo} (waiting room: http://{addr}/events/{demo})"
         );
     }
-    println!("Admin token: {}", app.admin_token().expose());
+    if generated_admin_token {
+        println!("Admin token: {}", app.admin_token().expose());
+    } else {
+        println!("Admin token: the one in ANTEROOM_ADMIN_TOKEN");
+    }
     app.run_until(app::shutdown_signal()).await?;
     Ok(())
 }

@@ -23,6 +23,11 @@ impl Service {
     /// Starts `anteroom` on this pass's backend for `namespace` (embedded: the
     /// namespace's SQLite file), and waits until it answers.
     pub async fn start(namespace: &str, port: u16) -> Self {
+        Self::start_logging(namespace, port, None).await
+    }
+
+    /// Starts it with every log line at debug level written to `log`, if given.
+    async fn start_logging(namespace: &str, port: u16, log: Option<&std::path::Path>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_anteroom"));
         command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         if embedded() {
@@ -39,8 +44,11 @@ impl Service {
             .env("ANTEROOM_ADDR", format!("127.0.0.1:{port}"))
             .env("ANTEROOM_ADMIN_TOKEN", "kill-test-admin")
             .env("ANTEROOM_DEMO", "0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
+            .stdout(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("a log file")),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::null())
             .spawn()
             .expect("the binary starts");
@@ -297,4 +305,61 @@ async fn what_was_acknowledged_under_load_survives_kill_9() {
     assert!(count("admitted_total") >= admitted, "every admission counted: {stats}, {admitted} read admitted");
     service.kill9();
     forget(&namespace, &[EventId::parse("busy").expect("a valid id")]).await;
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_line() {
+    use reqwest::Method;
+    let namespace = fresh_namespace();
+    let log = std::env::temp_dir().join(format!("{namespace}.log"));
+    let service = Service::start_logging(&namespace, free_port(), Some(&log)).await;
+    let admin = "kill-test-admin";
+    let event =
+        event_body("quiet", json!({ "admission": { "per_second": 100, "max_active": 10, "pass_seconds": 60 } }));
+    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), Some(admin)).await.0, StatusCode::CREATED);
+    let wrong_admin = service.send(Method::GET, "/api/admin/events/quiet/stats", None, Some("not-the-admin")).await;
+    assert_eq!(wrong_admin.0, StatusCode::UNAUTHORIZED);
+
+    let (_, joined) = service.send(Method::POST, "/api/events/quiet/queue", None, None).await;
+    let token = joined["token"].as_str().expect("a token").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pass = loop {
+        let (_, polled) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
+        if let Some(pass) = polled["pass"].as_str() {
+            break pass.to_owned();
+        }
+        assert!(Instant::now() < deadline, "not admitted: {polled}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let hold = json!({ "seats": ["A-1-1"] });
+    let (status, held) = service.send(Method::POST, "/api/events/quiet/holds", Some(hold), Some(&pass)).await;
+    assert_eq!(status, StatusCode::CREATED, "{held}");
+    let order = held["order_id"].as_str().expect("an order");
+    let pay = Some(json!({ "payment_ref": "card-4242" }));
+    assert_eq!(
+        service.send(Method::POST, &format!("/api/orders/{order}/pay"), pay, Some(&pass)).await.0,
+        StatusCode::OK
+    );
+    // Forged and tampered credentials are refused, and not echoed to the log either.
+    let forged = format!("{pass}x");
+    assert_eq!(
+        service.send(Method::GET, &format!("/api/orders/{order}"), None, Some(&forged)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(service.send(Method::DELETE, &format!("/api/queue/{token}"), None, None).await.0, StatusCode::OK);
+    service.kill9();
+
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    let at_debug = logged.contains("DEBUG") && logged.contains("event created");
+    assert!(at_debug, "the log has the requests at debug level: {} bytes", logged.len());
+    let mut secrets =
+        vec![("the admin token", admin), ("a queue token", &token), ("a pass", &pass), ("a forged pass", &forged)];
+    if !embedded() {
+        secrets.push(("the signing secret", "kill-test-secret"));
+    }
+    for (what, secret) in secrets {
+        assert!(!logged.contains(secret), "{what} was logged");
+    }
+    let _ = std::fs::remove_file(&log);
+    forget(&namespace, &[EventId::parse("quiet").expect("a valid id")]).await;
 }

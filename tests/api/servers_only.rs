@@ -779,7 +779,12 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
         app.poll_until(token, "admitted", Duration::from_secs(15)).await;
     }
     let stats = app.stats("brokerdies").await;
-    assert_eq!((stats.u64("admitted_total"), stats.u64("waiting")), (1 + acknowledged.len() as u64, 0), "{}", stats.body);
+    assert_eq!(
+        (stats.u64("admitted_total"), stats.u64("waiting")),
+        (1 + acknowledged.len() as u64, 0),
+        "{}",
+        stats.body
+    );
     // The hold's expiry timer, confirmed before the crash, still ends it.
     eventually(Duration::from_secs(10), "the hold from before the crash expired", || async {
         app.order(held.str("order_id"), &pass).await.str("status") == "expired"
