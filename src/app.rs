@@ -136,6 +136,7 @@ impl Core {
             store: b.line_store.clone(),
             record: b.line_records.clone(),
             queue: b.line_queue.clone(),
+            watermarks: Arc::default(),
             delays: b.delays.clone(),
         };
         Ok(Self { catalog, line, booking, workers })

@@ -98,8 +98,8 @@ pub trait LineRecords: Send + Sync {
     async fn reserve(&self, event: &EventId, kind: TokenKind, at_least: u64) -> BackendResult<u64>;
     /// Records the pre-queue's size; the first recorded stays.
     async fn record_prequeue(&self, event: &EventId, size: u64) -> BackendResult<()>;
-    /// Records the draw; the first recorded stays.
-    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<()>;
+    /// Records the draw; the first recorded stays. Returns the draw in force.
+    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>>;
     async fn line_record(&self, event: &EventId) -> BackendResult<LineRecord>;
 }
 
@@ -314,6 +314,8 @@ pub struct LogRead {
     pub entries: Vec<LogEntry>,
     /// The store lost the line: it must be restored (see [`LineRecord`]).
     pub lost: bool,
+    /// The line was restored once: its log starts at the restore.
+    pub restored: bool,
 }
 
 /// How a line is put in the admission store: opened when its event is created,

@@ -116,13 +116,17 @@ pub enum TokenStatus {
 
 /// How far back the admission rate is measured.
 const RATE_WINDOW_MS: i64 = 10_000;
+/// Passes are counted in buckets of this many milliseconds of expiry, so that
+/// a restore names at most `pass_seconds / 10` expiries however many there were.
+pub const PASS_BUCKET_MS: i64 = 10_000;
 
 #[derive(Debug, Default)]
 pub struct LineView {
     /// The epoch of the log this view follows: it changes when a line the
     /// store lost is restored, and its log starts again.
     epoch: Option<String>,
-    /// This view followed the line's log from its start, so it knows every admission.
+    /// This view followed the line's log from the line's opening (not from a
+    /// restore), so it knows every admission.
     knows_history: bool,
     entries_applied: u64,
     prequeue: Option<u64>,
@@ -141,29 +145,43 @@ pub struct LineView {
 }
 
 impl LineView {
-    /// Follows the log of `epoch`. A restored line's log starts again: it is read
-    /// again from its first entry, which is safe as entries apply idempotently.
-    pub fn follow_epoch(&mut self, epoch: &str) {
+    /// Follows the log of `epoch` (of a line `restored` once, or not). A restored
+    /// line's log starts again: it is read again from its first entry, which is
+    /// safe as entries apply idempotently.
+    pub fn follow_epoch(&mut self, epoch: &str, restored: bool) {
         match &self.epoch {
-            None => self.knows_history = !epoch.is_empty(),
+            None => self.knows_history = !restored,
             Some(followed) if followed != epoch => self.entries_applied = 0,
             Some(_) => return,
         }
         self.epoch = Some(epoch.to_owned());
     }
 
-    /// Passes that may still be valid at `now_ms`, as `(expires_at_ms, how many)`
-    /// (an upper bound: some may have ended early); `None` if this view did not
-    /// follow the line from its start and cannot know.
+    /// Passes that may still be valid at `now_ms`, as `(expires_at_ms, how many)`,
+    /// counted by the next [`PASS_BUCKET_MS`] boundary (an upper bound: some may
+    /// have ended early, and each is counted until its bucket ends); `None` if
+    /// this view did not follow the line from its opening and cannot know.
     pub fn valid_passes(&self, now_ms: i64, pass_seconds: u32) -> Option<Vec<(i64, u64)>> {
         let pass_ms = i64::from(pass_seconds) * 1_000;
-        self.knows_history.then(|| {
-            self.consumed_ranges
-                .iter()
-                .map(|&(_, at_ms, admitted)| (at_ms + pass_ms, admitted))
-                .filter(|&(expires_at_ms, admitted)| expires_at_ms > now_ms && admitted > 0)
-                .collect()
-        })
+        let mut buckets: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        for &(_, at_ms, admitted) in self.knows_history.then_some(&self.consumed_ranges)? {
+            let expires_at_ms = at_ms + pass_ms;
+            if expires_at_ms > now_ms && admitted > 0 {
+                let bucket = expires_at_ms.div_euclid(PASS_BUCKET_MS) * PASS_BUCKET_MS + PASS_BUCKET_MS;
+                *buckets.entry(bucket).or_default() += admitted;
+            }
+        }
+        Some(buckets.into_iter().collect())
+    }
+
+    /// The pre-queue's size, once this view has learnt it.
+    pub fn prequeue(&self) -> Option<u64> {
+        self.prequeue
+    }
+
+    /// The draw, once this view has loaded it.
+    pub fn draw(&self) -> Option<&[u32]> {
+        self.draw.as_deref()
     }
 
     /// How many log entries this view has applied: where to read the log from next.
@@ -308,13 +326,13 @@ mod tests {
     #[test]
     fn a_restored_log_is_read_again_from_its_start_without_moving_anyone_back() {
         let mut v = open_view();
-        v.follow_epoch("100");
+        v.follow_epoch("100", false);
         consume(&mut v, 1, 4, 1_000);
         let watched = TokenKey::regular(10);
         assert_eq!(v.status(watched, 0, 60, true), TokenStatus::Waiting { position: 6 });
-        v.follow_epoch("100");
+        v.follow_epoch("100", false);
         assert_eq!(v.entries_applied(), 2, "the same epoch reads on");
-        v.follow_epoch("200");
+        v.follow_epoch("200", true);
         assert_eq!(v.entries_applied(), 0, "a new epoch reads the new log from its start");
         // The restored log: the pre-queue again, then the worker's watermark, admitted at 0.
         v.apply(LogEntry::Frozen { prequeue: 0 });
@@ -326,15 +344,18 @@ mod tests {
     #[test]
     fn only_a_view_that_followed_the_line_from_its_start_names_the_valid_passes() {
         let mut v = open_view();
-        v.follow_epoch("100");
+        v.follow_epoch("100", false);
         consume(&mut v, 1, 3, 1_000);
         consume(&mut v, 4, 5, 50_000);
-        v.apply(LogEntry::Consumed { from: 6, to: 9, admitted: 0, at_ms: 55_000 });
-        assert_eq!(v.valid_passes(30_000, 60), Some(vec![(61_000, 3), (110_000, 2)]));
-        assert_eq!(v.valid_passes(61_000, 60), Some(vec![(110_000, 2)]));
-        let mut late = LineView::default();
-        late.follow_epoch("");
-        assert_eq!(late.valid_passes(0, 60), None, "a view that started on a lost line cannot know");
+        consume(&mut v, 6, 6, 52_000);
+        v.apply(LogEntry::Consumed { from: 7, to: 9, admitted: 0, at_ms: 55_000 });
+        // Expiries 61 s, 110 s and 112 s, counted until the end of their 10 s bucket.
+        assert_eq!(v.valid_passes(30_000, 60), Some(vec![(70_000, 3), (120_000, 3)]));
+        assert_eq!(v.valid_passes(61_000, 60), Some(vec![(120_000, 3)]));
+        let mut restored = LineView::default();
+        restored.follow_epoch("200", true);
+        assert_eq!(restored.valid_passes(0, 60), None, "a view that started on a restored log cannot know");
+        assert_eq!(LineView::default().valid_passes(0, 60), None, "nor one that has read nothing");
     }
 
     #[test]

@@ -29,6 +29,9 @@ const SKIP_ALLOWANCE: usize = 256;
 /// How long after its allocation a missing place is taken as lost. Longer than
 /// the publish timeout: a join that may still be acknowledged is never skipped.
 pub const GAP_GRACE_SECONDS: i64 = 10;
+/// How long a worker that just started holds deliveries before it makes the
+/// pre-queue draw: the line's unacknowledged joins come back to it first.
+const DRAW_SETTLE: Duration = Duration::from_secs(2);
 /// Admission credit accumulates for at most this long: smooth, never a burst of
 /// a whole paused second.
 const MAX_BURST: Duration = Duration::from_millis(200);
@@ -58,6 +61,7 @@ pub struct AdmissionWorker {
     consumed: u64,
     credit: f64,
     last_step: Instant,
+    started: Instant,
 }
 
 impl AdmissionWorker {
@@ -85,6 +89,7 @@ impl AdmissionWorker {
             consumed,
             credit: 0.0,
             last_step: Instant::now(),
+            started: Instant::now(),
         };
         if let Some(draw) = worker.store.read_draw(&worker.event).await? {
             worker.install_draw(draw);
@@ -101,7 +106,7 @@ impl AdmissionWorker {
             // (`Line::catch_up`); until then nobody moves, and nothing is lost:
             // the deliveries stay held.
             Err(e) if e.is_line_lost() => {
-                tracing::warn!(error = %e, "admission waits for the line to be restored");
+                tracing::debug!(error = %e, "admission waits for the line to be restored");
                 Ok(Outcome::Idle)
             }
             outcome => outcome,
@@ -157,6 +162,15 @@ impl AdmissionWorker {
             )
             .await?;
         self.credit -= outcome.admitted as f64;
+        let skipped = candidates
+            .iter()
+            .filter(|c| matches!(c, Candidate::Absent { key: Some(_), .. }) && c.rank() <= outcome.consumed)
+            .count();
+        if skipped > 0 {
+            tracing::warn!(skipped, from_rank = self.consumed + 1, "places whose joins never arrived are skipped");
+            metrics::counter!("anteroom_places_skipped_total", "event" => self.event.to_string())
+                .increment(skipped as u64);
+        }
         self.advance_to(outcome.consumed).await?;
         metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string()).increment(outcome.admitted);
         metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string()).set(outcome.room as f64);
@@ -166,17 +180,22 @@ impl AdmissionWorker {
     /// Learns the pre-queue's size once the sale is open, and makes the draw
     /// from the pre-queue joins as allocated (those whose join failed excluded).
     async fn prepare_ranks(&mut self, event: &Event) -> BackendResult<()> {
-        if self.prequeue.is_some() && (self.draw.is_some() || self.prequeue == Some(0)) {
+        if self.draw.is_some() || self.prequeue == Some(0) {
             return Ok(());
         }
         let (size, failed) = self.store.freeze_prequeue(&self.event).await?;
-        self.record.record_prequeue(&self.event, size).await?;
-        self.prequeue = Some(size);
+        if self.prequeue.is_none() {
+            self.record.record_prequeue(&self.event, size).await?;
+            self.prequeue = Some(size);
+        }
         if size == 0 {
             return Ok(());
         }
         let draw = match self.store.read_draw(&self.event).await? {
             Some(draw) => draw,
+            // A worker that just started waits for the line's redeliveries: its
+            // entrants must be complete if the store lost its own list.
+            None if self.started.elapsed() < DRAW_SETTLE => return Ok(()),
             None => {
                 let mut entrants = self.store.prequeue_entrants(&self.event).await?;
                 // A store that lost the line lost its list of entrants too; the
@@ -196,11 +215,11 @@ impl AdmissionWorker {
                     draw[(seq - 1) as usize] = u32::try_from(place + 1).unwrap_or(u32::MAX);
                 }
                 tracing::info!(entrants = entrants.len(), "the pre-queue draw is made");
-                self.store.publish_draw(&self.event, &draw).await?
+                // Recorded first: a draw the store loses is restored as it was made.
+                let recorded = self.record.record_draw(&self.event, &draw).await?;
+                self.store.publish_draw(&self.event, &recorded).await?
             }
         };
-        // Recorded by every worker that starts: one may have died after the publish.
-        self.record.record_draw(&self.event, &draw).await?;
         self.install_draw(draw);
         Ok(())
     }
@@ -234,7 +253,7 @@ impl AdmissionWorker {
             match self.rank_of(delivery.message.key) {
                 None => self.unranked.push(delivery),
                 Some(None) => {
-                    tracing::warn!(key = %delivery.message.key, "a pre-queue join arrived after the draw");
+                    tracing::error!(key = %delivery.message.key, "a pre-queue join arrived after the draw: it has no place");
                     done.push(delivery.tag);
                 }
                 Some(Some(rank)) if rank <= self.consumed => done.push(delivery.tag),
@@ -276,12 +295,6 @@ impl AdmissionWorker {
             out.push(candidate);
             rank += 1;
         }
-        let skipped = out.iter().filter(|c| matches!(c, Candidate::Absent { key: Some(_), .. })).count();
-        if skipped > 0 {
-            tracing::warn!(skipped, from_rank = self.consumed + 1, "places whose joins never arrived are skipped");
-            metrics::counter!("anteroom_places_skipped_total", "event" => self.event.to_string())
-                .increment(skipped as u64);
-        }
         Ok(out)
     }
 
@@ -322,6 +335,11 @@ impl AdmissionWorker {
                 }
             }
         })
+    }
+
+    /// Every rank up to this one is consumed.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// Stops consuming; unacknowledged deliveries go back to the line.

@@ -33,8 +33,8 @@ const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// Places reserved in the durable record at a time: one write per this many
 /// joins, and at most this many places skipped after a restore.
 const RESERVATION_STEP: u64 = 1_000;
-/// Reservations or restores one group of joins may need before it gives up.
-const ALLOCATION_ATTEMPTS: usize = 3;
+/// Restores one group of joins may wait for before it gives up.
+const MAX_RESTORES: usize = 2;
 
 /// The result of a join: the line entry, and whether this request created it.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +63,8 @@ struct EventLine {
     view: RwLock<LineView>,
     /// Waiting tokens polled since the last heartbeat report.
     seen: Mutex<HashSet<TokenKey>>,
+    /// Held while this process restores the line: one restore at a time.
+    restoring: tokio::sync::Mutex<()>,
 }
 
 impl EventLine {
@@ -139,14 +141,24 @@ impl Line {
     /// expire; if it did not see them all, `max_active` of them are assumed.
     pub async fn restore(&self, event: &Event) -> BackendResult<()> {
         let id = event.id();
-        let record = self.record.line_record(id).await?;
+        let line = self.line(id);
+        let _restoring = line.restoring.lock().await;
+        let mut record = self.record.line_record(id).await?;
         let now_ms = unix_ms(OffsetDateTime::now_utc());
         let admission = event.spec.admission;
-        let passes = self
-            .line(id)
-            .view()
-            .valid_passes(now_ms, admission.pass_seconds)
-            .unwrap_or_else(|| vec![(now_ms + i64::from(admission.pass_seconds) * 1_000, admission.max_active)]);
+        let passes = {
+            let view = line.view();
+            // What the store had made and not yet recorded, this process may have seen.
+            record.prequeue = record.prequeue.or(view.prequeue());
+            record.draw = record.draw.take().or_else(|| view.draw().map(<[u32]>::to_vec));
+            view.valid_passes(now_ms, admission.pass_seconds).unwrap_or_else(|| {
+                let last_expiry = now_ms + i64::from(admission.pass_seconds) * 1_000;
+                vec![(last_expiry, admission.max_active)]
+            })
+        };
+        if let Some(size) = record.prequeue {
+            self.record.record_prequeue(id, size).await?;
+        }
         if self.store.start_line(id, &LineStart::Restore { record, passes }, now_ms).await? {
             tracing::warn!(event = %id, "the admission store had lost the line: restored from the durable record");
             metrics::counter!("anteroom_lines_restored_total", "event" => id.to_string()).increment(1);
@@ -333,18 +345,27 @@ impl Line {
         now: OffsetDateTime,
     ) -> BackendResult<Allocation> {
         let id = event.id();
-        for _ in 0..ALLOCATION_ATTEMPTS {
-            match self.store.allocate(id, event.is_on_sale(now), requests, now.unix_timestamp()).await {
+        let mut restores = 0;
+        // Each reservation covers the group that asked for it, so groups racing
+        // for reservations all progress; only restores are bounded.
+        loop {
+            let outcome = match self.store.allocate(id, event.is_on_sale(now), requests, now.unix_timestamp()).await {
                 Ok(AllocateOutcome::Allocated(allocation)) => return Ok(allocation),
                 Ok(AllocateOutcome::Reserve { kind, at_least }) => {
                     let reserved = self.record.reserve(id, kind, at_least + RESERVATION_STEP).await?;
-                    self.store.extend_reservation(id, kind, reserved).await?;
+                    self.store.extend_reservation(id, kind, reserved).await
                 }
-                Err(e) if e.is_line_lost() => self.restore(event).await?,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if e.is_line_lost() && restores < MAX_RESTORES => {
+                    restores += 1;
+                    self.restore(event).await?;
+                }
                 Err(e) => return Err(e),
+                Ok(()) => {}
             }
         }
-        Err(BackendError::new("anteroom", "could not allocate places within a reservation"))
     }
 
     async fn follow_logs(&self) {
@@ -374,7 +395,7 @@ impl Line {
             }
             let mut v = line.view_mut();
             // A new epoch rewinds the view to the new log's start.
-            v.follow_epoch(&read.epoch);
+            v.follow_epoch(&read.epoch, read.restored);
             if v.entries_applied() != from {
                 continue;
             }

@@ -34,6 +34,9 @@ pub struct Workers {
     pub store: Arc<dyn AdmissionStore>,
     pub record: Arc<dyn LineRecords>,
     pub queue: Arc<dyn LineQueue>,
+    /// Each event's watermark as its last admission worker here left it: a
+    /// worker started again begins there, even if the store lost its own.
+    pub watermarks: Arc<std::sync::Mutex<HashMap<EventId, u64>>>,
     pub delays: Arc<dyn DelayQueue>,
 }
 
@@ -94,15 +97,17 @@ impl Workers {
     async fn admit_until_failure(&self, event: &EventId, stop: &CancellationToken) -> BackendResult<()> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
         let (catalog, store, record) = (self.catalog.clone(), self.store.clone(), self.record.clone());
-        // What this process saw consumed: the store's watermark may have been lost.
-        let seen_consumed = self.line.consumed(event);
-        let mut worker = AdmissionWorker::new(event.clone(), catalog, store, record, consumer, seen_consumed).await?;
+        // What this process knows was consumed: the store's watermark may have been lost.
+        let left_at = self.watermarks.lock().unwrap_or_else(|p| p.into_inner()).get(event).copied().unwrap_or(0);
+        let known = left_at.max(self.line.consumed(event));
+        let mut worker = AdmissionWorker::new(event.clone(), catalog, store, record, consumer, known).await?;
         let outcome = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
                 step = worker.step(STEP_WAIT) => if let Err(e) = step { break Err(e) },
             }
         };
+        self.watermarks.lock().unwrap_or_else(|p| p.into_inner()).insert(event.clone(), worker.consumed());
         worker.close().await;
         outcome
     }

@@ -723,7 +723,7 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut broker = DisposableRabbit::start().await;
     let app = std::sync::Arc::new(spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(broker.url())).await);
-    let admission = json!({ "per_second": 5, "max_active": 1_000, "pass_seconds": 600 });
+    let admission = json!({ "per_second": 5, "max_active": 100_000, "pass_seconds": 600 });
     sale(&app, "brokerdies", json!({ "hold_seconds": 3, "sections": one_row(4), "admission": admission })).await;
     let pass = app.admitted_pass("brokerdies").await;
     let held = app.hold_seats("brokerdies", &pass, &["A-1-1"]).await;
@@ -738,7 +738,12 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
             tokio::spawn(async move {
                 let mut replies = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
-                    replies.push(app.join("brokerdies", None).await);
+                    let reply = app.join("brokerdies", None).await;
+                    // As a browser would: a refused join is tried again after Retry-After.
+                    if let Some(after) = reply.headers.get("retry-after").and_then(|v| v.to_str().ok()) {
+                        tokio::time::sleep(Duration::from_secs(after.parse().unwrap_or(1))).await;
+                    }
+                    replies.push(reply);
                 }
                 replies
             })
@@ -776,7 +781,7 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
     // broker's crash in the quorum queue and is admitted, and no refused one is.
     app.patch_event("brokerdies", json!({ "admission": { "per_second": 1_000 } })).await;
     for token in &acknowledged {
-        app.poll_until(token, "admitted", Duration::from_secs(15)).await;
+        app.poll_until(token, "admitted", Duration::from_secs(30)).await;
     }
     let stats = app.stats("brokerdies").await;
     assert_eq!(

@@ -287,17 +287,17 @@ impl LineRecords for SqliteRecord {
         Ok(())
     }
 
-    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<()> {
-        sqlx::query(
+    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
+        let recorded: Vec<u8> = sqlx::query_scalar(
             "INSERT INTO lines (event_id, draw) VALUES (?, ?) ON CONFLICT (event_id)
-             DO UPDATE SET draw = COALESCE(lines.draw, excluded.draw)",
+             DO UPDATE SET draw = COALESCE(lines.draw, excluded.draw) RETURNING draw",
         )
         .bind(event.as_str())
         .bind(draw_to_bytes(draw))
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        Ok(())
+        Ok(draw_from_bytes(&recorded))
     }
 
     async fn line_record(&self, event: &EventId) -> BackendResult<LineRecord> {

@@ -145,9 +145,13 @@ impl Keys {
     fn log(&self) -> String {
         format!("{}:log", self.0)
     }
-    /// Stand-ins for the passes a restored line could not name, by expiry.
+    /// Stand-ins for the passes a restored line could not name: how many expire when.
     fn unknown_passes(&self) -> String {
         format!("{}:unknown_passes", self.0)
+    }
+    /// Passes from before a restore that have been honoured once.
+    fn honoured_passes(&self) -> String {
+        format!("{}:honoured_passes", self.0)
     }
     fn draw(&self) -> String {
         format!("{}:draw", self.0)
@@ -183,6 +187,7 @@ impl Keys {
             self.active(),
             self.log(),
             self.unknown_passes(),
+            self.honoured_passes(),
             self.draw(),
             self.prequeue_ids(),
             self.seats(),
@@ -373,12 +378,13 @@ impl AdmissionStore for RedisStore {
         let start = i64::try_from(from).map_err(unavailable)?;
         let range = vec![start.to_string(), (start + LOG_PAGE - 1).to_string()];
         let reply: Vec<String> = self.run(&self.scripts.read_log, vec![k.line(), k.log()], range).await?;
-        let [epoch, lost, entries @ ..] = reply.as_slice() else {
+        let [epoch, lost, restored, entries @ ..] = reply.as_slice() else {
             return Err(unavailable("read_log: short reply"));
         };
         Ok(LogRead {
             epoch: epoch.clone(),
             lost: lost == "lost",
+            restored: restored == "restored",
             entries: entries
                 .iter()
                 .map(|r| r.parse::<LogEntry>().map_err(unavailable))
@@ -400,11 +406,9 @@ impl AdmissionStore for RedisStore {
                 strings([k.line(), "joined".into(), "admitted".into(), "abandoned".into(), "left_waiting".into()]),
             )
             .await?;
-        let mut active = 0;
-        for passes in [k.active(), k.unknown_passes()] {
-            let valid: u64 = self.kv.call("ZCOUNT", strings([passes, format!("({now_ms}"), "+inf".into()])).await?;
-            active += valid;
-        }
+        let named: u64 = self.kv.call("ZCOUNT", strings([k.active(), format!("({now_ms}"), "+inf".into()])).await?;
+        let stand_ins: HashMap<i64, u64> = self.kv.call("HGETALL", strings([k.unknown_passes()])).await?;
+        let active = named + stand_ins.iter().filter(|&(&at, _)| at > now_ms).map(|(_, n)| n).sum::<u64>();
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
         Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
     }
@@ -471,8 +475,17 @@ impl AdmissionStore for RedisStore {
                 Candidate::Absent { key: None, .. } => String::new(),
             });
         }
-        let keys =
-            vec![k.line(), k.active(), k.left(), k.seen(), k.log(), k.seat_counts(), k.unknown_passes(), k.failed()];
+        let keys = vec![
+            k.line(),
+            k.active(),
+            k.left(),
+            k.seen(),
+            k.log(),
+            k.seat_counts(),
+            k.unknown_passes(),
+            k.failed(),
+            k.seats_ready(),
+        ];
         let reply: Vec<String> = self.run(&self.scripts.admit, keys, args).await?;
         match reply.as_slice() {
             [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
@@ -531,6 +544,7 @@ impl SeatStore for RedisStore {
             k.hold_seats(),
             k.line(),
             k.unknown_passes(),
+            k.honoured_passes(),
         ];
         let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
         Ok(match reply.split_first() {

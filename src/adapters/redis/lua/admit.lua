@@ -6,13 +6,16 @@
 -- A join whose publish got no confirm in time was answered 503 and marked
 -- failed, but its message may still reach the line: its place is skipped too.
 -- KEYS: line (hash), active (zset), left (set), seen (hash), log (list), seat counts (hash),
---       unknown passes (zset: passes from before the line was restored, by expiry), failed (set)
+--       unknown passes (hash expires_at_ms -> count: passes from before the line was restored),
+--       failed (set), seats ready (string)
 -- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, seats_total, the worker's
 --   watermark, then pairs: rank, key
 --   where key is "" for a place nobody holds, and "!<key>" for a join that never
 --   arrived (logged as departed, so that its token can never read admitted)
 -- Returns: { consumed, admitted, room } | { "lost" }
 if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then return { 'lost' } end
+-- Without the seat state, a sold-out sale would not be known: nobody moves until it is rebuilt.
+if redis.call('EXISTS', KEYS[9]) == 0 then return { 'lost' } end
 local now, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if tonumber(redis.call('HGET', KEYS[6], 'sold') or '0') >= tonumber(ARGV[6]) then max_admit = 0 end
@@ -29,8 +32,16 @@ end
 local restored_s = math.floor(tonumber(redis.call('HGET', KEYS[1], 'restored_at') or '0') / 1000)
 
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
-local room = max_active - redis.call('ZCARD', KEYS[2]) - redis.call('ZCARD', KEYS[7])
+local unknown = 0
+local stand_ins = redis.call('HGETALL', KEYS[7])
+for i = 1, #stand_ins, 2 do
+  if tonumber(stand_ins[i]) <= now then
+    redis.call('HDEL', KEYS[7], stand_ins[i])
+  else
+    unknown = unknown + tonumber(stand_ins[i + 1])
+  end
+end
+local room = max_active - redis.call('ZCARD', KEYS[2]) - unknown
 local last, admitted, abandoned = consumed, 0, 0
 
 for i = 8, #ARGV, 2 do

@@ -6,7 +6,7 @@
 -- KEYS: seats (hash seat -> "h|s:<order>:<holder>"), holders (hash holder -> seats),
 --       counts (hash held, sold), ready (string), active (zset pass key -> expiry ms),
 --       holds (zset order -> held at ms), hold_seats (hash order -> "<holder>|<seat>,<seat>..."),
---       line (hash), unknown passes (zset)
+--       line (hash), unknown passes (hash expires_at_ms -> count), honoured (set of pass keys)
 -- ARGV: order, holder, pass key, max per holder, now_ms, pass issued at ms, pass expires at ms, seat ids...
 -- Returns: {"held", held, sold} | {"taken", seat...} | {"limit"} | {"pass"} | {"rebuild"} | {"lost"}
 if redis.call('EXISTS', KEYS[4]) == 0 then return { 'rebuild' } end
@@ -14,13 +14,20 @@ if redis.call('HEXISTS', KEYS[8], 'limit') == 0 then return { 'lost' } end
 local now = tonumber(ARGV[5])
 local pass = redis.call('ZSCORE', KEYS[5], ARGV[3])
 local restored = tonumber(redis.call('HGET', KEYS[8], 'restored_at') or '0')
-if not pass and tonumber(ARGV[6]) < restored and tonumber(ARGV[7]) > now then
-  -- Issued before the store lost the line: honoured, and counted under max_active
-  -- in place of one of the passes the restore could not name.
+local expires = tonumber(ARGV[7])
+if not pass and tonumber(ARGV[6]) < restored and expires > now and redis.call('SADD', KEYS[10], ARGV[3]) == 1 then
+  -- Issued before the store lost the line: honoured once (a pass ended after
+  -- that stays ended), and counted under max_active in place of the stand-in
+  -- that expires soonest at or after it.
   pass = ARGV[7]
   redis.call('ZADD', KEYS[5], pass, ARGV[3])
-  local stand_in = redis.call('ZRANGEBYSCORE', KEYS[9], pass, '+inf', 'LIMIT', 0, 1)[1]
-  if stand_in then redis.call('ZREM', KEYS[9], stand_in) end
+  local stand_in
+  local stand_ins = redis.call('HGETALL', KEYS[9])
+  for i = 1, #stand_ins, 2 do
+    local at = tonumber(stand_ins[i])
+    if at >= expires and (not stand_in or at < tonumber(stand_in)) then stand_in = stand_ins[i] end
+  end
+  if stand_in and redis.call('HINCRBY', KEYS[9], stand_in, -1) <= 0 then redis.call('HDEL', KEYS[9], stand_in) end
 end
 if not pass or tonumber(pass) <= now then return { 'pass' } end
 
