@@ -374,7 +374,8 @@ pub trait AdmissionStore: Send + Sync {
     /// Publishes the draw unless one exists; returns the draw in force.
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>>;
     async fn consumed(&self, event: &EventId) -> BackendResult<u64>;
-    async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe>;
+    /// What is known of each place whose join the admission worker has not received.
+    async fn probe_gaps(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<Vec<GapProbe>>;
     /// Consumes `candidates` (contiguous from the watermark) atomically: skips the
     /// departed and abandoned, admits the rest until `max_active` is reached.
     async fn admit(

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
-    AdmissionStore, AdmitRequest, BackendResult, Candidate, Delivered, GapProbe, LineBatch, LineConsumer, LineMessage,
-    LineRecords,
+    AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Delivered, GapProbe, LineBatch, LineConsumer,
+    LineMessage, LineRecords,
 };
 
 /// Batches of joins buffered at most: enough to reorder the groups published
@@ -281,43 +281,67 @@ impl AdmissionWorker {
     }
 
     /// The places from the watermark on, in order, as far as they are known.
+    /// The missing ones in the window are probed in one round trip: after an
+    /// outage thousands of refused joins may have to be passed at once.
     async fn candidates(&mut self, limit: usize) -> BackendResult<Vec<Candidate>> {
-        let mut out = Vec::new();
-        let mut rank = self.consumed + 1;
-        while out.len() < limit.min(MAX_STEP) {
-            let candidate = match self.ranked.get(&rank) {
-                Some(d) => Candidate::Arrived { rank, key: d.message.key },
-                None => match self.absent(rank).await? {
-                    Some(absent) => absent,
-                    None => break,
+        let mut planned = Vec::new();
+        let mut to_probe = Vec::new();
+        let last_arrived = self.ranked.keys().next_back().copied().unwrap_or(0);
+        for rank in (self.consumed + 1..).take(limit.min(MAX_STEP)) {
+            let place = match self.ranked.get(&rank) {
+                Some(d) => Planned::Known(Candidate::Arrived { rank, key: d.message.key }),
+                // Only a missing place with someone behind it holds the line up.
+                None if rank > last_arrived => break,
+                None => match self.missing_key(rank) {
+                    Missing::Unknown => break,
+                    Missing::Nobody => Planned::Known(Candidate::Absent { rank, key: None }),
+                    Missing::Key(key) => {
+                        to_probe.push(key);
+                        Planned::Probe(rank, key)
+                    }
                 },
             };
-            out.push(candidate);
-            rank += 1;
+            planned.push(place);
+        }
+        let mut probes =
+            if to_probe.is_empty() { Vec::new() } else { self.store.probe_gaps(&self.event, &to_probe).await? }
+                .into_iter();
+        let mut out = Vec::with_capacity(planned.len());
+        for place in planned {
+            let candidate = match place {
+                Planned::Known(candidate) => Some(candidate),
+                Planned::Probe(rank, key) => {
+                    let probe = probes.next().ok_or_else(|| BackendError::new("anteroom", "a gap went unprobed"))?;
+                    self.judge_gap(rank, key, probe)
+                }
+            };
+            match candidate {
+                Some(candidate) => out.push(candidate),
+                None => break,
+            }
         }
         Ok(out)
     }
 
-    /// The place at `rank` if nobody will ever arrive for it, so admission may pass it.
-    async fn absent(&mut self, rank: u64) -> BackendResult<Option<Candidate>> {
+    /// Whose place `rank` is, for a place whose join has not arrived.
+    fn missing_key(&self, rank: u64) -> Missing {
         let prequeue = self.prequeue.unwrap_or(0);
-        let key = if rank <= prequeue {
-            if self.draw.is_none() {
-                return Ok(None);
-            }
-            match self.drawn.get((rank - 1) as usize) {
-                Some(&seq) => TokenKey::pre_queue(seq),
-                // Past the draw's last rank: pre-queue joins that failed.
-                None => return Ok(Some(Candidate::Absent { rank, key: None })),
-            }
-        } else {
-            TokenKey::regular(rank - prequeue)
-        };
-        // Only a missing place with someone behind it holds the line up.
-        if self.ranked.range(rank..).next().is_none() {
-            return Ok(None);
+        if rank > prequeue {
+            return Missing::Key(TokenKey::regular(rank - prequeue));
         }
-        Ok(match self.store.probe_gap(&self.event, key).await? {
+        if self.draw.is_none() {
+            return Missing::Unknown;
+        }
+        match self.drawn.get((rank - 1) as usize) {
+            Some(&seq) => Missing::Key(TokenKey::pre_queue(seq)),
+            // Past the draw's last rank: pre-queue joins that failed.
+            None => Missing::Nobody,
+        }
+    }
+
+    /// The place at `rank` if nobody will ever arrive for it, so admission may pass it.
+    fn judge_gap(&self, rank: u64, key: TokenKey, probe: GapProbe) -> Option<Candidate> {
+        match probe {
             GapProbe::Failed => Some(Candidate::Absent { rank, key: Some(key) }),
             GapProbe::NotAllocated => None,
             GapProbe::Pending { since_s } => {
@@ -334,7 +358,7 @@ impl AdmissionWorker {
                     Some(Candidate::Absent { rank, key: Some(key) })
                 }
             }
-        })
+        }
     }
 
     /// Every rank up to this one is consumed.
@@ -359,6 +383,21 @@ impl AdmissionWorker {
         let acked = self.batches.settle(tags);
         self.consumer.ack(&acked).await
     }
+}
+
+/// A place of the admission window before the gaps in it are probed.
+enum Planned {
+    Known(Candidate),
+    Probe(u64, TokenKey),
+}
+
+/// Whose place a missing rank is.
+enum Missing {
+    /// The draw that says so is not known yet.
+    Unknown,
+    /// Nobody's: past the draw's last rank.
+    Nobody,
+    Key(TokenKey),
 }
 
 /// The joins of each unacknowledged batch still to settle, by delivery tag: a

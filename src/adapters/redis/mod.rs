@@ -78,7 +78,7 @@ struct Scripts {
     leave: LuaScript,
     freeze: LuaScript,
     publish_draw: LuaScript,
-    probe_gap: LuaScript,
+    probe_gaps: LuaScript,
     admit: LuaScript,
     hold: LuaScript,
     release: LuaScript,
@@ -97,7 +97,7 @@ impl Scripts {
             leave: LuaScript::new(include_str!("lua/leave.lua")),
             freeze: LuaScript::new(include_str!("lua/freeze.lua")),
             publish_draw: LuaScript::new(include_str!("lua/publish_draw.lua")),
-            probe_gap: LuaScript::new(include_str!("lua/probe_gap.lua")),
+            probe_gaps: LuaScript::new(include_str!("lua/probe_gaps.lua")),
             admit: LuaScript::new(include_str!("lua/admit.lua")),
             hold: LuaScript::new(include_str!("lua/hold.lua")),
             release: LuaScript::new(include_str!("lua/release.lua")),
@@ -437,17 +437,22 @@ impl AdmissionStore for RedisStore {
         Ok(v.unwrap_or(0))
     }
 
-    async fn probe_gap(&self, event: &EventId, key: TokenKey) -> BackendResult<GapProbe> {
+    async fn probe_gaps(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<Vec<GapProbe>> {
         let k = self.keys(event);
-        let counter = if key.kind == TokenKind::PreQueue { "preseq" } else { "seq" };
-        let args = vec![key.to_string(), key.seq.to_string(), counter.to_owned()];
-        let reply: Vec<String> = self.run(&self.scripts.probe_gap, vec![k.line(), k.failed(), k.seen()], args).await?;
-        Ok(match reply.as_slice() {
-            [tag] if tag == "unallocated" => GapProbe::NotAllocated,
-            [tag] if tag == "failed" => GapProbe::Failed,
-            [tag, since] if tag == "pending" => GapProbe::Pending { since_s: parse_num(since)? },
-            _ => return Err(unavailable("probe_gap: malformed reply")),
-        })
+        let args: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        let reply: Vec<String> = self.run(&self.scripts.probe_gaps, vec![k.line(), k.failed(), k.seen()], args).await?;
+        if reply.len() != keys.len() {
+            return Err(unavailable("probe_gaps: a probe per key expected"));
+        }
+        reply
+            .iter()
+            .map(|probe| match probe.split_once(':') {
+                None if probe == "unallocated" => Ok(GapProbe::NotAllocated),
+                None if probe == "failed" => Ok(GapProbe::Failed),
+                Some(("pending", since)) => Ok(GapProbe::Pending { since_s: parse_num(since)? }),
+                _ => Err(unavailable("probe_gaps: malformed reply")),
+            })
+            .collect()
     }
 
     async fn prequeue_entrants(&self, event: &EventId) -> BackendResult<Vec<(u64, Uuid)>> {
