@@ -139,13 +139,14 @@ impl Line {
     /// from the durable record; the people waiting are still in the queue.
     /// Passes this process saw admitted count under `max_active` until they
     /// expire; if it did not see them all, `max_active` of them are assumed.
-    pub async fn restore(&self, event: &Event) -> BackendResult<()> {
+    async fn restore(&self, event: &Event) -> BackendResult<()> {
         let id = event.id();
         let line = self.line(id);
         let _restoring = line.restoring.lock().await;
         let mut record = self.record.line_record(id).await?;
         let now_ms = unix_ms(OffsetDateTime::now_utc());
         let admission = event.spec.admission;
+        let recorded_prequeue = record.prequeue;
         let passes = {
             let view = line.view();
             // What the store had made and not yet recorded, this process may have seen.
@@ -156,7 +157,7 @@ impl Line {
                 vec![(last_expiry, admission.max_active)]
             })
         };
-        if let Some(size) = record.prequeue {
+        if let (None, Some(size)) = (recorded_prequeue, record.prequeue) {
             self.record.record_prequeue(id, size).await?;
         }
         if self.store.start_line(id, &LineStart::Restore { record, passes }, now_ms).await? {
