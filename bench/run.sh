@@ -21,7 +21,7 @@ spike_people="${SPIKE_PEOPLE:-1000000}"
 bash infra/local-services.sh
 ensure_package wrk wrk
 say "building the release binaries"
-cargo build --release --locked --bins
+cargo build --release --locked --workspace --bins
 
 postgres="${BENCH_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432}"
 run_id="bench_$(date -u +%Y%m%d_%H%M%S)_$$"
@@ -31,7 +31,7 @@ psql "$postgres/postgres" -qc "CREATE DATABASE $run_id" >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 floor_port=$(free_port)
-admin="bench-admin-$RANDOM$RANDOM"
+admin="bench-admin-token-$RANDOM$RANDOM$RANDOM"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

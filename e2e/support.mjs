@@ -10,7 +10,7 @@ import { before, after } from "node:test";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const ADMIN = "e2e-admin-token";
+export const ADMIN = "e2e-admin-token-for-the-pages";
 export const SCREENSHOTS = join(here, "screenshots");
 
 function freePort() {

@@ -24,15 +24,12 @@ examples="${FUZZ_EXAMPLES:-100}"
 seed="${FUZZ_SEED:-1}"
 schema="${FUZZ_SCHEMA:-}"
 
-say() { printf '[fuzz] %s\n' "$*"; }
+source infra/lib.sh
 
 if [ ! -x "$bin" ]; then
   say "no service binary at $bin: build it (cargo build) or set ANTEROOM_BIN"; exit 2
 fi
-if ! command -v schemathesis >/dev/null 2>&1; then
-  say "installing schemathesis $SCHEMATHESIS_VERSION"
-  python3 -m pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+ensure_pip_tool schemathesis schemathesis "$SCHEMATHESIS_VERSION"
 installed=$(schemathesis --version | awk '{print $NF}')
 if [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
   say "warning: schemathesis $installed is installed; this script is written for $SCHEMATHESIS_VERSION"
@@ -137,6 +134,7 @@ values = [@ORDERS@]
 "path.order_id" = { dictionary = "orders", probability = 0.6 }
 "body.seats[*]" = { dictionary = "seats", probability = 0.8 }
 "body.best_available.section" = { dictionary = "sections", probability = 0.8 }
+"query.section" = { dictionary = "sections", probability = 0.8 }
 
 # Answers the schema cannot foresee for a valid request: API.md's rules across
 # fields (unique section ids, at most 1,000,000 seats) and the state of the
@@ -153,6 +151,10 @@ checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 410]
 [[operations]]
 include-operation-id = "holdSeats"
 checks.positive_data_acceptance.expected-statuses = [201, 401, 404, 409, 422]
+
+[[operations]]
+include-operation-id = "proposeBestAvailable"
+checks.positive_data_acceptance.expected-statuses = [200, 404, 409, 422]
 
 [[operations]]
 include-operation-id = "payOrder"

@@ -11,3 +11,12 @@ ensure_package() { # command, package
   say "installing $2"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
+
+ensure_pip_tool() { # command, package, version
+  # Scripts that pip installs land in the interpreter's scripts directory, or the
+  # user's when pip installs for the user; neither is on PATH everywhere.
+  PATH="$(python3 -c 'import site, sysconfig; print(sysconfig.get_path("scripts") + ":" + site.getuserbase() + "/bin")'):$PATH"
+  command -v "$1" >/dev/null 2>&1 && return 0
+  say "installing $2 $3"
+  python3 -m pip install --quiet "$2==$3"
+}

@@ -1,33 +1,52 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: the unit tests, then the integration suite twice,
-# once against real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if
-# needed) and once against embedded mode (SQLite, in-process), then schemathesis
-# against the OpenAPI document, then the pages in headless Chromium.
+# Runs the whole test suite: formatting and lints, the unit tests, then the integration suite against
+# real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if needed),
+# against a Redis Cluster, a Redis Sentinel set and a RabbitMQ cluster
+# (infra/cluster.sh), and against embedded mode (SQLite, in-process); then
+# schemathesis against the OpenAPI document, the operators' alerts and
+# dashboard, and the pages in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
 bash infra/local-services.sh
 ensure_package chromium chromium
+ensure_package nginx nginx
 ensure_package node nodejs
 ensure_package npm npm
 
+status=0
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
 test_databases() {
   command -v psql >/dev/null 2>&1 || return 0
   psql "$TEST_POSTGRES_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'anteroom_test_%'" 2>/dev/null | sort
 }
 before=$(test_databases)
-status=0
 # The integration tests mostly wait on the servers: run several at once.
 threads="${ANTEROOM_TEST_THREADS:-8}"
+echo "== formatting (rustfmt's defaults) and lints (clippy, warnings are errors)"
+cargo fmt --all --check || status=$?
+cargo clippy --locked --workspace --all-targets -- -D warnings || status=$?
 echo "== unit tests and the integration suite against the servers"
-cargo test --locked -- --test-threads "$threads" --skip embedded_only || status=$?
+cargo test --locked --workspace -- --test-threads "$threads" --skip embedded_only || status=$?
+echo "== the integration suite against clustered engines: Redis Cluster (3 masters, 3 replicas) and Sentinel, a 3-node RabbitMQ cluster"
+# Started once per run (infra/cluster.sh) and shared; each test has its own namespace.
+if cluster_urls=$(bash infra/cluster.sh up | grep '_URL='); then
+  eval "$cluster_urls"
+  for redis in "$REDIS_CLUSTER_URL" "$REDIS_SENTINEL_URL"; do
+    TEST_REDIS_URL="$redis" TEST_AMQP_URL="$AMQP_CLUSTER_URL" cargo test --locked --test api -- \
+      --test-threads "$threads" --skip servers_only --skip process --skip embedded_only || status=$?
+  done
+else
+  echo "the clusters did not start"; status=1
+fi
 echo "== the integration suite against embedded mode"
 ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads "$threads" --skip servers_only || status=$?
 echo "== schemathesis against the OpenAPI document (no 500, every response as documented)"
 # It starts target/debug/anteroom, which the integration suite above has built.
 bash infra/fuzz.sh || status=$?
+echo "== the operators' alert rules (promtool) and Grafana dashboard"
+bash infra/check-ops.sh || status=$?
 echo "== the pages in headless Chromium"
 # They start target/debug/anteroom, which the integration suite above has built.
 (cd e2e && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1) || status=$?

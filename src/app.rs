@@ -9,18 +9,22 @@ use tokio_util::sync::CancellationToken;
 
 use time::OffsetDateTime;
 
-use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue, record::SqliteRecord};
+use crate::adapters::embedded::{
+    self, keyspace::Keyspace, queue::EmbeddedQueue, record::SqliteRecord,
+};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
 use crate::config::{Config, ConfigError, Secret};
-use crate::domain::{Admission, EventId, EventSpec, Section, Signer};
+use crate::domain::{Admission, Currency, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
-    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue, LineRecords,
-    OrderRepository, SeatStore,
+    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue,
+    LineRecords, OrderRepository, SeatStore, WindowCounts,
 };
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
+use crate::services::door::{ADMIN_FAILURES, AdminDoor};
 use crate::services::line::Line;
+use crate::services::readiness::Readiness;
 use crate::services::spawn_every;
 use crate::telemetry;
 use crate::worker::Workers;
@@ -44,6 +48,7 @@ pub struct Backends {
     pub seats: Arc<dyn SeatStore>,
     pub line_queue: Arc<dyn LineQueue>,
     pub delays: Arc<dyn DelayQueue>,
+    pub window_counts: Arc<dyn WindowCounts>,
     /// Embedded mode's hold on its database file, for as long as the backends live.
     pub process_lock: Option<embedded::ProcessLock>,
 }
@@ -65,6 +70,7 @@ impl Backends {
             orders: sql.clone(),
             line_records: sql,
             line_store: redis.clone(),
+            window_counts: redis.clone(),
             seats: redis,
             line_queue: amqp.clone(),
             delays: amqp,
@@ -81,7 +87,13 @@ impl Backends {
         let pool = embedded::open_database(&config.database_url).await?;
         let keyspace = Keyspace::open(pool.clone()).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
-        keyspace.refresh_all(":seen", OffsetDateTime::now_utc().unix_timestamp().to_string().as_bytes());
+        keyspace.refresh_all(
+            ":seen",
+            OffsetDateTime::now_utc()
+                .unix_timestamp()
+                .to_string()
+                .as_bytes(),
+        );
         let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
         let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
         let record = Arc::new(SqliteRecord::new(pool));
@@ -90,6 +102,7 @@ impl Backends {
             orders: record.clone(),
             line_records: record,
             line_store: store.clone(),
+            window_counts: store.clone(),
             seats: store,
             line_queue: queue.clone(),
             delays: queue,
@@ -107,13 +120,22 @@ struct Core {
 }
 
 impl Core {
-    async fn start(config: &Config, b: &Backends, stop: &CancellationToken) -> Result<Self, StartError> {
+    async fn start(
+        config: &Config,
+        b: &Backends,
+        stop: &CancellationToken,
+    ) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
-        spawn_every(CATALOG_REFRESH, stop.clone(), catalog.clone(), |catalog| async move {
-            if let Err(e) = catalog.refresh().await {
-                tracing::warn!(error = %e, "could not refresh events");
-            }
-        });
+        spawn_every(
+            CATALOG_REFRESH,
+            stop.clone(),
+            catalog.clone(),
+            |catalog| async move {
+                if let Err(e) = catalog.refresh().await {
+                    tracing::warn!(error = %e, "could not refresh events");
+                }
+            },
+        );
         let secret = match &config.secret {
             Some(secret) => secret.clone(),
             None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
@@ -128,7 +150,12 @@ impl Core {
             signer,
             stop.clone(),
         );
-        let booking = Arc::new(Booking::new(catalog.clone(), b.seats.clone(), b.orders.clone(), b.delays.clone()));
+        let booking = Arc::new(Booking::new(
+            catalog.clone(),
+            b.seats.clone(),
+            b.orders.clone(),
+            b.delays.clone(),
+        ));
         let workers = Workers {
             catalog: catalog.clone(),
             line: line.clone(),
@@ -139,7 +166,12 @@ impl Core {
             watermarks: Arc::default(),
             delays: b.delays.clone(),
         };
-        Ok(Self { catalog, line, booking, workers })
+        Ok(Self {
+            catalog,
+            line,
+            booking,
+            workers,
+        })
     }
 }
 
@@ -150,6 +182,8 @@ pub struct App {
     workers: Workers,
     stop: CancellationToken,
     demo: Option<EventId>,
+    /// Kept for as long as the app runs (embedded mode's hold on its database file).
+    _backends: Backends,
 }
 
 impl App {
@@ -161,24 +195,55 @@ impl App {
     pub async fn with_backends(config: Config, backends: Backends) -> Result<Self, StartError> {
         let admin_token = match &config.admin_token {
             Some(token) => token.clone(),
-            None => Secret::new(backends.events.setting_or_insert("admin_token", &random_hex()?).await?),
+            None => Secret::new(
+                backends
+                    .events
+                    .setting_or_insert("admin_token", &random_hex()?)
+                    .await?,
+            ),
         };
         let stop = CancellationToken::new();
-        let Core { catalog, line, booking, workers } = Core::start(&config, &backends, &stop).await?;
-        let demo = if config.demo && catalog.all().is_empty() { Some(seed_demo(&line).await?) } else { None };
-        spawn_every(SEAT_COUNTS_REFRESH, stop.clone(), booking.clone(), |b| async move { b.refresh_counts().await });
+        let Core {
+            catalog,
+            line,
+            booking,
+            workers,
+        } = Core::start(&config, &backends, &stop).await?;
+        let demo = if config.demo && catalog.all().is_empty() {
+            Some(seed_demo(&line).await?)
+        } else {
+            None
+        };
+        spawn_every(
+            SEAT_COUNTS_REFRESH,
+            stop.clone(),
+            booking.clone(),
+            |b| async move { b.refresh_counts().await },
+        );
         let state = AppState::new(Inner {
             line,
             catalog,
             booking,
             admin_token,
-            backends,
+            admin_door: AdminDoor::new(backends.window_counts.clone(), ADMIN_FAILURES),
+            readiness: Readiness::new(
+                backends.events.clone(),
+                backends.line_store.clone(),
+                backends.line_queue.clone(),
+            ),
             metrics: telemetry::metrics(),
             limiter: ClientLimiter::new(config.client_rate),
             trust_forwarded: config.trust_forwarded,
         });
         let listener = TcpListener::bind(config.addr).await?;
-        Ok(Self { listener, state, workers, stop, demo })
+        Ok(Self {
+            listener,
+            state,
+            workers,
+            stop,
+            demo,
+            _backends: backends,
+        })
     }
 
     /// The demo event this start seeded into an empty database, if any.
@@ -195,7 +260,10 @@ impl App {
     }
 
     /// Serves HTTP and runs the workers until `shutdown` completes, then drains.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let workers = tokio::spawn(self.workers.run(self.stop.clone()));
         let stop = self.stop.clone();
         let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
@@ -213,7 +281,10 @@ impl App {
 }
 
 /// Runs only the workers (`anteroom worker`): admission, expiry and the sweeper.
-pub async fn run_workers(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+pub async fn run_workers(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let backends = Backends::connect(&config).await?;
     let stop = CancellationToken::new();
     let core = Core::start(&config, &backends, &stop).await?;
@@ -246,8 +317,14 @@ async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
         on_sale_at: None,
         hold_seconds: 300,
         max_seats_per_user: 4,
-        admission: Admission { per_second: 2.0, max_active: 50, pass_seconds: 900, abandon_seconds: 60 },
+        admission: Admission {
+            per_second: 2.0,
+            max_active: 50,
+            pass_seconds: 900,
+            abandon_seconds: 60,
+        },
         paused: false,
+        currency: Currency::EUR,
         sections: vec![
             section("A", "Floor", 6_500, 8, 20),
             section("B", "Balcony", 3_900, 6, 15),
@@ -256,7 +333,9 @@ async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
     };
     match line.create_event(spec).await {
         Ok(event) => Ok(event.id().clone()),
-        Err(InsertEventError::Exists) => Ok(EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?),
+        Err(InsertEventError::Exists) => {
+            Ok(EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?)
+        }
         Err(InsertEventError::Backend(e)) => Err(e.into()),
     }
 }

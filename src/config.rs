@@ -42,6 +42,96 @@ pub struct Config {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
+/// The example deployments (infra/kubernetes, infra/docker-compose.cluster.yml)
+/// mark the values an operator must replace with this; they are refused.
+const PLACEHOLDER: &str = "change-me";
+
+/// An admin token shorter than this is refused at start: with ten guesses per
+/// minute per address allowed, 24 random characters are out of any farm's reach.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
+
+/// One setting of the environment: its variable, its default as the operator
+/// reads it, and what it means. `anteroom --help` lists them from here.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting the service reads, in the order `--help` and the README list them.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "ANTEROOM_ADDR",
+        default: "127.0.0.1:8080",
+        meaning: "listen address",
+    },
+    Setting {
+        name: "ANTEROOM_ADMIN_TOKEN",
+        default: "generated on first start, kept in the database",
+        meaning: "bearer token for /api/admin/* (at least 24 characters)",
+    },
+    Setting {
+        name: "ANTEROOM_SECRET",
+        default: "generated in embedded mode; required with the servers",
+        meaning: "key that signs queue tokens and passes; shared by every instance",
+    },
+    Setting {
+        name: "DATABASE_URL",
+        default: "sqlite://anteroom.db",
+        meaning: "postgres://… or sqlite://…",
+    },
+    Setting {
+        name: "REDIS_URL",
+        default: "unset: embedded in-process store",
+        meaning: "redis://… (one node), redis-cluster://… or redis-sentinel://…",
+    },
+    Setting {
+        name: "AMQP_URL",
+        default: "unset: embedded in-process queue",
+        meaning: "amqp://…, or a comma-separated list of one cluster's nodes",
+    },
+    Setting {
+        name: "ANTEROOM_CLIENT_RATE",
+        default: "0",
+        meaning: "joins and holds per client address per second; 0 turns the limit off",
+    },
+    Setting {
+        name: "ANTEROOM_TRUST_FORWARDED",
+        default: "false",
+        meaning: "take the client address from X-Forwarded-For",
+    },
+    Setting {
+        name: "ANTEROOM_NAMESPACE",
+        default: "anteroom",
+        meaning: "prefix of every Redis key, RabbitMQ queue and PostgreSQL schema",
+    },
+    Setting {
+        name: "ANTEROOM_DEMO",
+        default: "1",
+        meaning: "seed a demo event into an empty database (0: off)",
+    },
+    Setting {
+        name: "RUST_LOG",
+        default: "info",
+        meaning: "log filter (tracing)",
+    },
+];
+
+/// The settings as `--help` shows them.
+pub fn settings_help() -> String {
+    let width = SETTINGS.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let lines: Vec<String> = SETTINGS
+        .iter()
+        .map(|s| {
+            format!(
+                "  {:width$}  {} [default: {}]",
+                s.name, s.meaning, s.default
+            )
+        })
+        .collect();
+    format!("Settings (from the environment):\n{}", lines.join("\n"))
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
@@ -51,14 +141,23 @@ impl Config {
         let bad = |name: &str, why: &str| ConfigError(format!("{name}: {why}"));
         let addr = get("ANTEROOM_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let config = Self {
-            addr: addr.parse().map_err(|_| bad("ANTEROOM_ADDR", "expected an address like 127.0.0.1:8080"))?,
+            addr: addr
+                .parse()
+                .map_err(|_| bad("ANTEROOM_ADDR", "expected an address like 127.0.0.1:8080"))?,
             admin_token: get("ANTEROOM_ADMIN_TOKEN").map(Secret::new),
             secret: get("ANTEROOM_SECRET").map(Secret::new),
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://anteroom.db".into()),
             redis_url: get("REDIS_URL"),
             amqp_url: get("AMQP_URL"),
             client_rate: get("ANTEROOM_CLIENT_RATE")
-                .map(|v| v.parse().map_err(|_| bad("ANTEROOM_CLIENT_RATE", "expected a whole number (0 turns it off)")))
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        bad(
+                            "ANTEROOM_CLIENT_RATE",
+                            "expected a whole number (0 turns it off)",
+                        )
+                    })
+                })
                 .transpose()?
                 .unwrap_or(0),
             trust_forwarded: match get("ANTEROOM_TRUST_FORWARDED").as_deref() {
@@ -78,13 +177,42 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let ns_ok = (1..=40).contains(&self.namespace.len())
-            && self.namespace.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if !ns_ok {
-            return Err(ConfigError("ANTEROOM_NAMESPACE: expected 1 to 40 of [a-z0-9_-]".into()));
+        for (name, value) in [
+            ("ANTEROOM_SECRET", &self.secret),
+            ("ANTEROOM_ADMIN_TOKEN", &self.admin_token),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.expose().contains(PLACEHOLDER))
+            {
+                return Err(ConfigError(format!(
+                    "{name}: still the example's placeholder ({PLACEHOLDER}…): anyone who read the example \
+                     could forge tokens or sign in; set a random value (e.g. `openssl rand -hex 32`)"
+                )));
+            }
         }
-        let postgres = self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://");
-        if self.uses_servers() && !(self.redis_url.is_some() && self.amqp_url.is_some() && postgres) {
+        if let Some(token) = &self.admin_token
+            && token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(ConfigError(format!(
+                "ANTEROOM_ADMIN_TOKEN: must be at least {MIN_ADMIN_TOKEN_CHARS} characters: a shorter one can be \
+                 guessed (use a random one, e.g. `openssl rand -hex 24`, or leave it unset to have one generated)"
+            )));
+        }
+        let ns_ok = (1..=40).contains(&self.namespace.len())
+            && self
+                .namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !ns_ok {
+            return Err(ConfigError(
+                "ANTEROOM_NAMESPACE: expected 1 to 40 of [a-z0-9_-]".into(),
+            ));
+        }
+        let postgres = self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://");
+        if self.uses_servers() && !(self.redis_url.is_some() && self.amqp_url.is_some() && postgres)
+        {
             return Err(ConfigError(
                 "REDIS_URL, AMQP_URL and a postgres:// DATABASE_URL go together: set all three, or none for embedded mode"
                     .into(),
@@ -96,7 +224,9 @@ impl Config {
             ));
         }
         if !self.uses_servers() && !self.database_url.starts_with("sqlite:") {
-            return Err(ConfigError("DATABASE_URL: embedded mode expects sqlite://<file>".into()));
+            return Err(ConfigError(
+                "DATABASE_URL: embedded mode expects sqlite://<file>".into(),
+            ));
         }
         if self.uses_servers() && self.secret.is_none() {
             return Err(ConfigError(
@@ -118,7 +248,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -134,7 +267,10 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.database_url, "sqlite://anteroom.db");
-        assert_eq!((c.client_rate, c.trust_forwarded, c.namespace.as_str()), (0, false, "anteroom"));
+        assert_eq!(
+            (c.client_rate, c.trust_forwarded, c.namespace.as_str()),
+            (0, false, "anteroom")
+        );
         assert!(!c.uses_servers());
     }
 
@@ -142,7 +278,11 @@ mod tests {
     fn the_three_servers_go_together() {
         assert!(config(&SERVERS).unwrap().uses_servers());
         for missing in ["REDIS_URL", "AMQP_URL", "DATABASE_URL"] {
-            let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let vars: Vec<_> = SERVERS
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
             let err = config(&vars).unwrap_err();
             assert!(err.0.contains("go together"), "{missing}: {err}");
         }
@@ -156,7 +296,11 @@ mod tests {
 
     #[test]
     fn servers_need_a_shared_secret() {
-        let vars: Vec<_> = SERVERS.iter().copied().filter(|(k, _)| *k != "ANTEROOM_SECRET").collect();
+        let vars: Vec<_> = SERVERS
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "ANTEROOM_SECRET")
+            .collect();
         assert!(config(&vars).unwrap_err().0.contains("ANTEROOM_SECRET"));
     }
 
@@ -170,7 +314,61 @@ mod tests {
             ("ANTEROOM_DEMO", "maybe"),
             ("DATABASE_URL", "mysql://x"),
         ] {
-            assert!(config(&[(name, value)]).unwrap_err().0.starts_with(name), "{name}");
+            assert!(
+                config(&[(name, value)]).unwrap_err().0.starts_with(name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_setting_read_is_listed_for_help_and_in_the_readme() {
+        let read = std::cell::RefCell::new(Vec::new());
+        let _ = Config::from_lookup(|name| {
+            read.borrow_mut().push(name.to_owned());
+            None
+        });
+        let listed: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        for name in read.borrow().iter() {
+            assert!(
+                listed.contains(&name.as_str()),
+                "{name} is read but not listed in SETTINGS"
+            );
+        }
+        let readme = include_str!("../README.md");
+        for name in listed {
+            assert!(
+                readme.contains(&format!("| `{name}` |")),
+                "{name} is not in the README's table"
+            );
+            assert!(settings_help().contains(name));
+        }
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_saying_why() {
+        let err = config(&[("ANTEROOM_ADMIN_TOKEN", "hunter2")]).unwrap_err();
+        assert!(
+            err.0
+                .starts_with("ANTEROOM_ADMIN_TOKEN: must be at least 24"),
+            "{err}"
+        );
+        assert!(
+            !err.0.contains("hunter2"),
+            "the token itself is never repeated"
+        );
+        assert!(config(&[("ANTEROOM_ADMIN_TOKEN", "a-long-enough-admin-token-0")]).is_ok());
+    }
+
+    #[test]
+    fn the_examples_placeholders_are_refused() {
+        for name in ["ANTEROOM_SECRET", "ANTEROOM_ADMIN_TOKEN"] {
+            let err = config(&[(name, "change-me-to-a-long-random-token")]).unwrap_err();
+            assert!(
+                err.0
+                    .starts_with(&format!("{name}: still the example's placeholder")),
+                "{err}"
+            );
         }
     }
 

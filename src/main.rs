@@ -1,29 +1,37 @@
 use std::process::ExitCode;
 
 use anteroom::app::{self, App};
-use anteroom::config::Config;
+use anteroom::config::{Config, settings_help};
 use anteroom::telemetry;
+use clap::{Parser, Subcommand};
 
 // glibc's allocator spent a fifth of the status poll's time under load; mimalloc a fraction of it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: anteroom [serve | worker | migrate]
+/// A virtual waiting room with seat booking for on-sales. With no settings it
+/// runs in embedded mode (one process, one SQLite file) and serves a demo event.
+#[derive(Parser)]
+#[command(version, about, after_help = settings_help())]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-  serve    run the HTTP server and the workers (default)
-  worker   run only the workers (admission, expiry, sweeper)
-  migrate  apply database migrations and exit
-
-Configuration comes from the environment; see README.md.";
+#[derive(Subcommand, Clone, Copy)]
+enum Command {
+    /// Run the HTTP server and the workers (the default)
+    Serve,
+    /// Run only the workers: admission, expiry, sweeper
+    Worker,
+    /// Apply the database migrations and exit
+    Migrate,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = Cli::parse();
     telemetry::init_logs();
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
-    if matches!(command.as_str(), "-h" | "--help" | "help") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -31,14 +39,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = match command.as_str() {
-        "serve" => serve(config).await,
-        "worker" => app::run_workers(config, app::shutdown_signal()).await,
-        "migrate" => app::Backends::connect(&config).await.map(|_| println!("migrations applied")),
-        other => {
-            eprintln!("anteroom: unknown command {other:?}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Worker => app::run_workers(config, app::shutdown_signal()).await,
+        Command::Migrate => app::Backends::connect(&config)
+            .await
+            .map(|_| println!("migrations applied")),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

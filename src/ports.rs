@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
-use crate::domain::{AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind};
+use crate::domain::{
+    AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind,
+};
 
 /// A backend that did not answer or failed: the request can be retried later.
 #[derive(Debug, thiserror::Error)]
@@ -20,13 +22,23 @@ pub struct BackendError {
 
 impl BackendError {
     pub fn new(backend: &'static str, detail: impl std::fmt::Display) -> Self {
-        Self { backend, detail: detail.to_string(), line_lost: false }
+        Self {
+            backend,
+            detail: detail.to_string(),
+            line_lost: false,
+        }
     }
 
     /// The admission store no longer has this line (it lost its data): nothing
     /// may move in the line until it is restored from the durable record.
     pub fn line_lost(backend: &'static str, event: &EventId) -> Self {
-        Self { line_lost: true, ..Self::new(backend, format!("the line of {event} was lost and is being restored")) }
+        Self {
+            line_lost: true,
+            ..Self::new(
+                backend,
+                format!("the line of {event} was lost and is being restored"),
+            )
+        }
     }
 
     pub fn is_line_lost(&self) -> bool {
@@ -117,7 +129,10 @@ impl LineMessage {
 
     pub fn decode(raw: &[u8]) -> Option<Self> {
         let (key, id) = std::str::from_utf8(raw).ok()?.split_once(':')?;
-        Some(Self { key: TokenKey::parse(key)?, token_id: Uuid::parse_str(id).ok()? })
+        Some(Self {
+            key: TokenKey::parse(key)?,
+            token_id: Uuid::parse_str(id).ok()?,
+        })
     }
 }
 
@@ -141,12 +156,17 @@ pub struct LineBatch(pub Vec<LineMessage>);
 
 impl QueueMessage for LineBatch {
     fn encode(&self) -> String {
-        self.0.iter().map(LineMessage::encode).collect::<Vec<_>>().join(",")
+        self.0
+            .iter()
+            .map(LineMessage::encode)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// All the joins or none: a batch with one malformed join is malformed.
     fn decode(raw: &[u8]) -> Option<Self> {
-        let joins: Option<Vec<LineMessage>> = raw.split(|&b| b == b',').map(LineMessage::decode).collect();
+        let joins: Option<Vec<LineMessage>> =
+            raw.split(|&b| b == b',').map(LineMessage::decode).collect();
         joins.filter(|j| !j.is_empty()).map(Self)
     }
 }
@@ -158,7 +178,10 @@ impl QueueMessage for ExpiryDue {
 
     fn decode(raw: &[u8]) -> Option<Self> {
         let (event, order) = std::str::from_utf8(raw).ok()?.split_once(':')?;
-        Some(Self { event: EventId::parse(event).ok()?, order: Uuid::parse_str(order).ok()? })
+        Some(Self {
+            event: EventId::parse(event).ok()?,
+            order: Uuid::parse_str(order).ok()?,
+        })
     }
 }
 
@@ -224,8 +247,30 @@ pub struct Allocation {
     pub first_seq: u64,
     /// The pre-queue's final size, once it is frozen.
     pub prequeue: Option<u64>,
-    /// For each request, the line entry its visitor id already holds.
-    pub existing: Vec<Option<LineMessage>>,
+    /// For each request, what its visitor id already held.
+    pub existing: Vec<VisitorPlace>,
+}
+
+/// The place a join's visitor id already names, as the allocation found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitorPlace {
+    /// No place (or no visitor id): the join gets a new one.
+    None,
+    /// A live place (waiting, pre-queued, or admitted with a valid pass): the
+    /// join answers with it.
+    Live(LineMessage),
+    /// A place that ended (left, abandoned, its pass ran out or was ended): the
+    /// join gets a new place, which takes over the visitor id only if the id
+    /// still names this one when the join is committed.
+    Ended(LineMessage),
+}
+
+/// A confirmed join to record: its entry, its visitor id, and the ended place it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinCommit<'a> {
+    pub message: LineMessage,
+    pub visitor: Option<&'a str>,
+    pub replaces: Option<LineMessage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +347,8 @@ pub struct LineCounters {
 
 impl LineCounters {
     pub fn waiting(&self) -> u64 {
-        self.joined.saturating_sub(self.admitted + self.abandoned + self.left_waiting)
+        self.joined
+            .saturating_sub(self.admitted + self.abandoned + self.left_waiting)
     }
 }
 
@@ -339,29 +385,45 @@ pub enum LineStart {
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {
     /// Puts the line in the store unless it is there; `true` if it was not.
-    async fn start_line(&self, event: &EventId, start: &LineStart, now_ms: i64) -> BackendResult<bool>;
+    async fn start_line(
+        &self,
+        event: &EventId,
+        start: &LineStart,
+        now_ms: i64,
+    ) -> BackendResult<bool>;
     /// Raises the reservation the store allocates within (never lowers it).
-    async fn extend_reservation(&self, event: &EventId, kind: TokenKind, reserved: u64) -> BackendResult<()>;
+    async fn extend_reservation(
+        &self,
+        event: &EventId,
+        kind: TokenKind,
+        reserved: u64,
+    ) -> BackendResult<()>;
     /// Allocates sequence numbers for a group of joins, each a visitor id and
     /// the token id a new place would get (`open` once the sale is open), and
-    /// marks the new places seen at `now_s`.
+    /// marks the new places, and the live places joined again, seen at `now_ms`.
+    /// A visitor id whose place ended gets a new place.
     async fn allocate(
         &self,
         event: &EventId,
         open: bool,
         requests: &[(Option<&str>, Uuid)],
-        now_s: i64,
+        now_ms: i64,
     ) -> BackendResult<AllocateOutcome>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
     async fn commit_joins(
         &self,
         event: &EventId,
-        joins: &[(LineMessage, Option<&str>)],
+        joins: &[JoinCommit<'_>],
     ) -> BackendResult<Vec<Option<LineMessage>>>;
     /// Marks joins whose publish failed, so that admission skips their places.
     async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
-    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome>;
+    async fn leave(
+        &self,
+        event: &EventId,
+        key: TokenKey,
+        rank: Option<u64>,
+    ) -> BackendResult<LeaveOutcome>;
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters>;
@@ -464,16 +526,36 @@ pub trait SeatStore: Send + Sync {
         now_ms: i64,
     ) -> BackendResult<HoldOutcome>;
     /// Frees the seats still held by `order` (idempotent; sold seats stay sold).
-    async fn release(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String]) -> BackendResult<()>;
+    async fn release(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<()>;
     /// Turns `order`'s held seats into sold ones (idempotent).
-    async fn sell(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String])
-    -> BackendResult<SellOutcome>;
+    async fn sell(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<SellOutcome>;
     /// Replaces the event's seat state with `live` unless it exists (or always, if `force`).
-    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool, now_ms: i64) -> BackendResult<()>;
+    async fn rebuild(
+        &self,
+        event: &EventId,
+        live: &[LiveSeat],
+        force: bool,
+        now_ms: i64,
+    ) -> BackendResult<()>;
     /// Holds made before `before_ms` that neither ended nor became sales here.
     async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>>;
     /// Taken seats (free ones are absent); `None` while the state must be rebuilt.
-    async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>>;
+    async fn seat_states(
+        &self,
+        event: &EventId,
+    ) -> BackendResult<Option<HashMap<String, SeatState>>>;
     async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>>;
 }
 
@@ -496,6 +578,14 @@ pub enum Transition {
 }
 
 /// The durable record of orders and their seats.
+/// Counts per client in fixed windows, shared by every instance of a
+/// deployment (the limits on abuse hold across instances).
+#[async_trait]
+pub trait WindowCounts: Send + Sync {
+    /// Adds `delta` to `client`'s count of `what` in `window`; returns the new count.
+    async fn add(&self, what: &str, window: u64, client: &str, delta: i64) -> BackendResult<i64>;
+}
+
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
     /// Inserts a pending order; a seat already live in another order is refused.
@@ -503,7 +593,12 @@ pub trait OrderRepository: Send + Sync {
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>>;
     /// Moves a pending order to `to` in one compare-and-set, by the record's
     /// own clock: a payment only before the hold's end, an expiry only after it.
-    async fn transition(&self, id: Uuid, to: OrderStatus, payment_ref: Option<&str>) -> BackendResult<Transition>;
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition>;
     async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>>;
     /// Pending orders whose hold ended more than `grace` ago (by the record's clock), oldest first.
     async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>>;
@@ -517,16 +612,28 @@ mod tests {
 
     #[test]
     fn a_batch_of_joins_travels_as_one_message() {
-        let joins: Vec<LineMessage> =
-            (1..=3).map(|seq| LineMessage { key: TokenKey::regular(seq), token_id: Uuid::new_v4() }).collect();
+        let joins: Vec<LineMessage> = (1..=3)
+            .map(|seq| LineMessage {
+                key: TokenKey::regular(seq),
+                token_id: Uuid::new_v4(),
+            })
+            .collect();
         let batch = LineBatch(joins);
         assert_eq!(LineBatch::decode(batch.encode().as_bytes()), Some(batch));
     }
 
     #[test]
     fn a_batch_with_a_malformed_join_is_refused_whole() {
-        let good = LineMessage { key: TokenKey::regular(1), token_id: Uuid::new_v4() }.encode();
-        for raw in [format!("{good},r2:not-a-uuid"), String::new(), format!("{good},")] {
+        let good = LineMessage {
+            key: TokenKey::regular(1),
+            token_id: Uuid::new_v4(),
+        }
+        .encode();
+        for raw in [
+            format!("{good},r2:not-a-uuid"),
+            String::new(),
+            format!("{good},"),
+        ] {
             assert_eq!(LineBatch::decode(raw.as_bytes()), None, "{raw:?}");
         }
     }

@@ -1,6 +1,16 @@
 // Shared by the pages: API calls that turn every answer into {status, body},
-// and the small formatting helpers.
+// the page's texts in its language, and the small formatting helpers.
 "use strict";
+
+/// The page's language and its texts (static/i18n/<lang>.json), carried by <html>.
+const LANG = document.documentElement.lang || "en";
+const TEXTS = JSON.parse(document.documentElement.dataset.texts || "{}");
+
+/// The text for `key`, with `{name}` placeholders filled from `values`.
+function t(key, values) {
+  const text = TEXTS[key] ?? key;
+  return values ? text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole)) : text;
+}
 
 async function api(method, path, body, bearer) {
   const headers = {};
@@ -11,7 +21,11 @@ async function api(method, path, body, bearer) {
     const text = await res.text();
     let parsed = null;
     try { parsed = text ? JSON.parse(text) : null; } catch (_) { parsed = null; }
-    return { status: res.status, body: parsed, retryAfter: Number(res.headers.get("Retry-After")) || 1 };
+    return {
+      status: res.status, body: parsed, retryAfter: Number(res.headers.get("Retry-After")) || 1,
+      // The server's clock, for countdowns to the server's instants on a visitor's clock that is off.
+      serverDate: Date.parse(res.headers.get("Date")) || null,
+    };
   } catch (_) {
     return { status: 0, body: null, retryAfter: 2 };
   }
@@ -19,14 +33,16 @@ async function api(method, path, body, bearer) {
 
 function show(el, visible) { el.hidden = !visible; }
 
-function money(cents) { return (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" }); }
+function money(cents, currency) {
+  return (cents / 100).toLocaleString(LANG, { style: "currency", currency: currency || "EUR" });
+}
 
 function duration(seconds) {
   seconds = Math.max(0, Math.round(seconds));
-  if (seconds < 60) return seconds + " s";
+  if (seconds < 60) return t("common.seconds", { n: seconds });
   const m = Math.floor(seconds / 60), s = seconds % 60;
-  if (m < 60) return m + " min " + String(s).padStart(2, "0") + " s";
-  return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  if (m < 60) return t("common.minutes", { m, s: String(s).padStart(2, "0") });
+  return t("common.hours", { h: Math.floor(m / 60), m: m % 60 });
 }
 
 function problem(el, text) {

@@ -1,6 +1,7 @@
-// The seat map: an SVG of the venue refreshed live, picking by click or
-// keyboard, best-available, hold, a countdown, a simulated payment and the
-// confirmation. The pass comes from the waiting room (localStorage).
+// The seat map: an SVG of the venue refreshed live, picking by click, by arrow
+// keys or by name from lists, best-available proposals, hold, a countdown, a
+// simulated payment and the confirmation. The pass comes from the waiting room
+// (localStorage); its end is read from the pass itself and announced.
 "use strict";
 
 (function () {
@@ -10,37 +11,130 @@
   const pass = localStorage.getItem("anteroom.pass." + eventId);
   const orderKey = "anteroom.order." + eventId;
   const SVG = "http://www.w3.org/2000/svg";
-  const PITCH = 20, SIZE = 16, LEFT = 34, HEADER = 26;
+  // Map units; the map is drawn at SCALE_FINE (seats of 20 CSS px) with a mouse and at
+  // SCALE_TOUCH (28 CSS px, above the 24 px a finger needs) on touch or narrow screens,
+  // where the map scrolls instead of shrinking.
+  const PITCH = 20, SIZE = 16, LEFT = 26, HEADER = 26;
+  const SCALE_FINE = 1.25, SCALE_TOUCH = 1.75;
+  const touchLike = matchMedia("(pointer: coarse), (max-width: 40rem)");
   const TEST_CARD = "4242424242424242";
+  // The pass's last minute is announced.
+  const PASS_WARNING_SECONDS = 60;
+  // Seats our own expired hold freed stay shown free this long even if a lagging
+  // map read still says held (the map may lag the truth by up to 1 s).
+  const FREED_GRACE_MS = 3000;
+
+  // The server's clock minus this browser's: the pass's end and the hold's are
+  // the server's instants. Gaps of a second or two are the Date header's noise.
+  let clockOffset = 0;
+  const now = () => Date.now() + clockOffset;
   let event = null;
   let picked = new Set();
   let order = null;
   const seatEls = new Map();
+  const states = new Map();
+  const freed = new Map();
+  let focusedSeat = null;
   let countdown = null;
+  let passEnded = false;
+  let passWarned = false;
+  // Bumped when a hold starts and when it ends, so that a map read overlapping
+  // it cannot report the seats it took as taken by someone else.
+  let generation = 0;
+  let holding = false;
+
+  const currency = () => event.currency || "EUR";
+  const STATE_WORDS = {
+    free: t("seats.state_free"), held: t("seats.state_held"), sold: t("seats.state_sold"),
+    mine: t("seats.state_mine"), picked: t("seats.state_picked"),
+  };
 
   function panel(name) {
-    for (const id of ["picker", "checkout", "confirmation"]) show($(id), id === name);
+    for (const id of ["picker", "checkout", "confirmation", "pass-ended"]) show($(id), id === name);
+    // While paying, the pass matters only once it has ended: to say the hold is kept.
+    show($("pass"), name === "picker" || name === "checkout" && passEnded);
   }
 
-  function say(text) { problem($("problem"), text); }
+  /// A problem in words, where the eye is: by the basket and its Hold button
+  /// while picking, under the payment form otherwise.
+  function say(text) {
+    const [here, there] = $("picker").hidden ? ["problem", "picker-problem"] : ["picker-problem", "problem"];
+    problem($(there), "");
+    problem($(here), text);
+  }
+  function tell(text) { $("status").textContent = text || ""; }
+
+  // --- Seats by name ---------------------------------------------------------
+
+  function sectionOf(id) { return event.sections.find((s) => s.id === id); }
+
+  function parts(id) {
+    const [section, row, seat] = id.split("-");
+    return { section: sectionOf(section), row: Number(row), seat: Number(seat) };
+  }
+
+  function seatName(id) {
+    const p = parts(id);
+    return t("seats.seat_name", { section: p.section.name, row: p.row, seat: p.seat });
+  }
+
+  function seatIdOf(section, row, seat) { return section.id + "-" + row + "-" + seat; }
+
+  /// Several seats in one sentence; each name has commas of its own, so they are set apart by semicolons.
+  function names(ids) { return ids.map(seatName).join("; "); }
+
+  function fillList(list, ids, withPrice) {
+    list.replaceChildren(...ids.map((id) => {
+      const item = document.createElement("li");
+      const name = document.createElement("span");
+      name.className = "seat-name";
+      name.textContent = seatName(id);
+      item.appendChild(name);
+      if (withPrice) {
+        const price = document.createElement("span");
+        price.className = "muted";
+        price.textContent = money(parts(id).section.price_cents, currency());
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "link";
+        remove.textContent = t("seats.remove");
+        remove.setAttribute("aria-label", t("seats.remove_seat", { seat: seatName(id) }));
+        remove.addEventListener("click", () => removeFromBasket(id));
+        item.append(" ", price, " ", remove);
+      }
+      return item;
+    }));
+  }
+
+  function when(iso) {
+    return new Intl.DateTimeFormat(LANG, {
+      weekday: "long", year: "numeric", month: "long", day: "numeric",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+    }).format(new Date(iso));
+  }
+
+  // --- Messages ----------------------------------------------------------------
 
   function explain(res, fallback) {
     const code = res.body && res.body.error;
     if (code === "seat_unavailable") {
       const seats = res.body.seats || [];
-      return seats.length ? "Sorry — " + seats.join(", ") + (seats.length > 1 ? " were" : " was") + " just taken. Pick other seats."
-        : "No block of adjacent free seats like that is left. Try fewer seats or another section.";
+      return seats.length ? takenText(seats) : t("seats.no_block_anywhere");
     }
-    if (code === "limit_exceeded") return "One pass can hold at most " + event.max_seats_per_user + " seats in all.";
-    if (code === "invalid_pass") return "Your admission pass has expired or ended. Please join the waiting room again.";
-    if (code === "expired") return "Your hold expired before the payment went through; the seats are free again.";
-    if (code === "already_paid") return "This order is already paid.";
-    if (res.status === 429) return "Too many requests from here; wait a moment and try again.";
-    if (res.status === 503 || res.status === 0) return "The box office is busy; try again in a moment.";
+    if (code === "limit_exceeded") return t("seats.limit_exceeded", { limit: event.max_seats_per_user });
+    if (code === "invalid_pass") return t("seats.pass_invalid");
+    if (code === "expired") return t("seats.hold_expired_at_payment");
+    if (code === "already_paid") return t("seats.already_paid");
+    if (res.status === 429) return t("seats.too_many_requests");
+    if (res.status === 503 || res.status === 0) return t("seats.busy");
     return fallback;
   }
 
-  function sectionOf(id) { return event.sections.find((s) => s.id === id); }
+  function takenText(ids) {
+    return ids.length === 1 ? t("seats.taken_one", { seat: seatName(ids[0]) }) : t("seats.taken_many", { seats: names(ids) });
+  }
+
+  // --- The map -----------------------------------------------------------------
 
   function draw() {
     const map = $("map");
@@ -50,7 +144,7 @@
       label.setAttribute("x", LEFT);
       label.setAttribute("y", y + 16);
       label.setAttribute("class", "section-label");
-      label.textContent = section.name + " · " + money(section.price_cents);
+      label.textContent = section.name + " · " + money(section.price_cents, currency());
       map.appendChild(label);
       y += HEADER;
       for (let row = 1; row <= section.rows; row++) {
@@ -61,22 +155,20 @@
         rowLabel.textContent = row;
         map.appendChild(rowLabel);
         for (let n = 1; n <= section.seats_per_row; n++) {
-          const id = section.id + "-" + row + "-" + n;
+          const id = seatIdOf(section, row, n);
           const rect = document.createElementNS(SVG, "rect");
           rect.setAttribute("x", LEFT + (n - 1) * PITCH);
           rect.setAttribute("y", y);
           rect.setAttribute("width", SIZE);
           rect.setAttribute("height", SIZE);
           rect.setAttribute("rx", 3);
-          rect.setAttribute("tabindex", "0");
+          rect.setAttribute("tabindex", "-1");
           rect.setAttribute("role", "checkbox");
           rect.dataset.id = id;
-          rect.dataset.name = section.name + ", row " + row + ", seat " + n;
-          rect.addEventListener("click", () => toggle(id));
-          rect.addEventListener("keydown", (e) => {
-            if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(id); }
-          });
+          rect.addEventListener("click", () => { focusSeat(id, false); toggle(id); });
+          rect.addEventListener("keydown", (e) => onSeatKey(e, id));
           seatEls.set(id, rect);
+          states.set(id, "free");
           map.appendChild(rect);
         }
         y += PITCH;
@@ -85,51 +177,277 @@
       width = Math.max(width, LEFT + section.seats_per_row * PITCH);
     }
     map.setAttribute("viewBox", "0 0 " + width + " " + y);
-    map.setAttribute("width", width);
+    map.dataset.width = width;
+    map.dataset.height = y;
+    scaleMap();
+    // One Tab stop for the whole map: the arrow keys move between seats.
+    focusSeat(seatIdOf(event.sections[0], 1, 1), false);
   }
 
-  function paint(id, state) {
+  function scaleMap() {
+    const map = $("map");
+    const scale = touchLike.matches ? SCALE_TOUCH : SCALE_FINE;
+    map.setAttribute("width", Math.ceil(map.dataset.width * scale));
+    map.setAttribute("height", Math.ceil(map.dataset.height * scale));
+    const wrap = map.parentElement;
+    show($("map-hint"), wrap.scrollWidth > wrap.clientWidth || wrap.scrollHeight > wrap.clientHeight);
+  }
+
+  function focusSeat(id, moveFocus) {
     const el = seatEls.get(id);
     if (!el) return;
-    const mine = order && order.status !== "expired" && order.status !== "cancelled" && order.seats.includes(id);
-    const shown = mine ? "mine" : picked.has(id) ? "picked" : state;
-    el.dataset.state = state;
-    el.setAttribute("class", "seat " + shown);
-    el.setAttribute("aria-checked", picked.has(id) ? "true" : "false");
-    el.setAttribute("aria-disabled", state === "free" ? "false" : "true");
-    el.setAttribute("aria-label", el.dataset.name + ": " + (mine ? "yours" : picked.has(id) ? "picked" : state));
+    if (focusedSeat && focusedSeat !== id) seatEls.get(focusedSeat)?.setAttribute("tabindex", "-1");
+    focusedSeat = id;
+    el.setAttribute("tabindex", "0");
+    if (moveFocus) el.focus();
   }
 
-  async function refresh() {
-    const res = await api("GET", "/api/events/" + eventId + "/seats");
-    if (res.status === 200) {
-      for (const seat of res.body.seats) {
-        if (seat.state !== "free" && picked.has(seat.id)) picked.delete(seat.id);
-        paint(seat.id, seat.state);
+  /// The seat an arrow key leads to: along the row, or to the same seat number
+  /// (or the nearest) in the row above or below, across sections.
+  function neighbour(id, key) {
+    const p = parts(id);
+    const index = event.sections.indexOf(p.section);
+    const clampSeat = (section, seat) => Math.min(seat, section.seats_per_row);
+    switch (key) {
+      case "ArrowLeft": return seatIdOf(p.section, p.row, Math.max(1, p.seat - 1));
+      case "ArrowRight": return seatIdOf(p.section, p.row, clampSeat(p.section, p.seat + 1));
+      case "Home": return seatIdOf(p.section, p.row, 1);
+      case "End": return seatIdOf(p.section, p.row, p.section.seats_per_row);
+      case "ArrowDown": {
+        if (p.row < p.section.rows) return seatIdOf(p.section, p.row + 1, p.seat);
+        const next = event.sections[index + 1];
+        return next ? seatIdOf(next, 1, clampSeat(next, p.seat)) : id;
       }
-      summarize();
+      case "ArrowUp": {
+        if (p.row > 1) return seatIdOf(p.section, p.row - 1, p.seat);
+        const previous = event.sections[index - 1];
+        return previous ? seatIdOf(previous, previous.rows, clampSeat(previous, p.seat)) : id;
+      }
+      default: return null;
     }
   }
 
-  function toggle(id) {
+  function onSeatKey(e, id) {
+    if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      return toggle(id);
+    }
+    const next = neighbour(id, e.key);
+    if (next) {
+      e.preventDefault();
+      focusSeat(next, true);
+    }
+  }
+
+  /// Scrolls the map (not the page) so that the seat is in view.
+  function revealInMap(id) {
+    const wrap = $("map").parentElement;
+    const seatBox = seatEls.get(id).getBoundingClientRect();
+    const wrapBox = wrap.getBoundingClientRect();
+    wrap.scrollLeft += seatBox.left - wrapBox.left - wrapBox.width / 2;
+    wrap.scrollTop += seatBox.top - wrapBox.top - wrapBox.height / 2;
+  }
+
+  function orderHolds(id) {
+    return order && (order.status === "pending" || order.status === "paid") && order.seats.includes(id);
+  }
+
+  function paint(id) {
     const el = seatEls.get(id);
-    if (!el || order && order.status === "pending") return;
-    if (picked.has(id)) picked.delete(id);
-    else if (el.dataset.state !== "free") return say("That seat is not free.");
-    else if (picked.size >= event.max_seats_per_user) return say("You can pick at most " + event.max_seats_per_user + " seats.");
-    else picked.add(id);
-    say("");
-    paint(id, el.dataset.state);
+    if (!el) return;
+    const state = states.get(id);
+    const shown = orderHolds(id) ? "mine" : picked.has(id) ? "picked" : state;
+    el.setAttribute("class", "seat " + shown);
+    el.setAttribute("aria-checked", picked.has(id) ? "true" : "false");
+    el.setAttribute("aria-disabled", state === "free" ? "false" : "true");
+    el.setAttribute("aria-label", seatName(id) + ": " + STATE_WORDS[shown]);
+  }
+
+  async function refresh() {
+    const started = generation;
+    const res = await api("GET", "/api/events/" + eventId + "/seats");
+    if (res.status !== 200 || started !== generation || holding) return;
+    const readAt = Date.now();
+    const taken = [];
+    for (const seat of res.body.seats) {
+      const stillFreed = seat.state === "held" && (freed.get(seat.id) || 0) > readAt;
+      const state = stillFreed ? "free" : seat.state;
+      states.set(seat.id, state);
+      if (state !== "free" && picked.has(seat.id)) {
+        picked.delete(seat.id);
+        taken.push(seat.id);
+      }
+      paint(seat.id);
+    }
+    if (taken.length) {
+      say(takenText(taken));
+      hideProposal();
+    }
+    fillSeatOptions();
     summarize();
   }
 
+  // --- Picking -----------------------------------------------------------------
+
+  /// Picks a free seat, within the limit; says why not otherwise.
+  function pick(id) {
+    if (picked.has(id)) return true;
+    if (states.get(id) !== "free") {
+      say(t("seats.not_free", { seat: seatName(id) }));
+      return false;
+    }
+    if (picked.size >= event.max_seats_per_user) {
+      say(t("seats.pick_limit", { limit: event.max_seats_per_user }));
+      return false;
+    }
+    picked.add(id);
+    say("");
+    changed(id);
+    return true;
+  }
+
+  function unpick(id) {
+    picked.delete(id);
+    changed(id);
+    tell(t("seats.removed", { seat: seatName(id) }));
+  }
+
+  /// Removing from the basket takes its button away: focus goes on to the basket.
+  function removeFromBasket(id) {
+    unpick(id);
+    if (!$("hold").disabled) $("hold").focus();
+    else $("basket-title").focus();
+  }
+
+  function changed(id) {
+    hideProposal();
+    paint(id);
+    fillSeatOptions();
+    summarize();
+  }
+
+  function toggle(id) {
+    if (!seatEls.has(id) || order && order.status === "pending") return;
+    if (picked.has(id)) unpick(id);
+    else pick(id);
+  }
+
+  function hideProposal() { show($("proposal"), false); }
+
   function summarize() {
     const ids = [...picked];
-    $("picked").textContent = ids.length ? ids.join(", ") : "none";
-    const total = ids.reduce((sum, id) => sum + sectionOf(id.split("-")[0]).price_cents, 0);
-    $("total").textContent = ids.length ? "(" + money(total) + ")" : "";
+    fillList($("picked"), ids, true);
+    show($("picked-none"), ids.length === 0);
+    const total = ids.reduce((sum, id) => sum + parts(id).section.price_cents, 0);
+    $("total").textContent = t("seats.total", { amount: money(total, currency()) });
+    show($("total"), ids.length > 0);
     $("hold").disabled = ids.length === 0;
   }
+
+  // The lists: section, row, seat, for those who would rather not use the map.
+  function fillSections() {
+    for (const section of event.sections) {
+      $("pick-section").add(new Option(section.name, section.id));
+      $("best-section").add(new Option(section.name, section.id));
+    }
+    fillRows();
+  }
+
+  function fillRows() {
+    const section = sectionOf($("pick-section").value);
+    const rows = $("pick-row");
+    rows.replaceChildren();
+    for (let row = 1; row <= section.rows; row++) rows.add(new Option(t("seats.row_n", { row }), String(row)));
+    fillSeatOptions(true);
+  }
+
+  function fillSeatOptions(rebuild) {
+    const section = sectionOf($("pick-section").value);
+    const row = Number($("pick-row").value);
+    if (!section || !row) return;
+    const seats = $("pick-seat");
+    if (rebuild) {
+      seats.replaceChildren();
+      for (let n = 1; n <= section.seats_per_row; n++) seats.add(new Option("", String(n)));
+    }
+    for (const option of seats.options) {
+      const id = seatIdOf(section, row, Number(option.value));
+      const state = picked.has(id) ? "picked" : orderHolds(id) ? "mine" : states.get(id);
+      option.textContent = state === "free"
+        ? t("seats.seat_n", { seat: option.value })
+        : t("seats.seat_n_state", { seat: option.value, state: STATE_WORDS[state] });
+      option.disabled = state !== "free";
+    }
+    if (rebuild || seats.selectedOptions[0]?.disabled) {
+      const firstFree = [...seats.options].find((o) => !o.disabled);
+      if (firstFree) seats.value = firstFree.value;
+    }
+  }
+
+  // --- The pass --------------------------------------------------------------
+
+  /// When the pass ends (ms since the epoch), read from the pass itself, or null.
+  /// A pass is `base64url(payload).base64url(mac)` with the payload
+  /// `<tag>|<event>|<key>|<token id>|<expiry ms>`, or a JWT whose claims carry `exp`.
+  function passEndsAt(raw) {
+    const decode = (part) => atob(part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4));
+    try {
+      const pieces = raw.split(".");
+      if (pieces.length === 3) return JSON.parse(decode(pieces[1])).exp * 1000 || null;
+      const fields = decode(pieces[0]).split("|");
+      const ms = Number(fields[4]);
+      return fields.length === 5 && Number.isFinite(ms) ? ms : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function watchPass() {
+    const endsAt = passEndsAt(pass);
+    if (!endsAt) return;
+    const tick = () => {
+      const left = (endsAt - now()) / 1000;
+      if (left <= 0) {
+        clearInterval(timer);
+        return passRanOut();
+      }
+      $("pass-left").textContent = t("seats.pass_left", { time: duration(left) });
+      if (left <= PASS_WARNING_SECONDS && !passWarned && !$("picker").hidden) {
+        passWarned = true;
+        problem($("pass-warning"), t("seats.pass_warning"));
+      }
+    };
+    const timer = setInterval(tick, 1000);
+    tick();
+  }
+
+  /// No new holds without a pass; a hold already made stays payable.
+  function passRanOut() {
+    passEnded = true;
+    show($("pass-warning"), false);
+    $("pass-left").textContent = t("seats.pass_over_hold_kept");
+    show($("pass"), !$("checkout").hidden);
+    // A pending hold stays payable, and a confirmation stays on screen.
+    if (!order) {
+      say("");
+      endOfPass();
+    }
+  }
+
+  function endOfPass() {
+    passEnded = true;
+    picked.clear();
+    panel("pass-ended");
+    $("pass-ended-title").focus();
+  }
+
+  /// Back to choosing seats, or to the way back to the line once the pass has ended.
+  function backToPicking() {
+    if (passEnded) return endOfPass();
+    panel("picker");
+  }
+
+  // --- Hold, pay, confirmation ------------------------------------------------
 
   function remember(o) {
     order = o;
@@ -140,80 +458,181 @@
   function checkout(o) {
     remember(o);
     picked.clear();
+    hideProposal();
     summarize();
     panel("checkout");
-    $("held-seats").textContent = o.seats.join(", ");
-    $("amount").textContent = money(o.amount_cents);
+    if (passEnded) $("pass-left").textContent = t("seats.pass_over_hold_kept");
+    fillList($("held-seats"), o.seats, false);
+    $("amount").textContent = money(o.amount_cents, currency());
     clearInterval(countdown);
     const tick = () => {
-      const left = (new Date(o.expires_at) - Date.now()) / 1000;
+      const left = (new Date(o.expires_at) - now()) / 1000;
       $("timer").textContent = duration(left);
       if (left <= 0) {
         clearInterval(countdown);
-        remember(null);
-        panel("picker");
-        say("Your hold expired before the payment; the seats are free again.");
-        refresh();
+        holdRanOut(o);
       }
     };
     tick();
     countdown = setInterval(tick, 1000);
+    o.seats.forEach(paint);
     refresh();
+  }
+
+  /// The time to pay is up: once the service has ended the hold, its seats are
+  /// shown free on the map in the same moment the page says so.
+  async function holdRanOut(o) {
+    $("timer").textContent = t("seats.hold_ending");
+    let ended = null;
+    for (let attempt = 0; attempt < 20 && !ended; attempt++) {
+      const res = await api("GET", "/api/orders/" + o.order_id, undefined, pass);
+      if (res.status === 200 && res.body.status !== "pending") ended = res.body;
+      else await new Promise((r) => setTimeout(r, 500));
+    }
+    if (ended && ended.status === "paid") return confirmed(ended);
+    remember(null);
+    showFreed(o.seats);
+    backToPicking();
+    say(t("seats.hold_expired"));
+    refresh();
+  }
+
+  /// Seats our own order no longer holds, shown free at once: a map read already
+  /// under way, or one lagging behind the truth, must not paint them held again.
+  function showFreed(ids) {
+    generation++;
+    const until = Date.now() + FREED_GRACE_MS;
+    for (const id of ids) {
+      freed.set(id, until);
+      states.set(id, "free");
+      paint(id);
+    }
+    fillSeatOptions();
   }
 
   function confirmed(o) {
     clearInterval(countdown);
     remember(o);
     panel("confirmation");
+    $("confirmed-event").textContent = event.name;
+    $("confirmed-when").textContent = when(event.starts_at);
+    $("confirmed-when").setAttribute("datetime", event.starts_at);
+    $("confirmed-where").textContent = event.venue;
+    fillList($("confirmed-seats"), o.seats, false);
+    $("paid-amount").textContent = money(o.amount_cents, currency());
     $("order-id").textContent = o.order_id;
-    $("confirmed-seats").textContent = o.seats.join(", ");
-    $("paid-amount").textContent = money(o.amount_cents);
+    o.seats.forEach(paint);
     refresh();
   }
 
-  async function hold(body) {
+  async function hold() {
     say("");
-    const res = await api("POST", "/api/events/" + eventId + "/holds", body, pass);
-    if (res.status === 201) return checkout(res.body);
-    say(explain(res, "The seats could not be held."));
+    tell("");
+    holding = true;
+    generation++;
+    const res = await api("POST", "/api/events/" + eventId + "/holds", { seats: [...picked] }, pass);
+    holding = false;
+    generation++;
+    if (res.status === 201) {
+      tell(t("seats.held_status"));
+      return checkout(res.body);
+    }
+    if (res.status === 401) return endOfPass();
+    const taken = res.status === 409 && res.body ? res.body.seats || [] : [];
+    for (const id of taken) {
+      picked.delete(id);
+      states.set(id, "held");
+      paint(id);
+    }
+    if (taken.length) {
+      hideProposal();
+      fillSeatOptions();
+      summarize();
+    }
+    say(explain(res, t("seats.hold_failed")));
     refresh();
   }
 
-  $("hold").addEventListener("click", () => hold({ seats: [...picked] }));
-  $("best").addEventListener("submit", (e) => {
+  async function propose(e) {
     e.preventDefault();
+    say("");
+    const count = Number($("best-count").value);
     const section = $("best-section").value;
-    hold({ best_available: { count: Number($("best-count").value), section: section || undefined } });
+    const query = "?count=" + count + (section ? "&section=" + encodeURIComponent(section) : "");
+    const res = await api("GET", "/api/events/" + eventId + "/best_available" + query);
+    if (res.status === 200) {
+      const before = [...picked];
+      picked = new Set(res.body.seats);
+      before.forEach(paint);
+      res.body.seats.forEach(paint);
+      fillSeatOptions();
+      summarize();
+      const proposal = t("seats.proposed", { seats: names(res.body.seats) });
+      $("proposal").textContent = proposal;
+      show($("proposal"), true);
+      tell(proposal);
+      revealInMap(res.body.seats[0]);
+      $("proposal").scrollIntoView({ block: "nearest" });
+      return;
+    }
+    if (res.status === 409) {
+      const name = section ? sectionOf(section).name : "";
+      return say(section ? t("seats.no_block_in", { count, section: name }) : t("seats.no_block", { count }));
+    }
+    say(explain(res, t("seats.propose_failed")));
+  }
+
+  $("hold").addEventListener("click", hold);
+  $("best").addEventListener("submit", propose);
+  $("pick-section").addEventListener("change", fillRows);
+  $("pick-row").addEventListener("change", () => fillSeatOptions(true));
+  $("by-name").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const section = sectionOf($("pick-section").value);
+    const id = seatIdOf(section, Number($("pick-row").value), Number($("pick-seat").value));
+    if (pick(id)) tell(t("seats.added", { seat: seatName(id) }));
   });
+  $("skip-map").addEventListener("click", (e) => {
+    e.preventDefault();
+    $("pick-section").focus();
+  });
+  touchLike.addEventListener("change", scaleMap);
   $("pay").addEventListener("submit", async (e) => {
     e.preventDefault();
     const digits = $("card").value.replace(/\D/g, "");
-    if (digits !== TEST_CARD) {
-      return say("Your card was declined. (This is a simulation: use the test card 4242 4242 4242 4242.)");
-    }
+    if (digits !== TEST_CARD) return say(t("seats.card_declined"));
     const ref = "card-" + digits.slice(-4) + "-" + crypto.randomUUID().slice(0, 8);
     const res = await api("POST", "/api/orders/" + order.order_id + "/pay", { payment_ref: ref }, pass);
     if (res.status === 200) {
       say("");
-      return confirmed(res.body);
+      tell("");
+      confirmed(res.body);
+      $("confirmation-title").focus();
+      return;
     }
-    say(explain(res, "The payment did not go through; try again."));
     if (res.status === 410) {
+      clearInterval(countdown);
+      const lost = order.seats;
       remember(null);
-      panel("picker");
+      showFreed(lost);
+      backToPicking();
       refresh();
     }
+    say(explain(res, t("seats.payment_failed")));
   });
   $("release").addEventListener("click", async () => {
     const res = await api("DELETE", "/api/orders/" + order.order_id, undefined, pass);
     if (res.status === 200 || res.status === 410) {
       clearInterval(countdown);
+      const released = order.seats;
       remember(null);
-      panel("picker");
+      showFreed(released);
       say("");
+      tell(t("seats.released"));
+      backToPicking();
       return refresh();
     }
-    say(explain(res, "The seats could not be released just now."));
+    say(explain(res, t("seats.release_failed")));
   });
 
   async function start() {
@@ -223,14 +642,21 @@
       return;
     }
     const res = await api("GET", "/api/events/" + eventId);
-    if (res.status !== 200) return say("This event does not exist.");
+    if (res.status !== 200) return say(t("seats.no_event"));
     event = res.body;
-    $("limit").textContent = event.max_seats_per_user;
+    // The Date header is whole seconds, rounded down, and stamped before the answer
+    // travelled: the server's clock is up to a second or so later; never promise more time.
+    const offset = res.serverDate ? res.serverDate + 1000 - Date.now() : 0;
+    // A clock behind the server's would show more time than the pass has: always
+    // follow it; one ahead shows less, so only a large gap is corrected.
+    if (offset > 0 || offset < -2000) clockOffset = offset;
+    $("event-info").textContent = t("seats.event_info", { venue: event.venue, when: when(event.starts_at) });
     for (let n = 1; n <= event.max_seats_per_user; n++) {
       $("best-count").add(new Option(String(n), String(n), n === 2, n === 2));
     }
-    for (const section of event.sections) $("best-section").add(new Option(section.name, section.id));
     draw();
+    fillSections();
+    panel("picker");
     const saved = localStorage.getItem(orderKey);
     if (saved) {
       const found = await api("GET", "/api/orders/" + saved, undefined, pass);
@@ -238,6 +664,7 @@
       else if (found.status === 200 && found.body.status === "paid") confirmed(found.body);
       else remember(null);
     }
+    watchPass();
     await refresh();
     setInterval(refresh, 2000);
   }

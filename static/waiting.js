@@ -1,6 +1,6 @@
 // The waiting room: join on arrival (a visitor id in localStorage keeps the
-// place across reloads), poll exactly as poll_after_ms says, and move on to the
-// seat map with the admission pass.
+// place across reloads), poll exactly as poll_after_ms says, count the wait
+// down between polls, and move on to the seat map with the admission pass.
 "use strict";
 
 (function () {
@@ -9,24 +9,32 @@
   const $ = (id) => document.getElementById(id);
   const tokenKey = "anteroom.token." + eventId;
   const firstPositionKey = "anteroom.first-position." + eventId;
+  const visitorKey = "anteroom.visitor";
   let timer = null;
-  let paused = false;
-  let polls = 0;
+  /// The last waiting status and when it arrived, for the countdown between polls.
+  let last = null;
+  let lastAt = 0;
+  /// Whether this page has read its place yet: an ended place found on arrival
+  /// (a pass that ran out, a place left earlier) is replaced by a new one.
+  let arrived = false;
 
-  /// Re-read the event every few polls: a paused sale admits nobody, so no ETA is honest.
+  const endings = {
+    sold_out: () => t("waiting.ended_sold_out"),
+    expired: () => t("waiting.ended_expired"),
+    left: () => t("waiting.ended_left"),
+    missing: () => t("waiting.ended_missing"),
+  };
+
   async function readEvent() {
     const res = await api("GET", "/api/events/" + eventId);
-    if (res.status === 200) {
-      paused = res.body.paused;
-      $("commitment").textContent = res.body.prequeue_commitment;
-    }
+    if (res.status === 200) $("commitment").textContent = res.body.prequeue_commitment || "";
   }
 
-  function visitor() {
-    let id = localStorage.getItem("anteroom.visitor");
-    if (!id) {
+  function visitor(fresh) {
+    let id = localStorage.getItem(visitorKey);
+    if (!id || fresh) {
       id = crypto.randomUUID();
-      localStorage.setItem("anteroom.visitor", id);
+      localStorage.setItem(visitorKey, id);
     }
     return id;
   }
@@ -34,6 +42,7 @@
   function panel(name) {
     for (const id of ["joining", "waiting", "prequeue", "ended"]) show($(id), id === name);
     show($("leave"), name === "waiting" || name === "prequeue");
+    if (name !== "waiting") last = null;
   }
 
   function later(ms, fn) {
@@ -41,33 +50,47 @@
     timer = setTimeout(fn, ms);
   }
 
-  async function join() {
-    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor() });
+  /// Joins the line; a visitor id whose place ended gets a new place at the back.
+  async function join(retried) {
+    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor(false) });
     if (res.status === 201 || res.status === 200) {
+      if (!retried && (res.body.state === "left" || res.body.state === "expired")) {
+        // A service that answers an ended place to a join: never a dead end, ask
+        // again as a new visitor.
+        visitor(true);
+        return join(true);
+      }
       localStorage.setItem(tokenKey, res.body.token);
+      localStorage.removeItem(firstPositionKey);
       problem($("problem"), "");
+      arrived = true;
       return render(res.body);
     }
-    if (res.status === 410) return ended("Sold out: every seat has been sold.");
-    if (res.status === 404) return ended("This event does not exist.");
-    problem($("problem"), "We could not place you in line yet; trying again…");
-    later(res.retryAfter * 1000, join);
+    if (res.status === 410) return ended(endings.sold_out(), false);
+    if (res.status === 404) return ended(endings.missing(), false);
+    problem($("problem"), t("waiting.problem_join"));
+    later(res.retryAfter * 1000, () => join(retried));
   }
 
   async function poll() {
     const token = localStorage.getItem(tokenKey);
-    if (!token) return join();
-    if (paused || ++polls % 5 === 0) await readEvent();
+    if (!token) return join(false);
     const res = await api("GET", "/api/queue/" + encodeURIComponent(token));
     if (res.status === 200) {
       problem($("problem"), "");
+      if (!arrived && (res.body.state === "left" || res.body.state === "expired")) {
+        // Back in the waiting room after the place ended: a new place, not a dead end.
+        localStorage.removeItem(tokenKey);
+        return join(false);
+      }
+      arrived = true;
       return render(res.body);
     }
     if (res.status === 401) {
       localStorage.removeItem(tokenKey);
-      return join();
+      return join(false);
     }
-    problem($("problem"), "Connection trouble; your place is kept. Retrying…");
+    problem($("problem"), t("waiting.problem_poll"));
     later(res.retryAfter * 1000, poll);
   }
 
@@ -75,15 +98,15 @@
     switch (status.state) {
       case "waiting": {
         panel("waiting");
-        const first = Number(localStorage.getItem(firstPositionKey)) || status.position;
-        localStorage.setItem(firstPositionKey, String(Math.max(first, status.position)));
+        const first = Math.max(Number(localStorage.getItem(firstPositionKey)) || 0, status.position);
+        localStorage.setItem(firstPositionKey, String(first));
         const done = first > 1 ? Math.round((100 * (first - status.position)) / (first - 1)) : 100;
-        $("position").textContent = status.position.toLocaleString();
+        $("position").textContent = status.position.toLocaleString(LANG);
         $("bar").style.width = done + "%";
         document.querySelector(".progress").setAttribute("aria-valuenow", String(done));
-        $("eta").textContent = paused
-          ? "Admission is paused by the organiser for now; your place is kept."
-          : "Expected wait: " + duration(status.eta_seconds) + " (at most about " + duration(status.eta_max_seconds) + ")";
+        last = status;
+        lastAt = Date.now();
+        tick();
         return later(status.poll_after_ms, poll);
       }
       case "pre_queue": {
@@ -98,36 +121,70 @@
         location.assign("/events/" + eventId + "/seats");
         return;
       case "sold_out":
-        return ended("Sold out: every seat has been sold. We are sorry.");
+        return ended(endings.sold_out(), false);
       case "expired":
-        return ended("Your place has expired.");
       case "left":
-        return ended("You left the line.");
+        return ended(endings[status.state](), true);
       default:
-        problem($("problem"), "Unexpected answer from the waiting room.");
+        problem($("problem"), t("waiting.problem_unexpected"));
     }
   }
 
-  function ended(text) {
+  /// Between polls the wait counts down every second, and the page says how
+  /// fresh its numbers are. A wait that has run down before the next answer
+  /// reads "any moment now", never a number the service did not give.
+  function tick() {
+    if (!last) return;
+    const elapsed = Math.max(0, (Date.now() - lastAt) / 1000);
+    const paused = last.limited_by === "paused";
+    const expected = Math.max(0, last.eta_seconds - elapsed);
+    const most = Math.max(0, last.eta_max_seconds - elapsed);
+    let eta;
+    if (paused) eta = t("waiting.paused");
+    else if (expected < 1) eta = t("waiting.eta_soon");
+    else eta = t("waiting.eta", { expected: duration(expected), max: duration(most) });
+    $("eta").textContent = eta;
+    $("eta").classList.toggle("muted", paused);
+    const passes = !paused && last.limited_by === "passes";
+    $("limit").textContent = passes ? t("waiting.limited_by_passes") : "";
+    show($("limit"), passes);
+    $("updated").textContent = elapsed < 2
+      ? t("waiting.updated_now")
+      : t("waiting.updated_ago", { ago: duration(elapsed) });
+  }
+
+  /// The place ended; `canJoinAgain` unless there is nothing left to wait for.
+  function ended(text, canJoinAgain) {
     clearTimeout(timer);
     localStorage.removeItem(tokenKey);
     localStorage.removeItem(firstPositionKey);
     $("ended-text").textContent = text;
+    show($("ended-hint"), canJoinAgain);
+    show($("again").parentElement, canJoinAgain);
     panel("ended");
+    arrived = true;
   }
 
-  $("leave").addEventListener("click", async () => {
+  const dialog = $("leave-dialog");
+  $("leave").addEventListener("click", () => {
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+  dialog.addEventListener("close", async () => {
+    if (dialog.returnValue !== "leave") return;
     const token = localStorage.getItem(tokenKey);
     if (!token) return;
     const res = await api("DELETE", "/api/queue/" + encodeURIComponent(token));
-    if (res.status === 200) ended("You left the line.");
-    else problem($("problem"), "Could not leave the line just now; try again.");
+    if (res.status === 200) ended(endings.left(), true);
+    else problem($("problem"), t("waiting.problem_leave"));
   });
-  $("again").addEventListener("click", (e) => {
-    e.preventDefault();
+  $("again").addEventListener("click", () => {
     panel("joining");
-    join();
+    localStorage.removeItem(tokenKey);
+    join(false);
   });
 
-  readEvent().then(poll);
+  setInterval(tick, 1000);
+  readEvent();
+  poll();
 })();

@@ -4,13 +4,14 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt, future::try_join_all};
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -18,8 +19,8 @@ use tokio::sync::Mutex;
 
 use crate::domain::EventId;
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineBatch, LineConsumer,
-    LineMessage, LineQueue, QueueMessage,
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue,
+    LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
 /// Publishing longer than this answers 503; the admission worker waits longer
@@ -27,6 +28,8 @@ use crate::ports::{
 /// still be acknowledged.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 const PERSISTENT: u8 = 2;
+/// A node that has not answered within this is passed over for the next one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("rabbitmq", e)
@@ -47,15 +50,99 @@ struct Session {
     declared: HashSet<Queue>,
 }
 
+/// The nodes of one RabbitMQ cluster (`AMQP_URL` lists one, or several separated
+/// by commas). A connection goes to the node that last answered, else to the
+/// next one that does: the quorum queues live on every node, so any node serves
+/// the publisher and the consumers alike.
+struct Nodes {
+    urls: Vec<String>,
+    last_answered: AtomicUsize,
+}
+
+impl Nodes {
+    fn parse(list: &str) -> BackendResult<Self> {
+        let urls: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if urls.is_empty() {
+            return Err(unavailable("AMQP_URL lists no node"));
+        }
+        if let Some(bad) = urls
+            .iter()
+            .find(|u| !(u.starts_with("amqp://") || u.starts_with("amqps://")))
+        {
+            return Err(unavailable(format!(
+                "AMQP_URL: {} is not an amqp:// or amqps:// URL",
+                where_of(bad)
+            )));
+        }
+        Ok(Self {
+            urls,
+            last_answered: AtomicUsize::new(0),
+        })
+    }
+
+    /// A connection to the first node that answers, starting with the one that
+    /// answered last; the error names every node tried and why it failed.
+    async fn connect(&self) -> BackendResult<Connection> {
+        let first = self.last_answered.load(Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for i in (0..self.urls.len()).map(|n| (first + n) % self.urls.len()) {
+            let url = &self.urls[i];
+            match tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                Connection::connect(url, ConnectionProperties::default()),
+            )
+            .await
+            {
+                Ok(Ok(connection)) => {
+                    if i != first {
+                        tracing::info!(node = %where_of(url), "connected to another RabbitMQ node");
+                    }
+                    self.last_answered.store(i, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Ok(Err(e)) => failures.push(format!("{}: {e}", where_of(url))),
+                Err(_) => failures.push(format!(
+                    "{}: no answer within {CONNECT_TIMEOUT:?}",
+                    where_of(url)
+                )),
+            }
+        }
+        Err(unavailable(format!(
+            "no RabbitMQ node answered ({})",
+            failures.join("; ")
+        )))
+    }
+}
+
+/// A node's host and port, for messages: a URL's credentials never reach a log.
+fn where_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_owned()
+}
+
 pub struct AmqpLine {
-    url: String,
+    nodes: Nodes,
     namespace: String,
     session: Mutex<Option<Session>>,
 }
 
 impl AmqpLine {
+    /// Connects to `url`: one node, or a comma-separated list of one cluster's nodes.
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
-        let line = Self { url: url.to_owned(), namespace: namespace.to_owned(), session: Mutex::new(None) };
+        let line = Self {
+            nodes: Nodes::parse(url)?,
+            namespace: namespace.to_owned(),
+            session: Mutex::new(None),
+        };
         line.publisher_for(None).await?;
         Ok(line)
     }
@@ -72,7 +159,10 @@ impl AmqpLine {
         let mut args = FieldTable::default();
         match queue {
             Queue::Line(_) => {
-                args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+                args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
                 args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
             }
             // Classic: every message of an event has the same TTL, so the head
@@ -80,21 +170,37 @@ impl AmqpLine {
             Queue::Delay(_, after) => {
                 let ttl = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
                 args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-                args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+                args.insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString("".into()),
+                );
                 let expiry = self.name(&Queue::Expiry);
-                args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(expiry.as_str().into()));
+                args.insert(
+                    "x-dead-letter-routing-key".into(),
+                    AMQPValue::LongString(expiry.as_str().into()),
+                );
             }
             Queue::Expiry => {
-                args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+                args.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
             }
         }
         args
     }
 
     async fn declare(&self, channel: &Channel, queue: &Queue) -> BackendResult<()> {
-        let options = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let options = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
         channel
-            .queue_declare(self.name(queue).as_str().into(), options, self.arguments(queue))
+            .queue_declare(
+                self.name(queue).as_str().into(),
+                options,
+                self.arguments(queue),
+            )
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -104,15 +210,22 @@ impl AmqpLine {
     /// given queues declared on it.
     async fn publisher_for(&self, queues: Option<&[Queue]>) -> BackendResult<Channel> {
         let mut guard = self.session.lock().await;
-        let healthy =
-            guard.as_ref().is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
+        let healthy = guard
+            .as_ref()
+            .is_some_and(|s| s.connection.status().connected() && s.publisher.status().connected());
         if !healthy {
             *guard = None;
-            let connection =
-                Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
+            let connection = self.nodes.connect().await?;
             let publisher = connection.create_channel().await.map_err(unavailable)?;
-            publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(unavailable)?;
-            *guard = Some(Session { connection, publisher, declared: HashSet::new() });
+            publisher
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(unavailable)?;
+            *guard = Some(Session {
+                connection,
+                publisher,
+                declared: HashSet::new(),
+            });
         }
         let session = guard.as_mut().ok_or_else(|| unavailable("no session"))?;
         for queue in queues.unwrap_or_default() {
@@ -136,7 +249,10 @@ impl AmqpLine {
                     .basic_publish(
                         "".into(),
                         routing_key.as_str().into(),
-                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
                         payload.as_bytes(),
                         BasicProperties::default().with_delivery_mode(PERSISTENT),
                     )
@@ -164,11 +280,18 @@ impl AmqpLine {
 
     /// A consumer with its own connection, so that closing it (or losing it)
     /// is as independent of the publisher as a separate process would be.
-    async fn consumer<M: QueueMessage>(&self, queue: &Queue, prefetch: u16) -> BackendResult<Box<dyn Consumer<M>>> {
-        let connection = Connection::connect(&self.url, ConnectionProperties::default()).await.map_err(unavailable)?;
+    async fn consumer<M: QueueMessage>(
+        &self,
+        queue: &Queue,
+        prefetch: u16,
+    ) -> BackendResult<Box<dyn Consumer<M>>> {
+        let connection = self.nodes.connect().await?;
         let channel = connection.create_channel().await.map_err(unavailable)?;
         self.declare(&channel, queue).await?;
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await.map_err(unavailable)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(unavailable)?;
         let consumer = channel
             .basic_consume(
                 self.name(queue).as_str().into(),
@@ -178,17 +301,28 @@ impl AmqpLine {
             )
             .await
             .map_err(unavailable)?;
-        Ok(Box::new(AmqpConsumer { connection, channel, consumer, message: PhantomData }))
+        Ok(Box::new(AmqpConsumer {
+            connection,
+            channel,
+            consumer,
+            message: PhantomData,
+        }))
     }
 
     /// Removes the queues of the given events (test and demo clean-up).
     pub async fn delete_queues(&self, events: &[EventId]) -> BackendResult<()> {
         let channel = self.publisher_for(None).await?;
-        let names = events
-            .iter()
-            .flat_map(|e| [self.name(&Queue::Line(e.clone())), self.name(&Queue::Delay(e.clone(), Duration::ZERO))]);
+        let names = events.iter().flat_map(|e| {
+            [
+                self.name(&Queue::Line(e.clone())),
+                self.name(&Queue::Delay(e.clone(), Duration::ZERO)),
+            ]
+        });
         for name in names.chain([self.name(&Queue::Expiry)]) {
-            channel.queue_delete(name.as_str().into(), QueueDeleteOptions::default()).await.map_err(unavailable)?;
+            channel
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }
@@ -198,7 +332,8 @@ impl AmqpLine {
 impl LineQueue for AmqpLine {
     async fn publish(&self, event: &EventId, messages: &[LineMessage]) -> BackendResult<()> {
         let payloads = [LineBatch(messages.to_vec()).encode()];
-        self.publish_to(&[Queue::Line(event.clone())], &payloads).await
+        self.publish_to(&[Queue::Line(event.clone())], &payloads)
+            .await
     }
 
     async fn consume(&self, event: &EventId, prefetch: u16) -> BackendResult<Box<LineConsumer>> {
@@ -260,7 +395,9 @@ impl<M: QueueMessage> Consumer<M> for AmqpConsumer<M> {
         malformed.extend(Self::accept(first, &mut received));
         while received.len() < max {
             match self.consumer.next().now_or_never() {
-                Some(Some(delivery)) => malformed.extend(Self::accept(delivery.map_err(unavailable)?, &mut received)),
+                Some(Some(delivery)) => {
+                    malformed.extend(Self::accept(delivery.map_err(unavailable)?, &mut received))
+                }
                 Some(None) => return Err(unavailable("the consumer was cancelled")),
                 None => break,
             }
@@ -271,19 +408,65 @@ impl<M: QueueMessage> Consumer<M> for AmqpConsumer<M> {
 
     async fn ack(&mut self, tags: &[u64]) -> BackendResult<()> {
         for &tag in tags {
-            self.channel.basic_ack(tag, BasicAckOptions::default()).await.map_err(unavailable)?;
+            self.channel
+                .basic_ack(tag, BasicAckOptions::default())
+                .await
+                .map_err(unavailable)?;
         }
         Ok(())
     }
 
     async fn retry(&mut self, tag: u64) -> BackendResult<()> {
-        let options = BasicNackOptions { requeue: true, ..BasicNackOptions::default() };
-        self.channel.basic_nack(tag, options).await.map_err(unavailable)
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        self.channel
+            .basic_nack(tag, options)
+            .await
+            .map_err(unavailable)
     }
 
     async fn close(self: Box<Self>) {
         if let Err(e) = self.connection.close(200, "consumer stopping".into()).await {
             tracing::debug!(error = %e, "the consumer's connection was already gone");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_of_nodes_is_read_in_order_and_anything_else_is_refused_by_name() {
+        let nodes = Nodes::parse("amqp://guest:guest@10.0.0.1:5672/%2f, amqp://10.0.0.2:5672/%2f,")
+            .unwrap();
+        assert_eq!(
+            nodes.urls,
+            [
+                "amqp://guest:guest@10.0.0.1:5672/%2f",
+                "amqp://10.0.0.2:5672/%2f"
+            ]
+        );
+        assert!(Nodes::parse(" , ").is_err());
+        let refused = Nodes::parse("amqp://a:5672,http://user:pw@b:80/")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refused.contains("b:80") && !refused.contains("pw"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_node_is_named_without_its_credentials() {
+        assert_eq!(
+            where_of("amqp://guest:s3cret@rabbit-1:5672/%2f"),
+            "rabbit-1:5672"
+        );
+        assert_eq!(where_of("amqps://rabbit-2/vhost"), "rabbit-2");
+        assert_eq!(where_of("rabbit-3:5672"), "rabbit-3:5672");
     }
 }

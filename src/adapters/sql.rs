@@ -14,11 +14,12 @@ use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{
-    Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, TokenKind, Venue,
+    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Holder, Order, OrderStatus,
+    Section, TokenKind, Venue,
 };
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LineRecord,
-    LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
+    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
 /// How long an operation waits for a connection (a new one, or an idle one
@@ -37,10 +38,15 @@ impl PgEvents {
     /// Connects, creates the namespace's schema if needed and applies migrations.
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;
-        let mut setup = sqlx::PgConnection::connect_with(&options).await.map_err(unavailable)?;
+        let mut setup = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(unavailable)?;
         // The namespace is validated as [a-z0-9_]: safe to quote into DDL.
         let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{namespace}\"");
-        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut setup).await.map_err(unavailable)?;
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&mut setup)
+            .await
+            .map_err(unavailable)?;
         setup.close().await.map_err(unavailable)?;
 
         let pool = PgPoolOptions::new()
@@ -49,7 +55,10 @@ impl PgEvents {
             .connect_with(options.options([("search_path", namespace)]))
             .await
             .map_err(unavailable)?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(unavailable)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(unavailable)?;
         Ok(Self { pool })
     }
 
@@ -59,7 +68,7 @@ impl PgEvents {
         // finds its sections in the second query.
         let rows = sqlx::query(
             "SELECT id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user, per_second,
-                    max_active, pass_seconds, abandon_seconds, paused, prequeue_seed
+                    max_active, pass_seconds, abandon_seconds, paused, currency, prequeue_seed
              FROM events WHERE $1::text IS NULL OR id = $1 ORDER BY starts_at, id",
         )
         .bind(&id)
@@ -76,13 +85,16 @@ impl PgEvents {
         .map_err(unavailable)?;
         let mut sections: HashMap<String, Vec<Section>> = HashMap::new();
         for row in section_rows {
-            sections.entry(row.try_get("event_id").map_err(unavailable)?).or_default().push(Section {
-                id: row.try_get("id").map_err(unavailable)?,
-                name: row.try_get("name").map_err(unavailable)?,
-                price_cents: row.try_get("price_cents").map_err(unavailable)?,
-                rows: positive(row.try_get("rows").map_err(unavailable)?)?,
-                seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
-            });
+            sections
+                .entry(row.try_get("event_id").map_err(unavailable)?)
+                .or_default()
+                .push(Section {
+                    id: row.try_get("id").map_err(unavailable)?,
+                    name: row.try_get("name").map_err(unavailable)?,
+                    price_cents: row.try_get("price_cents").map_err(unavailable)?,
+                    rows: positive(row.try_get("rows").map_err(unavailable)?)?,
+                    seats_per_row: positive(row.try_get("seats_per_row").map_err(unavailable)?)?,
+                });
         }
 
         rows.into_iter()
@@ -96,19 +108,31 @@ impl PgEvents {
                         name: row.try_get("name").map_err(unavailable)?,
                         venue: row.try_get("venue").map_err(unavailable)?,
                         starts_at: row.try_get("starts_at").map_err(unavailable)?,
-                        on_sale_at: row.try_get::<Option<OffsetDateTime>, _>("on_sale_at").map_err(unavailable)?,
+                        on_sale_at: row
+                            .try_get::<Option<OffsetDateTime>, _>("on_sale_at")
+                            .map_err(unavailable)?,
                         hold_seconds: positive(row.try_get("hold_seconds").map_err(unavailable)?)?,
-                        max_seats_per_user: positive(row.try_get("max_seats_per_user").map_err(unavailable)?)?,
+                        max_seats_per_user: positive(
+                            row.try_get("max_seats_per_user").map_err(unavailable)?,
+                        )?,
                         admission: Admission {
                             per_second: row.try_get("per_second").map_err(unavailable)?,
                             max_active: u64::try_from(max_active).map_err(unavailable)?,
-                            pass_seconds: positive(row.try_get("pass_seconds").map_err(unavailable)?)?,
-                            abandon_seconds: positive(row.try_get("abandon_seconds").map_err(unavailable)?)?,
+                            pass_seconds: positive(
+                                row.try_get("pass_seconds").map_err(unavailable)?,
+                            )?,
+                            abandon_seconds: positive(
+                                row.try_get("abandon_seconds").map_err(unavailable)?,
+                            )?,
                         },
                         paused: row.try_get("paused").map_err(unavailable)?,
+                        currency: Currency::parse(row.try_get("currency").map_err(unavailable)?)
+                            .map_err(unavailable)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
-                    prequeue_seed: seed.try_into().map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
+                    prequeue_seed: seed
+                        .try_into()
+                        .map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
                 })
             })
             .collect()
@@ -131,8 +155,9 @@ impl EventRepository for PgEvents {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let inserted = sqlx::query(
             "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
-                                 per_second, max_active, pass_seconds, abandon_seconds, paused, prequeue_seed)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                 per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
+                                 prequeue_seed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(s.id.as_str())
@@ -147,6 +172,7 @@ impl EventRepository for PgEvents {
         .bind(i64::from(s.admission.pass_seconds))
         .bind(i64::from(s.admission.abandon_seconds))
         .bind(s.paused)
+        .bind(s.currency.code())
         .bind(event.prequeue_seed.as_slice())
         .execute(&mut *tx)
         .await
@@ -171,7 +197,10 @@ impl EventRepository for PgEvents {
         .await
         .map_err(unavailable)?;
         let venue = Venue::of(s);
-        let seat_ids: Vec<String> = venue.seats().map(|seat| venue.id(seat).to_string()).collect();
+        let seat_ids: Vec<String> = venue
+            .seats()
+            .map(|seat| venue.id(seat).to_string())
+            .collect();
         sqlx::query(
             "INSERT INTO seats (event_id, seat_id, position)
              SELECT $1, seat_id, position::int FROM UNNEST($2::text[]) WITH ORDINALITY AS s (seat_id, position)",
@@ -191,7 +220,9 @@ impl EventRepository for PgEvents {
         patch: AdmissionPatch,
         paused: Option<bool>,
     ) -> BackendResult<Option<Event>> {
-        let max_active = patch.max_active.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let max_active = patch
+            .max_active
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
         let updated = sqlx::query(
             "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
                                paused = COALESCE($4, paused), updated_at = now()
@@ -215,12 +246,14 @@ impl EventRepository for PgEvents {
     }
 
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_one(&self.pool)
@@ -229,7 +262,10 @@ impl EventRepository for PgEvents {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }
@@ -308,7 +344,9 @@ impl LineRecords for PgEvents {
         };
         let count = |column: &str| -> BackendResult<Option<u64>> {
             let value: Option<i64> = row.try_get(column).map_err(unavailable)?;
-            value.map(|v| u64::try_from(v).map_err(unavailable)).transpose()
+            value
+                .map(|v| u64::try_from(v).map_err(unavailable))
+                .transpose()
         };
         let draw: Option<Vec<u8>> = row.try_get("draw").map_err(unavailable)?;
         Ok(LineRecord {
@@ -322,7 +360,8 @@ impl LineRecords for PgEvents {
     }
 }
 
-const ORDER_COLUMNS: &str = "o.id, o.event_id, o.holder, o.status, o.amount_cents, o.created_at, o.expires_at,
+const ORDER_COLUMNS: &str =
+    "o.id, o.event_id, o.holder, o.status, o.amount_cents, o.created_at, o.expires_at,
      ARRAY(SELECT seat_id FROM order_seats s JOIN seats USING (event_id, seat_id)
            WHERE s.order_id = o.id ORDER BY seats.position) AS seats";
 
@@ -333,7 +372,8 @@ fn order_from(row: &sqlx::postgres::PgRow) -> BackendResult<Order> {
         id: row.try_get("id").map_err(unavailable)?,
         event: EventId::parse(&event).map_err(unavailable)?,
         holder: Holder::from_stored(row.try_get("holder").map_err(unavailable)?),
-        status: OrderStatus::parse(&status).ok_or_else(|| unavailable(format!("unknown order status {status:?}")))?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| unavailable(format!("unknown order status {status:?}")))?,
         seats: row.try_get("seats").map_err(unavailable)?,
         amount_cents: row.try_get("amount_cents").map_err(unavailable)?,
         created_at: row.try_get("created_at").map_err(unavailable)?,
@@ -344,8 +384,11 @@ fn order_from(row: &sqlx::postgres::PgRow) -> BackendResult<Order> {
 impl PgEvents {
     async fn load_order(&self, id: Uuid) -> BackendResult<Option<Order>> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders o WHERE o.id = $1");
-        let row =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(unavailable)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
         row.as_ref().map(order_from).transpose()
     }
 }
@@ -399,7 +442,12 @@ impl OrderRepository for PgEvents {
         self.load_order(id).await
     }
 
-    async fn transition(&self, id: Uuid, to: OrderStatus, payment_ref: Option<&str>) -> BackendResult<Transition> {
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // One compare-and-set decides between payment, cancellation and expiry,
         // all by the database's clock, so that no two processes' clocks disagree.

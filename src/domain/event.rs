@@ -15,7 +15,10 @@ pub struct InvalidField {
 
 impl InvalidField {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -27,8 +30,14 @@ pub struct EventId(String);
 impl EventId {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok { Ok(Self(raw.to_owned())) } else { Err(InvalidField::new("id", "must match [a-z0-9-]{1,64}")) }
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidField::new("id", "must match [a-z0-9-]{1,64}"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,6 +76,60 @@ pub struct Admission {
 
 pub const DEFAULT_ABANDON_SECONDS: u32 = 60;
 
+/// An ISO 4217 currency whose minor unit is a hundredth (prices are `price_cents`),
+/// so that every amount the service stores reads the same on every page.
+///
+/// A known list rather than the bare `[A-Z]{3}` pattern: a typo such as `"EUE"`
+/// would pass the pattern and then show a wrong price on every page, and codes
+/// like `JPY` (no minor unit) or `KWD` (thousandths) would turn cents into the
+/// wrong amounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Currency(&'static str);
+
+/// The currencies an event may be sold in: ISO 4217 codes with two decimal places.
+pub const CURRENCIES: &[&str] = &[
+    "AUD", "BGN", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "ILS", "INR",
+    "MXN", "NOK", "NZD", "PLN", "RON", "SEK", "SGD", "TRY", "USD", "ZAR",
+];
+
+impl Currency {
+    pub const EUR: Currency = Currency("EUR");
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        CURRENCIES
+            .iter()
+            .copied()
+            .find(|code| *code == raw)
+            .map(Self)
+            .ok_or_else(|| {
+                InvalidField::new(
+                    "currency",
+                    format!(
+                        "must be one of the ISO 4217 codes {} (three capital letters)",
+                        CURRENCIES.join(", ")
+                    ),
+                )
+            })
+    }
+
+    pub fn code(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Default for Currency {
+    fn default() -> Self {
+        Self::EUR
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
 /// The admission fields a live event may change.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct AdmissionPatch {
@@ -86,6 +149,8 @@ pub struct EventSpec {
     pub max_seats_per_user: u32,
     pub admission: Admission,
     pub paused: bool,
+    /// What `price_cents` are hundredths of.
+    pub currency: Currency,
     pub sections: Vec<Section>,
 }
 
@@ -106,47 +171,72 @@ impl EventSpec {
         }
         validate_seconds("hold_seconds", self.hold_seconds)?;
         if !(1..=MAX_SEATS_PER_USER).contains(&self.max_seats_per_user) {
-            return Err(InvalidField::new("max_seats_per_user", format!("must be 1 to {MAX_SEATS_PER_USER}")));
+            return Err(InvalidField::new(
+                "max_seats_per_user",
+                format!("must be 1 to {MAX_SEATS_PER_USER}"),
+            ));
         }
         validate_per_second(self.admission.per_second)?;
         validate_max_active(self.admission.max_active)?;
         validate_seconds("admission.pass_seconds", self.admission.pass_seconds)?;
         validate_seconds("admission.abandon_seconds", self.admission.abandon_seconds)?;
         if self.sections.is_empty() {
-            return Err(InvalidField::new("sections", "at least one section is required"));
+            return Err(InvalidField::new(
+                "sections",
+                "at least one section is required",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, s) in self.sections.iter().enumerate() {
             let field = |name: &str| format!("sections[{i}].{name}");
-            let id_ok = (1..=8).contains(&s.id.len()) && s.id.bytes().all(|b| b.is_ascii_alphanumeric());
+            let id_ok =
+                (1..=8).contains(&s.id.len()) && s.id.bytes().all(|b| b.is_ascii_alphanumeric());
             if !id_ok {
-                return Err(InvalidField::new(field("id"), "must match [A-Za-z0-9]{1,8}"));
+                return Err(InvalidField::new(
+                    field("id"),
+                    "must match [A-Za-z0-9]{1,8}",
+                ));
             }
             if !seen.insert(s.id.as_str()) {
-                return Err(InvalidField::new(field("id"), format!("section id {:?} is used twice", s.id)));
+                return Err(InvalidField::new(
+                    field("id"),
+                    format!("section id {:?} is used twice", s.id),
+                ));
             }
             if s.name.trim().is_empty() {
                 return Err(InvalidField::new(field("name"), "must not be empty"));
             }
             if !(0..=MAX_PRICE_CENTS).contains(&s.price_cents) {
-                return Err(InvalidField::new(field("price_cents"), format!("must be 0 to {MAX_PRICE_CENTS}")));
+                return Err(InvalidField::new(
+                    field("price_cents"),
+                    format!("must be 0 to {MAX_PRICE_CENTS}"),
+                ));
             }
             if s.rows < 1 {
                 return Err(InvalidField::new(field("rows"), "must be at least 1"));
             }
             if s.seats_per_row < 1 {
-                return Err(InvalidField::new(field("seats_per_row"), "must be at least 1"));
+                return Err(InvalidField::new(
+                    field("seats_per_row"),
+                    "must be at least 1",
+                ));
             }
         }
         if self.seats_total() > MAX_SEATS_PER_EVENT {
-            return Err(InvalidField::new("sections", format!("at most {MAX_SEATS_PER_EVENT} seats per event")));
+            return Err(InvalidField::new(
+                "sections",
+                format!("at most {MAX_SEATS_PER_EVENT} seats per event"),
+            ));
         }
         Ok(())
     }
 
     /// Saturates rather than wraps: sections of any size stay over the limit.
     pub fn seats_total(&self) -> u64 {
-        self.sections.iter().map(Section::seat_count).fold(0, u64::saturating_add)
+        self.sections
+            .iter()
+            .map(Section::seat_count)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -154,7 +244,10 @@ pub fn validate_per_second(per_second: f64) -> Result<(), InvalidField> {
     if per_second.is_finite() && per_second > 0.0 {
         Ok(())
     } else {
-        Err(InvalidField::new("admission.per_second", "must be a number greater than 0"))
+        Err(InvalidField::new(
+            "admission.per_second",
+            "must be a number greater than 0",
+        ))
     }
 }
 
@@ -162,7 +255,10 @@ pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
     if (1..=MAX_ACTIVE).contains(&max_active) {
         Ok(())
     } else {
-        Err(InvalidField::new("admission.max_active", format!("must be 1 to {MAX_ACTIVE}")))
+        Err(InvalidField::new(
+            "admission.max_active",
+            format!("must be 1 to {MAX_ACTIVE}"),
+        ))
     }
 }
 
@@ -176,7 +272,10 @@ pub fn utc_instant(field: &str, at: OffsetDateTime) -> Result<OffsetDateTime, In
     if (EARLIEST..=LATEST).contains(&at) {
         Ok(at.to_offset(time::UtcOffset::UTC))
     } else {
-        Err(InvalidField::new(field, "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z"))
+        Err(InvalidField::new(
+            field,
+            "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        ))
     }
 }
 
@@ -184,8 +283,22 @@ fn validate_seconds(field: &str, seconds: u32) -> Result<(), InvalidField> {
     if (1..=MAX_SECONDS).contains(&seconds) {
         Ok(())
     } else {
-        Err(InvalidField::new(field, format!("must be 1 to {MAX_SECONDS} seconds")))
+        Err(InvalidField::new(
+            field,
+            format!("must be 1 to {MAX_SECONDS} seconds"),
+        ))
     }
+}
+
+/// Where an event's sale stands, as a visitor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleState {
+    OnSale,
+    /// On sale, but admission is paused: joins still keep a place.
+    Paused,
+    /// Before `on_sale_at`: joins enter the pre-queue.
+    OpensLater,
+    SoldOut,
 }
 
 /// A stored event: its specification plus what the service generated for it.
@@ -203,6 +316,27 @@ impl Event {
 
     pub fn is_on_sale(&self, now: OffsetDateTime) -> bool {
         self.spec.on_sale_at.is_none_or(|at| now >= at)
+    }
+
+    /// What a visitor can do about this event now, in the order it matters to them:
+    /// nothing left beats everything else; before the sale opens, a pause does
+    /// not matter yet (the early line is drawn when the sale opens).
+    pub fn sale_state(&self, now: OffsetDateTime, sold_out: bool) -> SaleState {
+        if sold_out {
+            SaleState::SoldOut
+        } else if !self.is_on_sale(now) {
+            SaleState::OpensLater
+        } else if self.spec.paused {
+            SaleState::Paused
+        } else {
+            SaleState::OnSale
+        }
+    }
+
+    /// The lowest and highest section price, in cents.
+    pub fn price_range(&self) -> (i64, i64) {
+        let prices = self.spec.sections.iter().map(|s| s.price_cents);
+        (prices.clone().min().unwrap_or(0), prices.max().unwrap_or(0))
     }
 
     pub fn apply(&mut self, patch: AdmissionPatch, paused: Option<bool>) {
@@ -228,8 +362,14 @@ pub(crate) mod tests {
         let local = datetime!(2027-01-01 0:00 +05:00);
         let utc = utc_instant("starts_at", local).unwrap();
         assert_eq!((utc, utc.offset()), (local, time::UtcOffset::UTC));
-        for out_of_range in [datetime!(0000-01-01 0:00 +23:59), datetime!(9999-12-31 23:59:59 -23:59)] {
-            assert_eq!(utc_instant("on_sale_at", out_of_range).unwrap_err().field, "on_sale_at");
+        for out_of_range in [
+            datetime!(0000-01-01 0:00 +23:59),
+            datetime!(9999-12-31 23:59:59 -23:59),
+        ] {
+            assert_eq!(
+                utc_instant("on_sale_at", out_of_range).unwrap_err().field,
+                "on_sale_at"
+            );
         }
     }
 
@@ -242,8 +382,14 @@ pub(crate) mod tests {
             on_sale_at: None,
             hold_seconds: 300,
             max_seats_per_user: 4,
-            admission: Admission { per_second: 50.0, max_active: 500, pass_seconds: 600, abandon_seconds: 60 },
+            admission: Admission {
+                per_second: 50.0,
+                max_active: 500,
+                pass_seconds: 600,
+                abandon_seconds: 60,
+            },
             paused: false,
+            currency: Currency::EUR,
             sections: vec![Section {
                 id: "A".into(),
                 name: "Floor".into(),
@@ -277,22 +423,46 @@ pub(crate) mod tests {
             (|s| s.name = " ".into(), "name"),
             (|s| s.hold_seconds = 0, "hold_seconds"),
             (|s| s.hold_seconds = u32::MAX, "hold_seconds"),
-            (|s| s.max_seats_per_user = MAX_SEATS_PER_USER + 1, "max_seats_per_user"),
-            (|s| s.admission.max_active = u64::MAX, "admission.max_active"),
-            (|s| s.admission.pass_seconds = MAX_SECONDS + 1, "admission.pass_seconds"),
-            (|s| s.sections[0].price_cents = i64::MAX, "sections[0].price_cents"),
+            (
+                |s| s.max_seats_per_user = MAX_SEATS_PER_USER + 1,
+                "max_seats_per_user",
+            ),
+            (
+                |s| s.admission.max_active = u64::MAX,
+                "admission.max_active",
+            ),
+            (
+                |s| s.admission.pass_seconds = MAX_SECONDS + 1,
+                "admission.pass_seconds",
+            ),
+            (
+                |s| s.sections[0].price_cents = i64::MAX,
+                "sections[0].price_cents",
+            ),
             (|s| s.max_seats_per_user = 0, "max_seats_per_user"),
             (|s| s.admission.per_second = 0.0, "admission.per_second"),
-            (|s| s.admission.per_second = f64::NAN, "admission.per_second"),
+            (
+                |s| s.admission.per_second = f64::NAN,
+                "admission.per_second",
+            ),
             (|s| s.admission.max_active = 0, "admission.max_active"),
             (|s| s.admission.pass_seconds = 0, "admission.pass_seconds"),
-            (|s| s.admission.abandon_seconds = 0, "admission.abandon_seconds"),
+            (
+                |s| s.admission.abandon_seconds = 0,
+                "admission.abandon_seconds",
+            ),
             (|s| s.sections.clear(), "sections"),
             (|s| s.sections[0].id = "A-1".into(), "sections[0].id"),
             (|s| s.sections.push(s.sections[0].clone()), "sections[1].id"),
             (|s| s.sections[0].rows = 0, "sections[0].rows"),
-            (|s| s.sections[0].seats_per_row = 0, "sections[0].seats_per_row"),
-            (|s| s.sections[0].price_cents = -1, "sections[0].price_cents"),
+            (
+                |s| s.sections[0].seats_per_row = 0,
+                "sections[0].seats_per_row",
+            ),
+            (
+                |s| s.sections[0].price_cents = -1,
+                "sections[0].price_cents",
+            ),
             (|s| s.sections[0].name = String::new(), "sections[0].name"),
             // 2^64 seats in all: a wrapping sum once read 0 and let this through.
             (
@@ -303,7 +473,11 @@ pub(crate) mod tests {
                         seats_per_row,
                         ..s.sections[0].clone()
                     };
-                    s.sections = vec![size("A", u32::MAX, u32::MAX), size("B", 2, u32::MAX), size("C", 1, 1)];
+                    s.sections = vec![
+                        size("A", u32::MAX, u32::MAX),
+                        size("B", 2, u32::MAX),
+                        size("C", 1, 1),
+                    ];
                 },
                 "sections",
             ),
@@ -313,6 +487,66 @@ pub(crate) mod tests {
             break_it(&mut s);
             assert_eq!(s.validate().unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn the_sale_state_puts_sold_out_first_and_a_pause_only_after_opening() {
+        let opens = datetime!(2027-01-15 10:00 UTC);
+        let mut event = Event {
+            spec: spec(),
+            prequeue_seed: [0; 32],
+        };
+        event.spec.on_sale_at = Some(opens);
+        let before = opens - time::Duration::SECOND;
+        assert_eq!(event.sale_state(before, false), SaleState::OpensLater);
+        assert_eq!(event.sale_state(opens, false), SaleState::OnSale);
+        assert_eq!(event.sale_state(before, true), SaleState::SoldOut);
+        event.spec.paused = true;
+        assert_eq!(event.sale_state(before, false), SaleState::OpensLater);
+        assert_eq!(event.sale_state(opens, false), SaleState::Paused);
+        assert_eq!(event.sale_state(opens, true), SaleState::SoldOut);
+    }
+
+    #[test]
+    fn the_price_range_spans_the_sections() {
+        let mut event = Event {
+            spec: spec(),
+            prequeue_seed: [0; 32],
+        };
+        assert_eq!(event.price_range(), (9900, 9900));
+        event.spec.sections.push(Section {
+            id: "B".into(),
+            price_cents: 2500,
+            ..event.spec.sections[0].clone()
+        });
+        assert_eq!(event.price_range(), (2500, 9900));
+    }
+
+    #[test]
+    fn currencies_are_known_iso_codes_with_cents() {
+        for code in ["EUR", "USD", "GBP", "CHF"] {
+            assert_eq!(Currency::parse(code).map(Currency::code), Ok(code));
+        }
+        // Lower case, typos, unknown codes and currencies without cents are refused by name.
+        for bad in ["", "eur", "EU", "EURO", "EUE", "XYZ", "JPY", "KWD", " EUR"] {
+            let refused = Currency::parse(bad).unwrap_err();
+            assert_eq!(refused.field, "currency", "{bad:?}");
+            assert!(
+                refused.reason.contains("EUR, GBP"),
+                "{bad:?}: {}",
+                refused.reason
+            );
+        }
+        assert_eq!(Currency::default(), Currency::EUR);
+        assert!(
+            CURRENCIES.windows(2).all(|w| w[0] < w[1]),
+            "the list is sorted, so it reads well in messages"
+        );
+        assert!(
+            CURRENCIES
+                .iter()
+                .all(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        );
     }
 
     #[test]
@@ -334,9 +568,15 @@ pub(crate) mod tests {
         let offset = -93_599..=93_599i32;
         (day, 0..86_400u32, 0..1_000_000_000u32, offset).prop_map(|(day, second, nano, offset)| {
             let date = Date::from_julian_day(day).unwrap();
-            let time = Time::from_hms_nano((second / 3600) as u8, (second / 60 % 60) as u8, (second % 60) as u8, nano)
-                .unwrap();
-            date.with_time(time).assume_offset(UtcOffset::from_whole_seconds(offset).unwrap())
+            let time = Time::from_hms_nano(
+                (second / 3600) as u8,
+                (second / 60 % 60) as u8,
+                (second % 60) as u8,
+                nano,
+            )
+            .unwrap();
+            date.with_time(time)
+                .assume_offset(UtcOffset::from_whole_seconds(offset).unwrap())
         })
     }
 
@@ -353,38 +593,66 @@ pub(crate) mod tests {
     }
 
     fn sections() -> impl Strategy<Value = Section> {
-        let id = mostly("[A-Za-z0-9]{1,8}".boxed(), prop_oneof![Just("A".to_owned()), any::<String>()]);
+        let id = mostly(
+            "[A-Za-z0-9]{1,8}".boxed(),
+            prop_oneof![Just("A".to_owned()), any::<String>()],
+        );
         let name = mostly("[A-Za-z][ A-Za-z]{0,10}".boxed(), any::<String>());
         // 250,000 seats at most, so four sections stay within the limit; one in four is
         // of any size the types allow, far beyond it.
         let size = prop_oneof![3 => (1..=500u32, 1..=500u32), 1 => (any::<u32>(), any::<u32>())];
         (id, name, mostly(0..=MAX_PRICE_CENTS, any::<i64>()), size).prop_map(
-            |(id, name, price_cents, (rows, seats_per_row))| Section { id, name, price_cents, rows, seats_per_row },
+            |(id, name, price_cents, (rows, seats_per_row))| Section {
+                id,
+                name,
+                price_cents,
+                rows,
+                seats_per_row,
+            },
         )
     }
 
     fn specs() -> impl Strategy<Value = EventSpec> {
-        let rate = mostly(1e-3..1e6f64, prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(0.0)]);
-        let admission = (rate, mostly(1..=MAX_ACTIVE, any::<u64>()), seconds(), seconds()).prop_map(
-            |(per_second, max_active, pass_seconds, abandon_seconds)| Admission {
-                per_second,
-                max_active,
-                pass_seconds,
-                abandon_seconds,
-            },
+        let rate = mostly(
+            1e-3..1e6f64,
+            prop_oneof![any::<f64>(), Just(f64::NAN), Just(f64::INFINITY), Just(0.0)],
         );
-        let name = mostly("[A-Za-z][ A-Za-z]{0,10}".boxed(), any::<String>());
-        let sections = mostly(prop::collection::vec(sections(), 1..=4), prop::collection::vec(sections(), 0..8));
-        (name, seconds(), mostly(1..=MAX_SEATS_PER_USER, any::<u32>()), admission, sections).prop_map(
-            |(name, hold_seconds, max_seats_per_user, admission, sections)| EventSpec {
-                name,
-                hold_seconds,
-                max_seats_per_user,
-                admission,
-                sections,
-                ..spec()
-            },
+        let admission = (
+            rate,
+            mostly(1..=MAX_ACTIVE, any::<u64>()),
+            seconds(),
+            seconds(),
         )
+            .prop_map(
+                |(per_second, max_active, pass_seconds, abandon_seconds)| Admission {
+                    per_second,
+                    max_active,
+                    pass_seconds,
+                    abandon_seconds,
+                },
+            );
+        let name = mostly("[A-Za-z][ A-Za-z]{0,10}".boxed(), any::<String>());
+        let sections = mostly(
+            prop::collection::vec(sections(), 1..=4),
+            prop::collection::vec(sections(), 0..8),
+        );
+        (
+            name,
+            seconds(),
+            mostly(1..=MAX_SEATS_PER_USER, any::<u32>()),
+            admission,
+            sections,
+        )
+            .prop_map(
+                |(name, hold_seconds, max_seats_per_user, admission, sections)| EventSpec {
+                    name,
+                    hold_seconds,
+                    max_seats_per_user,
+                    admission,
+                    sections,
+                    ..spec()
+                },
+            )
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! Pure rules of the waiting room: no I/O, no clocks, no backends.
 
+pub mod door;
 pub mod event;
 pub mod line;
 pub mod order;
@@ -9,7 +10,9 @@ pub mod time;
 pub mod token;
 pub mod view;
 
-pub use event::{Admission, AdmissionPatch, Event, EventId, EventSpec, InvalidField, Section};
+pub use event::{
+    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, InvalidField, Section,
+};
 pub use order::{Holder, Order, OrderStatus};
 pub use seat::{SeatId, SeatRef, Venue};
 pub use time::{from_unix_ms, unix_ms};

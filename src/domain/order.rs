@@ -75,7 +75,12 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_only_pending_and_paid_hold_seats() {
-        for s in [OrderStatus::Pending, OrderStatus::Paid, OrderStatus::Expired, OrderStatus::Cancelled] {
+        for s in [
+            OrderStatus::Pending,
+            OrderStatus::Paid,
+            OrderStatus::Expired,
+            OrderStatus::Cancelled,
+        ] {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
         assert_eq!(OrderStatus::parse("refunded"), None);
@@ -86,6 +91,9 @@ mod tests {
     #[test]
     fn a_holder_is_its_pass_token() {
         let id = Uuid::nil();
-        assert_eq!(Holder::new(TokenKey::regular(7), id).as_str(), format!("r7:{id}"));
+        assert_eq!(
+            Holder::new(TokenKey::regular(7), id).as_str(),
+            format!("r7:{id}")
+        );
     }
 }

@@ -29,7 +29,10 @@ pub fn draw_to_bytes(draw: &[u32]) -> Vec<u8> {
 }
 
 pub fn draw_from_bytes(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -45,7 +48,10 @@ mod tests {
 
     #[test]
     fn the_commitment_is_the_hex_sha256_of_the_seed() {
-        assert_eq!(commitment(&[0; 32]), "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925");
+        assert_eq!(
+            commitment(&[0; 32]),
+            "66687aadf862bd776c8fc18b8e9f8e20089714856ee233b3902a591d0d5f2925"
+        );
     }
 
     #[test]
@@ -78,8 +84,12 @@ mod tests {
     /// Pre-queue entrants as the admission worker draws them: `(seq, token id)`,
     /// token ids distinct, in an arbitrary arrival order.
     fn entrants() -> impl Strategy<Value = Vec<(u64, Uuid)>> {
-        prop::collection::hash_set(any::<u128>(), 0..60)
-            .prop_map(|ids| ids.into_iter().enumerate().map(|(i, id)| (i as u64 + 1, Uuid::from_u128(id))).collect())
+        prop::collection::hash_set(any::<u128>(), 0..60).prop_map(|ids| {
+            ids.into_iter()
+                .enumerate()
+                .map(|(i, id)| (i as u64 + 1, Uuid::from_u128(id)))
+                .collect()
+        })
     }
 
     proptest! {

@@ -35,7 +35,9 @@ pub struct Venue<'a> {
 
 impl<'a> Venue<'a> {
     pub fn of(spec: &'a EventSpec) -> Self {
-        Self { sections: &spec.sections }
+        Self {
+            sections: &spec.sections,
+        }
     }
 
     /// `None` for a malformed id or a seat the venue does not have.
@@ -48,15 +50,20 @@ impl<'a> Venue<'a> {
         let index = self.sections.iter().position(|s| s.id == section)?;
         let s = &self.sections[index];
         let (row, number): (u32, u32) = (row.parse().ok()?, number.parse().ok()?);
-        ((1..=s.rows).contains(&row) && (1..=s.seats_per_row).contains(&number)).then_some(SeatRef {
-            section: index,
-            row,
-            number,
-        })
+        ((1..=s.rows).contains(&row) && (1..=s.seats_per_row).contains(&number)).then_some(
+            SeatRef {
+                section: index,
+                row,
+                number,
+            },
+        )
     }
 
     pub fn id(&self, seat: SeatRef) -> SeatId {
-        SeatId(format!("{}-{}-{}", self.sections[seat.section].id, seat.row, seat.number))
+        SeatId(format!(
+            "{}-{}-{}",
+            self.sections[seat.section].id, seat.row, seat.number
+        ))
     }
 
     pub fn price_cents(&self, seat: SeatRef) -> i64 {
@@ -65,7 +72,10 @@ impl<'a> Venue<'a> {
 
     /// The seat's place in the seat map's order.
     pub fn index(&self, seat: SeatRef) -> usize {
-        let before: u64 = self.sections[..seat.section].iter().map(Section::seat_count).sum();
+        let before: u64 = self.sections[..seat.section]
+            .iter()
+            .map(Section::seat_count)
+            .sum();
         let spr = u64::from(self.sections[seat.section].seats_per_row);
         (before + u64::from(seat.row - 1) * spr + u64::from(seat.number - 1)) as usize
     }
@@ -77,7 +87,13 @@ impl<'a> Venue<'a> {
     /// Every seat in section, row, seat order: the seat map's order.
     pub fn seats(&self) -> impl Iterator<Item = SeatRef> + '_ {
         self.sections.iter().enumerate().flat_map(|(section, s)| {
-            (1..=s.rows).flat_map(move |row| (1..=s.seats_per_row).map(move |number| SeatRef { section, row, number }))
+            (1..=s.rows).flat_map(move |row| {
+                (1..=s.seats_per_row).map(move |number| SeatRef {
+                    section,
+                    row,
+                    number,
+                })
+            })
         })
     }
 
@@ -96,10 +112,26 @@ impl<'a> Venue<'a> {
             for row in 1..=s.rows {
                 let mut run = 0;
                 for number in 1..=s.seats_per_row {
-                    run = if free(SeatRef { section: index, row, number }) { run + 1 } else { 0 };
+                    run = if free(SeatRef {
+                        section: index,
+                        row,
+                        number,
+                    }) {
+                        run + 1
+                    } else {
+                        0
+                    };
                     if run == count {
                         let first = number + 1 - count;
-                        return Some((first..=number).map(|n| SeatRef { section: index, row, number: n }).collect());
+                        return Some(
+                            (first..=number)
+                                .map(|n| SeatRef {
+                                    section: index,
+                                    row,
+                                    number: n,
+                                })
+                                .collect(),
+                        );
                     }
                 }
             }
@@ -136,11 +168,35 @@ mod tests {
     fn seat_ids_parse_within_the_venue_only() {
         let s = two_sections();
         let venue = Venue::of(&s);
-        assert_eq!(venue.parse("A-2-3"), Some(SeatRef { section: 0, row: 2, number: 3 }));
-        assert_eq!(venue.parse("B2-1-4"), Some(SeatRef { section: 1, row: 1, number: 4 }));
-        for bad in
-            ["A-3-1", "A-1-4", "A-0-1", "A-01-1", "C-1-1", "A-1", "A-1-1-1", "", "a-1-1", "A-+1-1", "A-1-99999999999"]
-        {
+        assert_eq!(
+            venue.parse("A-2-3"),
+            Some(SeatRef {
+                section: 0,
+                row: 2,
+                number: 3
+            })
+        );
+        assert_eq!(
+            venue.parse("B2-1-4"),
+            Some(SeatRef {
+                section: 1,
+                row: 1,
+                number: 4
+            })
+        );
+        for bad in [
+            "A-3-1",
+            "A-1-4",
+            "A-0-1",
+            "A-01-1",
+            "C-1-1",
+            "A-1",
+            "A-1-1-1",
+            "",
+            "a-1-1",
+            "A-+1-1",
+            "A-1-99999999999",
+        ] {
             assert_eq!(venue.parse(bad), None, "{bad}");
         }
     }
@@ -149,10 +205,28 @@ mod tests {
     fn ids_and_parse_round_trip_over_the_whole_map_in_order() {
         let s = two_sections();
         let venue = Venue::of(&s);
-        let ids: Vec<String> = venue.seats().map(|seat| venue.id(seat).to_string()).collect();
-        assert_eq!(ids, ["A-1-1", "A-1-2", "A-1-3", "A-2-1", "A-2-2", "A-2-3", "B2-1-1", "B2-1-2", "B2-1-3", "B2-1-4"]);
-        assert!(venue.seats().all(|seat| venue.parse(venue.id(seat).as_str()) == Some(seat)));
-        assert!(venue.seats().enumerate().all(|(i, seat)| venue.index(seat) == i));
+        let ids: Vec<String> = venue
+            .seats()
+            .map(|seat| venue.id(seat).to_string())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "A-1-1", "A-1-2", "A-1-3", "A-2-1", "A-2-2", "A-2-3", "B2-1-1", "B2-1-2", "B2-1-3",
+                "B2-1-4"
+            ]
+        );
+        assert!(
+            venue
+                .seats()
+                .all(|seat| venue.parse(venue.id(seat).as_str()) == Some(seat))
+        );
+        assert!(
+            venue
+                .seats()
+                .enumerate()
+                .all(|(i, seat)| venue.index(seat) == i)
+        );
     }
 
     #[test]
@@ -164,21 +238,42 @@ mod tests {
             move |seat: SeatRef| !taken.contains(&seat)
         };
         let names = |block: Option<Vec<SeatRef>>| {
-            block.map(|b| b.into_iter().map(|s| venue.id(s).to_string()).collect::<Vec<_>>())
+            block.map(|b| {
+                b.into_iter()
+                    .map(|s| venue.id(s).to_string())
+                    .collect::<Vec<_>>()
+            })
         };
-        assert_eq!(names(venue.best_block(2, None, taken(&[]))), Some(vec!["A-1-1".into(), "A-1-2".into()]));
-        assert_eq!(names(venue.best_block(2, None, taken(&["A-1-2"]))), Some(vec!["A-2-1".into(), "A-2-2".into()]));
+        assert_eq!(
+            names(venue.best_block(2, None, taken(&[]))),
+            Some(vec!["A-1-1".into(), "A-1-2".into()])
+        );
+        assert_eq!(
+            names(venue.best_block(2, None, taken(&["A-1-2"]))),
+            Some(vec!["A-2-1".into(), "A-2-2".into()])
+        );
         assert_eq!(
             names(venue.best_block(3, None, taken(&["A-2-2"]))),
             Some(vec!["A-1-1".into(), "A-1-2".into(), "A-1-3".into()])
         );
         assert_eq!(
             names(venue.best_block(4, None, taken(&[]))),
-            Some(vec!["B2-1-1".into(), "B2-1-2".into(), "B2-1-3".into(), "B2-1-4".into()])
+            Some(vec![
+                "B2-1-1".into(),
+                "B2-1-2".into(),
+                "B2-1-3".into(),
+                "B2-1-4".into()
+            ])
         );
-        assert_eq!(names(venue.best_block(1, Some(1), taken(&[]))), Some(vec!["B2-1-1".into()]));
+        assert_eq!(
+            names(venue.best_block(1, Some(1), taken(&[]))),
+            Some(vec!["B2-1-1".into()])
+        );
         assert_eq!(venue.best_block(5, None, taken(&[])), None);
-        assert_eq!(venue.best_block(2, Some(1), taken(&["B2-1-2", "B2-1-3"])), None);
+        assert_eq!(
+            venue.best_block(2, Some(1), taken(&["B2-1-2", "B2-1-3"])),
+            None
+        );
     }
 
     use proptest::prelude::*;
@@ -214,22 +309,38 @@ mod tests {
     fn seat_like(spec: &EventSpec) -> impl Strategy<Value = String> + use<> {
         let ids: Vec<String> = spec.sections.iter().map(|s| s.id.clone()).collect();
         let section = prop_oneof![prop::sample::select(ids), "[A-Za-z0-9-]{0,9}"];
-        let number = || prop_oneof![any::<u32>().prop_map(|n| n.to_string()), "[0-9+-]{0,12}", ".{0,3}"];
-        (section, number(), number(), prop::option::of(".{0,4}")).prop_map(|(section, row, seat, extra)| {
-            let mut raw = format!("{section}-{row}-{seat}");
-            if let Some(extra) = extra {
-                raw.push_str(&extra);
-            }
-            raw
-        })
+        let number = || {
+            prop_oneof![
+                any::<u32>().prop_map(|n| n.to_string()),
+                "[0-9+-]{0,12}",
+                ".{0,3}"
+            ]
+        };
+        (section, number(), number(), prop::option::of(".{0,4}")).prop_map(
+            |(section, row, seat, extra)| {
+                let mut raw = format!("{section}-{row}-{seat}");
+                if let Some(extra) = extra {
+                    raw.push_str(&extra);
+                }
+                raw
+            },
+        )
     }
 
     /// Any seat of the spec's venue.
     fn seats_of(spec: &EventSpec) -> impl Strategy<Value = SeatRef> + use<> {
-        let sizes: Vec<(u32, u32)> = spec.sections.iter().map(|s| (s.rows, s.seats_per_row)).collect();
+        let sizes: Vec<(u32, u32)> = spec
+            .sections
+            .iter()
+            .map(|s| (s.rows, s.seats_per_row))
+            .collect();
         (0..sizes.len()).prop_flat_map(move |section| {
             let (rows, seats_per_row) = sizes[section];
-            (1..=rows, 1..=seats_per_row).prop_map(move |(row, number)| SeatRef { section, row, number })
+            (1..=rows, 1..=seats_per_row).prop_map(move |(row, number)| SeatRef {
+                section,
+                row,
+                number,
+            })
         })
     }
 
@@ -244,12 +355,22 @@ mod tests {
         if count == 0 {
             return None;
         }
-        let sections = spec.sections.iter().enumerate().filter(|&(i, _)| only.is_none_or(|only| only == i));
+        let sections = spec
+            .sections
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| only.is_none_or(|only| only == i));
         sections
             .flat_map(|(section, s)| {
                 (1..=s.rows).flat_map(move |row| {
                     (1..=s.seats_per_row.saturating_sub(count - 1)).map(move |first| {
-                        (first..first + count).map(|number| SeatRef { section, row, number }).collect::<Vec<_>>()
+                        (first..first + count)
+                            .map(|number| SeatRef {
+                                section,
+                                row,
+                                number,
+                            })
+                            .collect::<Vec<_>>()
                     })
                 })
             })

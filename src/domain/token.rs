@@ -32,11 +32,17 @@ pub struct TokenKey {
 
 impl TokenKey {
     pub fn regular(seq: u64) -> Self {
-        Self { kind: TokenKind::Regular, seq }
+        Self {
+            kind: TokenKind::Regular,
+            seq,
+        }
     }
 
     pub fn pre_queue(seq: u64) -> Self {
-        Self { kind: TokenKind::PreQueue, seq }
+        Self {
+            kind: TokenKind::PreQueue,
+            seq,
+        }
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -92,18 +98,25 @@ const PASS_TAG: &str = "a1";
 
 impl Signer {
     pub fn new(secret: &[u8], namespace: &str) -> Self {
-        let mut keyed = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        let mut keyed =
+            HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
         keyed.update(namespace.as_bytes());
         keyed.update(&[0]);
         Self { keyed }
     }
 
     pub fn sign_token(&self, token: &QueueToken) -> String {
-        self.seal(&format!("{TOKEN_TAG}|{}|{}|{}", token.event, token.key, token.token_id))
+        self.seal(&format!(
+            "{TOKEN_TAG}|{}|{}|{}",
+            token.event, token.key, token.token_id
+        ))
     }
 
     pub fn sign_pass(&self, pass: &Pass) -> String {
-        self.seal(&format!("{PASS_TAG}|{}|{}|{}|{}", pass.event, pass.key, pass.token_id, pass.expires_at_ms))
+        self.seal(&format!(
+            "{PASS_TAG}|{}|{}|{}|{}",
+            pass.event, pass.key, pass.token_id, pass.expires_at_ms
+        ))
     }
 
     /// `None` for anything malformed, forged or signed by another deployment.
@@ -162,7 +175,11 @@ mod tests {
     use super::*;
 
     fn token() -> QueueToken {
-        QueueToken { event: EventId::parse("ev-1").unwrap(), key: TokenKey::regular(42), token_id: Uuid::new_v4() }
+        QueueToken {
+            event: EventId::parse("ev-1").unwrap(),
+            key: TokenKey::regular(42),
+            token_id: Uuid::new_v4(),
+        }
     }
 
     #[test]
@@ -199,8 +216,11 @@ mod tests {
         let signer = Signer::new(b"secret", "ns");
         let raw = signer.sign_token(&token());
         let (payload, tag) = raw.split_once('.').unwrap();
-        let forged_payload =
-            B64.encode(String::from_utf8(B64.decode(payload).unwrap()).unwrap().replace("|r42|", "|r1|"));
+        let forged_payload = B64.encode(
+            String::from_utf8(B64.decode(payload).unwrap())
+                .unwrap()
+                .replace("|r42|", "|r1|"),
+        );
         for bad in [
             format!("{forged_payload}.{tag}"),
             format!("{payload}.{}", B64.encode([0u8; 32])),
@@ -216,7 +236,11 @@ mod tests {
 
     #[test]
     fn token_keys_round_trip() {
-        for key in [TokenKey::regular(0), TokenKey::regular(u64::MAX), TokenKey::pre_queue(9)] {
+        for key in [
+            TokenKey::regular(0),
+            TokenKey::regular(u64::MAX),
+            TokenKey::pre_queue(9),
+        ] {
             assert_eq!(TokenKey::parse(&key.to_string()), Some(key));
         }
         for bad in ["", "x1", "r", "r-1", "p1.5"] {
@@ -227,8 +251,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn keys() -> impl Strategy<Value = TokenKey> {
-        (any::<bool>(), any::<u64>())
-            .prop_map(|(pre, seq)| if pre { TokenKey::pre_queue(seq) } else { TokenKey::regular(seq) })
+        (any::<bool>(), any::<u64>()).prop_map(|(pre, seq)| {
+            if pre {
+                TokenKey::pre_queue(seq)
+            } else {
+                TokenKey::regular(seq)
+            }
+        })
     }
 
     fn tokens() -> impl Strategy<Value = QueueToken> {
@@ -250,18 +279,35 @@ mod tests {
 
     /// Payloads shaped like the signed ones, each field either well-formed or garbage.
     fn payloads() -> impl Strategy<Value = String> {
-        let tag = prop_oneof![Just(TOKEN_TAG.to_owned()), Just(PASS_TAG.to_owned()), "[a-z0-9]{0,3}"];
+        let tag = prop_oneof![
+            Just(TOKEN_TAG.to_owned()),
+            Just(PASS_TAG.to_owned()),
+            "[a-z0-9]{0,3}"
+        ];
         let event = prop_oneof!["[a-z0-9-]{1,64}", ".{0,70}"];
-        let key = prop_oneof![keys().prop_map(|k| k.to_string()), "[pr]?[+-]?[0-9]{0,22}", ".{0,4}"];
-        let id = prop_oneof![any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()), "[0-9a-fA-F{}-]{0,40}"];
-        let ms = prop_oneof![any::<i64>().prop_map(|n| n.to_string()), "[+-]?[0-9]{0,22}", ".{0,4}"];
+        let key = prop_oneof![
+            keys().prop_map(|k| k.to_string()),
+            "[pr]?[+-]?[0-9]{0,22}",
+            ".{0,4}"
+        ];
+        let id = prop_oneof![
+            any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+            "[0-9a-fA-F{}-]{0,40}"
+        ];
+        let ms = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[+-]?[0-9]{0,22}",
+            ".{0,4}"
+        ];
         let fields = prop::collection::vec(".{0,4}", 0..2);
-        (tag, event, key, id, prop::option::of(ms), fields).prop_map(|(tag, event, key, id, ms, extra)| {
-            let mut parts = vec![tag, event, key, id];
-            parts.extend(ms);
-            parts.extend(extra);
-            parts.join("|")
-        })
+        (tag, event, key, id, prop::option::of(ms), fields).prop_map(
+            |(tag, event, key, id, ms, extra)| {
+                let mut parts = vec![tag, event, key, id];
+                parts.extend(ms);
+                parts.extend(extra);
+                parts.join("|")
+            },
+        )
     }
 
     /// Deployment secrets as configuration carries them: text, never a NUL (HMAC pads

@@ -5,7 +5,7 @@
 //! lookups, never a round trip. The view only moves forward, so within one process
 //! a position never goes up.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -51,7 +51,12 @@ impl fmt::Display for LogEntry {
         match self {
             LogEntry::Frozen { prequeue } => write!(f, "z:{prequeue}"),
             LogEntry::Drawn => f.write_str("d"),
-            LogEntry::Consumed { from, to, admitted, at_ms } => write!(f, "c:{from}:{to}:{admitted}:{at_ms}"),
+            LogEntry::Consumed {
+                from,
+                to,
+                admitted,
+                at_ms,
+            } => write!(f, "c:{from}:{to}:{admitted}:{at_ms}"),
             LogEntry::Departed { key, why } => {
                 let tag = match why {
                     Departure::Left => 'l',
@@ -75,14 +80,21 @@ impl FromStr for LogEntry {
         let bad = || MalformedEntry(raw.to_owned());
         let mut parts = raw.split(':');
         let tag = parts.next().ok_or_else(bad)?;
-        let mut num = || -> Result<u64, MalformedEntry> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
+        let mut num = || -> Result<u64, MalformedEntry> {
+            parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
+        };
         let entry = match tag {
             "z" => LogEntry::Frozen { prequeue: num()? },
             "d" => LogEntry::Drawn,
             "c" => {
                 let (from, to, admitted) = (num()?, num()?, num()?);
                 let at_ms = i64::try_from(num()?).map_err(|_| bad())?;
-                LogEntry::Consumed { from, to, admitted, at_ms }
+                LogEntry::Consumed {
+                    from,
+                    to,
+                    admitted,
+                    at_ms,
+                }
             }
             "l" | "e" | "x" => {
                 let why = match tag {
@@ -95,7 +107,11 @@ impl FromStr for LogEntry {
             }
             _ => return Err(bad()),
         };
-        if parts.next().is_some() { Err(bad()) } else { Ok(entry) }
+        if parts.next().is_some() {
+            Err(bad())
+        } else {
+            Ok(entry)
+        }
     }
 }
 
@@ -114,8 +130,6 @@ pub enum TokenStatus {
     Left,
 }
 
-/// How far back the admission rate is measured.
-const RATE_WINDOW_MS: i64 = 10_000;
 /// Passes are counted in buckets of this many milliseconds of expiry, so that
 /// a restore names at most `pass_seconds / 10` expiries however many there were.
 pub const PASS_BUCKET_MS: i64 = 10_000;
@@ -141,7 +155,16 @@ pub struct LineView {
     left_ahead: Vec<u64>,
     /// Pre-queue tokens that left before the draw gave them a rank.
     left_unranked: Vec<TokenKey>,
-    recent_admissions: VecDeque<(i64, u64)>,
+    /// Passes issued, by the second they were issued in, oldest first.
+    passes_by_second: Vec<IssuedPasses>,
+}
+
+/// The passes issued in one second, and how many of them were ended early since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IssuedPasses {
+    at_s: i64,
+    issued: u64,
+    ended: u64,
 }
 
 impl LineView {
@@ -167,7 +190,8 @@ impl LineView {
         for &(_, at_ms, admitted) in self.knows_history.then_some(&self.consumed_ranges)? {
             let expires_at_ms = at_ms + pass_ms;
             if expires_at_ms > now_ms && admitted > 0 {
-                let bucket = expires_at_ms.div_euclid(PASS_BUCKET_MS) * PASS_BUCKET_MS + PASS_BUCKET_MS;
+                let bucket =
+                    expires_at_ms.div_euclid(PASS_BUCKET_MS) * PASS_BUCKET_MS + PASS_BUCKET_MS;
                 *buckets.entry(bucket).or_default() += admitted;
             }
         }
@@ -204,18 +228,18 @@ impl LineView {
         match entry {
             LogEntry::Frozen { prequeue } => self.note_frozen(prequeue),
             LogEntry::Drawn => self.draw_published = true,
-            LogEntry::Consumed { to, admitted, at_ms, .. } => {
+            LogEntry::Consumed {
+                to,
+                admitted,
+                at_ms,
+                ..
+            } => {
                 if to > self.consumed {
                     self.consumed = to;
                     self.consumed_ranges.push((to, at_ms, admitted));
                     let passed = self.left_ahead.partition_point(|&r| r <= to);
                     self.left_ahead.drain(..passed);
-                }
-                if admitted > 0 {
-                    self.recent_admissions.push_back((at_ms, admitted));
-                    while self.recent_admissions.front().is_some_and(|&(at, _)| at < at_ms - RATE_WINDOW_MS) {
-                        self.recent_admissions.pop_front();
-                    }
+                    self.note_issued(at_ms, admitted);
                 }
             }
             LogEntry::Departed { key, why } => self.note_departed(key, why),
@@ -224,8 +248,13 @@ impl LineView {
 
     /// Records a departure this process caused, before the log brings it back.
     pub fn note_departed(&mut self, key: TokenKey, why: Departure) {
-        if self.departed.insert(key, why).is_none() && why == Departure::Left {
-            self.note_left(key);
+        if self.departed.insert(key, why).is_some() {
+            return;
+        }
+        match why {
+            Departure::Left => self.note_left(key),
+            Departure::PassEnded => self.note_pass_ended(key),
+            Departure::Abandoned => {}
         }
     }
 
@@ -253,7 +282,13 @@ impl LineView {
     }
 
     /// The status of `key` at `now_ms`, for passes valid `pass_seconds` from admission.
-    pub fn status(&self, key: TokenKey, now_ms: i64, pass_seconds: u32, sale_open: bool) -> TokenStatus {
+    pub fn status(
+        &self,
+        key: TokenKey,
+        now_ms: i64,
+        pass_seconds: u32,
+        sale_open: bool,
+    ) -> TokenStatus {
         match self.departed.get(&key) {
             Some(Departure::Left | Departure::PassEnded) => return TokenStatus::Left,
             Some(Departure::Abandoned) => return TokenStatus::Expired,
@@ -262,36 +297,101 @@ impl LineView {
         let Some(rank) = self.rank_of(key) else {
             return match (key.kind, self.prequeue) {
                 // Drawn soon: everyone in the pre-queue is at most P places from the front.
-                (TokenKind::PreQueue, Some(p)) if sale_open => {
-                    TokenStatus::Waiting { position: p.saturating_sub(self.consumed).max(1) }
-                }
+                (TokenKind::PreQueue, Some(p)) if sale_open => TokenStatus::Waiting {
+                    position: p.saturating_sub(self.consumed).max(1),
+                },
                 (TokenKind::PreQueue, _) => TokenStatus::PreQueue,
                 // Only reachable while this view lags the log by a moment.
-                (TokenKind::Regular, _) => TokenStatus::Waiting { position: key.seq.max(1) },
+                (TokenKind::Regular, _) => TokenStatus::Waiting {
+                    position: key.seq.max(1),
+                },
             };
         };
         if rank <= self.consumed {
-            let range = self.consumed_ranges.partition_point(|&(to, _, _)| to < rank);
+            let range = self
+                .consumed_ranges
+                .partition_point(|&(to, _, _)| to < rank);
             return match self.consumed_ranges.get(range) {
                 Some(&(_, at_ms, _)) => {
                     let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
-                    if now_ms < expires_at_ms { TokenStatus::Admitted { expires_at_ms } } else { TokenStatus::Expired }
+                    if now_ms < expires_at_ms {
+                        TokenStatus::Admitted { expires_at_ms }
+                    } else {
+                        TokenStatus::Expired
+                    }
                 }
                 None => TokenStatus::Expired,
             };
         }
         let left_between = self.left_ahead.partition_point(|&r| r < rank);
-        TokenStatus::Waiting { position: rank - self.consumed - left_between as u64 }
+        TokenStatus::Waiting {
+            position: rank - self.consumed - left_between as u64,
+        }
     }
 
-    /// Admissions per second over the last few seconds; `None` before any.
-    pub fn measured_rate(&self, now_ms: i64) -> Option<f64> {
-        let recent = || self.recent_admissions.iter().filter(|&&(at, _)| at >= now_ms - RATE_WINDOW_MS);
-        let (first_at, _) = *recent().next()?;
-        let admitted: u64 = recent().map(|&(_, n)| n).sum();
-        // Over a short history, measure from the first admission, not the whole window.
-        let span_ms = (now_ms - first_at).clamp(1_000, RATE_WINDOW_MS);
-        Some(admitted as f64 * 1_000.0 / span_ms as f64)
+    /// The passes that may still be valid at `now_ms`, as (seconds until they
+    /// run out, how many), soonest first: those issued, less those ended early,
+    /// each counted until the end of the second it was issued in (at most
+    /// `pass_seconds` from now). A view that started on a restored log does
+    /// not know the passes issued before the restore.
+    pub fn valid_pass_expiries(
+        &self,
+        now_ms: i64,
+        pass_seconds: u32,
+    ) -> impl Iterator<Item = (f64, u64)> + Clone + '_ {
+        let pass_ms = i64::from(pass_seconds) * 1_000;
+        let runs_out_at = move |at_s: i64| (at_s + 1).saturating_mul(1_000).saturating_add(pass_ms);
+        let first = self
+            .passes_by_second
+            .partition_point(|p| runs_out_at(p.at_s) <= now_ms);
+        self.passes_by_second[first..]
+            .iter()
+            .filter(|p| p.issued > p.ended)
+            .map(move |p| {
+                let seconds = (runs_out_at(p.at_s) - now_ms).min(pass_ms) as f64 / 1_000.0;
+                (seconds, p.issued - p.ended)
+            })
+    }
+
+    /// Counts `admitted` passes issued at `at_ms` (0 for admissions a restored
+    /// log only knows are past).
+    fn note_issued(&mut self, at_ms: i64, admitted: u64) {
+        if admitted == 0 || at_ms <= 0 {
+            return;
+        }
+        let at_s = at_ms.div_euclid(1_000);
+        match self.passes_by_second.last_mut() {
+            // A clock a little behind another worker's joins the latest second: the order stays sorted.
+            Some(last) if last.at_s >= at_s => last.issued += admitted,
+            _ => self.passes_by_second.push(IssuedPasses {
+                at_s,
+                issued: admitted,
+                ended: 0,
+            }),
+        }
+    }
+
+    /// A pass ended early frees its place under `max_active` at once. (Ended
+    /// before this view saw it issued, it stays counted until it runs out.)
+    fn note_pass_ended(&mut self, key: TokenKey) {
+        let Some(rank) = self.rank_of(key).filter(|&r| r <= self.consumed) else {
+            return;
+        };
+        let range = self
+            .consumed_ranges
+            .partition_point(|&(to, _, _)| to < rank);
+        let Some(&(_, at_ms, _)) = self.consumed_ranges.get(range) else {
+            return;
+        };
+        let at_s = at_ms.div_euclid(1_000);
+        let bucket = self.passes_by_second.partition_point(|p| p.at_s < at_s);
+        if let Some(passes) = self
+            .passes_by_second
+            .get_mut(bucket)
+            .filter(|p| p.issued > p.ended)
+        {
+            passes.ended += 1;
+        }
     }
 
     fn note_left(&mut self, key: TokenKey) {
@@ -320,7 +420,12 @@ mod tests {
     }
 
     fn consume(v: &mut LineView, from: u64, to: u64, at_ms: i64) {
-        v.apply(LogEntry::Consumed { from, to, admitted: to - from + 1, at_ms });
+        v.apply(LogEntry::Consumed {
+            from,
+            to,
+            admitted: to - from + 1,
+            at_ms,
+        });
     }
 
     #[test]
@@ -329,16 +434,36 @@ mod tests {
         v.follow_epoch("100", false);
         consume(&mut v, 1, 4, 1_000);
         let watched = TokenKey::regular(10);
-        assert_eq!(v.status(watched, 0, 60, true), TokenStatus::Waiting { position: 6 });
+        assert_eq!(
+            v.status(watched, 0, 60, true),
+            TokenStatus::Waiting { position: 6 }
+        );
         v.follow_epoch("100", false);
         assert_eq!(v.entries_applied(), 2, "the same epoch reads on");
         v.follow_epoch("200", true);
-        assert_eq!(v.entries_applied(), 0, "a new epoch reads the new log from its start");
+        assert_eq!(
+            v.entries_applied(),
+            0,
+            "a new epoch reads the new log from its start"
+        );
         // The restored log: the pre-queue again, then the worker's watermark, admitted at 0.
         v.apply(LogEntry::Frozen { prequeue: 0 });
-        v.apply(LogEntry::Consumed { from: 1, to: 4, admitted: 0, at_ms: 0 });
-        assert_eq!(v.status(watched, 0, 60, true), TokenStatus::Waiting { position: 6 });
-        assert_eq!(v.status(TokenKey::regular(2), 30_000, 60, true), TokenStatus::Admitted { expires_at_ms: 61_000 });
+        v.apply(LogEntry::Consumed {
+            from: 1,
+            to: 4,
+            admitted: 0,
+            at_ms: 0,
+        });
+        assert_eq!(
+            v.status(watched, 0, 60, true),
+            TokenStatus::Waiting { position: 6 }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(2), 30_000, 60, true),
+            TokenStatus::Admitted {
+                expires_at_ms: 61_000
+            }
+        );
     }
 
     #[test]
@@ -348,14 +473,30 @@ mod tests {
         consume(&mut v, 1, 3, 1_000);
         consume(&mut v, 4, 5, 50_000);
         consume(&mut v, 6, 6, 52_000);
-        v.apply(LogEntry::Consumed { from: 7, to: 9, admitted: 0, at_ms: 55_000 });
+        v.apply(LogEntry::Consumed {
+            from: 7,
+            to: 9,
+            admitted: 0,
+            at_ms: 55_000,
+        });
         // Expiries 61 s, 110 s and 112 s, counted until the end of their 10 s bucket.
-        assert_eq!(v.valid_passes(30_000, 60), Some(vec![(70_000, 3), (120_000, 3)]));
+        assert_eq!(
+            v.valid_passes(30_000, 60),
+            Some(vec![(70_000, 3), (120_000, 3)])
+        );
         assert_eq!(v.valid_passes(61_000, 60), Some(vec![(120_000, 3)]));
         let mut restored = LineView::default();
         restored.follow_epoch("200", true);
-        assert_eq!(restored.valid_passes(0, 60), None, "a view that started on a restored log cannot know");
-        assert_eq!(LineView::default().valid_passes(0, 60), None, "nor one that has read nothing");
+        assert_eq!(
+            restored.valid_passes(0, 60),
+            None,
+            "a view that started on a restored log cannot know"
+        );
+        assert_eq!(
+            LineView::default().valid_passes(0, 60),
+            None,
+            "nor one that has read nothing"
+        );
     }
 
     #[test]
@@ -363,15 +504,38 @@ mod tests {
         let entries = [
             LogEntry::Frozen { prequeue: 12 },
             LogEntry::Drawn,
-            LogEntry::Consumed { from: 3, to: 9, admitted: 6, at_ms: 1_700_000_000_000 },
-            LogEntry::Departed { key: TokenKey::regular(5), why: Departure::Left },
-            LogEntry::Departed { key: TokenKey::pre_queue(5), why: Departure::PassEnded },
-            LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned },
+            LogEntry::Consumed {
+                from: 3,
+                to: 9,
+                admitted: 6,
+                at_ms: 1_700_000_000_000,
+            },
+            LogEntry::Departed {
+                key: TokenKey::regular(5),
+                why: Departure::Left,
+            },
+            LogEntry::Departed {
+                key: TokenKey::pre_queue(5),
+                why: Departure::PassEnded,
+            },
+            LogEntry::Departed {
+                key: TokenKey::regular(1),
+                why: Departure::Abandoned,
+            },
         ];
         for e in entries {
             assert_eq!(e.to_string().parse::<LogEntry>().unwrap(), e);
         }
-        for bad in ["", "q:1", "z", "z:1:2", "c:1:2:3", "l:", "l:y7", "c:1:2:3:-4"] {
+        for bad in [
+            "",
+            "q:1",
+            "z",
+            "z:1:2",
+            "c:1:2:3",
+            "l:",
+            "l:y7",
+            "c:1:2:3:-4",
+        ] {
             assert!(bad.parse::<LogEntry>().is_err(), "{bad:?}");
         }
     }
@@ -379,23 +543,50 @@ mod tests {
     #[test]
     fn position_counts_the_people_ahead_plus_one() {
         let mut v = open_view();
-        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 1 });
-        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 10 });
+        assert_eq!(
+            v.status(TokenKey::regular(1), 0, 60, true),
+            TokenStatus::Waiting { position: 1 }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(10), 0, 60, true),
+            TokenStatus::Waiting { position: 10 }
+        );
         consume(&mut v, 1, 4, 0);
-        assert_eq!(v.status(TokenKey::regular(10), 0, 60, true), TokenStatus::Waiting { position: 6 });
+        assert_eq!(
+            v.status(TokenKey::regular(10), 0, 60, true),
+            TokenStatus::Waiting { position: 6 }
+        );
     }
 
     #[test]
     fn leaving_moves_everyone_behind_up_and_never_back() {
         let mut v = open_view();
-        v.apply(LogEntry::Departed { key: TokenKey::regular(3), why: Departure::Left });
-        assert_eq!(v.status(TokenKey::regular(3), 0, 60, true), TokenStatus::Left);
-        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Waiting { position: 2 });
-        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 4 });
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(3),
+            why: Departure::Left,
+        });
+        assert_eq!(
+            v.status(TokenKey::regular(3), 0, 60, true),
+            TokenStatus::Left
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(2), 0, 60, true),
+            TokenStatus::Waiting { position: 2 }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(5), 0, 60, true),
+            TokenStatus::Waiting { position: 4 }
+        );
         consume(&mut v, 1, 3, 0);
-        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 2 });
+        assert_eq!(
+            v.status(TokenKey::regular(5), 0, 60, true),
+            TokenStatus::Waiting { position: 2 }
+        );
         consume(&mut v, 4, 4, 0);
-        assert_eq!(v.status(TokenKey::regular(5), 0, 60, true), TokenStatus::Waiting { position: 1 });
+        assert_eq!(
+            v.status(TokenKey::regular(5), 0, 60, true),
+            TokenStatus::Waiting { position: 1 }
+        );
     }
 
     #[test]
@@ -405,14 +596,20 @@ mod tests {
         let mut last = u64::MAX;
         for step in 0..200u64 {
             if step % 3 == 0 {
-                v.apply(LogEntry::Departed { key: TokenKey::regular(step * 7 % 600 + 1), why: Departure::Left });
+                v.apply(LogEntry::Departed {
+                    key: TokenKey::regular(step * 7 % 600 + 1),
+                    why: Departure::Left,
+                });
             } else {
                 let from = v.consumed() + 1;
                 consume(&mut v, from, from + 1, 0);
             }
             match v.status(watched, 0, 60, true) {
                 TokenStatus::Waiting { position } => {
-                    assert!(position <= last, "went up from {last} to {position} at step {step}");
+                    assert!(
+                        position <= last,
+                        "went up from {last} to {position} at step {step}"
+                    );
                     last = position;
                 }
                 TokenStatus::Admitted { .. } => break,
@@ -426,47 +623,113 @@ mod tests {
         let mut v = open_view();
         consume(&mut v, 1, 2, 1_000);
         consume(&mut v, 3, 5, 2_000);
-        assert_eq!(v.status(TokenKey::regular(2), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 11_000 });
-        assert_eq!(v.status(TokenKey::regular(4), 1_500, 10, true), TokenStatus::Admitted { expires_at_ms: 12_000 });
-        assert_eq!(v.status(TokenKey::regular(4), 12_000, 10, true), TokenStatus::Expired);
+        assert_eq!(
+            v.status(TokenKey::regular(2), 1_500, 10, true),
+            TokenStatus::Admitted {
+                expires_at_ms: 11_000
+            }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(4), 1_500, 10, true),
+            TokenStatus::Admitted {
+                expires_at_ms: 12_000
+            }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(4), 12_000, 10, true),
+            TokenStatus::Expired
+        );
     }
 
     #[test]
     fn abandoned_and_ended_tokens_read_as_such() {
         let mut v = open_view();
-        v.apply(LogEntry::Departed { key: TokenKey::regular(1), why: Departure::Abandoned });
-        v.apply(LogEntry::Departed { key: TokenKey::regular(2), why: Departure::PassEnded });
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(1),
+            why: Departure::Abandoned,
+        });
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(2),
+            why: Departure::PassEnded,
+        });
         consume(&mut v, 1, 2, 0);
-        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Expired);
-        assert_eq!(v.status(TokenKey::regular(2), 0, 60, true), TokenStatus::Left);
+        assert_eq!(
+            v.status(TokenKey::regular(1), 0, 60, true),
+            TokenStatus::Expired
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(2), 0, 60, true),
+            TokenStatus::Left
+        );
     }
 
     #[test]
     fn regular_tokens_rank_behind_the_prequeue_and_the_draw_places_the_prequeue() {
         let mut v = LineView::default();
-        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, false), TokenStatus::PreQueue);
-        v.apply(LogEntry::Departed { key: TokenKey::pre_queue(2), why: Departure::Left });
+        assert_eq!(
+            v.status(TokenKey::pre_queue(1), 0, 60, false),
+            TokenStatus::PreQueue
+        );
+        v.apply(LogEntry::Departed {
+            key: TokenKey::pre_queue(2),
+            why: Departure::Left,
+        });
         v.apply(LogEntry::Frozen { prequeue: 3 });
-        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
+        assert_eq!(
+            v.status(TokenKey::pre_queue(1), 0, 60, true),
+            TokenStatus::Waiting { position: 3 }
+        );
         v.apply(LogEntry::Drawn);
         assert!(v.needs_draw());
         // Pre-queue seq 1 drew rank 3, seq 2 rank 1 (and left), seq 3 rank 2.
         v.install_draw(vec![3, 1, 2]);
         assert!(!v.needs_draw());
-        assert_eq!(v.status(TokenKey::pre_queue(1), 0, 60, true), TokenStatus::Waiting { position: 2 });
-        assert_eq!(v.status(TokenKey::pre_queue(3), 0, 60, true), TokenStatus::Waiting { position: 1 });
-        assert_eq!(v.status(TokenKey::regular(1), 0, 60, true), TokenStatus::Waiting { position: 3 });
+        assert_eq!(
+            v.status(TokenKey::pre_queue(1), 0, 60, true),
+            TokenStatus::Waiting { position: 2 }
+        );
+        assert_eq!(
+            v.status(TokenKey::pre_queue(3), 0, 60, true),
+            TokenStatus::Waiting { position: 1 }
+        );
+        assert_eq!(
+            v.status(TokenKey::regular(1), 0, 60, true),
+            TokenStatus::Waiting { position: 3 }
+        );
     }
 
     #[test]
-    fn the_measured_rate_covers_recent_admissions_only() {
+    fn valid_passes_count_until_they_run_out_less_those_ended_early() {
         let mut v = open_view();
-        assert_eq!(v.measured_rate(0), None);
-        consume(&mut v, 1, 1, -60_000);
-        consume(&mut v, 2, 11, 0);
-        consume(&mut v, 12, 21, 1_000);
-        assert_eq!(v.measured_rate(2_000), Some(10.0));
-        assert_eq!(v.measured_rate(60_000), None);
+        assert_eq!(v.valid_pass_expiries(0, 60).count(), 0);
+        consume(&mut v, 1, 2, 1_000);
+        consume(&mut v, 3, 5, 20_500);
+        // A restored log's past admissions have no time: not counted.
+        v.apply(LogEntry::Consumed {
+            from: 6,
+            to: 6,
+            admitted: 1,
+            at_ms: 0,
+        });
+        let at = |v: &LineView, now_ms| v.valid_pass_expiries(now_ms, 60).collect::<Vec<_>>();
+        assert_eq!(at(&v, 30_000), vec![(32.0, 2), (51.0, 3)]);
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(4),
+            why: Departure::PassEnded,
+        });
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(4),
+            why: Departure::PassEnded,
+        });
+        assert_eq!(
+            at(&v, 30_000),
+            vec![(32.0, 2), (51.0, 2)],
+            "an ended pass frees its place once"
+        );
+        assert_eq!(at(&v, 62_000), vec![(19.0, 2)]);
+        assert_eq!(at(&v, 81_000), vec![]);
+        // Never further away than a whole pass.
+        assert_eq!(at(&v, 20_000), vec![(42.0, 2), (60.0, 2)]);
     }
 
     use std::collections::HashSet;
@@ -481,18 +744,33 @@ mod tests {
     }
 
     fn departures() -> impl Strategy<Value = Departure> {
-        prop_oneof![Just(Departure::Left), Just(Departure::PassEnded), Just(Departure::Abandoned)]
+        prop_oneof![
+            Just(Departure::Left),
+            Just(Departure::PassEnded),
+            Just(Departure::Abandoned)
+        ]
     }
 
     /// Every entry the log can hold; times are unix milliseconds, never before 1970.
     fn entries() -> impl Strategy<Value = LogEntry> {
-        let any_key = (any::<bool>(), any::<u64>())
-            .prop_map(|(pre, seq)| if pre { TokenKey::pre_queue(seq) } else { TokenKey::regular(seq) });
+        let any_key = (any::<bool>(), any::<u64>()).prop_map(|(pre, seq)| {
+            if pre {
+                TokenKey::pre_queue(seq)
+            } else {
+                TokenKey::regular(seq)
+            }
+        });
         prop_oneof![
             any::<u64>().prop_map(|prequeue| LogEntry::Frozen { prequeue }),
             Just(LogEntry::Drawn),
-            (any::<u64>(), any::<u64>(), any::<u64>(), 0..=i64::MAX)
-                .prop_map(|(from, to, admitted, at_ms)| LogEntry::Consumed { from, to, admitted, at_ms }),
+            (any::<u64>(), any::<u64>(), any::<u64>(), 0..=i64::MAX).prop_map(
+                |(from, to, admitted, at_ms)| LogEntry::Consumed {
+                    from,
+                    to,
+                    admitted,
+                    at_ms
+                }
+            ),
             (any_key, departures()).prop_map(|(key, why)| LogEntry::Departed { key, why }),
         ]
     }

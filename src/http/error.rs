@@ -41,6 +41,9 @@ pub enum ApiError {
     RateLimited { retry_after: std::time::Duration },
     #[error("a backend is unavailable; retry shortly")]
     Unavailable(#[source] BackendError),
+    /// A bug of ours: `500`, its cause logged and never sent.
+    #[error("something went wrong on our side; it has been logged")]
+    Internal(String),
 }
 
 #[derive(Serialize)]
@@ -73,6 +76,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -84,19 +88,26 @@ impl IntoResponse for ApiError {
             // Logged here, never sent: the client learns only that it may retry.
             tracing::warn!(error = %cause, "answering 503");
         }
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(cause = %cause, "answering 500");
+        }
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
             // Whole seconds, rounded up: never invite a retry that is refused again.
-            ApiError::RateLimited { retry_after } => {
-                Some(HeaderValue::from(retry_after.as_secs_f64().ceil().max(1.0) as u64))
-            }
+            ApiError::RateLimited { retry_after } => Some(HeaderValue::from(
+                retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            )),
             _ => None,
         };
         let seats = match &self {
             ApiError::SeatUnavailable(seats) => Some(seats.as_slice()),
             _ => None,
         };
-        let body = ErrorBody { error: code, message: self.to_string(), seats };
+        let body = ErrorBody {
+            error: code,
+            message: self.to_string(),
+            seats,
+        };
         let mut response = (status, Json(body)).into_response();
         if let Some(value) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, value);

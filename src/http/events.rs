@@ -2,30 +2,39 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
+use super::conditional::json_with_etag;
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody, PathParam, RequestBody};
-use crate::domain::event::{DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second};
-use crate::domain::{Admission, AdmissionPatch, Event, EventId, EventSpec, Section, prequeue};
+use crate::domain::event::{
+    DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second,
+};
+use crate::domain::{
+    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Section, prequeue,
+};
 
 #[derive(Deserialize)]
 pub struct CreateEvent {
     id: String,
     name: String,
     venue: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(deserialize_with = "instant")]
     starts_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, deserialize_with = "optional_instant")]
     on_sale_at: Option<OffsetDateTime>,
     hold_seconds: u32,
     max_seats_per_user: u32,
     admission: CreateAdmission,
     #[serde(default)]
     paused: bool,
+    /// Absent: euros, as every event was before events had a currency.
+    #[serde(default)]
+    currency: Option<String>,
     sections: Vec<Section>,
 }
 
@@ -42,6 +51,28 @@ fn default_abandon_seconds() -> u32 {
     DEFAULT_ABANDON_SECONDS
 }
 
+const NOT_AN_INSTANT: &str = "must be a date and time such as 2027-06-01T19:00:00Z (RFC 3339)";
+
+/// An RFC 3339 time; anything else is refused with an example of the form, not the parser's words.
+fn instant<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<OffsetDateTime, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => {
+            OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| serde::de::Error::custom(NOT_AN_INSTANT))
+        }
+        _ => Err(serde::de::Error::custom(NOT_AN_INSTANT)),
+    }
+}
+
+fn optional_instant<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<OffsetDateTime>, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        value => instant(value).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 impl RequestBody for CreateEvent {
     const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"], &["sections", "[]"]];
 }
@@ -53,7 +84,10 @@ impl CreateEvent {
             name: self.name,
             venue: self.venue,
             starts_at: utc_instant("starts_at", self.starts_at)?,
-            on_sale_at: self.on_sale_at.map(|at| utc_instant("on_sale_at", at)).transpose()?,
+            on_sale_at: self
+                .on_sale_at
+                .map(|at| utc_instant("on_sale_at", at))
+                .transpose()?,
             hold_seconds: self.hold_seconds,
             max_seats_per_user: self.max_seats_per_user,
             admission: Admission {
@@ -63,6 +97,12 @@ impl CreateEvent {
                 abandon_seconds: self.admission.abandon_seconds,
             },
             paused: self.paused,
+            currency: self
+                .currency
+                .as_deref()
+                .map(Currency::parse)
+                .transpose()?
+                .unwrap_or_default(),
             sections: self.sections,
         };
         spec.validate()?;
@@ -84,6 +124,7 @@ pub struct EventBody {
     max_seats_per_user: u32,
     admission: Admission,
     paused: bool,
+    currency: Currency,
     sections: Vec<Section>,
     seats_total: u64,
     seats_available: u64,
@@ -105,12 +146,15 @@ impl EventBody {
             max_seats_per_user: s.max_seats_per_user,
             admission: s.admission,
             paused: s.paused,
+            currency: s.currency,
             sections: s.sections.clone(),
             seats_total: s.seats_total(),
             seats_available: state.booking.seats_available(event),
             prequeue_commitment: prequeue::commitment(&event.prequeue_seed),
             // Revealed only once the draw it decides can no longer be influenced.
-            prequeue_seed: event.is_on_sale(now).then(|| hex::encode(event.prequeue_seed)),
+            prequeue_seed: event
+                .is_on_sale(now)
+                .then(|| hex::encode(event.prequeue_seed)),
         }
     }
 }
@@ -127,7 +171,10 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<EventBody>), ApiError> {
     let event = state.line.create_event(body.into_spec()?).await?;
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
-    Ok((StatusCode::CREATED, Json(EventBody::new(&state, &event, OffsetDateTime::now_utc()))))
+    Ok((
+        StatusCode::CREATED,
+        Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -155,15 +202,25 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateEvent>,
 ) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
-    let patch = body.admission.map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
-        per_second: a.per_second,
-        max_active: a.max_active,
-    });
+    let patch = body
+        .admission
+        .map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
+            per_second: a.per_second,
+            max_active: a.max_active,
+        });
     patch.per_second.map(validate_per_second).transpose()?;
     patch.max_active.map(validate_max_active).transpose()?;
-    let event = state.catalog.update(event.id(), patch, body.paused).await?.ok_or(ApiError::NotFound)?;
+    let event = state
+        .catalog
+        .update(event.id(), patch, body.paused)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
-    Ok(Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())))
+    Ok(Json(EventBody::new(
+        &state,
+        &event,
+        OffsetDateTime::now_utc(),
+    )))
 }
 
 #[derive(Serialize)]
@@ -178,7 +235,11 @@ pub struct Stats {
     orders_expired: u64,
 }
 
-pub async fn stats(State(state): State<AppState>, _: Admin, PathParam(id): PathParam) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(
+    State(state): State<AppState>,
+    _: Admin,
+    PathParam(id): PathParam,
+) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
     let (line, seats, orders) = tokio::try_join!(
         state.line.counters(event.id(), OffsetDateTime::now_utc()),
@@ -191,7 +252,10 @@ pub async fn stats(State(state): State<AppState>, _: Admin, PathParam(id): PathP
         active: line.active,
         held_seats: seats.held,
         sold_seats: seats.sold,
-        available_seats: event.spec.seats_total().saturating_sub(seats.held + seats.sold),
+        available_seats: event
+            .spec
+            .seats_total()
+            .saturating_sub(seats.held + seats.sold),
         orders_paid: orders.0,
         orders_expired: orders.1,
     }))
@@ -204,10 +268,24 @@ pub struct EventList {
 
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     let now = OffsetDateTime::now_utc();
-    Json(EventList { events: state.catalog.all().iter().map(|e| EventBody::new(&state, e, now)).collect() })
+    Json(EventList {
+        events: state
+            .catalog
+            .all()
+            .iter()
+            .map(|e| EventBody::new(&state, e, now))
+            .collect(),
+    })
 }
 
-pub async fn show(State(state): State<AppState>, PathParam(id): PathParam) -> Result<Json<EventBody>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let event = find(&state, &id)?;
-    Ok(Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())))
+    json_with_etag(
+        &headers,
+        &EventBody::new(&state, &event, OffsetDateTime::now_utc()),
+    )
 }

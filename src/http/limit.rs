@@ -30,7 +30,10 @@ pub struct ClientLimiter {
 impl ClientLimiter {
     /// `per_second == 0` turns the limit off.
     pub fn new(per_second: u32) -> Self {
-        Self { per_second, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            per_second,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one request's token, or says how long until one is available.
@@ -43,8 +46,12 @@ impl ClientLimiter {
         if buckets.len() > PRUNE_ABOVE {
             buckets.retain(|_, b| now.duration_since(b.last) < IDLE);
         }
-        let bucket = buckets.entry(client).or_insert(Bucket { tokens: rate, last: now });
-        bucket.tokens = (bucket.tokens + rate * now.duration_since(bucket.last).as_secs_f64()).min(rate);
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + rate * now.duration_since(bucket.last).as_secs_f64()).min(rate);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -63,7 +70,10 @@ pub struct ClientAddr(pub IpAddr);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let forwarded = state
             .trust_forwarded
             .then(|| parts.headers.get_all("x-forwarded-for").iter().next_back())
@@ -71,8 +81,13 @@ impl FromRequestParts<AppState> for ClientAddr {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
             .and_then(|ip| ip.trim().parse().ok());
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(ClientAddr(forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddr(
+            forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        ))
     }
 }
 
@@ -82,9 +97,15 @@ pub struct WithinClientRate;
 impl FromRequestParts<AppState> for WithinClientRate {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
-        state.limiter.admit(client, Instant::now()).map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        state
+            .limiter
+            .admit(client, Instant::now())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         Ok(WithinClientRate)
     }
 }
@@ -108,8 +129,18 @@ mod tests {
         let now = Instant::now();
         assert!((0..5).all(|_| limiter.admit(CLIENT, now).is_ok()));
         let wait = limiter.admit(CLIENT, now).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(200), "{wait:?}");
-        assert!(limiter.admit(CLIENT, now + Duration::from_millis(200)).is_ok());
-        assert!(limiter.admit(IpAddr::from([10, 0, 0, 2]), now).is_ok(), "other clients are not affected");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(200),
+            "{wait:?}"
+        );
+        assert!(
+            limiter
+                .admit(CLIENT, now + Duration::from_millis(200))
+                .is_ok()
+        );
+        assert!(
+            limiter.admit(IpAddr::from([10, 0, 0, 2]), now).is_ok(),
+            "other clients are not affected"
+        );
     }
 }

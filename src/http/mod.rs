@@ -1,8 +1,10 @@
 //! The HTTP surface: API.md's routes, the pages, and operations endpoints.
 
+mod conditional;
 mod error;
 mod events;
 mod extract;
+mod i18n;
 mod limit;
 mod ops;
 mod orders;
@@ -21,18 +23,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use limit::ClientLimiter;
 
-use crate::app::Backends;
 use crate::config::Secret;
 use crate::ports::BackendError;
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
+use crate::services::door::AdminDoor;
 use crate::services::line::Line;
+use crate::services::readiness::Readiness;
 
 /// Request bodies above this are refused with 413 (API.md).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -51,7 +56,8 @@ pub struct Inner {
     pub catalog: Arc<Catalog>,
     pub booking: Arc<Booking>,
     pub admin_token: Secret,
-    pub backends: Backends,
+    pub admin_door: AdminDoor,
+    pub readiness: Readiness,
     pub metrics: PrometheusHandle,
     pub limiter: ClientLimiter,
     pub trust_forwarded: bool,
@@ -72,16 +78,25 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
+    // API.md: every JSON and HTML answer over 1 KB, gzip or brotli as the client allows.
+    let compression = CompressionLayer::new().gzip(true).br(true).compress_when(
+        SizeAbove::new(1024)
+            .and(NotForContentType::GRPC)
+            .and(NotForContentType::IMAGES),
+    );
+    let compressed = Router::new()
         .route("/api/admin/events", post(events::create))
-        .route("/api/admin/events/{id}", axum::routing::patch(events::update))
+        .route(
+            "/api/admin/events/{id}",
+            axum::routing::patch(events::update),
+        )
         .route("/api/admin/events/{id}/stats", get(events::stats))
         .route("/api/events", get(events::list))
         .route("/api/events/{id}", get(events::show))
         .route("/api/events/{id}/queue", post(queue::join))
-        .route("/api/queue/{token}", get(queue::poll).delete(queue::leave))
         .route("/api/events/{id}/seats", get(orders::seat_map))
         .route("/api/events/{id}/holds", post(orders::hold))
+        .route("/api/events/{id}/best_available", get(orders::propose_best))
         .route("/api/orders/{id}", get(orders::show).delete(orders::cancel))
         .route("/api/orders/{id}/pay", post(orders::pay))
         .route("/healthz", get(ops::healthz))
@@ -93,25 +108,37 @@ pub fn router(state: AppState) -> Router {
         .route("/events/{id}/seats", get(pages::seats))
         .route("/admin", get(pages::admin))
         .route("/api/openapi.json", get(ops::openapi))
+        .route_layer(compression);
+    // The hottest route answers well under 1 KB: it never pays for the compression layer.
+    let api = compressed
+        .route("/api/queue/{token}", get(queue::poll).delete(queue::leave))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-
     api.layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn(within_deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("unmatched", |p| p.as_str());
             tracing::info_span!("request", method = %req.method(), route)
         }))
         .layer(security_header("x-content-type-options", "nosniff"))
         .layer(security_header("x-frame-options", "DENY"))
         .layer(security_header("referrer-policy", "no-referrer"))
-        .layer(security_header("content-security-policy", CONTENT_SECURITY_POLICY))
+        .layer(security_header(
+            "content-security-policy",
+            CONTENT_SECURITY_POLICY,
+        ))
         .with_state(state)
 }
 
 fn security_header(name: &'static str, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
-    SetResponseHeaderLayer::if_not_present(HeaderName::from_static(name), HeaderValue::from_static(value))
+    SetResponseHeaderLayer::if_not_present(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
 }
 
 /// No request is worked on for longer than [`REQUEST_TIMEOUT`] (a slow body
@@ -119,7 +146,8 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
 async fn within_deadline(req: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Unavailable(BackendError::new("anteroom", "the request timed out")).into_response(),
+        Err(_) => ApiError::Unavailable(BackendError::new("anteroom", "the request timed out"))
+            .into_response(),
     }
 }
 
@@ -131,7 +159,9 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    TIMERS.timer(route, &method, response.status()).record(started.elapsed().as_secs_f64());
+    TIMERS
+        .timer(route, &method, response.status())
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -146,15 +176,24 @@ type TimersByOutcome = HashMap<(Method, StatusCode), Histogram>;
 impl RequestTimers {
     fn timer(&self, route: &str, method: &Method, status: StatusCode) -> Histogram {
         let known = self.0.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(timer) = known.get(route).and_then(|by| by.get(&(method.clone(), status))) {
+        if let Some(timer) = known
+            .get(route)
+            .and_then(|by| by.get(&(method.clone(), status)))
+        {
             return timer.clone();
         }
         drop(known);
-        let labels =
-            [("route", route.to_owned()), ("method", method.to_string()), ("status", status.as_str().to_owned())];
+        let labels = [
+            ("route", route.to_owned()),
+            ("method", method.to_string()),
+            ("status", status.as_str().to_owned()),
+        ];
         let timer = metrics::histogram!("anteroom_http_request_duration_seconds", &labels);
         let mut known = self.0.write().unwrap_or_else(|p| p.into_inner());
-        known.entry(route.to_owned()).or_default().insert((method.clone(), status), timer.clone());
+        known
+            .entry(route.to_owned())
+            .or_default()
+            .insert((method.clone(), status), timer.clone());
         timer
     }
 }

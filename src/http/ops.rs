@@ -11,13 +11,10 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready only when every backend answers.
 /// `200` once every backend answers; otherwise `503` in the API's error shape
 /// (which backends failed, and why, goes to the log).
 pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    let b = &state.backends;
-    let (repo, store, queue) = tokio::join!(b.events.ping(), b.line_store.ping(), b.line_queue.ping());
-    let mut failures = [repo, store, queue].into_iter().filter_map(Result::err);
+    let mut failures = state.readiness.failures().await.into_iter();
     let Some(first) = failures.next() else {
         return Ok("ready");
     };
@@ -27,10 +24,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 /// The machine-readable copy of the HTTP contract (API.md).
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../../static/openapi.json"))
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../static/openapi.json"),
+    )
 }

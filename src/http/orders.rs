@@ -1,14 +1,17 @@
 //! Seats and orders: the seat map, holds (needs a pass), and the pass's orders.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::AppState;
+use super::conditional::json_with_etag;
 use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody, bearer};
@@ -26,9 +29,17 @@ pub struct PassAuth(pub Pass);
 impl FromRequestParts<AppState> for PassAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let raw = bearer(parts).ok_or(ApiError::InvalidPass)?;
-        state.line.signer().verify_pass(raw).map(PassAuth).ok_or(ApiError::InvalidPass)
+        state
+            .line
+            .signer()
+            .verify_pass(raw)
+            .map(PassAuth)
+            .ok_or(ApiError::InvalidPass)
     }
 }
 
@@ -44,7 +55,11 @@ pub struct SeatMapBody {
     seats: Vec<SeatView>,
 }
 
-pub async fn seat_map(State(state): State<AppState>, PathParam(id): PathParam) -> Result<Json<SeatMapBody>, ApiError> {
+pub async fn seat_map(
+    State(state): State<AppState>,
+    PathParam(id): PathParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let event = find(&state, &id)?;
     let map = state.booking.seat_map(&event).await?;
     let venue = crate::domain::Venue::of(&event.spec);
@@ -60,7 +75,54 @@ pub async fn seat_map(State(state): State<AppState>, PathParam(id): PathParam) -
             },
         })
         .collect();
-    Ok(Json(SeatMapBody { event: event.id().clone(), seats }))
+    json_with_etag(
+        &headers,
+        &SeatMapBody {
+            event: event.id().clone(),
+            seats,
+        },
+    )
+}
+
+/// `?count=<n>&section=<id>`, read as text so that a bad value is the API's
+/// own `422` naming the parameter.
+#[derive(Deserialize)]
+pub struct ProposalQuery {
+    count: Option<String>,
+    section: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ProposalBody {
+    seats: Vec<String>,
+}
+
+/// The seats a best-available hold would take now, held for nobody: the page
+/// shows them for the buyer to confirm (hold) or change. `409 seat_unavailable`
+/// with `"seats": []` when no such block is free.
+pub async fn propose_best(
+    State(state): State<AppState>,
+    _: WithinClientRate,
+    PathParam(id): PathParam,
+    query: Result<Query<ProposalQuery>, QueryRejection>,
+) -> Result<Json<ProposalBody>, ApiError> {
+    let event = find(&state, &id)?;
+    let Query(query) =
+        query.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    let max = event.spec.max_seats_per_user;
+    let count = match query.count.as_deref().map(str::parse::<u32>) {
+        None => return Err(ApiError::InvalidRequest("count: is required".into())),
+        Some(Ok(count)) => count,
+        Some(Err(_)) => {
+            return Err(ApiError::InvalidRequest(format!(
+                "count: must be a whole number from 1 to {max}"
+            )));
+        }
+    };
+    // An empty section, as a form sends "any section", is no section.
+    let section = query.section.as_deref().filter(|s| !s.is_empty());
+    let seats = state.booking.propose_best(&event, count, section).await?;
+    Ok(Json(ProposalBody { seats }))
 }
 
 #[derive(Deserialize)]
@@ -116,8 +178,15 @@ pub async fn hold(
     let event = find(&state, &id)?;
     let request = match (body.seats, body.best_available) {
         (Some(seats), None) => SeatRequest::Seats(seats),
-        (None, Some(best)) => SeatRequest::BestAvailable { count: best.count, section: best.section },
-        _ => return Err(ApiError::InvalidRequest("give either seats or best_available".into())),
+        (None, Some(best)) => SeatRequest::BestAvailable {
+            count: best.count,
+            section: best.section,
+        },
+        _ => {
+            return Err(ApiError::InvalidRequest(
+                "give either seats or best_available".into(),
+            ));
+        }
     };
     let booking = state.booking.clone();
     let order = to_completion(async move { booking.hold(&event, &pass, request).await }).await?;
@@ -145,7 +214,9 @@ pub async fn show(
     PathParam(id): PathParam,
     PassAuth(pass): PassAuth,
 ) -> Result<Json<OrderBody>, ApiError> {
-    Ok(Json(state.booking.order(order_id(&id)?, &pass).await?.into()))
+    Ok(Json(
+        state.booking.order(order_id(&id)?, &pass).await?.into(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -164,10 +235,16 @@ pub async fn pay(
     JsonBody(body): JsonBody<PayBody>,
 ) -> Result<Json<OrderBody>, ApiError> {
     if !(1..=MAX_PAYMENT_REF_CHARS).contains(&body.payment_ref.chars().count()) {
-        return Err(ApiError::InvalidRequest(format!("payment_ref: must be 1 to {MAX_PAYMENT_REF_CHARS} characters")));
+        return Err(ApiError::InvalidRequest(format!(
+            "payment_ref: must be 1 to {MAX_PAYMENT_REF_CHARS} characters"
+        )));
     }
     let (booking, id) = (state.booking.clone(), order_id(&id)?);
-    Ok(Json(to_completion(async move { booking.pay(id, &pass, &body.payment_ref).await }).await?.into()))
+    Ok(Json(
+        to_completion(async move { booking.pay(id, &pass, &body.payment_ref).await })
+            .await?
+            .into(),
+    ))
 }
 
 pub async fn cancel(
@@ -176,5 +253,9 @@ pub async fn cancel(
     PassAuth(pass): PassAuth,
 ) -> Result<Json<OrderBody>, ApiError> {
     let (booking, id) = (state.booking.clone(), order_id(&id)?);
-    Ok(Json(to_completion(async move { booking.cancel(id, &pass).await }).await?.into()))
+    Ok(Json(
+        to_completion(async move { booking.cancel(id, &pass).await })
+            .await?
+            .into(),
+    ))
 }

@@ -9,46 +9,120 @@ use time::OffsetDateTime;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::PathParam;
+use super::i18n::{Lang, Texts};
 use crate::domain::EventId;
+use crate::domain::event::{CURRENCIES, SaleState};
+use time::format_description::well_known::Rfc3339;
 
+/// One event on the home page. Times and prices carry a readable fallback the
+/// page's script replaces with the visitor's own format and time zone.
 struct EventCard {
     id: String,
     name: String,
     venue: String,
-    starts_at: String,
+    starts_at: Instant,
+    /// When the sale opens, while it has not.
+    opens_at: Option<Instant>,
+    state: SaleState,
     seats_available: u64,
     seats_total: u64,
+    low: Price,
+    high: Price,
+}
+
+/// An instant as `<time datetime>` takes it, and in words in UTC for a page without scripts.
+struct Instant {
+    rfc3339: String,
+    in_utc: String,
+}
+
+impl Instant {
+    fn of(at: OffsetDateTime) -> Self {
+        let utc = at.to_offset(time::UtcOffset::UTC);
+        let in_utc = utc
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .unwrap_or_default();
+        Self {
+            rfc3339: utc.format(&Rfc3339).unwrap_or_default(),
+            in_utc,
+        }
+    }
+}
+
+/// A price in cents of a currency; shown as "99.00 EUR" until the script formats it for the visitor.
+struct Price {
+    cents: i64,
+    currency: &'static str,
+}
+
+impl Price {
+    fn plain(&self) -> String {
+        format!(
+            "{}.{:02} {}",
+            self.cents / 100,
+            self.cents % 100,
+            self.currency
+        )
+    }
 }
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
+    t: &'static Texts,
     events: Vec<EventCard>,
 }
 
-/// Events on sale or opening soon, soonest first.
-pub async fn home(State(state): State<AppState>) -> impl IntoResponse {
+/// Events that have not started yet, soonest first, each with where its sale stands.
+pub async fn home(State(state): State<AppState>, lang: Lang) -> Response {
     let now = OffsetDateTime::now_utc();
     let events = state
         .catalog
         .all()
         .iter()
         .filter(|e| e.spec.starts_at > now)
-        .map(|e| EventCard {
-            id: e.id().to_string(),
-            name: e.spec.name.clone(),
-            venue: e.spec.venue.clone(),
-            starts_at: e.spec.starts_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            seats_available: state.booking.seats_available(e),
-            seats_total: e.spec.seats_total(),
+        .map(|e| {
+            let (low, high) = e.price_range();
+            let currency = e.spec.currency.code();
+            EventCard {
+                id: e.id().to_string(),
+                name: e.spec.name.clone(),
+                venue: e.spec.venue.clone(),
+                starts_at: Instant::of(e.spec.starts_at),
+                opens_at: e
+                    .spec
+                    .on_sale_at
+                    .filter(|_| !e.is_on_sale(now))
+                    .map(Instant::of),
+                state: e.sale_state(now, state.booking.sold_out(e)),
+                seats_available: state.booking.seats_available(e),
+                seats_total: e.spec.seats_total(),
+                low: Price {
+                    cents: low,
+                    currency,
+                },
+                high: Price {
+                    cents: high,
+                    currency,
+                },
+            }
         })
         .collect();
-    render(&Home { events })
+    render(
+        &lang,
+        &Home {
+            t: lang.texts,
+            events,
+        },
+    )
 }
 
 #[derive(Template)]
 #[template(path = "waiting.html")]
 struct Waiting {
+    t: &'static Texts,
     id: String,
     name: String,
     venue: String,
@@ -57,6 +131,7 @@ struct Waiting {
 #[derive(Template)]
 #[template(path = "seats.html")]
 struct Seats {
+    t: &'static Texts,
     id: String,
     name: String,
     max_seats_per_user: u32,
@@ -64,68 +139,145 @@ struct Seats {
 
 #[derive(Template)]
 #[template(path = "admin.html")]
-struct Admin;
+struct Admin {
+    t: &'static Texts,
+    /// The currencies the create form offers: the ones the API accepts.
+    currencies: &'static [&'static str],
+}
 
 #[derive(Template)]
 #[template(path = "not_found.html")]
-struct NotFound;
+struct NotFound {
+    t: &'static Texts,
+}
 
 /// An event's page, or the page saying there is no such event (also for a path that does not decode).
 fn event_page(
     state: &AppState,
+    lang: &Lang,
     id: Result<PathParam, ApiError>,
     page: impl FnOnce(&crate::domain::Event) -> Response,
 ) -> Response {
-    let event = id.ok().and_then(|PathParam(id)| EventId::parse(&id).ok()).and_then(|id| state.catalog.get(&id));
+    let event = id
+        .ok()
+        .and_then(|PathParam(id)| EventId::parse(&id).ok())
+        .and_then(|id| state.catalog.get(&id));
     match event {
         Some(event) => page(&event),
-        None => (StatusCode::NOT_FOUND, render(&NotFound)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            render(lang, &NotFound { t: lang.texts }),
+        )
+            .into_response(),
     }
 }
 
 /// The waiting room: join, live position, then on to the seat map.
-pub async fn waiting(State(state): State<AppState>, id: Result<PathParam, ApiError>) -> Response {
-    event_page(&state, id, |e| {
-        render(&Waiting { id: e.id().to_string(), name: e.spec.name.clone(), venue: e.spec.venue.clone() })
+pub async fn waiting(
+    State(state): State<AppState>,
+    lang: Lang,
+    id: Result<PathParam, ApiError>,
+) -> Response {
+    event_page(&state, &lang, id, |e| {
+        let page = Waiting {
+            t: lang.texts,
+            id: e.id().to_string(),
+            name: e.spec.name.clone(),
+            venue: e.spec.venue.clone(),
+        };
+        render(&lang, &page)
     })
 }
 
 /// The seat map: pick, hold, pay, confirmation.
-pub async fn seats(State(state): State<AppState>, id: Result<PathParam, ApiError>) -> Response {
-    event_page(&state, id, |e| {
-        render(&Seats {
+pub async fn seats(
+    State(state): State<AppState>,
+    lang: Lang,
+    id: Result<PathParam, ApiError>,
+) -> Response {
+    event_page(&state, &lang, id, |e| {
+        let page = Seats {
+            t: lang.texts,
             id: e.id().to_string(),
             name: e.spec.name.clone(),
             max_seats_per_user: e.spec.max_seats_per_user,
-        })
+        };
+        render(&lang, &page)
     })
 }
 
 /// The operator's dashboard; it signs in with the admin token in the browser.
-pub async fn admin() -> Response {
-    render(&Admin)
+pub async fn admin(lang: Lang) -> Response {
+    render(
+        &lang,
+        &Admin {
+            t: lang.texts,
+            currencies: CURRENCIES,
+        },
+    )
 }
 
 /// The pages' scripts and stylesheet, compiled into the binary: no build step,
 /// nothing loaded from other hosts.
 pub async fn asset(PathParam(file): PathParam) -> Response {
     let (content_type, body) = match file.as_str() {
-        "anteroom.css" => ("text/css; charset=utf-8", include_str!("../../static/anteroom.css")),
-        "common.js" => ("text/javascript; charset=utf-8", include_str!("../../static/common.js")),
-        "waiting.js" => ("text/javascript; charset=utf-8", include_str!("../../static/waiting.js")),
-        "seats.js" => ("text/javascript; charset=utf-8", include_str!("../../static/seats.js")),
-        "admin.js" => ("text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
+        "anteroom.css" => (
+            "text/css; charset=utf-8",
+            include_str!("../../static/anteroom.css"),
+        ),
+        "common.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/common.js"),
+        ),
+        "waiting.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/waiting.js"),
+        ),
+        "seats.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/seats.js"),
+        ),
+        "admin.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/admin.js"),
+        ),
+        "home.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/home.js"),
+        ),
         _ => return ApiError::NotFound.into_response(),
     };
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
-fn render(page: &impl Template) -> Response {
+/// A page in the visitor's language; a language just chosen with the switch is remembered.
+fn render(lang: &Lang, page: &impl Template) -> Response {
     match page.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => {
+            let mut response = Html(html).into_response();
+            if let Some(cookie) = lang.remember() {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            response.headers_mut().insert(
+                header::VARY,
+                header::HeaderValue::from_static("accept-language, cookie"),
+            );
+            response
+        }
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
         }
     }
 }
@@ -133,36 +285,123 @@ fn render(page: &impl Template) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::i18n::LANGUAGES;
+
+    fn en() -> &'static Texts {
+        &LANGUAGES[0]
+    }
+
+    fn card(state: SaleState) -> EventCard {
+        EventCard {
+            id: "rock".into(),
+            name: "Rock <Night>".into(),
+            venue: "Arena".into(),
+            starts_at: Instant::of(time::macros::datetime!(2027-06-01 21:00 +02:00)),
+            opens_at: None,
+            state,
+            seats_available: 150,
+            seats_total: 200,
+            low: Price {
+                cents: 2500,
+                currency: "USD",
+            },
+            high: Price {
+                cents: 9900,
+                currency: "USD",
+            },
+        }
+    }
 
     #[test]
     fn the_home_page_lists_events_with_escaped_names() {
-        let page = Home {
-            events: vec![EventCard {
-                id: "rock".into(),
-                name: "Rock <Night>".into(),
-                venue: "Arena".into(),
-                starts_at: "2027-06-01T19:00:00Z".into(),
-                seats_available: 150,
-                seats_total: 200,
-            }],
-        };
-        let html = page.render().unwrap();
-        assert!(html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"), "{html}");
+        let html = Home {
+            t: en(),
+            events: vec![card(SaleState::OnSale)],
+        }
+        .render()
+        .unwrap();
+        assert!(
+            html.contains("Rock &#60;Night&#62;") || html.contains("Rock &lt;Night&gt;"),
+            "{html}"
+        );
         assert!(html.contains("/events/rock"));
         assert!(html.contains("150 of 200"));
+        assert!(
+            html.contains(r#"<time datetime="2027-06-01T19:00:00Z">2027-06-01 19:00 UTC</time>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("25.00 USD") && html.contains("99.00 USD"),
+            "{html}"
+        );
+        assert!(html.contains(r#"<script src="/static/home.js" defer>"#));
+    }
+
+    #[test]
+    fn the_home_page_says_where_each_sale_stands_and_offers_the_right_door() {
+        let page = |state| {
+            Home {
+                t: en(),
+                events: vec![card(state)],
+            }
+            .render()
+            .unwrap()
+        };
+        let on_sale = page(SaleState::OnSale);
+        assert!(
+            on_sale.contains("On sale now") && on_sale.contains("Join the line"),
+            "{on_sale}"
+        );
+        let paused = page(SaleState::Paused);
+        assert!(
+            paused.contains("Admission paused") && paused.contains("Join the line"),
+            "{paused}"
+        );
+        let mut opening = card(SaleState::OpensLater);
+        opening.opens_at = Some(Instant::of(time::macros::datetime!(2027-01-15 10:00 UTC)));
+        let opens = Home {
+            t: en(),
+            events: vec![opening],
+        }
+        .render()
+        .unwrap();
+        assert!(
+            opens.contains("Join the early line")
+                && opens.contains(r#"datetime="2027-01-15T10:00:00Z""#)
+        );
+        let sold_out = page(SaleState::SoldOut);
+        assert!(
+            sold_out.contains("Sold out") && !sold_out.contains("/events/rock"),
+            "{sold_out}"
+        );
     }
 
     #[test]
     fn the_home_page_says_when_nothing_is_on_sale() {
-        let html = Home { events: vec![] }.render().unwrap();
+        let html = Home {
+            t: en(),
+            events: vec![],
+        }
+        .render()
+        .unwrap();
         assert!(html.contains("No events are on sale"));
     }
 
     #[test]
     fn the_waiting_room_carries_its_event_and_loads_its_script() {
-        let html = Waiting { id: "rock".into(), name: "Rock & Roll".into(), venue: "Arena".into() }.render().unwrap();
+        let html = Waiting {
+            t: en(),
+            id: "rock".into(),
+            name: "Rock & Roll".into(),
+            venue: "Arena".into(),
+        }
+        .render()
+        .unwrap();
         assert!(html.contains(r#"data-event="rock""#));
-        assert!(html.contains("Rock &#38; Roll") || html.contains("Rock &amp; Roll"), "{html}");
+        assert!(
+            html.contains("Rock &#38; Roll") || html.contains("Rock &amp; Roll"),
+            "{html}"
+        );
         assert!(html.contains(r#"<script src="/static/waiting.js" defer>"#));
         assert!(html.contains(r#"<script src="/static/common.js" defer>"#));
         assert!(html.contains(r#"role="progressbar""#));
@@ -170,8 +409,15 @@ mod tests {
 
     #[test]
     fn the_seat_map_states_the_limit_and_the_test_card() {
-        let html = Seats { id: "rock".into(), name: "Rock".into(), max_seats_per_user: 4 }.render().unwrap();
-        assert!(html.contains(r#"<strong id="limit">4</strong>"#));
+        let html = Seats {
+            t: en(),
+            id: "rock".into(),
+            name: "Rock".into(),
+            max_seats_per_user: 4,
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("Pick up to 4 seats"), "{html}");
         assert!(html.contains("4242 4242 4242 4242"));
         assert!(html.contains(r#"aria-label="Seat map""#));
     }
@@ -179,10 +425,34 @@ mod tests {
     #[test]
     fn pages_carry_no_inline_script() {
         let pages = [
-            Waiting { id: "a".into(), name: "A".into(), venue: "V".into() }.render().unwrap(),
-            Seats { id: "a".into(), name: "A".into(), max_seats_per_user: 2 }.render().unwrap(),
-            Admin.render().unwrap(),
-            Home { events: vec![] }.render().unwrap(),
+            Waiting {
+                t: en(),
+                id: "a".into(),
+                name: "A".into(),
+                venue: "V".into(),
+            }
+            .render()
+            .unwrap(),
+            Seats {
+                t: en(),
+                id: "a".into(),
+                name: "A".into(),
+                max_seats_per_user: 2,
+            }
+            .render()
+            .unwrap(),
+            Admin {
+                t: en(),
+                currencies: CURRENCIES,
+            }
+            .render()
+            .unwrap(),
+            Home {
+                t: en(),
+                events: vec![],
+            }
+            .render()
+            .unwrap(),
         ];
         for html in pages {
             for (i, _) in html.match_indices("<script") {

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
-use crate::domain::line::{eta, poll_after_ms};
+use crate::domain::line::poll_after_ms;
 use crate::domain::{Event, Pass, QueueToken, TokenStatus, from_unix_ms};
 
 const MAX_VISITOR_CHARS: usize = 64;
@@ -42,11 +42,20 @@ pub struct StatusBody {
     eta_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     eta_max_seconds: Option<u64>,
+    /// What the wait is for: `rate`, `passes` (every pass is taken) or `paused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_by: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pass: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pass_expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     opens_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_after_ms: Option<u64>,
@@ -61,6 +70,7 @@ impl StatusBody {
             position: None,
             eta_seconds: None,
             eta_max_seconds: None,
+            limited_by: None,
             pass: None,
             pass_expires_at: None,
             opens_at: None,
@@ -79,7 +89,9 @@ pub async fn join(
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
     {
-        return Err(ApiError::InvalidRequest(format!("visitor: must be 1 to {MAX_VISITOR_CHARS} characters")));
+        return Err(ApiError::InvalidRequest(format!(
+            "visitor: must be 1 to {MAX_VISITOR_CHARS} characters"
+        )));
     }
     if state.booking.sold_out(&event) {
         return Err(ApiError::SoldOut);
@@ -88,7 +100,11 @@ pub async fn join(
     let token = state.line.token_for(event.id(), joined.message);
     let mut answer = describe(&state, &event, &token, OffsetDateTime::now_utc());
     answer.token = Some(state.line.signer().sign_token(&token));
-    let status = if joined.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if joined.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(answer)))
 }
 
@@ -104,7 +120,12 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(Json(describe(&state, &event, &token, OffsetDateTime::now_utc())))
+    Ok(Json(describe(
+        &state,
+        &event,
+        &token,
+        OffsetDateTime::now_utc(),
+    )))
 }
 
 pub async fn leave(
@@ -117,15 +138,30 @@ pub async fn leave(
 }
 
 /// A path that does not even decode is no token of ours either.
-fn verify(state: &AppState, raw: Result<PathParam, ApiError>) -> Result<(QueueToken, Arc<Event>), ApiError> {
+fn verify(
+    state: &AppState,
+    raw: Result<PathParam, ApiError>,
+) -> Result<(QueueToken, Arc<Event>), ApiError> {
     let PathParam(raw) = raw.map_err(|_| ApiError::InvalidToken)?;
-    let token = state.line.signer().verify_token(&raw).ok_or(ApiError::InvalidToken)?;
-    let event = state.catalog.get(&token.event).ok_or(ApiError::InvalidToken)?;
+    let token = state
+        .line
+        .signer()
+        .verify_token(&raw)
+        .ok_or(ApiError::InvalidToken)?;
+    let event = state
+        .catalog
+        .get(&token.event)
+        .ok_or(ApiError::InvalidToken)?;
     Ok((token, event))
 }
 
 /// The answer for a token's current status.
-fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDateTime) -> StatusBody {
+fn describe(
+    state: &AppState,
+    event: &Event,
+    token: &QueueToken,
+    now: OffsetDateTime,
+) -> StatusBody {
     let standing = state.line.standing(token, event, now);
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
@@ -134,13 +170,18 @@ fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDate
             StatusBody::new("sold_out", token.token_id)
         }
         TokenStatus::Waiting { position } => {
-            let rate = standing.measured_rate.unwrap_or(admission.per_second);
-            let eta = eta(position, rate);
+            let estimate = standing.estimate;
+            let eta_seconds = estimate.map(|e| e.eta.seconds);
             StatusBody {
                 position: Some(position),
-                eta_seconds: Some(eta.seconds),
-                eta_max_seconds: Some(eta.max_seconds),
-                poll_after_ms: Some(poll_after_ms(eta.seconds, admission.abandon_seconds, jitter)),
+                eta_seconds,
+                eta_max_seconds: estimate.map(|e| e.eta.max_seconds),
+                limited_by: estimate.map(|e| e.limited_by.as_str()),
+                poll_after_ms: Some(poll_after_ms(
+                    eta_seconds.unwrap_or(0),
+                    admission.abandon_seconds,
+                    jitter,
+                )),
                 ..StatusBody::new("waiting", token.token_id)
             }
         }
@@ -154,7 +195,12 @@ fn describe(state: &AppState, event: &Event, token: &QueueToken, now: OffsetDate
             }
         }
         TokenStatus::Admitted { expires_at_ms } => {
-            let pass = Pass { event: token.event.clone(), key: token.key, token_id: token.token_id, expires_at_ms };
+            let pass = Pass {
+                event: token.event.clone(),
+                key: token.key,
+                token_id: token.token_id,
+                expires_at_ms,
+            };
             StatusBody {
                 pass: Some(state.line.signer().sign_pass(&pass)),
                 pass_expires_at: from_unix_ms(expires_at_ms),

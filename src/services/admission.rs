@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
-    AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Delivered, GapProbe, LineBatch, LineConsumer,
-    LineMessage, LineRecords,
+    AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Delivered, GapProbe,
+    LineBatch, LineConsumer, LineMessage, LineRecords,
 };
 
 /// Batches of joins buffered at most: enough to reorder the groups published
@@ -114,9 +114,14 @@ impl AdmissionWorker {
     }
 
     async fn try_step(&mut self, wait: Duration) -> BackendResult<Outcome> {
-        for Delivered { message: LineBatch(joins), tag } in self.consumer.receive(wait, usize::from(PREFETCH)).await? {
+        for Delivered {
+            message: LineBatch(joins),
+            tag,
+        } in self.consumer.receive(wait, usize::from(PREFETCH)).await?
+        {
             self.batches.received(tag, joins.len());
-            self.unranked.extend(joins.into_iter().map(|message| Delivered { message, tag }));
+            self.unranked
+                .extend(joins.into_iter().map(|message| Delivered { message, tag }));
         }
         let elapsed = std::mem::replace(&mut self.last_step, Instant::now()).elapsed();
         let Some(event) = self.catalog.get(&self.event) else {
@@ -164,17 +169,27 @@ impl AdmissionWorker {
         self.credit -= outcome.admitted as f64;
         let skipped = candidates
             .iter()
-            .filter(|c| matches!(c, Candidate::Absent { key: Some(_), .. }) && c.rank() <= outcome.consumed)
+            .filter(|c| {
+                matches!(c, Candidate::Absent { key: Some(_), .. }) && c.rank() <= outcome.consumed
+            })
             .count();
         if skipped > 0 {
-            tracing::warn!(skipped, from_rank = self.consumed + 1, "places whose joins never arrived are skipped");
+            tracing::warn!(
+                skipped,
+                from_rank = self.consumed + 1,
+                "places whose joins never arrived are skipped"
+            );
             metrics::counter!("anteroom_places_skipped_total", "event" => self.event.to_string())
                 .increment(skipped as u64);
         }
         self.advance_to(outcome.consumed).await?;
-        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string()).increment(outcome.admitted);
-        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string()).set(outcome.room as f64);
-        Ok(Outcome::Stepped { admitted: outcome.admitted })
+        metrics::counter!("anteroom_admitted_total", "event" => self.event.to_string())
+            .increment(outcome.admitted);
+        metrics::gauge!("anteroom_admission_room", "event" => self.event.to_string())
+            .set(outcome.room as f64);
+        Ok(Outcome::Stepped {
+            admitted: outcome.admitted,
+        })
     }
 
     /// Learns the pre-queue's size once the sale is open, and makes the draw
@@ -200,15 +215,13 @@ impl AdmissionWorker {
                 let mut entrants = self.store.prequeue_entrants(&self.event).await?;
                 // A store that lost the line lost its list of entrants too; the
                 // pre-queue joins held here are durable, and enough on their own.
-                entrants.extend(
-                    self.unranked
-                        .iter()
-                        .map(|d| d.message)
-                        .filter_map(|m| (m.key.kind == TokenKind::PreQueue).then_some((m.key.seq, m.token_id))),
-                );
+                entrants.extend(self.unranked.iter().map(|d| d.message).filter_map(|m| {
+                    (m.key.kind == TokenKind::PreQueue).then_some((m.key.seq, m.token_id))
+                }));
                 entrants.sort_unstable();
                 entrants.dedup_by_key(|&mut (seq, _)| seq);
-                entrants.retain(|&(seq, _)| seq <= size && !failed.contains(&TokenKey::pre_queue(seq)));
+                entrants
+                    .retain(|&(seq, _)| seq <= size && !failed.contains(&TokenKey::pre_queue(seq)));
                 prequeue::draw_order(&event.prequeue_seed, &mut entrants, |e| e.1);
                 let mut draw = vec![0u32; usize::try_from(size).unwrap_or(usize::MAX)];
                 for (place, (seq, _)) in entrants.iter().enumerate() {
@@ -227,7 +240,10 @@ impl AdmissionWorker {
     fn install_draw(&mut self, draw: Vec<u32>) {
         let mut drawn = vec![0u64; draw.iter().filter(|&&r| r != 0).count()];
         for (index, &rank) in draw.iter().enumerate() {
-            if let Some(slot) = (rank as usize).checked_sub(1).and_then(|i| drawn.get_mut(i)) {
+            if let Some(slot) = (rank as usize)
+                .checked_sub(1)
+                .and_then(|i| drawn.get_mut(i))
+            {
                 *slot = index as u64 + 1;
             }
         }
@@ -240,7 +256,10 @@ impl AdmissionWorker {
             TokenKind::Regular => self.prequeue.map(|p| Some(p + key.seq)),
             TokenKind::PreQueue => {
                 let draw = self.draw.as_ref()?;
-                let rank = usize::try_from(key.seq).ok().and_then(|s| s.checked_sub(1)).and_then(|i| draw.get(i));
+                let rank = usize::try_from(key.seq)
+                    .ok()
+                    .and_then(|s| s.checked_sub(1))
+                    .and_then(|i| draw.get(i));
                 Some(rank.filter(|&&r| r != 0).map(|&r| u64::from(r)))
             }
         }
@@ -289,7 +308,10 @@ impl AdmissionWorker {
         let last_arrived = self.ranked.keys().next_back().copied().unwrap_or(0);
         for rank in (self.consumed + 1..).take(limit.min(MAX_STEP)) {
             let place = match self.ranked.get(&rank) {
-                Some(d) => Planned::Known(Candidate::Arrived { rank, key: d.message.key }),
+                Some(d) => Planned::Known(Candidate::Arrived {
+                    rank,
+                    key: d.message.key,
+                }),
                 // Only a missing place with someone behind it holds the line up.
                 None if rank > last_arrived => break,
                 None => match self.missing_key(rank) {
@@ -303,15 +325,20 @@ impl AdmissionWorker {
             };
             planned.push(place);
         }
-        let mut probes =
-            if to_probe.is_empty() { Vec::new() } else { self.store.probe_gaps(&self.event, &to_probe).await? }
-                .into_iter();
+        let mut probes = if to_probe.is_empty() {
+            Vec::new()
+        } else {
+            self.store.probe_gaps(&self.event, &to_probe).await?
+        }
+        .into_iter();
         let mut out = Vec::with_capacity(planned.len());
         for place in planned {
             let candidate = match place {
                 Planned::Known(candidate) => Some(candidate),
                 Planned::Probe(rank, key) => {
-                    let probe = probes.next().ok_or_else(|| BackendError::new("anteroom", "a gap went unprobed"))?;
+                    let probe = probes
+                        .next()
+                        .ok_or_else(|| BackendError::new("anteroom", "a gap went unprobed"))?;
                     self.judge_gap(rank, key, probe)
                 }
             };
@@ -342,7 +369,10 @@ impl AdmissionWorker {
     /// The place at `rank` if nobody will ever arrive for it, so admission may pass it.
     fn judge_gap(&self, rank: u64, key: TokenKey, probe: GapProbe) -> Option<Candidate> {
         match probe {
-            GapProbe::Failed => Some(Candidate::Absent { rank, key: Some(key) }),
+            GapProbe::Failed => Some(Candidate::Absent {
+                rank,
+                key: Some(key),
+            }),
             GapProbe::NotAllocated => None,
             GapProbe::Pending { since_s } => {
                 let waited = OffsetDateTime::now_utc().unix_timestamp() - since_s;
@@ -355,7 +385,10 @@ impl AdmissionWorker {
                     None
                 } else {
                     tracing::debug!(%key, waited, "a join never arrived in the line; its place is skipped");
-                    Some(Candidate::Absent { rank, key: Some(key) })
+                    Some(Candidate::Absent {
+                        rank,
+                        key: Some(key),
+                    })
                 }
             }
         }
@@ -374,7 +407,10 @@ impl AdmissionWorker {
     async fn advance_to(&mut self, consumed: u64) -> BackendResult<()> {
         self.consumed = consumed;
         let behind = self.ranked.split_off(&(consumed + 1));
-        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind).into_values().map(|d| d.tag).collect();
+        let done: Vec<u64> = std::mem::replace(&mut self.ranked, behind)
+            .into_values()
+            .map(|d| d.tag)
+            .collect();
         self.settle(&done).await
     }
 

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError, OrderRepository, PassTerms,
-    SeatCounts, SeatState, SeatStore, SellOutcome, Transition,
+    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
+    OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SellOutcome, Transition,
 };
 
 /// The seat map may lag the truth by this much (API.md).
@@ -33,7 +33,8 @@ const REAP_GRACE: Duration = Duration::from_secs(5);
 /// Times are kept to the millisecond, so that every read of an order shows the
 /// same instant as the answer that created it.
 fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
-    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(t)
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +62,41 @@ pub enum SeatRequest {
     BestAvailable { count: u32, section: Option<String> },
 }
 
+/// A best-available request's section (by index), after the checks a hold and a
+/// proposal share; `field` prefixes the names of the fields in messages.
+fn best_available_section(
+    venue: &Venue<'_>,
+    count: u32,
+    section: Option<&str>,
+    field: &str,
+) -> Result<Option<usize>, BookingError> {
+    if count == 0 {
+        return Err(BookingError::Invalid(format!(
+            "{field}count: must be at least 1"
+        )));
+    }
+    section
+        .map(|id| {
+            venue.section_index(id).ok_or_else(|| {
+                BookingError::Invalid(format!("{field}section: unknown section {id:?}"))
+            })
+        })
+        .transpose()
+}
+
 /// Every seat's state in seat-map order, as of `taken_at`, with the changes
 /// this process made since.
 #[derive(Clone)]
 pub struct SeatMap {
     pub taken_at: Instant,
     pub states: Vec<SeatState>,
+}
+
+impl SeatMap {
+    /// Whether `seat` of `venue` (the event this map is of) is free.
+    fn is_free(&self, venue: &Venue<'_>, seat: SeatRef) -> bool {
+        self.states.get(venue.index(seat)) == Some(&SeatState::Free)
+    }
 }
 
 pub struct Booking {
@@ -102,7 +132,12 @@ impl Booking {
     /// Holds seats for the holder of `pass`, writes the pending order and
     /// schedules its expiry.
     #[tracing::instrument(skip_all, fields(event = %event.id()))]
-    pub async fn hold(&self, event: &Event, pass: &Pass, request: SeatRequest) -> Result<Order, BookingError> {
+    pub async fn hold(
+        &self,
+        event: &Event,
+        pass: &Pass,
+        request: SeatRequest,
+    ) -> Result<Order, BookingError> {
         let now = to_millis(OffsetDateTime::now_utc());
         if pass.event != *event.id() || pass.expires_at_ms <= unix_ms(now) {
             return Err(BookingError::InvalidPass);
@@ -112,12 +147,15 @@ impl Booking {
         match request {
             SeatRequest::Seats(ids) => {
                 if ids.is_empty() {
-                    return Err(BookingError::Invalid("seats: at least one seat is required".into()));
+                    return Err(BookingError::Invalid(
+                        "seats: at least one seat is required".into(),
+                    ));
                 }
                 let mut seats = Vec::with_capacity(ids.len());
                 for id in &ids {
-                    let seat =
-                        venue.parse(id).ok_or_else(|| BookingError::Invalid(format!("seats: unknown seat {id:?}")))?;
+                    let seat = venue.parse(id).ok_or_else(|| {
+                        BookingError::Invalid(format!("seats: unknown seat {id:?}"))
+                    })?;
                     if seats.contains(&seat) {
                         return Err(BookingError::Invalid(format!("seats: {id:?} is repeated")));
                     }
@@ -131,23 +169,45 @@ impl Booking {
                 self.record_hold(event, pass, order, &seats, ids, now).await
             }
             SeatRequest::BestAvailable { count, section } => {
-                if count == 0 {
-                    return Err(BookingError::Invalid("best_available.count: must be at least 1".into()));
-                }
+                let section =
+                    best_available_section(&venue, count, section.as_deref(), "best_available.")?;
                 if count > max {
                     return Err(BookingError::LimitExceeded);
                 }
-                let section = match section {
-                    Some(id) => Some(venue.section_index(&id).ok_or_else(|| {
-                        BookingError::Invalid(format!("best_available.section: unknown section {id:?}"))
-                    })?),
-                    None => None,
-                };
                 let order = Uuid::new_v4();
-                let (seats, ids) = self.take_best(event, pass, order, count, section, now).await?;
+                let (seats, ids) = self
+                    .take_best(event, pass, order, count, section, now)
+                    .await?;
                 self.record_hold(event, pass, order, &seats, ids, now).await
             }
         }
+    }
+
+    /// The seats a best-available hold of `count` seats (in `section`, if given)
+    /// would take now, held for nobody: the page proposes them, the buyer
+    /// confirms or changes them. The same rule as `hold`, read from the same map.
+    pub async fn propose_best(
+        &self,
+        event: &Event,
+        count: u32,
+        section: Option<&str>,
+    ) -> Result<Vec<String>, BookingError> {
+        let venue = Venue::of(&event.spec);
+        let section = best_available_section(&venue, count, section, "")?;
+        let max = event.spec.max_seats_per_user;
+        if count > max {
+            return Err(BookingError::Invalid(format!(
+                "count: must be from 1 to {max}"
+            )));
+        }
+        let map = self.seat_map(event).await?;
+        let block = venue
+            .best_block(count, section, |seat| map.is_free(&venue, seat))
+            .ok_or(BookingError::SeatsUnavailable(Vec::new()))?;
+        Ok(block
+            .into_iter()
+            .map(|seat| venue.id(seat).to_string())
+            .collect())
     }
 
     /// Picks the best free block from the cached map and takes it in the fast
@@ -161,14 +221,27 @@ impl Booking {
         section: Option<usize>,
         now: OffsetDateTime,
     ) -> Result<(Vec<SeatRef>, Vec<String>), BookingError> {
-        let picker =
-            self.pickers.lock().unwrap_or_else(|p| p.into_inner()).entry(event.id().clone()).or_default().clone();
+        let picker = self
+            .pickers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event.id().clone())
+            .or_default()
+            .clone();
         let _one_at_a_time = picker.lock().await;
         let venue = Venue::of(&event.spec);
-        for _ in 0..BEST_AVAILABLE_ATTEMPTS {
-            let map = self.seat_map(event).await?;
-            let free = |seat: SeatRef| map.states.get(venue.index(seat)) == Some(&SeatState::Free);
-            let Some(block) = venue.best_block(count, section, free) else { break };
+        for attempt in 0..BEST_AVAILABLE_ATTEMPTS {
+            // After a lost race the cached map is known to be behind: other
+            // instances hold seats it shows free. Read the seats afresh.
+            let map = if attempt == 0 {
+                self.seat_map(event).await?
+            } else {
+                self.read_seat_map(event).await?
+            };
+            let Some(block) = venue.best_block(count, section, |seat| map.is_free(&venue, seat))
+            else {
+                break;
+            };
             match self.take(event, pass, order, &block, now).await {
                 Ok(ids) => return Ok((block, ids)),
                 // Taken since the map was read: note them, look again.
@@ -198,9 +271,15 @@ impl Booking {
             issued_at_ms: pass.expires_at_ms - i64::from(event.spec.admission.pass_seconds) * 1_000,
             expires_at_ms: pass.expires_at_ms,
         };
-        let hold = async || match self.seats.hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now)).await {
+        let hold = async || match self
+            .seats
+            .hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now))
+            .await
+        {
             Ok(outcome) => Ok(outcome),
-            Err(e) => Err(self.undo_unanswered_hold(event.id(), order, &holder, &ids, e).await),
+            Err(e) => Err(self
+                .undo_unanswered_hold(event.id(), order, &holder, &ids, e)
+                .await),
         };
         let mut outcome = hold().await?;
         if outcome == HoldOutcome::NeedsRebuild {
@@ -216,7 +295,9 @@ impl Booking {
             HoldOutcome::Taken(taken) => Err(BookingError::SeatsUnavailable(taken)),
             HoldOutcome::LimitExceeded => Err(BookingError::LimitExceeded),
             HoldOutcome::PassEnded => Err(BookingError::InvalidPass),
-            HoldOutcome::NeedsRebuild => Err(BackendError::new("redis", "seat state missing after a rebuild").into()),
+            HoldOutcome::NeedsRebuild => {
+                Err(BackendError::new("redis", "seat state missing after a rebuild").into())
+            }
         }
     }
 
@@ -268,7 +349,11 @@ impl Booking {
         };
         if let Err(e) = self.orders.insert_order(&order).await {
             // Undo the hold before answering: the two stores never disagree past this request.
-            match self.seats.release(event.id(), id, &order.holder, &order.seats).await {
+            match self
+                .seats
+                .release(event.id(), id, &order.holder, &order.seats)
+                .await
+            {
                 Ok(()) => self.note_released(event.id(), &order.seats),
                 Err(undo) => {
                     tracing::error!(order = %id, error = %undo, "could not undo a hold whose order was not written")
@@ -279,13 +364,23 @@ impl Booking {
                 InsertOrderError::Backend(b) => BookingError::Backend(b),
             });
         }
-        let due = ExpiryDue { event: event.id().clone(), order: id };
-        if let Err(e) = self.delays.schedule_expiry(&due, Duration::from_secs(u64::from(event.spec.hold_seconds))).await
+        let due = ExpiryDue {
+            event: event.id().clone(),
+            order: id,
+        };
+        if let Err(e) = self
+            .delays
+            .schedule_expiry(
+                &due,
+                Duration::from_secs(u64::from(event.spec.hold_seconds)),
+            )
+            .await
         {
             tracing::warn!(order = %id, error = %e, "no expiry timer; the sweeper will expire the hold");
         }
         metrics::counter!("anteroom_holds_total", "event" => event.id().to_string()).increment(1);
-        metrics::counter!("anteroom_seats_held_total", "event" => event.id().to_string()).increment(seats.len() as u64);
+        metrics::counter!("anteroom_seats_held_total", "event" => event.id().to_string())
+            .increment(seats.len() as u64);
         Ok(order)
     }
 
@@ -299,7 +394,12 @@ impl Booking {
     }
 
     #[tracing::instrument(skip_all, fields(order = %id))]
-    pub async fn pay(&self, id: Uuid, pass: &Pass, payment_ref: &str) -> Result<Order, BookingError> {
+    pub async fn pay(
+        &self,
+        id: Uuid,
+        pass: &Pass,
+        payment_ref: &str,
+    ) -> Result<Order, BookingError> {
         let order = self.order(id, pass).await?;
         match order.status {
             OrderStatus::Paid => {
@@ -310,7 +410,11 @@ impl Booking {
             OrderStatus::Expired | OrderStatus::Cancelled => return Err(BookingError::Expired),
             OrderStatus::Pending => {}
         }
-        match self.orders.transition(id, OrderStatus::Paid, Some(payment_ref)).await? {
+        match self
+            .orders
+            .transition(id, OrderStatus::Paid, Some(payment_ref))
+            .await?
+        {
             Transition::Changed(order) => {
                 self.follow_sale(&order).await;
                 metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "paid")
@@ -321,7 +425,11 @@ impl Booking {
             Transition::Unchanged(order) => {
                 if order.status == OrderStatus::Pending {
                     // Its hold ran out and no timer has fired yet: expire it now.
-                    self.expire(&ExpiryDue { event: order.event.clone(), order: id }).await?;
+                    self.expire(&ExpiryDue {
+                        event: order.event.clone(),
+                        order: id,
+                    })
+                    .await?;
                 }
                 Err(BookingError::Expired)
             }
@@ -333,7 +441,11 @@ impl Booking {
     pub async fn cancel(&self, id: Uuid, pass: &Pass) -> Result<Order, BookingError> {
         let order = self.order(id, pass).await?;
         let order = match order.status {
-            OrderStatus::Pending => match self.orders.transition(id, OrderStatus::Cancelled, None).await? {
+            OrderStatus::Pending => match self
+                .orders
+                .transition(id, OrderStatus::Cancelled, None)
+                .await?
+            {
                 Transition::Changed(order) => {
                     self.follow_end(&order).await?;
                     metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "cancelled")
@@ -355,7 +467,11 @@ impl Booking {
     /// Expires the order if it is still pending; frees its seats if it ended
     /// without a sale. Idempotent, so a redelivered timer is harmless.
     pub async fn expire(&self, due: &ExpiryDue) -> BackendResult<()> {
-        let order = match self.orders.transition(due.order, OrderStatus::Expired, None).await? {
+        let order = match self
+            .orders
+            .transition(due.order, OrderStatus::Expired, None)
+            .await?
+        {
             Transition::Changed(order) => {
                 metrics::counter!("anteroom_orders_total", "event" => order.event.to_string(), "outcome" => "expired")
                     .increment(1);
@@ -382,7 +498,9 @@ impl Booking {
 
     /// The fast store follows an ended order: its held seats are free again.
     async fn follow_end(&self, order: &Order) -> BackendResult<()> {
-        self.seats.release(&order.event, order.id, &order.holder, &order.seats).await?;
+        self.seats
+            .release(&order.event, order.id, &order.holder, &order.seats)
+            .await?;
         self.note_released(&order.event, &order.seats);
         Ok(())
     }
@@ -390,7 +508,10 @@ impl Booking {
     /// The fast store follows a sale. The record already says paid, so a
     /// failure here is repaired from the record rather than reported.
     async fn follow_sale(&self, order: &Order) {
-        let outcome = self.seats.sell(&order.event, order.id, &order.holder, &order.seats).await;
+        let outcome = self
+            .seats
+            .sell(&order.event, order.id, &order.holder, &order.seats)
+            .await;
         let repair = match outcome {
             Ok(SellOutcome::Sold) => None,
             Ok(SellOutcome::NeedsRebuild) => Some(false),
@@ -419,8 +540,11 @@ impl Booking {
     pub async fn rebuild(&self, event: &EventId, force: bool) -> BackendResult<()> {
         let live = self.orders.live_seats(event).await?;
         tracing::info!(%event, live = live.len(), force, "rebuilding seat state from the record");
-        metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string()).increment(1);
-        self.seats.rebuild(event, &live, force, unix_ms(OffsetDateTime::now_utc())).await
+        metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string())
+            .increment(1);
+        self.seats
+            .rebuild(event, &live, force, unix_ms(OffsetDateTime::now_utc()))
+            .await
     }
 
     /// Reconciles holds that outlived their hold with the record: a hold whose
@@ -434,13 +558,21 @@ impl Booking {
             for held in self.seats.holds_before(event.id(), before).await? {
                 match self.orders.order(held.order).await? {
                     Some(order) if order.status == OrderStatus::Pending => {
-                        self.expire(&ExpiryDue { event: order.event.clone(), order: order.id }).await?;
+                        self.expire(&ExpiryDue {
+                            event: order.event.clone(),
+                            order: order.id,
+                        })
+                        .await?;
                     }
-                    Some(order) if order.status == OrderStatus::Paid => self.follow_sale(&order).await,
+                    Some(order) if order.status == OrderStatus::Paid => {
+                        self.follow_sale(&order).await
+                    }
                     Some(order) => self.follow_end(&order).await?,
                     None => {
                         tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
-                        self.seats.release(event.id(), held.order, &held.holder, &held.seats).await?;
+                        self.seats
+                            .release(event.id(), held.order, &held.holder, &held.seats)
+                            .await?;
                         self.note_released(event.id(), &held.seats);
                     }
                 }
@@ -452,30 +584,50 @@ impl Booking {
 
     /// The seat map, at most `MAP_MAX_AGE` old.
     pub async fn seat_map(&self, event: &Event) -> BackendResult<Arc<SeatMap>> {
-        let cached = self.maps.read().unwrap_or_else(|p| p.into_inner()).get(event.id()).cloned();
+        let cached = self
+            .maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event.id())
+            .cloned();
         if let Some(map) = cached.filter(|m| m.taken_at.elapsed() < MAP_MAX_AGE) {
             return Ok(map);
         }
+        self.read_seat_map(event).await
+    }
+
+    /// The seat map read from the fast store now (and cached), whatever the cache holds.
+    async fn read_seat_map(&self, event: &Event) -> BackendResult<Arc<SeatMap>> {
         let taken_at = Instant::now();
         let taken = match self.seats.seat_states(event.id()).await? {
             Some(taken) => taken,
             None => {
                 self.rebuild(event.id(), false).await?;
-                self.seats.seat_states(event.id()).await?.unwrap_or_default()
+                self.seats
+                    .seat_states(event.id())
+                    .await?
+                    .unwrap_or_default()
             }
         };
         let venue = Venue::of(&event.spec);
         // Work in proportion to the seats taken, not to the venue.
-        let mut states = vec![SeatState::Free; usize::try_from(event.spec.seats_total()).unwrap_or(0)];
+        let mut states =
+            vec![SeatState::Free; usize::try_from(event.spec.seats_total()).unwrap_or(0)];
         for (id, state) in taken {
-            if let Some(slot) = venue.parse(&id).and_then(|seat| states.get_mut(venue.index(seat))) {
+            if let Some(slot) = venue
+                .parse(&id)
+                .and_then(|seat| states.get_mut(venue.index(seat)))
+            {
                 *slot = state;
             }
         }
         let map = Arc::new(SeatMap { taken_at, states });
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         // A slower read that began earlier must not replace a newer map (and the changes noted in it).
-        if maps.get(event.id()).is_none_or(|cached| cached.taken_at <= taken_at) {
+        if maps
+            .get(event.id())
+            .is_none_or(|cached| cached.taken_at <= taken_at)
+        {
             maps.insert(event.id().clone(), map.clone());
         }
         Ok(map)
@@ -507,10 +659,14 @@ impl Booking {
     }
 
     fn patch_map(&self, event: &EventId, seats: &[String], patch: impl Fn(&mut SeatState)) {
-        let Some(event) = self.catalog.get(event) else { return };
+        let Some(event) = self.catalog.get(event) else {
+            return;
+        };
         let venue = Venue::of(&event.spec);
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
-        let Some(map) = maps.get_mut(event.id()) else { return };
+        let Some(map) = maps.get_mut(event.id()) else {
+            return;
+        };
         let map = Arc::make_mut(map);
         for seat in seats.iter().filter_map(|id| venue.parse(id)) {
             if let Some(slot) = map.states.get_mut(venue.index(seat)) {
@@ -521,11 +677,19 @@ impl Booking {
 
     /// Held and sold seats as this process last saw them (refreshed twice a second).
     pub fn counts(&self, event: &EventId) -> SeatCounts {
-        self.counts.read().unwrap_or_else(|p| p.into_inner()).get(event).copied().unwrap_or_default()
+        self.counts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn note_counts(&self, event: &EventId, counts: SeatCounts) {
-        self.counts.write().unwrap_or_else(|p| p.into_inner()).insert(event.clone(), counts);
+        self.counts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event.clone(), counts);
     }
 
     /// Seats neither held nor sold.
@@ -563,10 +727,13 @@ impl Booking {
             match self.fresh_counts(event.id()).await {
                 Ok(c) => {
                     let id = event.id().to_string();
-                    metrics::gauge!("anteroom_seats_held", "event" => id.clone()).set(c.held as f64);
+                    metrics::gauge!("anteroom_seats_held", "event" => id.clone())
+                        .set(c.held as f64);
                     metrics::gauge!("anteroom_seats_sold", "event" => id).set(c.sold as f64);
                 }
-                Err(e) => tracing::debug!(event = %event.id(), error = %e, "could not refresh seat counts"),
+                Err(e) => {
+                    tracing::debug!(event = %event.id(), error = %e, "could not refresh seat counts")
+                }
             }
         }
     }

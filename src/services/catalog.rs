@@ -15,7 +15,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn load(repo: Arc<dyn EventRepository>) -> BackendResult<Self> {
-        let catalog = Self { repo, events: RwLock::new(HashMap::new()) };
+        let catalog = Self {
+            repo,
+            events: RwLock::new(HashMap::new()),
+        };
         catalog.refresh().await?;
         Ok(catalog)
     }
@@ -32,12 +35,22 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &EventId) -> Option<Arc<Event>> {
-        self.events.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Every event, soonest first.
     pub fn all(&self) -> Vec<Arc<Event>> {
-        let mut all: Vec<_> = self.events.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut all: Vec<_> = self
+            .events
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| (a.spec.starts_at, a.id()).cmp(&(b.spec.starts_at, b.id())));
         all
     }
@@ -45,7 +58,10 @@ impl Catalog {
     pub async fn create(&self, spec: EventSpec) -> Result<Arc<Event>, InsertEventError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| crate::ports::BackendError::new("random", e))?;
-        let event = Event { spec, prequeue_seed: seed };
+        let event = Event {
+            spec,
+            prequeue_seed: seed,
+        };
         self.repo.insert_event(&event).await?;
         Ok(self.remember(event))
     }
@@ -56,12 +72,19 @@ impl Catalog {
         patch: AdmissionPatch,
         paused: Option<bool>,
     ) -> BackendResult<Option<Arc<Event>>> {
-        Ok(self.repo.update_event(id, patch, paused).await?.map(|e| self.remember(e)))
+        Ok(self
+            .repo
+            .update_event(id, patch, paused)
+            .await?
+            .map(|e| self.remember(e)))
     }
 
     fn remember(&self, event: Event) -> Arc<Event> {
         let event = Arc::new(event);
-        self.events.write().unwrap_or_else(|p| p.into_inner()).insert(event.id().clone(), event.clone());
+        self.events
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event.id().clone(), event.clone());
         event
     }
 }

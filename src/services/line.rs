@@ -11,12 +11,15 @@ use uuid::Uuid;
 
 use super::catalog::Catalog;
 use super::spawn_every;
+use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
-    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenKind, TokenStatus, unix_ms,
+    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenKind,
+    TokenStatus, unix_ms,
 };
 use crate::ports::{
-    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError, LeaveOutcome,
-    LineCounters, LineMessage, LineQueue, LineRecords, LineStart, Reserved,
+    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError,
+    JoinCommit, LeaveOutcome, LineCounters, LineMessage, LineQueue, LineRecords, LineStart,
+    Reserved, VisitorPlace,
 };
 
 /// Joins taken into one publish-and-confirm at most.
@@ -49,12 +52,12 @@ struct JoinRequest {
     reply: oneshot::Sender<BackendResult<Joined>>,
 }
 
-/// What a poll reads: the token's status and, while it waits, the admission
-/// rate recently measured (`None` before any admission).
+/// What a poll reads: the token's status and, while it waits, how long it can
+/// expect to wait and what for.
 #[derive(Debug, Clone, Copy)]
 pub struct Standing {
     pub status: TokenStatus,
-    pub measured_rate: Option<f64>,
+    pub estimate: Option<Estimate>,
 }
 
 /// One event's line as this process sees it.
@@ -100,16 +103,31 @@ impl Line {
     ) -> Arc<Self> {
         let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
         let lines = RwLock::new(HashMap::new());
-        let line = Arc::new(Self { store, record, queue, catalog, signer, lines, joins });
+        let line = Arc::new(Self {
+            store,
+            record,
+            queue,
+            catalog,
+            signer,
+            lines,
+            joins,
+        });
         tokio::spawn(line.clone().group_commit(requests, stop.clone()));
-        spawn_every(FOLLOW_INTERVAL, stop.clone(), line.clone(), |line| async move { line.follow_logs().await });
+        spawn_every(
+            FOLLOW_INTERVAL,
+            stop.clone(),
+            line.clone(),
+            |line| async move { line.follow_logs().await },
+        );
         spawn_every(
             HEARTBEAT_INTERVAL,
             stop.clone(),
             line.clone(),
             |line| async move { line.report_heartbeats().await },
         );
-        spawn_every(GAUGE_INTERVAL, stop, line.clone(), |line| async move { line.report_gauges().await });
+        spawn_every(GAUGE_INTERVAL, stop, line.clone(), |line| async move {
+            line.report_gauges().await
+        });
         line
     }
 
@@ -124,12 +142,17 @@ impl Line {
     /// Creates an event with its line open. The line is opened first, so that
     /// a line missing while its event exists can only be one the store lost.
     pub async fn create_event(&self, spec: EventSpec) -> Result<Arc<Event>, InsertEventError> {
-        let reserved = Reserved { regular: RESERVATION_STEP, prequeue: RESERVATION_STEP };
+        let reserved = Reserved {
+            regular: RESERVATION_STEP,
+            prequeue: RESERVATION_STEP,
+        };
         // A line with a record is never opened again: it may have issued tokens.
         // (If it was recorded by a creation that failed, it is restored when first used.)
         if self.record.open_line(&spec.id, reserved).await? {
             let now_ms = unix_ms(OffsetDateTime::now_utc());
-            self.store.start_line(&spec.id, &LineStart::Open { reserved }, now_ms).await?;
+            self.store
+                .start_line(&spec.id, &LineStart::Open { reserved }, now_ms)
+                .await?;
         }
         self.catalog.create(spec).await
     }
@@ -151,18 +174,27 @@ impl Line {
             let view = line.view();
             // What the store had made and not yet recorded, this process may have seen.
             record.prequeue = record.prequeue.or(view.prequeue());
-            record.draw = record.draw.take().or_else(|| view.draw().map(<[u32]>::to_vec));
-            view.valid_passes(now_ms, admission.pass_seconds).unwrap_or_else(|| {
-                let last_expiry = now_ms + i64::from(admission.pass_seconds) * 1_000;
-                vec![(last_expiry, admission.max_active)]
-            })
+            record.draw = record
+                .draw
+                .take()
+                .or_else(|| view.draw().map(<[u32]>::to_vec));
+            view.valid_passes(now_ms, admission.pass_seconds)
+                .unwrap_or_else(|| {
+                    let last_expiry = now_ms + i64::from(admission.pass_seconds) * 1_000;
+                    vec![(last_expiry, admission.max_active)]
+                })
         };
         if let (None, Some(size)) = (recorded_prequeue, record.prequeue) {
             self.record.record_prequeue(id, size).await?;
         }
-        if self.store.start_line(id, &LineStart::Restore { record, passes }, now_ms).await? {
+        if self
+            .store
+            .start_line(id, &LineStart::Restore { record, passes }, now_ms)
+            .await?
+        {
             tracing::warn!(event = %id, "the admission store had lost the line: restored from the durable record");
-            metrics::counter!("anteroom_lines_restored_total", "event" => id.to_string()).increment(1);
+            metrics::counter!("anteroom_lines_restored_total", "event" => id.to_string())
+                .increment(1);
         }
         Ok(())
     }
@@ -171,14 +203,24 @@ impl Line {
     pub async fn join(&self, event: Arc<Event>, visitor: Option<String>) -> BackendResult<Joined> {
         let (reply, answer) = oneshot::channel();
         self.joins
-            .send(JoinRequest { event, visitor, reply })
+            .send(JoinRequest {
+                event,
+                visitor,
+                reply,
+            })
             .await
             .map_err(|_| BackendError::new("anteroom", "shutting down"))?;
-        answer.await.map_err(|_| BackendError::new("anteroom", "the join was dropped"))?
+        answer
+            .await
+            .map_err(|_| BackendError::new("anteroom", "the join was dropped"))?
     }
 
     pub fn token_for(&self, event: &EventId, message: LineMessage) -> QueueToken {
-        QueueToken { event: event.clone(), key: message.key, token_id: message.token_id }
+        QueueToken {
+            event: event.clone(),
+            key: message.key,
+            token_id: message.token_id,
+        }
     }
 
     /// A token's standing from this process's view: no I/O. Waiting tokens are
@@ -186,22 +228,40 @@ impl Line {
     pub fn standing(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> Standing {
         let line = self.line(&token.event);
         let now_ms = unix_ms(now);
-        let (status, measured_rate) = {
+        let admission = &event.spec.admission;
+        let (status, estimate) = {
             let view = line.view();
-            let status = view.status(token.key, now_ms, event.spec.admission.pass_seconds, event.is_on_sale(now));
-            let waiting = matches!(status, TokenStatus::Waiting { .. });
-            (status, if waiting { view.measured_rate(now_ms) } else { None })
+            let status = view.status(
+                token.key,
+                now_ms,
+                admission.pass_seconds,
+                event.is_on_sale(now),
+            );
+            let estimate = match status {
+                TokenStatus::Waiting { position } => Some(estimate(
+                    position,
+                    admission,
+                    event.spec.paused,
+                    view.valid_pass_expiries(now_ms, admission.pass_seconds),
+                )),
+                _ => None,
+            };
+            (status, estimate)
         };
         if matches!(status, TokenStatus::Waiting { .. } | TokenStatus::PreQueue) {
-            line.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(token.key);
+            line.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(token.key);
         }
-        Standing { status, measured_rate }
+        Standing { status, estimate }
     }
 
     /// Whether this process's view can place `token` yet: a regular token ranks
     /// after the pre-queue, whose size the view learns from the log.
     pub fn can_place(&self, token: &QueueToken) -> bool {
-        token.key.kind == TokenKind::PreQueue || self.line(&token.event).view().rank_of(token.key).is_some()
+        token.key.kind == TokenKind::PreQueue
+            || self.line(&token.event).view().rank_of(token.key).is_some()
     }
 
     /// Every rank up to this one was consumed, as far as this process has seen.
@@ -221,18 +281,36 @@ impl Line {
         Ok(())
     }
 
-    pub async fn counters(&self, event: &EventId, now: OffsetDateTime) -> BackendResult<LineCounters> {
+    pub async fn counters(
+        &self,
+        event: &EventId,
+        now: OffsetDateTime,
+    ) -> BackendResult<LineCounters> {
         self.store.counters(event, unix_ms(now)).await
     }
 
     fn line(&self, event: &EventId) -> Arc<EventLine> {
-        if let Some(line) = self.lines.read().unwrap_or_else(|p| p.into_inner()).get(event) {
+        if let Some(line) = self
+            .lines
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+        {
             return line.clone();
         }
-        self.lines.write().unwrap_or_else(|p| p.into_inner()).entry(event.clone()).or_default().clone()
+        self.lines
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event.clone())
+            .or_default()
+            .clone()
     }
 
-    async fn group_commit(self: Arc<Self>, mut requests: mpsc::Receiver<JoinRequest>, stop: CancellationToken) {
+    async fn group_commit(
+        self: Arc<Self>,
+        mut requests: mpsc::Receiver<JoinRequest>,
+        stop: CancellationToken,
+    ) {
         let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
         loop {
             let first = tokio::select! {
@@ -252,7 +330,10 @@ impl Line {
             metrics::histogram!("anteroom_join_group_size").record(batch.len() as f64);
             let mut groups: HashMap<EventId, Vec<JoinRequest>> = HashMap::new();
             for request in batch {
-                groups.entry(request.event.id().clone()).or_default().push(request);
+                groups
+                    .entry(request.event.id().clone())
+                    .or_default()
+                    .push(request);
             }
             let permit = Arc::new(permit);
             for group in groups.into_values() {
@@ -275,7 +356,10 @@ impl Line {
         }
         let results: Vec<BackendResult<Joined>> = match outcome {
             Ok(joined) => joined.into_iter().map(Ok).collect(),
-            Err(e) => group.iter().map(|_| Err(BackendError::new(e.backend, &e.detail))).collect(),
+            Err(e) => group
+                .iter()
+                .map(|_| Err(BackendError::new(e.backend, &e.detail)))
+                .collect(),
         };
         let mut outcomes: HashMap<&'static str, u64> = HashMap::new();
         for (request, result) in group.into_iter().zip(results) {
@@ -298,7 +382,8 @@ impl Line {
         let now = OffsetDateTime::now_utc();
         let id = event.id();
         // Token ids are drawn up front: a pre-queue place records its id when allocated.
-        let requests: Vec<(Option<&str>, Uuid)> = visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
+        let requests: Vec<(Option<&str>, Uuid)> =
+            visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
         let allocation = self.allocate(event, &requests, now).await?;
         if let Some(prequeue) = allocation.prequeue {
             self.line(id).view_mut().note_frozen(prequeue);
@@ -306,15 +391,32 @@ impl Line {
         let mut seq = allocation.first_seq;
         let mut fresh = Vec::new();
         for (index, existing) in allocation.existing.iter().enumerate() {
-            if existing.is_none() {
-                let key = TokenKey { kind: allocation.kind, seq };
-                fresh.push((index, LineMessage { key, token_id: requests[index].1 }));
-                seq += 1;
-            }
+            let replaces = match *existing {
+                VisitorPlace::Live(_) => continue,
+                VisitorPlace::None => None,
+                VisitorPlace::Ended(ended) => Some(ended),
+            };
+            let key = TokenKey {
+                kind: allocation.kind,
+                seq,
+            };
+            let message = LineMessage {
+                key,
+                token_id: requests[index].1,
+            };
+            fresh.push((
+                index,
+                JoinCommit {
+                    message,
+                    visitor: visitors[index],
+                    replaces,
+                },
+            ));
+            seq += 1;
         }
-        let messages: Vec<LineMessage> = fresh.iter().map(|&(_, m)| m).collect();
         let mut winners = vec![None; fresh.len()];
-        if !messages.is_empty() {
+        if !fresh.is_empty() {
+            let messages: Vec<LineMessage> = fresh.iter().map(|(_, join)| join.message).collect();
             if let Err(e) = self.queue.publish(id, &messages).await {
                 let keys: Vec<TokenKey> = messages.iter().map(|m| m.key).collect();
                 if let Err(abort) = self.store.abort_joins(id, &keys).await {
@@ -323,18 +425,36 @@ impl Line {
                 }
                 return Err(e);
             }
-            let joins: Vec<(LineMessage, Option<&str>)> = fresh.iter().map(|&(i, m)| (m, visitors[i])).collect();
+            let joins: Vec<JoinCommit> = fresh.iter().map(|&(_, join)| join).collect();
             winners = self.store.commit_joins(id, &joins).await?;
         }
-        let mut joined: Vec<Option<Joined>> =
-            allocation.existing.iter().map(|e| e.map(|message| Joined { created: false, message })).collect();
-        for ((index, message), winner) in fresh.into_iter().zip(winners) {
+        let mut joined: Vec<Option<Joined>> = allocation
+            .existing
+            .iter()
+            .map(|e| match *e {
+                VisitorPlace::Live(message) => Some(Joined {
+                    created: false,
+                    message,
+                }),
+                VisitorPlace::None | VisitorPlace::Ended(_) => None,
+            })
+            .collect();
+        for ((index, join), winner) in fresh.into_iter().zip(winners) {
             joined[index] = Some(match winner {
-                Some(message) => Joined { created: false, message },
-                None => Joined { created: true, message },
+                Some(message) => Joined {
+                    created: false,
+                    message,
+                },
+                None => Joined {
+                    created: true,
+                    message: join.message,
+                },
             });
         }
-        joined.into_iter().map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered"))).collect()
+        joined
+            .into_iter()
+            .map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered")))
+            .collect()
     }
 
     /// Sequence numbers for a group, within the durable reservation: raises it
@@ -350,10 +470,17 @@ impl Line {
         // Each reservation covers the group that asked for it, so groups racing
         // for reservations all progress; only restores are bounded.
         loop {
-            let outcome = match self.store.allocate(id, event.is_on_sale(now), requests, now.unix_timestamp()).await {
+            let outcome = match self
+                .store
+                .allocate(id, event.is_on_sale(now), requests, unix_ms(now))
+                .await
+            {
                 Ok(AllocateOutcome::Allocated(allocation)) => return Ok(allocation),
                 Ok(AllocateOutcome::Reserve { kind, at_least }) => {
-                    let reserved = self.record.reserve(id, kind, at_least + RESERVATION_STEP).await?;
+                    let reserved = self
+                        .record
+                        .reserve(id, kind, at_least + RESERVATION_STEP)
+                        .await?;
                     self.store.extend_reservation(id, kind, reserved).await
                 }
                 Err(e) => Err(e),
@@ -415,12 +542,19 @@ impl Line {
 
     /// Reports the tokens polled since the last report as seen (for abandonment).
     async fn report_heartbeats(&self) {
-        let lines: Vec<(EventId, Arc<EventLine>)> =
-            self.lines.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(e, l)| (e.clone(), l.clone())).collect();
+        let lines: Vec<(EventId, Arc<EventLine>)> = self
+            .lines
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(e, l)| (e.clone(), l.clone()))
+            .collect();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         for (event, line) in lines {
             let keys: Vec<TokenKey> =
-                std::mem::take(&mut *line.seen.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+                std::mem::take(&mut *line.seen.lock().unwrap_or_else(|p| p.into_inner()))
+                    .into_iter()
+                    .collect();
             if keys.is_empty() {
                 continue;
             }
@@ -435,10 +569,13 @@ impl Line {
             let id = event.id().to_string();
             match self.counters(event.id(), OffsetDateTime::now_utc()).await {
                 Ok(c) => {
-                    metrics::gauge!("anteroom_line_waiting", "event" => id.clone()).set(c.waiting() as f64);
+                    metrics::gauge!("anteroom_line_waiting", "event" => id.clone())
+                        .set(c.waiting() as f64);
                     metrics::gauge!("anteroom_line_active", "event" => id).set(c.active as f64);
                 }
-                Err(e) => tracing::debug!(event = %id, error = %e, "could not read the line's counters"),
+                Err(e) => {
+                    tracing::debug!(event = %id, error = %e, "could not read the line's counters")
+                }
             }
         }
     }

@@ -1,9 +1,11 @@
-//! Use-cases over the ports: the event catalog, the line, and admission.
+//! Use-cases over the ports: the event catalog, the line, admission, booking, readiness.
 
 pub mod admission;
 pub mod booking;
 pub mod catalog;
+pub mod door;
 pub mod line;
+pub mod readiness;
 
 use std::future::Future;
 use std::sync::Arc;

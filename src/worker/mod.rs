@@ -53,18 +53,25 @@ impl Workers {
         }));
         // Expires holds that the delay queue has not (a lost timer, a broker outage).
         // Then reconciles holds the fast store kept past their time (a crash between hold and order).
-        let sweeper = spawn_every(SWEEP_EVERY, stop.clone(), self.booking.clone(), |booking| async move {
-            match booking.expire_overdue().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
-                Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
-            }
-            match booking.reap_stale_holds().await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(reconciled = n, "stale holds reconciled with the record"),
-                Err(e) => tracing::warn!(error = %e, "reconciling stale holds failed"),
-            }
-        });
+        let sweeper = spawn_every(
+            SWEEP_EVERY,
+            stop.clone(),
+            self.booking.clone(),
+            |booking| async move {
+                match booking.expire_overdue().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
+                    Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+                }
+                match booking.reap_stale_holds().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(reconciled = n, "stale holds reconciled with the record")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reconciling stale holds failed"),
+                }
+            },
+        );
         self.admit_every_event(stop).await;
         let _ = tokio::join!(expiry, sweeper);
     }
@@ -94,20 +101,38 @@ impl Workers {
         }
     }
 
-    async fn admit_until_failure(&self, event: &EventId, stop: &CancellationToken) -> BackendResult<()> {
+    async fn admit_until_failure(
+        &self,
+        event: &EventId,
+        stop: &CancellationToken,
+    ) -> BackendResult<()> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
-        let (catalog, store, record) = (self.catalog.clone(), self.store.clone(), self.record.clone());
+        let (catalog, store, record) = (
+            self.catalog.clone(),
+            self.store.clone(),
+            self.record.clone(),
+        );
         // What this process knows was consumed: the store's watermark may have been lost.
-        let left_at = self.watermarks.lock().unwrap_or_else(|p| p.into_inner()).get(event).copied().unwrap_or(0);
+        let left_at = self
+            .watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .copied()
+            .unwrap_or(0);
         let known = left_at.max(self.line.consumed(event));
-        let mut worker = AdmissionWorker::new(event.clone(), catalog, store, record, consumer, known).await?;
+        let mut worker =
+            AdmissionWorker::new(event.clone(), catalog, store, record, consumer, known).await?;
         let outcome = loop {
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
                 step = worker.step(STEP_WAIT) => if let Err(e) = step { break Err(e) },
             }
         };
-        self.watermarks.lock().unwrap_or_else(|p| p.into_inner()).insert(event.clone(), worker.consumed());
+        self.watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(event.clone(), worker.consumed());
         worker.close().await;
         outcome
     }

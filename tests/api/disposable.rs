@@ -18,7 +18,10 @@ pub struct DisposableRedis {
 impl DisposableRedis {
     pub async fn start() -> Self {
         let port = free_port();
-        Self { port, server: Self::spawn(port).await }
+        Self {
+            port,
+            server: Self::spawn(port).await,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -38,7 +41,16 @@ impl DisposableRedis {
 
     async fn spawn(port: u16) -> Child {
         let server = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (infra/local-services.sh installs it)");
@@ -86,7 +98,10 @@ impl DisposableRabbit {
     /// Kills the node and everything it started at once (SIGKILL to its process group).
     pub fn kill(&mut self) {
         let group = format!("-{}", self.node.id());
-        let killed = Command::new("kill").args(["-9", "--", &group]).status().expect("kill runs");
+        let killed = Command::new("kill")
+            .args(["-9", "--", &group])
+            .status()
+            .expect("kill runs");
         assert!(killed.success(), "the node's process group is killed");
         self.node.wait().expect("the node is reaped");
     }
@@ -98,7 +113,10 @@ impl DisposableRabbit {
 
     async fn spawn(port: u16, dir: &std::path::Path) -> Child {
         let node = Command::new(RABBITMQ_SERVER)
-            .env("RABBITMQ_NODENAME", format!("anteroom-test-{port}@localhost"))
+            .env(
+                "RABBITMQ_NODENAME",
+                format!("anteroom-test-{port}@localhost"),
+            )
             .env("RABBITMQ_NODE_PORT", port.to_string())
             .env("RABBITMQ_DIST_PORT", free_port().to_string())
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
@@ -118,7 +136,9 @@ impl DisposableRabbit {
 
 impl Drop for DisposableRabbit {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-9", "--", &format!("-{}", self.node.id())]).status();
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.node.id())])
+            .status();
         let _ = self.node.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -126,7 +146,10 @@ impl Drop for DisposableRabbit {
 
 async fn until_listening(what: &str, port: u16, within: Duration) {
     let deadline = Instant::now() + within;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

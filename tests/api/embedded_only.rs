@@ -17,7 +17,10 @@ async fn a_second_process_on_the_same_database_is_refused() {
         .env("RUST_LOG", "off")
         .output()
         .expect("the binary runs");
-    assert!(!second.status.success(), "a second process started on the same database");
+    assert!(
+        !second.status.success(),
+        "a second process started on the same database"
+    );
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(stderr.contains("another anteroom is running"), "{stderr}");
     first.kill9();

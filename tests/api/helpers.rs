@@ -11,11 +11,14 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-for-the-suite";
 pub const SECRET: &str = "test-secret";
 
 fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 pub fn redis_url() -> String {
@@ -31,15 +34,25 @@ pub async fn database_url() -> String {
     static DATABASE: OnceCell<String> = OnceCell::const_new();
     DATABASE
         .get_or_init(|| async {
-            let server = env_or("TEST_POSTGRES_URL", "postgres://postgres:postgres@127.0.0.1:5432/postgres");
-            let name = format!("anteroom_test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            let mut conn =
-                <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.expect("postgres is reachable");
+            let server = env_or(
+                "TEST_POSTGRES_URL",
+                "postgres://postgres:postgres@127.0.0.1:5432/postgres",
+            );
+            let name = format!(
+                "anteroom_test_{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            );
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                .await
+                .expect("postgres is reachable");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("a test database can be created");
-            let base = server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base).to_owned();
+            let base = server
+                .rsplit_once('/')
+                .map_or(server.as_str(), |(base, _)| base)
+                .to_owned();
             format!("{base}/{name}")
         })
         .await
@@ -83,7 +96,11 @@ pub async fn spawn_app_in(namespace: &str) -> TestApp {
 pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)) -> TestApp {
     anteroom::telemetry::init_logs();
     let (database_url, redis_url, amqp_url) = if embedded() {
-        (format!("sqlite://{}", sqlite_path(namespace).display()), None, None)
+        (
+            format!("sqlite://{}", sqlite_path(namespace).display()),
+            None,
+            None,
+        )
     } else {
         (database_url().await, Some(redis_url()), Some(amqp_url()))
     };
@@ -105,7 +122,9 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let served = tokio::spawn(async move {
-        app.run_until(async move { shutdown.cancelled().await }).await.expect("the app serves");
+        app.run_until(async move { shutdown.cancelled().await })
+            .await
+            .expect("the app serves");
     });
     TestApp {
         address,
@@ -145,11 +164,15 @@ pub struct Reply {
 
 impl Reply {
     pub fn str(&self, field: &str) -> &str {
-        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field:?} in {}", self.body))
     }
 
     pub fn u64(&self, field: &str) -> u64 {
-        self.body[field].as_u64().unwrap_or_else(|| panic!("no number {field:?} in {}", self.body))
+        self.body[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no number {field:?} in {}", self.body))
     }
 
     pub fn error(&self) -> &str {
@@ -166,7 +189,9 @@ pub async fn send(
     body: Option<Value>,
     bearer: Option<&str>,
 ) -> Reply {
-    try_send(client, base, method, path, body, bearer).await.expect("the request is answered")
+    try_send(client, base, method, path, body, bearer)
+        .await
+        .expect("the request is answered")
 }
 
 /// One request, or the error of a service that did not answer (a test that kills it).
@@ -190,19 +215,39 @@ pub async fn try_send(
     let headers = res.headers().clone();
     let text = res.text().await?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 impl TestApp {
-    pub async fn request(&self, method: Method, path: &str, body: Option<Value>, bearer: Option<&str>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> Reply {
         send(&self.client, &self.address, method, path, body, bearer).await
     }
 
     pub async fn create_event(&self, body: Value) -> Reply {
-        let reply = self.request(Method::POST, "/api/admin/events", Some(body.clone()), Some(ADMIN_TOKEN)).await;
+        let reply = self
+            .request(
+                Method::POST,
+                "/api/admin/events",
+                Some(body.clone()),
+                Some(ADMIN_TOKEN),
+            )
+            .await;
         if reply.status == StatusCode::CREATED {
             let id = EventId::parse(reply.str("id")).expect("a valid id");
-            self.events.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+            self.events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(id);
         }
         reply
     }
@@ -215,18 +260,37 @@ impl TestApp {
     }
 
     pub async fn patch_event(&self, id: &str, body: Value) -> Reply {
-        self.request(Method::PATCH, &format!("/api/admin/events/{id}"), Some(body), Some(ADMIN_TOKEN)).await
+        self.request(
+            Method::PATCH,
+            &format!("/api/admin/events/{id}"),
+            Some(body),
+            Some(ADMIN_TOKEN),
+        )
+        .await
     }
 
     pub async fn stats(&self, id: &str) -> Reply {
-        let reply = self.request(Method::GET, &format!("/api/admin/events/{id}/stats"), None, Some(ADMIN_TOKEN)).await;
+        let reply = self
+            .request(
+                Method::GET,
+                &format!("/api/admin/events/{id}/stats"),
+                None,
+                Some(ADMIN_TOKEN),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply
     }
 
     pub async fn join(&self, event: &str, visitor: Option<&str>) -> Reply {
         let body = visitor.map(|v| json!({ "visitor": v }));
-        self.request(Method::POST, &format!("/api/events/{event}/queue"), body, None).await
+        self.request(
+            Method::POST,
+            &format!("/api/events/{event}/queue"),
+            body,
+            None,
+        )
+        .await
     }
 
     /// Joins and asserts a new place was created; returns the token.
@@ -237,11 +301,13 @@ impl TestApp {
     }
 
     pub async fn poll(&self, token: &str) -> Reply {
-        self.request(Method::GET, &format!("/api/queue/{token}"), None, None).await
+        self.request(Method::GET, &format!("/api/queue/{token}"), None, None)
+            .await
     }
 
     pub async fn leave(&self, token: &str) -> Reply {
-        self.request(Method::DELETE, &format!("/api/queue/{token}"), None, None).await
+        self.request(Method::DELETE, &format!("/api/queue/{token}"), None, None)
+            .await
     }
 
     /// Polls `token` until its state is `state`, or panics after `within`.
@@ -252,7 +318,11 @@ impl TestApp {
             if reply.body["state"] == state {
                 return reply;
             }
-            assert!(Instant::now() < deadline, "still {} after {within:?}, wanted {state}", reply.body);
+            assert!(
+                Instant::now() < deadline,
+                "still {} after {within:?}, wanted {state}",
+                reply.body
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -260,21 +330,32 @@ impl TestApp {
     /// Joins and waits for admission; returns the admission pass.
     pub async fn admitted_pass(&self, event: &str) -> String {
         let token = self.joined(event).await;
-        self.poll_until(&token, "admitted", Duration::from_secs(10)).await.str("pass").to_owned()
+        self.poll_until(&token, "admitted", Duration::from_secs(10))
+            .await
+            .str("pass")
+            .to_owned()
     }
 
     /// `n` passes, joined together and admitted.
     pub async fn admitted_passes(&self, event: &str, n: usize) -> Vec<String> {
         let tokens = futures_util::future::join_all((0..n).map(|_| self.joined(event))).await;
         let admitted = futures_util::future::join_all(
-            tokens.iter().map(|t| self.poll_until(t, "admitted", Duration::from_secs(15))),
+            tokens
+                .iter()
+                .map(|t| self.poll_until(t, "admitted", Duration::from_secs(15))),
         )
         .await;
         admitted.iter().map(|r| r.str("pass").to_owned()).collect()
     }
 
     pub async fn hold(&self, event: &str, pass: &str, body: Value) -> Reply {
-        self.request(Method::POST, &format!("/api/events/{event}/holds"), Some(body), Some(pass)).await
+        self.request(
+            Method::POST,
+            &format!("/api/events/{event}/holds"),
+            Some(body),
+            Some(pass),
+        )
+        .await
     }
 
     pub async fn hold_seats(&self, event: &str, pass: &str, seats: &[&str]) -> Reply {
@@ -282,26 +363,51 @@ impl TestApp {
     }
 
     pub async fn order(&self, id: &str, pass: &str) -> Reply {
-        self.request(Method::GET, &format!("/api/orders/{id}"), None, Some(pass)).await
+        self.request(Method::GET, &format!("/api/orders/{id}"), None, Some(pass))
+            .await
     }
 
     pub async fn pay(&self, id: &str, pass: &str) -> Reply {
         let body = json!({ "payment_ref": "test-card-4242" });
-        self.request(Method::POST, &format!("/api/orders/{id}/pay"), Some(body), Some(pass)).await
+        self.request(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(body),
+            Some(pass),
+        )
+        .await
     }
 
     pub async fn cancel(&self, id: &str, pass: &str) -> Reply {
-        self.request(Method::DELETE, &format!("/api/orders/{id}"), None, Some(pass)).await
+        self.request(
+            Method::DELETE,
+            &format!("/api/orders/{id}"),
+            None,
+            Some(pass),
+        )
+        .await
     }
 
     /// Seat id → state, from the public seat map.
     pub async fn seat_states(&self, event: &str) -> std::collections::HashMap<String, String> {
-        let reply = self.request(Method::GET, &format!("/api/events/{event}/seats"), None, None).await;
+        let reply = self
+            .request(
+                Method::GET,
+                &format!("/api/events/{event}/seats"),
+                None,
+                None,
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         let seats = reply.body["seats"].as_array().expect("a seat list");
         seats
             .iter()
-            .map(|s| (s["id"].as_str().unwrap_or("").to_owned(), s["state"].as_str().unwrap_or("").to_owned()))
+            .map(|s| {
+                (
+                    s["id"].as_str().unwrap_or("").to_owned(),
+                    s["state"].as_str().unwrap_or("").to_owned(),
+                )
+            })
             .collect()
     }
 

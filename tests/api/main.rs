@@ -4,7 +4,9 @@
 //! Each test spawns its own app in a fresh namespace of a fresh database.
 
 mod admission;
+mod caching;
 mod disposable;
+mod door;
 mod embedded_only;
 mod events;
 mod helpers;

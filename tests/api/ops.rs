@@ -5,15 +5,26 @@ use crate::helpers::spawn_app;
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let app = spawn_app().await;
-    assert_eq!(app.request(Method::GET, "/healthz", None, None).await.status, StatusCode::OK);
-    assert_eq!(app.request(Method::GET, "/readyz", None, None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None, None).await.status,
+        StatusCode::OK
+    );
     app.event("metered", serde_json::json!({})).await;
     app.joined("metered").await;
     let metrics = app.request(Method::GET, "/metrics", None, None).await;
     assert_eq!(metrics.status, StatusCode::OK);
     let text = metrics.body.as_str().expect("prometheus text");
     assert!(text.contains("anteroom_joins_total"), "{text}");
-    assert!(text.contains("anteroom_http_request_duration_seconds"), "{text}");
+    assert!(
+        text.contains("anteroom_http_request_duration_seconds"),
+        "{text}"
+    );
     app.finish().await;
 }
 
@@ -21,25 +32,47 @@ async fn health_readiness_and_metrics_answer() {
 async fn responses_carry_security_headers_and_unknown_routes_are_json_404s() {
     let app = spawn_app().await;
     let reply = app.request(Method::GET, "/no/such/route", None, None).await;
-    assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     assert_eq!(reply.headers["x-content-type-options"], "nosniff");
     let reply = app.request(Method::PUT, "/api/events", None, None).await;
-    assert_eq!((reply.status, reply.error()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
     // Paths that do not even decode name nothing: the API's error shape, not a bare 400.
-    let reply = app.request(Method::GET, "/api/events/%FF", None, None).await;
-    assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"));
+    let reply = app
+        .request(Method::GET, "/api/events/%FF", None, None)
+        .await;
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     let reply = app.request(Method::GET, "/api/queue/%FF", None, None).await;
-    assert_eq!((reply.status, reply.error()), (StatusCode::UNAUTHORIZED, "invalid_token"));
+    assert_eq!(
+        (reply.status, reply.error()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
     let home = app.request(Method::GET, "/", None, None).await;
     assert_eq!(home.status, StatusCode::OK);
-    assert!(home.body.as_str().is_some_and(|html| html.contains("Events on sale")));
+    assert!(
+        home.body
+            .as_str()
+            .is_some_and(|html| html.contains("<h1>Events</h1>")),
+        "{}",
+        home.body
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn the_openapi_document_describes_every_route() {
     let app = spawn_app().await;
-    let doc = app.request(Method::GET, "/api/openapi.json", None, None).await;
+    let doc = app
+        .request(Method::GET, "/api/openapi.json", None, None)
+        .await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.str("openapi").starts_with("3."));
     let routes = [
@@ -53,6 +86,7 @@ async fn the_openapi_document_describes_every_route() {
         ("delete", "/api/queue/{token}"),
         ("get", "/api/events/{id}/seats"),
         ("post", "/api/events/{id}/holds"),
+        ("get", "/api/events/{id}/best_available"),
         ("get", "/api/orders/{order_id}"),
         ("delete", "/api/orders/{order_id}"),
         ("post", "/api/orders/{order_id}/pay"),
@@ -61,7 +95,10 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/metrics"),
     ];
     for (method, path) in routes {
-        assert!(doc.body["paths"][path][method].is_object(), "{method} {path} is not described");
+        assert!(
+            doc.body["paths"][path][method].is_object(),
+            "{method} {path} is not described"
+        );
     }
     let hold = &doc.body["paths"]["/api/events/{id}/holds"]["post"]["responses"];
     for status in ["201", "401", "409", "422"] {

@@ -9,11 +9,14 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{TestApp, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with};
+use crate::helpers::{
+    TestApp, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with,
+};
 
 /// A fast-admitting event; `overrides` replaces top-level fields.
 pub(crate) async fn sale(app: &TestApp, id: &str, overrides: Value) {
-    let mut body = json!({ "admission": { "per_second": 1000, "max_active": 1000, "pass_seconds": 600 } });
+    let mut body =
+        json!({ "admission": { "per_second": 1000, "max_active": 1000, "pass_seconds": 600 } });
     for (k, v) in overrides.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -25,7 +28,12 @@ pub(crate) fn one_row(seats: u32) -> Value {
 }
 
 pub(crate) fn seats_of(reply: &crate::helpers::Reply) -> Vec<String> {
-    reply.body["seats"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+    reply.body["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -35,31 +43,57 @@ async fn a_hold_becomes_a_sale_and_the_books_balance() {
     let pass = app.admitted_pass("show").await;
     let held = app.hold_seats("show", &pass, &["A-1-1", "A-1-2"]).await;
     assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
-    assert_eq!((held.str("status"), held.u64("amount_cents")), ("pending", 19_800));
+    assert_eq!(
+        (held.str("status"), held.u64("amount_cents")),
+        ("pending", 19_800)
+    );
     assert_eq!(seats_of(&held), ["A-1-1", "A-1-2"]);
     let id = held.str("order_id").to_owned();
     let expires = OffsetDateTime::parse(held.str("expires_at"), &Rfc3339).unwrap();
     assert!(expires > OffsetDateTime::now_utc() + Duration::from_secs(290));
 
     let read = app.order(&id, &pass).await;
-    assert_eq!((read.status, read.str("status"), read.str("event")), (StatusCode::OK, "pending", "show"));
-    assert_eq!(read.str("expires_at"), held.str("expires_at"), "every read shows the same instant");
+    assert_eq!(
+        (read.status, read.str("status"), read.str("event")),
+        (StatusCode::OK, "pending", "show")
+    );
+    assert_eq!(
+        read.str("expires_at"),
+        held.str("expires_at"),
+        "every read shows the same instant"
+    );
     eventually(Duration::from_secs(3), "the map shows the hold", || async {
         app.seat_states("show").await["A-1-1"] == "held"
     })
     .await;
     let stats = app.stats("show").await;
-    assert_eq!((stats.u64("held_seats"), stats.u64("available_seats")), (2, 198));
+    assert_eq!(
+        (stats.u64("held_seats"), stats.u64("available_seats")),
+        (2, 198)
+    );
 
     let paid = app.pay(&id, &pass).await;
-    assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    assert_eq!(
+        (paid.status, paid.str("status")),
+        (StatusCode::OK, "paid"),
+        "{}",
+        paid.body
+    );
     let again = app.pay(&id, &pass).await;
-    assert_eq!((again.status, again.str("status")), (StatusCode::OK, "paid"), "paying twice changes nothing");
+    assert_eq!(
+        (again.status, again.str("status")),
+        (StatusCode::OK, "paid"),
+        "paying twice changes nothing"
+    );
     let cancel = app.cancel(&id, &pass).await;
-    assert_eq!((cancel.status, cancel.error()), (StatusCode::CONFLICT, "already_paid"));
+    assert_eq!(
+        (cancel.status, cancel.error()),
+        (StatusCode::CONFLICT, "already_paid")
+    );
 
     let stats = app.stats("show").await;
-    let counts = ["held_seats", "sold_seats", "available_seats", "orders_paid"].map(|f| stats.u64(f));
+    let counts =
+        ["held_seats", "sold_seats", "available_seats", "orders_paid"].map(|f| stats.u64(f));
     assert_eq!(counts, [0, 2, 198, 1]);
     eventually(Duration::from_secs(3), "the map shows the sale", || async {
         let map = app.seat_states("show").await;
@@ -74,12 +108,27 @@ async fn a_hold_takes_all_its_seats_or_none() {
     let app = spawn_app().await;
     sale(&app, "whole", json!({})).await;
     let passes = app.admitted_passes("whole", 2).await;
-    assert_eq!(app.hold_seats("whole", &passes[0], &["A-1-2"]).await.status, StatusCode::CREATED);
-    let refused = app.hold_seats("whole", &passes[1], &["A-1-1", "A-1-2", "A-1-3"]).await;
-    assert_eq!((refused.status, refused.error()), (StatusCode::CONFLICT, "seat_unavailable"));
+    assert_eq!(
+        app.hold_seats("whole", &passes[0], &["A-1-2"]).await.status,
+        StatusCode::CREATED
+    );
+    let refused = app
+        .hold_seats("whole", &passes[1], &["A-1-1", "A-1-2", "A-1-3"])
+        .await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (StatusCode::CONFLICT, "seat_unavailable")
+    );
     assert_eq!(seats_of(&refused), ["A-1-2"]);
-    let rest = app.hold_seats("whole", &passes[1], &["A-1-1", "A-1-3"]).await;
-    assert_eq!(rest.status, StatusCode::CREATED, "nothing was held by the refused request: {}", rest.body);
+    let rest = app
+        .hold_seats("whole", &passes[1], &["A-1-1", "A-1-3"])
+        .await;
+    assert_eq!(
+        rest.status,
+        StatusCode::CREATED,
+        "nothing was held by the refused request: {}",
+        rest.body
+    );
     app.finish().await;
 }
 
@@ -91,12 +140,25 @@ async fn holds_and_orders_answer_every_error_code() {
     let pass = app.admitted_pass("strict").await;
     let foreign = app.admitted_pass("other").await;
 
-    let no_pass =
-        app.request(Method::POST, "/api/events/strict/holds", Some(json!({ "seats": ["A-1-1"] })), None).await;
-    assert_eq!((no_pass.status, no_pass.error()), (StatusCode::UNAUTHORIZED, "invalid_pass"));
+    let no_pass = app
+        .request(
+            Method::POST,
+            "/api/events/strict/holds",
+            Some(json!({ "seats": ["A-1-1"] })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (no_pass.status, no_pass.error()),
+        (StatusCode::UNAUTHORIZED, "invalid_pass")
+    );
     for bad in ["forged.pass", foreign.as_str()] {
         let reply = app.hold_seats("strict", bad, &["A-1-1"]).await;
-        assert_eq!((reply.status, reply.error()), (StatusCode::UNAUTHORIZED, "invalid_pass"), "{bad}");
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNAUTHORIZED, "invalid_pass"),
+            "{bad}"
+        );
     }
     let invalid = [
         json!({ "seats": ["Z-1-1"] }),
@@ -111,11 +173,22 @@ async fn holds_and_orders_answer_every_error_code() {
     ];
     for body in invalid {
         let reply = app.hold("strict", &pass, body.clone()).await;
-        assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"), "{body}");
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            "{body}"
+        );
     }
-    for body in [json!({ "seats": ["A-1-1", "A-1-2", "A-1-3"] }), json!({ "best_available": { "count": 3 } })] {
+    for body in [
+        json!({ "seats": ["A-1-1", "A-1-2", "A-1-3"] }),
+        json!({ "best_available": { "count": 3 } }),
+    ] {
         let reply = app.hold("strict", &pass, body.clone()).await;
-        assert_eq!((reply.status, reply.error()), (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"), "{body}");
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+            "{body}"
+        );
     }
 
     let order = app.hold_seats("strict", &pass, &["A-1-1"]).await;
@@ -123,17 +196,47 @@ async fn holds_and_orders_answer_every_error_code() {
     let other_pass = app.admitted_pass("strict").await;
     for (reply, what) in [
         (app.order(&id, &other_pass).await, "another pass's order"),
-        (app.order(&uuid::Uuid::new_v4().to_string(), &pass).await, "an unknown order"),
+        (
+            app.order(&uuid::Uuid::new_v4().to_string(), &pass).await,
+            "an unknown order",
+        ),
         (app.order("not-a-uuid", &pass).await, "a malformed id"),
-        (app.pay(&id, &other_pass).await, "paying another pass's order"),
-        (app.cancel(&id, &other_pass).await, "cancelling another pass's order"),
+        (
+            app.pay(&id, &other_pass).await,
+            "paying another pass's order",
+        ),
+        (
+            app.cancel(&id, &other_pass).await,
+            "cancelling another pass's order",
+        ),
     ] {
-        assert_eq!((reply.status, reply.error()), (StatusCode::NOT_FOUND, "not_found"), "{what}");
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{what}"
+        );
     }
-    let no_ref = app.request(Method::POST, &format!("/api/orders/{id}/pay"), Some(json!({})), Some(&pass)).await;
-    assert_eq!((no_ref.status, no_ref.error()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"));
+    let no_ref = app
+        .request(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(json!({})),
+            Some(&pass),
+        )
+        .await;
+    assert_eq!(
+        (no_ref.status, no_ref.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+    );
     let long_ref = json!({ "payment_ref": "x".repeat(129) });
-    let reply = app.request(Method::POST, &format!("/api/orders/{id}/pay"), Some(long_ref), Some(&pass)).await;
+    let reply = app
+        .request(
+            Method::POST,
+            &format!("/api/orders/{id}/pay"),
+            Some(long_ref),
+            Some(&pass),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     let unknown = app.hold_seats("nope", &pass, &["A-1-1"]).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
@@ -145,15 +248,38 @@ async fn a_pass_never_owns_more_than_its_limit_even_concurrently() {
     let app = spawn_app().await;
     sale(&app, "limit", json!({ "max_seats_per_user": 4 })).await;
     let pass = app.admitted_pass("limit").await;
-    assert_eq!(app.hold_seats("limit", &pass, &["A-1-1", "A-1-2", "A-1-3"]).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.hold_seats("limit", &pass, &["A-1-1", "A-1-2", "A-1-3"])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let over = app.hold_seats("limit", &pass, &["A-2-1", "A-2-2"]).await;
-    assert_eq!((over.status, over.error()), (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"));
+    assert_eq!(
+        (over.status, over.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded")
+    );
 
     let seats: Vec<String> = (1..=10).map(|n| format!("A-3-{n}")).collect();
-    let racing = join_all(seats.iter().map(|s| app.hold("limit", &pass, json!({ "seats": [s] })))).await;
-    let created = racing.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    let limited = racing.iter().filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY).count();
-    assert_eq!((created, limited), (1, 9), "exactly one more seat fits under the limit");
+    let racing = join_all(
+        seats
+            .iter()
+            .map(|s| app.hold("limit", &pass, json!({ "seats": [s] }))),
+    )
+    .await;
+    let created = racing
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let limited = racing
+        .iter()
+        .filter(|r| r.status == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    assert_eq!(
+        (created, limited),
+        (1, 9),
+        "exactly one more seat fits under the limit"
+    );
     assert_eq!(app.stats("limit").await.u64("held_seats"), 4);
     app.finish().await;
 }
@@ -191,20 +317,41 @@ async fn one_client_cannot_hold_over_its_rate_and_a_refused_hold_holds_nothing()
         }
     }
     drop(burst);
-    assert_eq!((held.len(), refused.len()), (3, 3), "a burst of one second's worth, then 429");
-    assert_eq!(join_when_empty, Some(StatusCode::TOO_MANY_REQUESTS), "joins and holds share the client's rate");
+    assert_eq!(
+        (held.len(), refused.len()),
+        (3, 3),
+        "a burst of one second's worth, then 429"
+    );
+    assert_eq!(
+        join_when_empty,
+        Some(StatusCode::TOO_MANY_REQUESTS),
+        "joins and holds share the client's rate"
+    );
 
-    assert_eq!(app.stats("hurried").await.u64("held_seats"), 3, "refused holds hold nothing");
-    eventually(Duration::from_secs(3), "the map shows the held seats, and the refused ones free", || async {
-        let map = app.seat_states("hurried").await;
-        held.iter().all(|s| map[s] == "held") && refused.iter().all(|s| map[s] == "free")
-    })
+    assert_eq!(
+        app.stats("hurried").await.u64("held_seats"),
+        3,
+        "refused holds hold nothing"
+    );
+    eventually(
+        Duration::from_secs(3),
+        "the map shows the held seats, and the refused ones free",
+        || async {
+            let map = app.seat_states("hurried").await;
+            held.iter().all(|s| map[s] == "held") && refused.iter().all(|s| map[s] == "free")
+        },
+    )
     .await;
 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
     let later = app.hold_seats("hurried", &pass, &refused).await;
-    assert_eq!(later.status, StatusCode::CREATED, "the bucket refills and the seats are free: {}", later.body);
+    assert_eq!(
+        later.status,
+        StatusCode::CREATED,
+        "the bucket refills and the seats are free: {}",
+        later.body
+    );
     let (mut got, mut wanted) = (seats_of(&later), refused.clone());
     got.sort();
     wanted.sort();
@@ -235,10 +382,17 @@ async fn many_racers_for_few_seats_never_share_a_seat() {
             assert!(taken.insert(seat.clone()), "{seat} was held twice");
         }
     }
-    assert!(replies.iter().all(|r| [StatusCode::CREATED, StatusCode::CONFLICT].contains(&r.status)));
+    assert!(
+        replies
+            .iter()
+            .all(|r| [StatusCode::CREATED, StatusCode::CONFLICT].contains(&r.status))
+    );
     let stats = app.stats("scarce").await;
     assert_eq!(stats.u64("held_seats"), taken.len() as u64);
-    assert_eq!(stats.u64("available_seats") + stats.u64("held_seats") + stats.u64("sold_seats"), 10);
+    assert_eq!(
+        stats.u64("available_seats") + stats.u64("held_seats") + stats.u64("sold_seats"),
+        10
+    );
     app.finish().await;
 }
 
@@ -248,8 +402,14 @@ async fn fifty_racers_for_the_last_seat_make_exactly_one_order() {
     sale(&app, "last", json!({ "sections": one_row(1) })).await;
     let passes = app.admitted_passes("last", 50).await;
     let replies = join_all(passes.iter().map(|p| app.hold_seats("last", p, &["A-1-1"]))).await;
-    let won = replies.iter().filter(|r| r.status == StatusCode::CREATED).count();
-    let lost = replies.iter().filter(|r| r.status == StatusCode::CONFLICT && r.error() == "seat_unavailable").count();
+    let won = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let lost = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CONFLICT && r.error() == "seat_unavailable")
+        .count();
     assert_eq!((won, lost), (1, 49));
     app.finish().await;
 }
@@ -262,24 +422,46 @@ async fn an_unpaid_hold_expires_on_time_and_frees_its_seats() {
     let held = app.hold_seats("brief", &pass, &["A-1-1"]).await;
     let created = Instant::now();
     let id = held.str("order_id").to_owned();
-    eventually(Duration::from_secs(4), "expired within hold_seconds + 2", || async {
-        app.order(&id, &pass).await.str("status") == "expired"
-    })
+    eventually(
+        Duration::from_secs(4),
+        "expired within hold_seconds + 2",
+        || async { app.order(&id, &pass).await.str("status") == "expired" },
+    )
     .await;
-    assert!(created.elapsed() >= Duration::from_millis(1_900), "not before its time");
+    assert!(
+        created.elapsed() >= Duration::from_millis(1_900),
+        "not before its time"
+    );
     let late = app.pay(&id, &pass).await;
     assert_eq!((late.status, late.error()), (StatusCode::GONE, "expired"));
     let stats = app.stats("brief").await;
-    assert_eq!((stats.u64("held_seats"), stats.u64("orders_expired"), stats.u64("available_seats")), (0, 1, 200));
+    assert_eq!(
+        (
+            stats.u64("held_seats"),
+            stats.u64("orders_expired"),
+            stats.u64("available_seats")
+        ),
+        (0, 1, 200)
+    );
     let again = app.hold_seats("brief", &pass, &["A-1-1"]).await;
-    assert_eq!(again.status, StatusCode::CREATED, "the seat is free again: {}", again.body);
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "the seat is free again: {}",
+        again.body
+    );
     app.finish().await;
 }
 
 #[tokio::test]
 async fn payment_racing_expiry_either_sells_or_frees_never_both() {
     let app = spawn_app().await;
-    sale(&app, "photo", json!({ "hold_seconds": 1, "sections": one_row(20), "max_seats_per_user": 1 })).await;
+    sale(
+        &app,
+        "photo",
+        json!({ "hold_seconds": 1, "sections": one_row(20), "max_seats_per_user": 1 }),
+    )
+    .await;
     let passes = app.admitted_passes("photo", 20).await;
     let races = passes.iter().enumerate().map(|(i, pass)| {
         let app = &app;
@@ -312,14 +494,23 @@ async fn payment_racing_expiry_either_sells_or_frees_never_both() {
     })
     .await;
     let stats = app.stats("photo").await;
-    assert_eq!((stats.u64("sold_seats"), stats.u64("orders_paid")), (sold, sold));
+    assert_eq!(
+        (stats.u64("sold_seats"), stats.u64("orders_paid")),
+        (sold, sold)
+    );
     assert_eq!(stats.u64("orders_expired"), 20 - sold);
     assert_eq!(stats.u64("available_seats"), 20 - sold);
     let map = app.seat_states("photo").await;
     for (seat, _, status) in &outcomes {
-        let want = if *status == StatusCode::OK { "sold" } else { "free" };
-        eventually(Duration::from_secs(2), "the map agrees", || async { app.seat_states("photo").await[seat] == want })
-            .await;
+        let want = if *status == StatusCode::OK {
+            "sold"
+        } else {
+            "free"
+        };
+        eventually(Duration::from_secs(2), "the map agrees", || async {
+            app.seat_states("photo").await[seat] == want
+        })
+        .await;
     }
     assert_eq!(map.len(), 20);
     app.finish().await;
@@ -333,12 +524,24 @@ async fn a_cancelled_hold_frees_its_seats_at_once() {
     let held = app.hold_seats("change", &pass, &["A-2-5", "A-2-6"]).await;
     let id = held.str("order_id").to_owned();
     let cancelled = app.cancel(&id, &pass).await;
-    assert_eq!((cancelled.status, cancelled.str("status")), (StatusCode::OK, "cancelled"));
-    assert_eq!(app.cancel(&id, &pass).await.str("status"), "cancelled", "cancelling twice is harmless");
+    assert_eq!(
+        (cancelled.status, cancelled.str("status")),
+        (StatusCode::OK, "cancelled")
+    );
+    assert_eq!(
+        app.cancel(&id, &pass).await.str("status"),
+        "cancelled",
+        "cancelling twice is harmless"
+    );
     let late = app.pay(&id, &pass).await;
     assert_eq!((late.status, late.error()), (StatusCode::GONE, "expired"));
     let other = app.admitted_pass("change").await;
-    assert_eq!(app.hold_seats("change", &other, &["A-2-5", "A-2-6"]).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.hold_seats("change", &other, &["A-2-5", "A-2-6"])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     app.finish().await;
 }
 
@@ -360,12 +563,122 @@ async fn best_available_picks_adjacent_seats_lowest_first() {
     assert_eq!(seats_of(&first), ["A-1-1", "A-1-2"]);
     assert_eq!(first.u64("amount_cents"), 10_000);
     let second = best(&passes[1], 2, None).await;
-    assert_eq!(seats_of(&second), ["A-2-1", "A-2-2"], "no two adjacent seats left in row 1");
+    assert_eq!(
+        seats_of(&second),
+        ["A-2-1", "A-2-2"],
+        "no two adjacent seats left in row 1"
+    );
     let back = best(&passes[2], 3, Some("B")).await;
     assert_eq!(seats_of(&back), ["B-1-1", "B-1-2", "B-1-3"]);
     let none = best(&passes[3], 3, None).await;
-    assert_eq!((none.status, none.error()), (StatusCode::CONFLICT, "seat_unavailable"));
+    assert_eq!(
+        (none.status, none.error()),
+        (StatusCode::CONFLICT, "seat_unavailable")
+    );
     assert_eq!(seats_of(&none), Vec::<String>::new());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_best_available_proposal_is_what_a_hold_would_take_and_holds_nothing() {
+    let app = spawn_app().await;
+    let sections = json!([
+        { "id": "A", "name": "Front", "price_cents": 5000, "rows": 2, "seats_per_row": 3 },
+        { "id": "B", "name": "Back", "price_cents": 2000, "rows": 1, "seats_per_row": 4 }
+    ]);
+    sale(
+        &app,
+        "propose",
+        json!({ "sections": sections, "max_seats_per_user": 3 }),
+    )
+    .await;
+    let propose = |query: &str| {
+        let path = format!("/api/events/propose/best_available?{query}");
+        let app = &app;
+        async move { app.request(Method::GET, &path, None, None).await }
+    };
+    let passes = app.admitted_passes("propose", 2).await;
+    assert_eq!(
+        app.hold_seats("propose", &passes[0], &["A-1-2"])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let proposal = propose("count=2").await;
+    assert_eq!(proposal.status, StatusCode::OK, "{}", proposal.body);
+    assert_eq!(
+        seats_of(&proposal),
+        ["A-2-1", "A-2-2"],
+        "no two adjacent seats left in row 1"
+    );
+    assert_eq!(
+        seats_of(&propose("count=2").await),
+        ["A-2-1", "A-2-2"],
+        "a proposal holds nothing"
+    );
+    assert_eq!(app.stats("propose").await.u64("held_seats"), 1);
+    assert_eq!(
+        seats_of(&propose("count=3&section=B").await),
+        ["B-1-1", "B-1-2", "B-1-3"]
+    );
+    assert_eq!(
+        seats_of(&propose("count=1&section=").await),
+        ["A-1-1"],
+        "an empty section is any section"
+    );
+    let held = app
+        .hold(
+            "propose",
+            &passes[1],
+            json!({ "best_available": { "count": 2 } }),
+        )
+        .await;
+    assert_eq!(
+        seats_of(&held),
+        seats_of(&proposal),
+        "the hold takes what was proposed"
+    );
+
+    let none = propose("count=3&section=A").await;
+    assert_eq!(
+        (none.status, none.error()),
+        (StatusCode::CONFLICT, "seat_unavailable")
+    );
+    assert_eq!(seats_of(&none), Vec::<String>::new());
+    for (query, field) in [
+        ("", "count"),
+        ("count=0", "count"),
+        ("count=4", "count"),
+        ("count=two", "count"),
+        ("count=-1", "count"),
+        ("count=99999999999", "count"),
+        ("count=1&section=Z", "section"),
+    ] {
+        let reply = propose(query).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            "{query}"
+        );
+        assert!(
+            reply.str("message").starts_with(&format!("{field}:")),
+            "{query}: {}",
+            reply.body
+        );
+    }
+    let unknown = app
+        .request(
+            Method::GET,
+            "/api/events/nope/best_available?count=1",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.error()),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
     app.finish().await;
 }
 
@@ -382,7 +695,11 @@ async fn once_every_seat_is_sold_joins_and_waiting_tokens_read_sold_out() {
     let waiting = app.joined("gone").await;
     assert_eq!(app.poll(&waiting).await.str("state"), "waiting");
     let held = app.hold_seats("gone", &pass, &["A-1-1", "A-1-2"]).await;
-    assert_eq!(app.join("gone", None).await.status, StatusCode::CREATED, "held seats may still come free");
+    assert_eq!(
+        app.join("gone", None).await.status,
+        StatusCode::CREATED,
+        "held seats may still come free"
+    );
     app.pay(held.str("order_id"), &pass).await;
     eventually(Duration::from_secs(3), "waiting tokens read sold_out", || async {
         app.poll(&waiting).await.body
@@ -391,7 +708,9 @@ async fn once_every_seat_is_sold_joins_and_waiting_tokens_read_sold_out() {
     .await;
     let join = app.join("gone", None).await;
     assert_eq!((join.status, join.error()), (StatusCode::GONE, "sold_out"));
-    let shown = app.request(Method::GET, "/api/events/gone", None, None).await;
+    let shown = app
+        .request(Method::GET, "/api/events/gone", None, None)
+        .await;
     assert_eq!(shown.u64("seats_available"), 0);
     app.finish().await;
 }
@@ -408,9 +727,11 @@ async fn holds_made_before_a_restart_still_expire() {
     app.stop().await;
 
     let restarted = spawn_app_in(&namespace).await;
-    eventually(Duration::from_secs(6), "expired within hold_seconds + 2 of the hold", || async {
-        restarted.order(&id, &pass).await.str("status") == "expired"
-    })
+    eventually(
+        Duration::from_secs(6),
+        "expired within hold_seconds + 2 of the hold",
+        || async { restarted.order(&id, &pass).await.str("status") == "expired" },
+    )
     .await;
     assert!(created.elapsed() <= Duration::from_secs(5) + Duration::from_millis(500));
     assert_eq!(restarted.stats("durable").await.u64("held_seats"), 0);
@@ -422,7 +743,12 @@ async fn a_venue_of_100000_seats_is_created_in_under_five_seconds() {
     let app = spawn_app().await;
     let sections = json!([{ "id": "S", "name": "Stadium", "price_cents": 4500, "rows": 250, "seats_per_row": 400 }]);
     let started = Instant::now();
-    let created = app.create_event(crate::helpers::event_body("stadium", json!({ "sections": sections }))).await;
+    let created = app
+        .create_event(crate::helpers::event_body(
+            "stadium",
+            json!({ "sections": sections }),
+        ))
+        .await;
     let took = started.elapsed();
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.u64("seats_total"), 100_000);

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Reply, amqp_url, database_url, embedded, event_body, forget, fresh_namespace, redis_url, send, sqlite_path,
-    try_send,
+    Reply, amqp_url, database_url, embedded, event_body, forget, fresh_namespace, redis_url, send,
+    sqlite_path, try_send,
 };
 
 pub struct Service {
@@ -29,9 +29,14 @@ impl Service {
     /// Starts it with every log line at debug level written to `log`, if given.
     async fn start_logging(namespace: &str, port: u16, log: Option<&std::path::Path>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_anteroom"));
-        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
         if embedded() {
-            command.env("DATABASE_URL", format!("sqlite://{}", sqlite_path(namespace).display()));
+            command.env(
+                "DATABASE_URL",
+                format!("sqlite://{}", sqlite_path(namespace).display()),
+            );
         } else {
             command
                 .env("DATABASE_URL", database_url().await)
@@ -42,7 +47,7 @@ impl Service {
         }
         let child = command
             .env("ANTEROOM_ADDR", format!("127.0.0.1:{port}"))
-            .env("ANTEROOM_ADMIN_TOKEN", "kill-test-admin")
+            .env("ANTEROOM_ADMIN_TOKEN", "kill-test-admin-token-of-the-suite")
             .env("ANTEROOM_DEMO", "0")
             .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
             .stdout(match log {
@@ -52,9 +57,19 @@ impl Service {
             .stderr(Stdio::null())
             .spawn()
             .expect("the binary starts");
-        let service = Self { child, base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+        let service = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while service.client.get(format!("{}/healthz", service.base)).send().await.is_err() {
+        while service
+            .client
+            .get(format!("{}/healthz", service.base))
+            .send()
+            .await
+            .is_err()
+        {
             assert!(Instant::now() < deadline, "the service did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -91,7 +106,10 @@ impl Service {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 #[tokio::test]
@@ -100,14 +118,25 @@ async fn what_was_acknowledged_survives_kill_9() {
     let namespace = fresh_namespace();
     let port = free_port();
     let service = Service::start(&namespace, port).await;
-    let admin = Some("kill-test-admin");
+    let admin = Some("kill-test-admin-token-of-the-suite");
     let admission = json!({ "per_second": 1000, "max_active": 2, "pass_seconds": 600 });
-    let event = event_body("durable", json!({ "hold_seconds": 3, "admission": admission }));
-    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), admin).await.0, StatusCode::CREATED);
+    let event = event_body(
+        "durable",
+        json!({ "hold_seconds": 3, "admission": admission }),
+    );
+    assert_eq!(
+        service
+            .send(Method::POST, "/api/admin/events", Some(event), admin)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
 
     let mut tokens = Vec::new();
     for _ in 0..4 {
-        let (status, body) = service.send(Method::POST, "/api/events/durable/queue", None, None).await;
+        let (status, body) = service
+            .send(Method::POST, "/api/events/durable/queue", None, None)
+            .await;
         assert_eq!(status, StatusCode::CREATED);
         tokens.push(body["token"].as_str().unwrap().to_owned());
     }
@@ -117,13 +146,23 @@ async fn what_was_acknowledged_survives_kill_9() {
     while passes.len() < 2 {
         passes = Vec::new();
         for token in &tokens[..2] {
-            passes.extend(pass_of(&service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await.1));
+            passes.extend(pass_of(
+                &service
+                    .send(Method::GET, &format!("/api/queue/{token}"), None, None)
+                    .await
+                    .1,
+            ));
         }
         assert!(Instant::now() < deadline, "the first two were not admitted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, sold) = service
-        .send(Method::POST, "/api/events/durable/holds", Some(json!({ "seats": ["A-1-1"] })), Some(&passes[0]))
+        .send(
+            Method::POST,
+            "/api/events/durable/holds",
+            Some(json!({ "seats": ["A-1-1"] })),
+            Some(&passes[0]),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let sold_id = sold["order_id"].as_str().unwrap().to_owned();
@@ -137,7 +176,12 @@ async fn what_was_acknowledged_survives_kill_9() {
         .await;
     assert_eq!(paid.0, StatusCode::OK);
     let (status, held) = service
-        .send(Method::POST, "/api/events/durable/holds", Some(json!({ "seats": ["A-1-2"] })), Some(&passes[1]))
+        .send(
+            Method::POST,
+            "/api/events/durable/holds",
+            Some(json!({ "seats": ["A-1-2"] })),
+            Some(&passes[1]),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let held_id = held["order_id"].as_str().unwrap().to_owned();
@@ -146,7 +190,10 @@ async fn what_was_acknowledged_survives_kill_9() {
         let mut positions = Vec::new();
         for token in &tokens[2..] {
             positions.push(
-                service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await.1["position"]
+                service
+                    .send(Method::GET, &format!("/api/queue/{token}"), None, None)
+                    .await
+                    .1["position"]
                     .as_u64()
                     .unwrap(),
             );
@@ -159,31 +206,71 @@ async fn what_was_acknowledged_survives_kill_9() {
 
     // The joins are still in line, no further back than before.
     for (token, before) in tokens[2..].iter().zip(&waiting) {
-        let (status, body) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
-        assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("waiting")), "{body}");
-        assert!(body["position"].as_u64().unwrap() <= *before, "a position went up across the restart");
+        let (status, body) = service
+            .send(Method::GET, &format!("/api/queue/{token}"), None, None)
+            .await;
+        assert_eq!(
+            (status, body["state"].as_str()),
+            (StatusCode::OK, Some("waiting")),
+            "{body}"
+        );
+        assert!(
+            body["position"].as_u64().unwrap() <= *before,
+            "a position went up across the restart"
+        );
     }
     // The admitted keep their passes; the payment is still paid.
-    let order = service.send(Method::GET, &format!("/api/orders/{sold_id}"), None, Some(&passes[0])).await;
+    let order = service
+        .send(
+            Method::GET,
+            &format!("/api/orders/{sold_id}"),
+            None,
+            Some(&passes[0]),
+        )
+        .await;
     assert_eq!(order.1["status"], "paid", "{}", order.1);
     // The hold made before the crash still expires on time, and its seat comes free.
     let deadline = held_at + Duration::from_secs(3 + 2);
     loop {
-        let (_, order) = service.send(Method::GET, &format!("/api/orders/{held_id}"), None, Some(&passes[1])).await;
+        let (_, order) = service
+            .send(
+                Method::GET,
+                &format!("/api/orders/{held_id}"),
+                None,
+                Some(&passes[1]),
+            )
+            .await;
         if order["status"] == "expired" {
             break;
         }
-        assert!(Instant::now() < deadline + Duration::from_millis(500), "not expired in time: {order}");
+        assert!(
+            Instant::now() < deadline + Duration::from_millis(500),
+            "not expired in time: {order}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, stats) = service.send(Method::GET, "/api/admin/events/durable/stats", None, admin).await;
+    let (_, stats) = service
+        .send(Method::GET, "/api/admin/events/durable/stats", None, admin)
+        .await;
     assert_eq!(
-        (stats["sold_seats"].as_u64(), stats["held_seats"].as_u64(), stats["orders_paid"].as_u64()),
+        (
+            stats["sold_seats"].as_u64(),
+            stats["held_seats"].as_u64(),
+            stats["orders_paid"].as_u64()
+        ),
         (Some(1), Some(0), Some(1))
     );
-    assert_eq!(stats["admitted_total"].as_u64(), Some(2), "no one was admitted twice: {stats}");
+    assert_eq!(
+        stats["admitted_total"].as_u64(),
+        Some(2),
+        "no one was admitted twice: {stats}"
+    );
     service.kill9();
-    forget(&namespace, &[EventId::parse("durable").expect("a valid id")]).await;
+    forget(
+        &namespace,
+        &[EventId::parse("durable").expect("a valid id")],
+    )
+    .await;
 }
 
 /// What the service acknowledged to the visitors of a load.
@@ -201,15 +288,28 @@ struct Acknowledged {
 /// every other hold; until the service stops answering.
 async fn visit_until_gone(service: &Service, ledger: &std::sync::Mutex<Acknowledged>, seed: usize) {
     use reqwest::Method;
-    let note = |f: &mut dyn FnMut(&mut Acknowledged)| f(&mut ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    let note = |f: &mut dyn FnMut(&mut Acknowledged)| {
+        f(&mut ledger.lock().unwrap_or_else(|p| p.into_inner()))
+    };
     for visit in seed.. {
-        let Ok(joined) = service.try_send(Method::POST, "/api/events/busy/queue", None, None).await else { return };
+        let Ok(joined) = service
+            .try_send(Method::POST, "/api/events/busy/queue", None, None)
+            .await
+        else {
+            return;
+        };
         assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
         let token = joined.str("token").to_owned();
         let index = { ledger.lock().unwrap_or_else(|p| p.into_inner()).joins.len() };
-        note(&mut |l| l.joins.push((token.clone(), joined.body["position"].as_u64())));
+        note(&mut |l| {
+            l.joins
+                .push((token.clone(), joined.body["position"].as_u64()))
+        });
         let pass = loop {
-            let Ok(poll) = service.try_send(Method::GET, &format!("/api/queue/{token}"), None, None).await else {
+            let Ok(poll) = service
+                .try_send(Method::GET, &format!("/api/queue/{token}"), None, None)
+                .await
+            else {
                 return;
             };
             let position = poll.body["position"].as_u64();
@@ -224,7 +324,15 @@ async fn visit_until_gone(service: &Service, ledger: &std::sync::Mutex<Acknowled
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let hold = json!({ "best_available": { "count": 1 } });
-        let Ok(held) = service.try_send(Method::POST, "/api/events/busy/holds", Some(hold), Some(&pass)).await else {
+        let Ok(held) = service
+            .try_send(
+                Method::POST,
+                "/api/events/busy/holds",
+                Some(hold),
+                Some(&pass),
+            )
+            .await
+        else {
             return;
         };
         assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
@@ -232,8 +340,14 @@ async fn visit_until_gone(service: &Service, ledger: &std::sync::Mutex<Acknowled
         note(&mut |l| l.holds.push((order.clone(), pass.clone())));
         if visit % 2 == 0 {
             let path = format!("/api/orders/{order}/pay");
-            let Ok(paid) =
-                service.try_send(Method::POST, &path, Some(json!({ "payment_ref": "x" })), Some(&pass)).await
+            let Ok(paid) = service
+                .try_send(
+                    Method::POST,
+                    &path,
+                    Some(json!({ "payment_ref": "x" })),
+                    Some(&pass),
+                )
+                .await
             else {
                 return;
             };
@@ -249,10 +363,19 @@ async fn what_was_acknowledged_under_load_survives_kill_9() {
     let namespace = fresh_namespace();
     let port = free_port();
     let service = std::sync::Arc::new(Service::start(&namespace, port).await);
-    let admin = Some("kill-test-admin");
+    let admin = Some("kill-test-admin-token-of-the-suite");
     let admission = json!({ "per_second": 100, "max_active": 40, "pass_seconds": 600 });
-    let event = event_body("busy", json!({ "hold_seconds": 120, "admission": admission }));
-    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), admin).await.0, StatusCode::CREATED);
+    let event = event_body(
+        "busy",
+        json!({ "hold_seconds": 120, "admission": admission }),
+    );
+    assert_eq!(
+        service
+            .send(Method::POST, "/api/admin/events", Some(event), admin)
+            .await
+            .0,
+        StatusCode::CREATED
+    );
 
     let ledger = std::sync::Arc::new(std::sync::Mutex::new(Acknowledged::default()));
     let visitors: Vec<_> = (0..24)
@@ -264,24 +387,37 @@ async fn what_was_acknowledged_under_load_survives_kill_9() {
     // Kill it while visitors are joining, polling, holding and paying.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let pid = service.child.id();
-    let killed = Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
     for visitor in visitors {
         visitor.await.expect("a visitor's checks held");
     }
     let service = Service::start(&namespace, port).await;
-    let Acknowledged { joins, holds, paid } = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
-    assert!(joins.len() > 40 && holds.len() > 10 && !paid.is_empty(), "a load ran: {} joins", joins.len());
+    let Acknowledged { joins, holds, paid } =
+        std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    assert!(
+        joins.len() > 40 && holds.len() > 10 && !paid.is_empty(),
+        "a load ran: {} joins",
+        joins.len()
+    );
 
     // Every join is still in line or admitted, never further back than it last read.
     let mut admitted = 0;
     for (token, last) in &joins {
-        let (status, body) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
+        let (status, body) = service
+            .send(Method::GET, &format!("/api/queue/{token}"), None, None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         match (body["state"].as_str(), last) {
             (Some("admitted"), _) => admitted += 1,
             (Some("waiting"), Some(before)) => {
-                assert!(body["position"].as_u64().unwrap() <= *before, "a position went up: {before} -> {body}")
+                assert!(
+                    body["position"].as_u64().unwrap() <= *before,
+                    "a position went up: {before} -> {body}"
+                )
             }
             _ => panic!("a join acknowledged before the kill reads {body} (last read at {last:?})"),
         }
@@ -289,20 +425,49 @@ async fn what_was_acknowledged_under_load_survives_kill_9() {
     // Every hold and payment is as acknowledged, and no seat is in two orders.
     let mut seats = std::collections::HashSet::new();
     for (order, pass) in &holds {
-        let (status, body) = service.send(Method::GET, &format!("/api/orders/{order}"), None, Some(pass)).await;
+        let (status, body) = service
+            .send(
+                Method::GET,
+                &format!("/api/orders/{order}"),
+                None,
+                Some(pass),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let wanted = if paid.contains(order) { "paid" } else { "pending" };
+        let wanted = if paid.contains(order) {
+            "paid"
+        } else {
+            "pending"
+        };
         assert_eq!(body["status"], wanted, "{body}");
         for seat in body["seats"].as_array().unwrap() {
-            assert!(seats.insert(seat.as_str().unwrap().to_owned()), "{seat} is in two orders");
+            assert!(
+                seats.insert(seat.as_str().unwrap().to_owned()),
+                "{seat} is in two orders"
+            );
         }
     }
-    let (_, stats) = service.send(Method::GET, "/api/admin/events/busy/stats", None, admin).await;
+    let (_, stats) = service
+        .send(Method::GET, "/api/admin/events/busy/stats", None, admin)
+        .await;
     let count = |f: &str| stats[f].as_u64().unwrap();
-    assert_eq!(count("sold_seats") + count("held_seats") + count("available_seats"), 200, "{stats}");
-    assert!(count("sold_seats") >= paid.len() as u64 && count("orders_paid") == count("sold_seats"), "{stats}");
-    assert!(count("active") <= 40, "max_active held across the kill: {stats}");
-    assert!(count("admitted_total") >= admitted, "every admission counted: {stats}, {admitted} read admitted");
+    assert_eq!(
+        count("sold_seats") + count("held_seats") + count("available_seats"),
+        200,
+        "{stats}"
+    );
+    assert!(
+        count("sold_seats") >= paid.len() as u64 && count("orders_paid") == count("sold_seats"),
+        "{stats}"
+    );
+    assert!(
+        count("active") <= 40,
+        "max_active held across the kill: {stats}"
+    );
+    assert!(
+        count("admitted_total") >= admitted,
+        "every admission counted: {stats}, {admitted} read admitted"
+    );
     service.kill9();
     forget(&namespace, &[EventId::parse("busy").expect("a valid id")]).await;
 }
@@ -313,18 +478,37 @@ async fn no_secret_reaches_a_log_line() {
     let namespace = fresh_namespace();
     let log = std::env::temp_dir().join(format!("{namespace}.log"));
     let service = Service::start_logging(&namespace, free_port(), Some(&log)).await;
-    let admin = "kill-test-admin";
-    let event =
-        event_body("quiet", json!({ "admission": { "per_second": 100, "max_active": 10, "pass_seconds": 60 } }));
-    assert_eq!(service.send(Method::POST, "/api/admin/events", Some(event), Some(admin)).await.0, StatusCode::CREATED);
-    let wrong_admin = service.send(Method::GET, "/api/admin/events/quiet/stats", None, Some("not-the-admin")).await;
+    let admin = "kill-test-admin-token-of-the-suite";
+    let event = event_body(
+        "quiet",
+        json!({ "admission": { "per_second": 100, "max_active": 10, "pass_seconds": 60 } }),
+    );
+    assert_eq!(
+        service
+            .send(Method::POST, "/api/admin/events", Some(event), Some(admin))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let wrong_admin = service
+        .send(
+            Method::GET,
+            "/api/admin/events/quiet/stats",
+            None,
+            Some("not-the-admin"),
+        )
+        .await;
     assert_eq!(wrong_admin.0, StatusCode::UNAUTHORIZED);
 
-    let (_, joined) = service.send(Method::POST, "/api/events/quiet/queue", None, None).await;
+    let (_, joined) = service
+        .send(Method::POST, "/api/events/quiet/queue", None, None)
+        .await;
     let token = joined["token"].as_str().expect("a token").to_owned();
     let deadline = Instant::now() + Duration::from_secs(5);
     let pass = loop {
-        let (_, polled) = service.send(Method::GET, &format!("/api/queue/{token}"), None, None).await;
+        let (_, polled) = service
+            .send(Method::GET, &format!("/api/queue/{token}"), None, None)
+            .await;
         if let Some(pass) = polled["pass"].as_str() {
             break pass.to_owned();
         }
@@ -332,28 +516,65 @@ async fn no_secret_reaches_a_log_line() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let hold = json!({ "seats": ["A-1-1"] });
-    let (status, held) = service.send(Method::POST, "/api/events/quiet/holds", Some(hold), Some(&pass)).await;
+    let (status, held) = service
+        .send(
+            Method::POST,
+            "/api/events/quiet/holds",
+            Some(hold),
+            Some(&pass),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{held}");
     let order = held["order_id"].as_str().expect("an order");
     let pay = Some(json!({ "payment_ref": "card-4242" }));
     assert_eq!(
-        service.send(Method::POST, &format!("/api/orders/{order}/pay"), pay, Some(&pass)).await.0,
+        service
+            .send(
+                Method::POST,
+                &format!("/api/orders/{order}/pay"),
+                pay,
+                Some(&pass)
+            )
+            .await
+            .0,
         StatusCode::OK
     );
     // Forged and tampered credentials are refused, and not echoed to the log either.
     let forged = format!("{pass}x");
     assert_eq!(
-        service.send(Method::GET, &format!("/api/orders/{order}"), None, Some(&forged)).await.0,
+        service
+            .send(
+                Method::GET,
+                &format!("/api/orders/{order}"),
+                None,
+                Some(&forged)
+            )
+            .await
+            .0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(service.send(Method::DELETE, &format!("/api/queue/{token}"), None, None).await.0, StatusCode::OK);
+    assert_eq!(
+        service
+            .send(Method::DELETE, &format!("/api/queue/{token}"), None, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
     service.kill9();
 
     let logged = std::fs::read_to_string(&log).expect("the log");
     let at_debug = logged.contains("DEBUG") && logged.contains("event created");
-    assert!(at_debug, "the log has the requests at debug level: {} bytes", logged.len());
-    let mut secrets =
-        vec![("the admin token", admin), ("a queue token", &token), ("a pass", &pass), ("a forged pass", &forged)];
+    assert!(
+        at_debug,
+        "the log has the requests at debug level: {} bytes",
+        logged.len()
+    );
+    let mut secrets = vec![
+        ("the admin token", admin),
+        ("a queue token", &token),
+        ("a pass", &pass),
+        ("a forged pass", &forged),
+    ];
     if !embedded() {
         secrets.push(("the signing secret", "kill-test-secret"));
     }

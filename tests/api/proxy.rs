@@ -29,7 +29,12 @@ impl FaultProxy {
         let up = Arc::new(AtomicBool::new(true));
         let latency = Arc::new(AtomicU64::new(0));
         let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let (target, up_, latency_, links_) = (target.to_owned(), up.clone(), latency.clone(), links.clone());
+        let (target, up_, latency_, links_) = (
+            target.to_owned(),
+            up.clone(),
+            latency.clone(),
+            links.clone(),
+        );
         let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if !up_.load(Ordering::SeqCst) {
@@ -46,17 +51,31 @@ impl FaultProxy {
                         );
                     }
                 });
-                links_.lock().unwrap_or_else(|p| p.into_inner()).push(link.abort_handle());
+                links_
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(link.abort_handle());
             }
         })
         .abort_handle();
-        Self { addr, up, latency, links, accepting }
+        Self {
+            addr,
+            up,
+            latency,
+            links,
+            accepting,
+        }
     }
 
     /// Drops every open connection and refuses new ones.
     pub fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for link in self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             link.abort();
         }
     }
@@ -68,7 +87,10 @@ impl FaultProxy {
     /// Delays every chunk read from now on, in both directions, on open links
     /// and new ones, by `latency`; `Duration::ZERO` takes the delay away.
     pub fn set_latency(&self, latency: Duration) {
-        self.latency.store(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.latency.store(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -81,7 +103,10 @@ async fn forward(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, latency: &Atom
         let mut buffer = vec![0; 64 * 1024];
         while let Ok(n @ 1..) = from.read(&mut buffer).await {
             let delay = Duration::from_micros(latency.load(Ordering::SeqCst));
-            if chunks.send((Instant::now() + delay, buffer[..n].to_vec())).is_err() {
+            if chunks
+                .send((Instant::now() + delay, buffer[..n].to_vec()))
+                .is_err()
+            {
                 break;
             }
         }

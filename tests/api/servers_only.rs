@@ -11,20 +11,35 @@ use time::OffsetDateTime;
 use crate::admission::admission;
 use crate::disposable::{DisposableRabbit, DisposableRedis};
 use crate::helpers::{
-    ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in, spawn_app_with,
+    ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in,
+    spawn_app_with,
 };
 use crate::orders::{one_row, sale, seats_of};
 use crate::proxy::FaultProxy;
+
+mod balancer;
 
 #[tokio::test]
 async fn every_process_sees_a_patch_within_a_second() {
     let app = spawn_app().await;
     let other = spawn_app_in(&app.namespace).await;
     app.event("live", json!({})).await;
-    app.patch_event("live", json!({ "admission": { "max_active": 7 }, "paused": true })).await;
+    app.patch_event(
+        "live",
+        json!({ "admission": { "max_active": 7 }, "paused": true }),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let seen = other.request(Method::GET, "/api/events/live", None, None).await;
-    assert_eq!((seen.body["admission"]["max_active"].as_u64(), seen.body["paused"].as_bool()), (Some(7), Some(true)));
+    let seen = other
+        .request(Method::GET, "/api/events/live", None, None)
+        .await;
+    assert_eq!(
+        (
+            seen.body["admission"]["max_active"].as_u64(),
+            seen.body["paused"].as_bool()
+        ),
+        (Some(7), Some(true))
+    );
     other.stop().await;
     app.finish().await;
 }
@@ -33,7 +48,12 @@ async fn every_process_sees_a_patch_within_a_second() {
 async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
     let first = spawn_app().await;
     let rate = 10.0;
-    first.event("relay", json!({ "paused": true, "admission": admission(rate, 1_000, 600) })).await;
+    first
+        .event(
+            "relay",
+            json!({ "paused": true, "admission": admission(rate, 1_000, 600) }),
+        )
+        .await;
     // Let the first process's worker become the queue's active consumer.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let second = spawn_app_in(&first.namespace).await;
@@ -41,7 +61,9 @@ async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
     for _ in 0..40 {
         tokens.push(first.joined("relay").await);
     }
-    second.patch_event("relay", json!({ "paused": false })).await;
+    second
+        .patch_event("relay", json!({ "paused": false }))
+        .await;
     eventually(Duration::from_secs(5), "admission started", || async {
         second.stats("relay").await.u64("admitted_total") >= 5
     })
@@ -60,10 +82,16 @@ async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
     .await;
     // The hand-over never lets the rate burst: the standby starts with no credit.
     let since = stopped.elapsed().as_secs_f64();
-    assert!((40 - before) as f64 <= rate * since + 3.0, "{} admitted in {since:.1}s", 40 - before);
+    assert!(
+        (40 - before) as f64 <= rate * since + 3.0,
+        "{} admitted in {since:.1}s",
+        40 - before
+    );
     // Polls read the process's view of the line, which follows the log within moments.
     for token in &tokens {
-        second.poll_until(token, "admitted", Duration::from_secs(2)).await;
+        second
+            .poll_until(token, "admitted", Duration::from_secs(2))
+            .await;
     }
     second.finish().await;
 }
@@ -72,21 +100,33 @@ async fn a_standby_admission_worker_takes_over_when_the_active_one_dies() {
 async fn a_place_whose_join_never_reached_the_broker_does_not_hold_the_line() {
     use fred::prelude::*;
     let app = spawn_app().await;
-    app.event("crash", json!({ "admission": admission(100.0, 100, 600) })).await;
+    app.event("crash", json!({ "admission": admission(100.0, 100, 600) }))
+        .await;
     let first = app.joined("crash").await;
-    app.poll_until(&first, "admitted", Duration::from_secs(5)).await;
+    app.poll_until(&first, "admitted", Duration::from_secs(5))
+        .await;
 
     // A process allocated place r2 eleven seconds ago and died before publishing it.
     let redis = raw_redis().await;
     let tag = format!("{{{}:crash}}", app.namespace);
-    let _: i64 = redis.hincrby(format!("{tag}:line"), "seq", 1).await.unwrap();
+    let _: i64 = redis
+        .hincrby(format!("{tag}:line"), "seq", 1)
+        .await
+        .unwrap();
     let long_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 11;
-    let _: i64 = redis.hset(format!("{tag}:seen"), ("r2", long_ago)).await.unwrap();
+    let _: i64 = redis
+        .hset(format!("{tag}:seen"), ("r2", long_ago))
+        .await
+        .unwrap();
 
     let behind = app.joined("crash").await;
-    app.poll_until(&behind, "admitted", Duration::from_secs(3)).await;
+    app.poll_until(&behind, "admitted", Duration::from_secs(3))
+        .await;
     let log: Vec<String> = redis.lrange(format!("{tag}:log"), 0, -1).await.unwrap();
-    assert!(log.contains(&"x:r2".to_owned()), "the lost place is logged as departed: {log:?}");
+    assert!(
+        log.contains(&"x:r2".to_owned()),
+        "the lost place is logged as departed: {log:?}"
+    );
     redis.quit().await.unwrap();
     app.finish().await;
 }
@@ -96,7 +136,9 @@ async fn a_flushed_seat_state_is_rebuilt_from_the_record_without_double_sales() 
     let app = spawn_app().await;
     sale(&app, "flush", json!({ "sections": one_row(6) })).await;
     let passes = app.admitted_passes("flush", 3).await;
-    let sold = app.hold_seats("flush", &passes[0], &["A-1-1", "A-1-2"]).await;
+    let sold = app
+        .hold_seats("flush", &passes[0], &["A-1-1", "A-1-2"])
+        .await;
     app.pay(sold.str("order_id"), &passes[0]).await;
     app.hold_seats("flush", &passes[1], &["A-1-3"]).await;
 
@@ -110,7 +152,10 @@ async fn a_flushed_seat_state_is_rebuilt_from_the_record_without_double_sales() 
             "a {what} seat after the flush"
         );
     }
-    assert_eq!(app.hold_seats("flush", &passes[2], &["A-1-4"]).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.hold_seats("flush", &passes[2], &["A-1-4"]).await.status,
+        StatusCode::CREATED
+    );
     let stats = app.stats("flush").await;
     let counts = ["sold_seats", "held_seats", "available_seats"].map(|f| stats.u64(f));
     assert_eq!(counts, [2, 2, 2]);
@@ -128,7 +173,9 @@ async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
 
     let app = spawn_app().await;
     sale(&app, "guard", json!({})).await;
-    let record = PgEvents::connect(&crate::helpers::database_url().await, &app.namespace).await.unwrap();
+    let record = PgEvents::connect(&crate::helpers::database_url().await, &app.namespace)
+        .await
+        .unwrap();
     let order = |seats: &[&str]| Order {
         id: uuid::Uuid::new_v4(),
         event: EventId::parse("guard").unwrap(),
@@ -139,7 +186,10 @@ async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
         created_at: OffsetDateTime::now_utc(),
         expires_at: OffsetDateTime::now_utc() + Duration::from_secs(60),
     };
-    record.insert_order(&order(&["A-1-1", "A-1-2"])).await.unwrap();
+    record
+        .insert_order(&order(&["A-1-1", "A-1-2"]))
+        .await
+        .unwrap();
     match record.insert_order(&order(&["A-1-2", "A-1-3"])).await {
         Err(InsertOrderError::SeatsTaken(seats)) => assert_eq!(seats, ["A-1-2"]),
         other => panic!("the index let a seat be taken twice: {other:?}"),
@@ -156,26 +206,56 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     use anteroom::ports::{HoldOutcome, PassTerms, SeatStore};
 
     let app = spawn_app().await;
-    sale(&app, "orphan", json!({ "hold_seconds": 1, "sections": one_row(3) })).await;
+    sale(
+        &app,
+        "orphan",
+        json!({ "hold_seconds": 1, "sections": one_row(3) }),
+    )
+    .await;
     let raw_pass = app.admitted_pass("orphan").await;
     app.seat_states("orphan").await; // the seat state exists
 
     // A process holds A-1-1 in Redis, then dies before writing the order.
-    let pass = Signer::new(crate::helpers::SECRET.as_bytes(), &app.namespace).verify_pass(&raw_pass).unwrap();
-    let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace).await.unwrap();
+    let pass = Signer::new(crate::helpers::SECRET.as_bytes(), &app.namespace)
+        .verify_pass(&raw_pass)
+        .unwrap();
+    let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace)
+        .await
+        .unwrap();
     let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let holder = Holder::new(pass.key, pass.token_id);
     let event = EventId::parse("orphan").unwrap();
-    let terms = PassTerms { key: pass.key, issued_at_ms: now_ms, expires_at_ms: pass.expires_at_ms };
-    let outcome = redis.hold(&event, uuid::Uuid::new_v4(), &holder, terms, &["A-1-1".into()], 4, now_ms).await.unwrap();
+    let terms = PassTerms {
+        key: pass.key,
+        issued_at_ms: now_ms,
+        expires_at_ms: pass.expires_at_ms,
+    };
+    let outcome = redis
+        .hold(
+            &event,
+            uuid::Uuid::new_v4(),
+            &holder,
+            terms,
+            &["A-1-1".into()],
+            4,
+            now_ms,
+        )
+        .await
+        .unwrap();
     assert!(matches!(outcome, HoldOutcome::Held(_)), "{outcome:?}");
     let taken = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
-    assert_eq!(taken.status, StatusCode::CONFLICT, "the orphan hold takes the seat for now");
+    assert_eq!(
+        taken.status,
+        StatusCode::CONFLICT,
+        "the orphan hold takes the seat for now"
+    );
 
     // hold_seconds (1) + the reconciliation grace (5) + one sweep.
-    eventually(Duration::from_secs(9), "the orphan hold is undone", || async {
-        app.stats("orphan").await.u64("held_seats") == 0
-    })
+    eventually(
+        Duration::from_secs(9),
+        "the orphan hold is undone",
+        || async { app.stats("orphan").await.u64("held_seats") == 0 },
+    )
     .await;
     let again = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
     assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
@@ -185,7 +265,9 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
 /// A plain Redis client, to look at or break what the service keeps there.
 async fn raw_redis() -> fred::prelude::Client {
     use fred::prelude::*;
-    let client = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap()).build().unwrap();
+    let client = Builder::from_config(Config::from_url(&crate::helpers::redis_url()).unwrap())
+        .build()
+        .unwrap();
     client.init().await.unwrap();
     client
 }
@@ -195,8 +277,10 @@ async fn flush_seat_state(app: &TestApp, event: &str) {
     use fred::prelude::*;
     let client = raw_redis().await;
     let tag = format!("{{{}:{event}}}", app.namespace);
-    let keys: Vec<String> =
-        ["seats", "holders", "seat_counts", "seats_ready"].iter().map(|k| format!("{tag}:{k}")).collect();
+    let keys: Vec<String> = ["seats", "holders", "seat_counts", "seats_ready"]
+        .iter()
+        .map(|k| format!("{tag}:{k}"))
+        .collect();
     let deleted: i64 = client.del(keys).await.unwrap();
     assert!(deleted >= 3, "the seat state existed");
     client.quit().await.unwrap();
@@ -204,8 +288,14 @@ async fn flush_seat_state(app: &TestApp, event: &str) {
 
 fn host_port(url: &str) -> String {
     let after_at = url.rsplit_once('@').map_or(url, |(_, rest)| rest);
-    let after_scheme = after_at.rsplit_once("://").map_or(after_at, |(_, rest)| rest);
-    after_scheme.split('/').next().unwrap_or(after_scheme).to_owned()
+    let after_scheme = after_at
+        .rsplit_once("://")
+        .map_or(after_at, |(_, rest)| rest);
+    after_scheme
+        .split('/')
+        .next()
+        .unwrap_or(after_scheme)
+        .to_owned()
 }
 
 /// A fault proxy in front of the server at `url`, and the URL that goes through it.
@@ -215,27 +305,111 @@ async fn proxied(url: &str) -> (FaultProxy, String) {
     (proxy, through)
 }
 
+/// `AMQP_URL` lists two ways to the broker (as it would list a cluster's nodes);
+/// the one in use goes away mid-sale.
+#[tokio::test]
+async fn with_the_node_in_use_gone_the_publisher_and_the_consumers_move_to_another() {
+    let (first, through_first) = proxied(&amqp_url()).await;
+    let (_second, through_second) = proxied(&amqp_url()).await;
+    let nodes = format!("{through_first},{through_second}");
+    let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(nodes)).await;
+    app.event(
+        "nodes",
+        json!({ "admission": { "per_second": 100, "max_active": 500, "pass_seconds": 600 } }),
+    )
+    .await;
+    let before = app.joined("nodes").await;
+    app.poll_until(&before, "admitted", Duration::from_secs(5))
+        .await;
+
+    first.cut();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "joins did not move to the other node"
+        );
+        let reply = app.join("nodes", None).await;
+        match reply.status {
+            StatusCode::CREATED => acknowledged.push(reply.str("token").to_owned()),
+            // Only while the publisher notices that its node went away.
+            StatusCode::SERVICE_UNAVAILABLE => assert_eq!(reply.headers["retry-after"], "1"),
+            other => panic!("a join answered {other}: {}", reply.body),
+        }
+    }
+    // The admission consumer lost its node too: it admits from the other one.
+    for token in &acknowledged {
+        app.poll_until(token, "admitted", Duration::from_secs(20))
+            .await;
+    }
+    assert_eq!(app.stats("nodes").await.u64("admitted_total"), 6);
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_list_of_nodes_none_of_which_answers_is_a_start_up_error_naming_each() {
+    let dead = ["127.0.0.1:1", "127.0.0.1:2"].map(|node| format!("amqp://guest:guest@{node}/%2f"));
+    let mut config = anteroom::config::Config::from_lookup(|_| None).expect("defaults");
+    config.database_url = crate::helpers::database_url().await;
+    config.redis_url = Some(crate::helpers::redis_url());
+    config.amqp_url = Some(dead.join(","));
+    config.secret = Some(anteroom::config::Secret::new("s"));
+    config.namespace = fresh_namespace();
+    let error = anteroom::app::App::build(config)
+        .await
+        .err()
+        .expect("no node answers")
+        .to_string();
+    assert!(
+        error.contains("127.0.0.1:1") && error.contains("127.0.0.1:2"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("guest:guest"),
+        "credentials in an error: {error}"
+    );
+}
+
 #[tokio::test]
 async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves() {
     let (proxy, through_proxy) = proxied(&amqp_url()).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(through_proxy)).await;
-    app.event("outage", json!({ "admission": { "per_second": 100, "max_active": 100, "pass_seconds": 600 } })).await;
+    app.event(
+        "outage",
+        json!({ "admission": { "per_second": 100, "max_active": 100, "pass_seconds": 600 } }),
+    )
+    .await;
     let before = app.joined("outage").await;
-    app.poll_until(&before, "admitted", Duration::from_secs(5)).await;
+    app.poll_until(&before, "admitted", Duration::from_secs(5))
+        .await;
 
     proxy.cut();
     let mut refused = 0;
     for _ in 0..5 {
         let started = Instant::now();
         let reply = app.join("outage", None).await;
-        assert!(started.elapsed() < Duration::from_secs(5), "a join waited {:?}", started.elapsed());
-        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a join waited {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "{}",
+            reply.body
+        );
         assert_eq!(reply.headers["retry-after"], "1");
         refused += 1;
     }
     assert_eq!(refused, 5);
     let stats = app.stats("outage").await;
-    assert_eq!((stats.u64("waiting"), stats.u64("admitted_total")), (0, 1), "no refused join took a place");
+    assert_eq!(
+        (stats.u64("waiting"), stats.u64("admitted_total")),
+        (0, 1),
+        "no refused join took a place"
+    );
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -244,11 +418,16 @@ async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves
         if reply.status == StatusCode::CREATED {
             break reply.str("token").to_owned();
         }
-        assert!(Instant::now() < deadline, "joins did not recover: {}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "joins did not recover: {}",
+            reply.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // The admission consumer reconnected too, and skips the places of the refused joins.
-    app.poll_until(&after, "admitted", Duration::from_secs(10)).await;
+    app.poll_until(&after, "admitted", Duration::from_secs(10))
+        .await;
     assert_eq!(app.stats("outage").await.u64("admitted_total"), 2);
     app.finish().await;
 }
@@ -261,7 +440,11 @@ async fn until_available(what: &str, mut request: impl AsyncFnMut() -> Reply) ->
         if reply.status != StatusCode::SERVICE_UNAVAILABLE {
             return reply;
         }
-        assert!(Instant::now() < deadline, "{what} did not recover: {}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not recover: {}",
+            reply.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -273,24 +456,60 @@ async fn with_postgres_out_of_reach_holds_and_pays_answer_503_and_leave_no_hold_
     sale(&app, "pgdown", json!({ "sections": one_row(4) })).await;
     let passes = app.admitted_passes("pgdown", 2).await;
     let paid_later = app.hold_seats("pgdown", &passes[0], &["A-1-1"]).await;
-    assert_eq!(paid_later.status, StatusCode::CREATED, "{}", paid_later.body);
+    assert_eq!(
+        paid_later.status,
+        StatusCode::CREATED,
+        "{}",
+        paid_later.body
+    );
 
     proxy.cut();
     let hold = app.hold_seats("pgdown", &passes[1], &["A-1-2"]).await;
-    assert_eq!((hold.status, hold.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", hold.body);
+    assert_eq!(
+        (hold.status, hold.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{}",
+        hold.body
+    );
     assert_eq!(hold.headers["retry-after"], "1");
     let pay = app.pay(paid_later.str("order_id"), &passes[0]).await;
-    assert_eq!((pay.status, pay.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", pay.body);
+    assert_eq!(
+        (pay.status, pay.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{}",
+        pay.body
+    );
     // The hold whose order could not be written was undone before the 503.
-    assert_eq!(app.seat_states("pgdown").await["A-1-2"], "free", "a hold outlived its failed order");
+    assert_eq!(
+        app.seat_states("pgdown").await["A-1-2"],
+        "free",
+        "a hold outlived its failed order"
+    );
 
     proxy.restore();
     let paid = until_available("pay", || app.pay(paid_later.str("order_id"), &passes[0])).await;
-    assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    assert_eq!(
+        (paid.status, paid.str("status")),
+        (StatusCode::OK, "paid"),
+        "{}",
+        paid.body
+    );
     let again = app.hold_seats("pgdown", &passes[1], &["A-1-2"]).await;
-    assert_eq!(again.status, StatusCode::CREATED, "the seat of the failed hold is free again: {}", again.body);
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "the seat of the failed hold is free again: {}",
+        again.body
+    );
     let stats = app.stats("pgdown").await;
-    assert_eq!((stats.u64("sold_seats"), stats.u64("held_seats"), stats.u64("available_seats")), (1, 1, 2));
+    assert_eq!(
+        (
+            stats.u64("sold_seats"),
+            stats.u64("held_seats"),
+            stats.u64("available_seats")
+        ),
+        (1, 1, 2)
+    );
     app.finish().await;
 }
 
@@ -304,19 +523,40 @@ async fn with_redis_out_of_reach_holds_answer_503_polls_still_answer_and_nothing
 
     proxy.cut();
     let hold = app.hold_seats("redisdown", &passes[0], &["A-1-1"]).await;
-    assert_eq!((hold.status, hold.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", hold.body);
+    assert_eq!(
+        (hold.status, hold.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{}",
+        hold.body
+    );
     // Polls are answered from the process's view of the line: no Redis round trip.
     assert_eq!(app.poll(&waiting).await.status, StatusCode::OK);
     let join = app.join("redisdown", None).await;
-    assert_eq!((join.status, join.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", join.body);
+    assert_eq!(
+        (join.status, join.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{}",
+        join.body
+    );
 
     proxy.restore();
-    let first = until_available("hold", || app.hold_seats("redisdown", &passes[0], &["A-1-1"])).await;
+    let first = until_available("hold", || {
+        app.hold_seats("redisdown", &passes[0], &["A-1-1"])
+    })
+    .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     let second = app.hold_seats("redisdown", &passes[1], &["A-1-1"]).await;
-    assert_eq!((second.status, second.error()), (StatusCode::CONFLICT, "seat_unavailable"), "{}", second.body);
+    assert_eq!(
+        (second.status, second.error()),
+        (StatusCode::CONFLICT, "seat_unavailable"),
+        "{}",
+        second.body
+    );
     let stats = app.stats("redisdown").await;
-    assert_eq!((stats.u64("held_seats"), stats.u64("available_seats")), (1, 1));
+    assert_eq!(
+        (stats.u64("held_seats"), stats.u64("available_seats")),
+        (1, 1)
+    );
     app.finish().await;
 }
 
@@ -332,31 +572,55 @@ async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_th
     let mut redis = DisposableRedis::start().await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(redis.url())).await;
     let admission = json!({ "per_second": 20, "max_active": 6, "pass_seconds": 120 });
-    sale(&app, "amnesia", json!({ "sections": one_row(10), "admission": admission })).await;
+    sale(
+        &app,
+        "amnesia",
+        json!({ "sections": one_row(10), "admission": admission }),
+    )
+    .await;
     let passes = app.admitted_passes("amnesia", 3).await;
     let paid = app.hold_seats("amnesia", &passes[0], &["A-1-1"]).await;
-    assert_eq!(app.pay(paid.str("order_id"), &passes[0]).await.str("status"), "paid");
+    assert_eq!(
+        app.pay(paid.str("order_id"), &passes[0])
+            .await
+            .str("status"),
+        "paid"
+    );
     let pending = app.hold_seats("amnesia", &passes[1], &["A-1-2"]).await;
     assert_eq!(pending.status, StatusCode::CREATED, "{}", pending.body);
     // Three more are admitted (max_active is 6); the rest wait.
-    let line: Vec<String> = futures_util::future::join_all((0..30).map(|_| app.joined("amnesia"))).await;
+    let line: Vec<String> =
+        futures_util::future::join_all((0..30).map(|_| app.joined("amnesia"))).await;
     let positions_now = || futures_util::future::join_all(line.iter().map(|t| position(&app, t)));
     eventually(Duration::from_secs(5), "max_active reached", || async {
         positions_now().await.iter().flatten().count() == 27
     })
     .await;
     let mut positions = positions_now().await;
-    let admitted_before: Vec<&String> =
-        line.iter().zip(&positions).filter(|(_, p)| p.is_none()).map(|(t, _)| t).collect();
+    let admitted_before: Vec<&String> = line
+        .iter()
+        .zip(&positions)
+        .filter(|(_, p)| p.is_none())
+        .map(|(t, _)| t)
+        .collect();
 
     redis.kill();
     // While Redis is gone: joins and holds answer 503, polls answer from the
     // process's view, and nobody's position goes up.
     let joins = futures_util::future::join_all((0..10).map(|_| app.join("amnesia", None)));
-    let holds = futures_util::future::join_all(passes.iter().map(|p| app.hold_seats("amnesia", p, &["A-1-5"])));
+    let holds = futures_util::future::join_all(
+        passes
+            .iter()
+            .map(|p| app.hold_seats("amnesia", p, &["A-1-5"])),
+    );
     let (joins, holds, polls) = tokio::join!(joins, holds, positions_now());
     for reply in joins.iter().chain(&holds) {
-        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "{}",
+            reply.body
+        );
         assert_eq!(reply.headers["retry-after"], "1");
     }
     assert_eq!(polls, positions, "positions while Redis is down");
@@ -370,9 +634,20 @@ async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_th
     assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
     for seat in ["A-1-1", "A-1-2"] {
         let reply = app.hold_seats("amnesia", &passes[2], &[seat]).await;
-        assert_eq!((reply.status, reply.error()), (StatusCode::CONFLICT, "seat_unavailable"), "{seat}: {}", reply.body);
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::CONFLICT, "seat_unavailable"),
+            "{seat}: {}",
+            reply.body
+        );
     }
-    assert_eq!(app.pay(pending.str("order_id"), &passes[1]).await.str("status"), "paid", "the pending order survived");
+    assert_eq!(
+        app.pay(pending.str("order_id"), &passes[1])
+            .await
+            .str("status"),
+        "paid",
+        "the pending order survived"
+    );
     // The passes from before still count: nobody more is admitted past max_active.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.stats("amnesia").await.u64("active"), 6);
@@ -389,15 +664,21 @@ async fn a_redis_that_restarts_empty_mid_sale_is_restored_from_the_record_and_th
     );
 
     // Every join acknowledged before the loss is still in line, and is admitted in turn.
-    app.patch_event("amnesia", json!({ "admission": { "max_active": 100 } })).await;
+    app.patch_event("amnesia", json!({ "admission": { "max_active": 100 } }))
+        .await;
     for token in &line {
-        app.poll_until(token, "admitted", Duration::from_secs(10)).await;
+        app.poll_until(token, "admitted", Duration::from_secs(10))
+            .await;
     }
     // The newcomer waits for the places reserved but never handed out to be skipped.
     let grace = Duration::from_secs(anteroom::services::admission::GAP_GRACE_SECONDS as u64 + 10);
     app.poll_until(after.str("token"), "admitted", grace).await;
     for token in admitted_before {
-        assert_eq!(app.poll(token).await.str("state"), "admitted", "admitted before the loss, and still");
+        assert_eq!(
+            app.poll(token).await.str("state"),
+            "admitted",
+            "admitted before the loss, and still"
+        );
     }
     let stats = app.stats("amnesia").await;
     let books = ["sold_seats", "held_seats", "available_seats"].map(|f| stats.u64(f));
@@ -416,7 +697,10 @@ async fn timed(request: impl Future<Output = Reply>) -> (Reply, Duration) {
 }
 
 fn assert_within(what: &str, took: Duration, bound: Duration) {
-    assert!(took < bound, "{what} took {took:?}, over its bound of {bound:?}");
+    assert!(
+        took < bound,
+        "{what} took {took:?}, over its bound of {bound:?}"
+    );
 }
 
 /// A clear `503` that invites a retry.
@@ -432,21 +716,31 @@ fn assert_retry_later(what: &str, reply: &Reply) {
 
 /// The seats that are not free on the seat map, with their states, in order.
 async fn taken_seats(app: &TestApp, event: &str) -> Vec<(String, String)> {
-    let mut taken: Vec<(String, String)> =
-        app.seat_states(event).await.into_iter().filter(|(_, state)| state != "free").collect();
+    let mut taken: Vec<(String, String)> = app
+        .seat_states(event)
+        .await
+        .into_iter()
+        .filter(|(_, state)| state != "free")
+        .collect();
     taken.sort();
     taken
 }
 
 #[tokio::test]
-async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and_nothing_is_half_done() {
+async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and_nothing_is_half_done()
+ {
     use anteroom::adapters::redis::COMMAND_TIMEOUT;
     let (proxy, through_proxy) = proxied(&crate::helpers::redis_url()).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(through_proxy)).await;
     sale(&app, "redisslow", json!({ "sections": one_row(8) })).await;
     let passes = app.admitted_passes("redisslow", 4).await;
     let paid_during = app.hold_seats("redisslow", &passes[0], &["A-1-1"]).await;
-    assert_eq!(paid_during.status, StatusCode::CREATED, "{}", paid_during.body);
+    assert_eq!(
+        paid_during.status,
+        StatusCode::CREATED,
+        "{}",
+        paid_during.body
+    );
     let tokens = join_all((0..4).map(|_| app.joined("redisslow"))).await;
     let waiting = app.stats("redisslow").await.u64("waiting");
 
@@ -455,7 +749,12 @@ async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and
     proxy.set_latency(latency);
     let wanted: [&[&str]; 3] = [&["A-1-2", "A-1-3"], &["A-1-4"], &["A-1-5", "A-1-6"]];
     let (holds, pay, polls, joins) = tokio::join!(
-        join_all(wanted.iter().zip(&passes[1..]).map(|(seats, pass)| timed(app.hold_seats("redisslow", pass, seats)))),
+        join_all(
+            wanted
+                .iter()
+                .zip(&passes[1..])
+                .map(|(seats, pass)| timed(app.hold_seats("redisslow", pass, seats)))
+        ),
         timed(app.pay(paid_during.str("order_id"), &passes[0])),
         join_all(tokens.iter().map(|token| timed(app.poll(token)))),
         join_all((0..3).map(|_| timed(app.join("redisslow", None)))),
@@ -468,7 +767,12 @@ async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and
     // The record decides a payment; the fast store follows (the sale, then the counts) when it can.
     let (paid, took) = &pay;
     assert_within("a payment", *took, 2 * COMMAND_TIMEOUT + SLACK);
-    assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+    assert_eq!(
+        (paid.status, paid.str("status")),
+        (StatusCode::OK, "paid"),
+        "{}",
+        paid.body
+    );
     // Polls are answered from the process's view of the line: no Redis round trip.
     for (reply, took) in &polls {
         assert_within("a poll", *took, SLACK);
@@ -482,30 +786,63 @@ async fn with_redis_slower_than_its_timeout_holds_answer_503_in_bounded_time_and
 
     proxy.set_latency(Duration::ZERO);
     // The replies still on their way arrive within `latency`; then only the paid seat is taken.
-    eventually(2 * latency + SLACK, "Redis answers again and the refused holds are undone", || async {
-        let stats = app.request(Method::GET, "/api/admin/events/redisslow/stats", None, Some(ADMIN_TOKEN)).await;
-        stats.status == StatusCode::OK && stats.u64("held_seats") + stats.u64("sold_seats") == 1
-    })
+    eventually(
+        2 * latency + SLACK,
+        "Redis answers again and the refused holds are undone",
+        || async {
+            let stats = app
+                .request(
+                    Method::GET,
+                    "/api/admin/events/redisslow/stats",
+                    None,
+                    Some(ADMIN_TOKEN),
+                )
+                .await;
+            stats.status == StatusCode::OK && stats.u64("held_seats") + stats.u64("sold_seats") == 1
+        },
+    )
     .await;
     // No seat is held without an order: the one seat taken is the paid order's,
     // sold, or still held by that order if the sale has not reached Redis.
     let taken = taken_seats(&app, "redisslow").await;
-    assert!(matches!(taken.as_slice(), [(seat, _)] if seat == "A-1-1"), "only the paid seat is taken: {taken:?}");
+    assert!(
+        matches!(taken.as_slice(), [(seat, _)] if seat == "A-1-1"),
+        "only the paid seat is taken: {taken:?}"
+    );
     // No order without its seat: a repeated payment brings the fast store in line.
     let order = app.pay(paid_during.str("order_id"), &passes[0]).await;
     assert_eq!(
         (order.status, order.str("status"), seats_of(&order)),
         (StatusCode::OK, "paid", vec!["A-1-1".to_owned()])
     );
-    assert_eq!(taken_seats(&app, "redisslow").await, [("A-1-1".to_owned(), "sold".to_owned())]);
+    assert_eq!(
+        taken_seats(&app, "redisslow").await,
+        [("A-1-1".to_owned(), "sold".to_owned())]
+    );
     let stats = app.stats("redisslow").await;
     let counts = ["held_seats", "sold_seats", "available_seats", "waiting"].map(|f| stats.u64(f));
-    assert_eq!(counts, [0, 1, 7, waiting], "no refused hold or join left anything behind");
+    assert_eq!(
+        counts,
+        [0, 1, 7, waiting],
+        "no refused hold or join left anything behind"
+    );
     // The seats of the refused holds are free: holding them now succeeds exactly once.
-    let again = join_all(passes[1..].iter().map(|pass| app.hold_seats("redisslow", pass, &["A-1-2", "A-1-3"]))).await;
+    let again = join_all(
+        passes[1..]
+            .iter()
+            .map(|pass| app.hold_seats("redisslow", pass, &["A-1-2", "A-1-3"])),
+    )
+    .await;
     let mut statuses: Vec<StatusCode> = again.iter().map(|r| r.status).collect();
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT, StatusCode::CONFLICT]);
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::CREATED,
+            StatusCode::CONFLICT,
+            StatusCode::CONFLICT
+        ]
+    );
     app.finish().await;
 }
 
@@ -525,7 +862,8 @@ impl Ledger {
     fn hold(&mut self, reply: &Reply, pass: usize, seats: &[&str]) {
         let seats = seats.iter().map(|seat| seat.to_string()).collect();
         if reply.status == StatusCode::CREATED {
-            self.held.push((reply.str("order_id").to_owned(), pass, seats));
+            self.held
+                .push((reply.str("order_id").to_owned(), pass, seats));
         } else {
             assert_retry_later("a hold", reply);
             self.refused.push((pass, seats));
@@ -558,15 +896,28 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         ledger.hold(&reply, pass, seats);
     }
-    let orders: Vec<String> = ledger.held.iter().map(|(order, _, _)| order.clone()).collect();
+    let orders: Vec<String> = ledger
+        .held
+        .iter()
+        .map(|(order, _, _)| order.clone())
+        .collect();
 
     // Far: a round trip takes longer than an operation waits for its connection,
     // so every operation on the record fails at its first step.
     proxy.set_latency(ACQUIRE_TIMEOUT);
     let far: [&[&str]; 2] = [&["A-1-6", "A-1-7"], &["A-1-8"]];
     let (holds, pays) = tokio::join!(
-        join_all(far.iter().zip(&passes[4..]).map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))),
-        join_all(orders[..2].iter().zip(&passes).map(|(order, pass)| timed(app.pay(order, pass)))),
+        join_all(
+            far.iter()
+                .zip(&passes[4..])
+                .map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))
+        ),
+        join_all(
+            orders[..2]
+                .iter()
+                .zip(&passes)
+                .map(|(order, pass)| timed(app.pay(order, pass)))
+        ),
     );
     // A hold takes its seats in Redis, waits for a connection, then undoes the hold.
     for ((reply, took), (i, seats)) in holds.iter().zip(far.iter().enumerate()) {
@@ -585,8 +936,17 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
     proxy.set_latency(ACQUIRE_TIMEOUT / 3);
     let slow: [&[&str]; 2] = [&["A-1-9"], &["A-1-10", "A-1-11"]];
     let (holds, pays) = tokio::join!(
-        join_all(slow.iter().zip(&passes[4..]).map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))),
-        join_all(orders[..3].iter().zip(&passes).map(|(order, pass)| timed(app.pay(order, pass)))),
+        join_all(
+            slow.iter()
+                .zip(&passes[4..])
+                .map(|(seats, pass)| timed(app.hold_seats("pgslow", pass, seats)))
+        ),
+        join_all(
+            orders[..3]
+                .iter()
+                .zip(&passes)
+                .map(|(order, pass)| timed(app.pay(order, pass)))
+        ),
     );
     for ((reply, took), (i, seats)) in holds.iter().zip(slow.iter().enumerate()) {
         assert_within("a slow hold", *took, REQUEST_TIMEOUT + SLACK);
@@ -607,7 +967,11 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
             if reply.status != StatusCode::OK {
                 return None;
             }
-            assert_eq!(&seats_of(&reply), seats, "an acknowledged order keeps its seats");
+            assert_eq!(
+                &seats_of(&reply),
+                seats,
+                "an acknowledged order keeps its seats"
+            );
             let state = match reply.str("status") {
                 "paid" => "sold",
                 "pending" if !ledger.paid.contains(order) => "held",
@@ -618,26 +982,52 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
         taken.sort();
         Some(taken)
     };
-    eventually(REQUEST_TIMEOUT, "the seat map agrees with the record", || async {
-        let recorded = record().await;
-        recorded.is_some() && recorded == Some(taken_seats(&app, "pgslow").await)
-    })
+    eventually(
+        REQUEST_TIMEOUT,
+        "the seat map agrees with the record",
+        || async {
+            let recorded = record().await;
+            recorded.is_some() && recorded == Some(taken_seats(&app, "pgslow").await)
+        },
+    )
     .await;
     // The refused holds left no seat behind: their seats can be held now.
     for (pass, seats) in &ledger.refused {
         let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
         let again = app.hold_seats("pgslow", &passes[*pass], &seats).await;
-        assert_eq!(again.status, StatusCode::CREATED, "the seats of a refused hold are free: {}", again.body);
+        assert_eq!(
+            again.status,
+            StatusCode::CREATED,
+            "the seats of a refused hold are free: {}",
+            again.body
+        );
     }
     for (order, pass, _) in &ledger.held {
         let paid = app.pay(order, &passes[*pass]).await;
-        assert_eq!((paid.status, paid.str("status")), (StatusCode::OK, "paid"), "{}", paid.body);
+        assert_eq!(
+            (paid.status, paid.str("status")),
+            (StatusCode::OK, "paid"),
+            "{}",
+            paid.body
+        );
     }
-    let sold: u64 = ledger.held.iter().map(|(_, _, seats)| seats.len() as u64).sum();
-    let held: u64 = ledger.refused.iter().map(|(_, seats)| seats.len() as u64).sum();
+    let sold: u64 = ledger
+        .held
+        .iter()
+        .map(|(_, _, seats)| seats.len() as u64)
+        .sum();
+    let held: u64 = ledger
+        .refused
+        .iter()
+        .map(|(_, seats)| seats.len() as u64)
+        .sum();
     let stats = app.stats("pgslow").await;
-    let counts = ["sold_seats", "held_seats", "available_seats", "orders_paid"].map(|f| stats.u64(f));
-    assert_eq!(counts, [sold, held, 12 - sold - held, ledger.held.len() as u64]);
+    let counts =
+        ["sold_seats", "held_seats", "available_seats", "orders_paid"].map(|f| stats.u64(f));
+    assert_eq!(
+        counts,
+        [sold, held, 12 - sold - held, ledger.held.len() as u64]
+    );
     app.finish().await;
 }
 
@@ -649,29 +1039,44 @@ async fn a_process_that_has_not_yet_read_the_prequeue_close_still_counts_the_pre
     let (proxy, through_proxy) = proxied(&crate::helpers::redis_url()).await;
     let other = spawn_app_with(&app.namespace, |c| c.redis_url = Some(through_proxy)).await;
     let opens = OffsetDateTime::now_utc() + Duration::from_secs(2);
-    app.event("lagging", json!({ "paused": true, "on_sale_at": opens.format(&Rfc3339).unwrap() })).await;
+    app.event(
+        "lagging",
+        json!({ "paused": true, "on_sale_at": opens.format(&Rfc3339).unwrap() }),
+    )
+    .await;
     for _ in 0..5 {
         assert_eq!(app.join("lagging", None).await.str("state"), "pre_queue");
     }
     proxy.set_latency(Duration::from_millis(300));
     tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(2_200)).await;
-    let joined: Vec<String> = futures_util::future::join_all((0..3).map(|_| app.joined("lagging"))).await;
+    let joined: Vec<String> =
+        futures_util::future::join_all((0..3).map(|_| app.joined("lagging"))).await;
     let polled = futures_util::future::join_all(joined.iter().map(|token| other.poll(token))).await;
     let mut positions: Vec<u64> = polled.iter().map(|reply| reply.u64("position")).collect();
     positions.sort_unstable();
-    assert_eq!(positions, [6, 7, 8], "the lagging process counts the pre-queue too");
+    assert_eq!(
+        positions,
+        [6, 7, 8],
+        "the lagging process counts the pre-queue too"
+    );
     other.stop().await;
     app.finish().await;
 }
 
 #[tokio::test]
-async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged_joins_take_a_place() {
+async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged_joins_take_a_place()
+ {
     use anteroom::adapters::amqp::PUBLISH_TIMEOUT;
     let (proxy, through_proxy) = proxied(&amqp_url()).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(through_proxy)).await;
-    app.event("mqslow", json!({ "admission": admission(100.0, 1_000, 600) })).await;
+    app.event(
+        "mqslow",
+        json!({ "admission": admission(100.0, 1_000, 600) }),
+    )
+    .await;
     let before = app.joined("mqslow").await;
-    app.poll_until(&before, "admitted", Duration::from_secs(5)).await;
+    app.poll_until(&before, "admitted", Duration::from_secs(5))
+        .await;
     // A join may wait for the groups already publishing (each within the timeout), then for its own publish.
     let join_bound = 2 * PUBLISH_TIMEOUT + SLACK;
 
@@ -701,13 +1106,19 @@ async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged
         if reply.status == StatusCode::CREATED {
             break reply.str("token").to_owned();
         }
-        assert!(Instant::now() < deadline, "joins did not recover: {}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "joins did not recover: {}",
+            reply.body
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // Admission is in join order: once the last join is admitted, every place before it was settled.
-    app.poll_until(&after, "admitted", Duration::from_secs(10)).await;
+    app.poll_until(&after, "admitted", Duration::from_secs(10))
+        .await;
     for (reply, _) in &slow {
-        app.poll_until(reply.str("token"), "admitted", Duration::from_secs(2)).await;
+        app.poll_until(reply.str("token"), "admitted", Duration::from_secs(2))
+            .await;
     }
     let stats = app.stats("mqslow").await;
     assert_eq!(
@@ -722,9 +1133,16 @@ async fn with_the_broker_slow_joins_answer_in_bounded_time_and_only_acknowledged
 async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut broker = DisposableRabbit::start().await;
-    let app = std::sync::Arc::new(spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(broker.url())).await);
+    let app = std::sync::Arc::new(
+        spawn_app_with(&fresh_namespace(), |c| c.amqp_url = Some(broker.url())).await,
+    );
     let admission = json!({ "per_second": 5, "max_active": 100_000, "pass_seconds": 600 });
-    sale(&app, "brokerdies", json!({ "hold_seconds": 3, "sections": one_row(4), "admission": admission })).await;
+    sale(
+        &app,
+        "brokerdies",
+        json!({ "hold_seconds": 3, "sections": one_row(4), "admission": admission }),
+    )
+    .await;
     let pass = app.admitted_pass("brokerdies").await;
     let held = app.hold_seats("brokerdies", &pass, &["A-1-1"]).await;
     assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
@@ -740,7 +1158,11 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
                 while !stop.load(Ordering::Relaxed) {
                     let reply = app.join("brokerdies", None).await;
                     // As a browser would: a refused join is tried again after Retry-After.
-                    if let Some(after) = reply.headers.get("retry-after").and_then(|v| v.to_str().ok()) {
+                    if let Some(after) = reply
+                        .headers
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                    {
                         tokio::time::sleep(Duration::from_secs(after.parse().unwrap_or(1))).await;
                     }
                     replies.push(reply);
@@ -753,9 +1175,18 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
     broker.kill();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let refused = app.join("brokerdies", None).await;
-    assert_eq!((refused.status, refused.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", refused.body);
+    assert_eq!(
+        (refused.status, refused.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{}",
+        refused.body
+    );
     assert_eq!(refused.headers["retry-after"], "1");
-    assert_eq!(app.poll(&waiting).await.status, StatusCode::OK, "polls answer without the broker");
+    assert_eq!(
+        app.poll(&waiting).await.status,
+        StatusCode::OK,
+        "polls answer without the broker"
+    );
     broker.restart().await;
     // The publisher reconnects by itself.
     let after = until_available("join", || app.join("brokerdies", None)).await;
@@ -773,15 +1204,28 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
         .chain([waiting.as_str()])
         .collect();
     for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
-        assert_eq!((reply.status, reply.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", reply.body);
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "{}",
+            reply.body
+        );
     }
-    assert!(replies.len() > acknowledged.len(), "some joins were refused while the broker was down");
+    assert!(
+        replies.len() > acknowledged.len(),
+        "some joins were refused while the broker was down"
+    );
 
     // The consumer reconnects by itself; every acknowledged join survived the
     // broker's crash in the quorum queue and is admitted, and no refused one is.
-    app.patch_event("brokerdies", json!({ "admission": { "per_second": 1_000 } })).await;
+    app.patch_event(
+        "brokerdies",
+        json!({ "admission": { "per_second": 1_000 } }),
+    )
+    .await;
     for token in &acknowledged {
-        app.poll_until(token, "admitted", Duration::from_secs(30)).await;
+        app.poll_until(token, "admitted", Duration::from_secs(30))
+            .await;
     }
     let stats = app.stats("brokerdies").await;
     assert_eq!(
@@ -791,9 +1235,34 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
         stats.body
     );
     // The hold's expiry timer, confirmed before the crash, still ends it.
-    eventually(Duration::from_secs(10), "the hold from before the crash expired", || async {
-        app.order(held.str("order_id"), &pass).await.str("status") == "expired"
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the hold from before the crash expired",
+        || async { app.order(held.str("order_id"), &pass).await.str("status") == "expired" },
+    )
     .await;
-    std::sync::Arc::into_inner(app).expect("the joiners are done").finish().await;
+    std::sync::Arc::into_inner(app)
+        .expect("the joiners are done")
+        .finish()
+        .await;
+}
+
+/// The limit on wrong admin tokens is the deployment's, not each instance's.
+#[tokio::test]
+async fn wrong_admin_tokens_are_counted_across_instances() {
+    use crate::door::{ALLOWED_FAILURES, admin_stats, within_one_window};
+    let app = spawn_app().await;
+    let other = spawn_app_in(&app.namespace).await;
+    within_one_window().await;
+    for attempt in 1..=ALLOWED_FAILURES {
+        let instance = if attempt % 2 == 0 { &app } else { &other };
+        let guess = admin_stats(instance, &format!("a-wrong-admin-token-guess-{attempt}")).await;
+        assert_eq!(guess.status, StatusCode::UNAUTHORIZED, "guess {attempt}");
+    }
+    for instance in [&app, &other] {
+        let refused = admin_stats(instance, "one-more-wrong-admin-token-guess").await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    other.stop().await;
+    app.finish().await;
 }

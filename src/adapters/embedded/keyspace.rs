@@ -33,8 +33,15 @@ struct Data(HashMap<String, Entry>);
 /// A change to journal: a command, or a script and its keys and arguments.
 #[derive(Debug, Clone)]
 enum Change {
-    Command { name: String, args: Vec<Vec<u8>> },
-    Script { source: Arc<str>, keys: Vec<Vec<u8>>, args: Vec<Vec<u8>> },
+    Command {
+        name: String,
+        args: Vec<Vec<u8>>,
+    },
+    Script {
+        source: Arc<str>,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+    },
 }
 
 struct State {
@@ -48,12 +55,20 @@ impl State {
     }
 
     /// Runs a script with `redis.call` bound to this state's commands.
-    fn eval(&mut self, source: &str, keys: Vec<Vec<u8>>, args: Vec<Vec<u8>>) -> Result<Value, String> {
+    fn eval(
+        &mut self,
+        source: &str,
+        keys: Vec<Vec<u8>>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<Value, String> {
         let State { data, lua } = self;
         lua.scope(|scope| {
             let call = scope.create_function_mut(|lua, parts: Variadic<mlua::Value>| {
                 let mut parts = parts.into_iter().map(|p| lua_bytes(&p));
-                let name = parts.next().flatten().ok_or_else(|| mlua::Error::runtime("redis.call needs a command"))?;
+                let name = parts
+                    .next()
+                    .flatten()
+                    .ok_or_else(|| mlua::Error::runtime("redis.call needs a command"))?;
                 let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
                 let args: Vec<Vec<u8>> = parts.map(Option::unwrap_or_default).collect();
                 let reply = data.exec(&name, &args).map_err(mlua::Error::runtime)?;
@@ -103,7 +118,10 @@ const READ_ONLY: &[&str] = &[
 impl Keyspace {
     /// Opens the store on `pool`, replaying its journal.
     pub async fn open(pool: SqlitePool) -> BackendResult<Arc<Self>> {
-        let mut state = State { data: Data::default(), lua: Lua::new() };
+        let mut state = State {
+            data: Data::default(),
+            lua: Lua::new(),
+        };
         let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(
             "SELECT id, name, args, source FROM kv_journal j LEFT JOIN kv_scripts s ON s.sha = j.name ORDER BY id",
         )
@@ -112,11 +130,15 @@ impl Keyspace {
         .map_err(failed)?;
         let replayed = rows.len();
         for (id, name, args, source) in rows {
-            let args = decode_args(&args).ok_or_else(|| failed(format!("journal entry {id} is corrupt")))?;
+            let args = decode_args(&args)
+                .filter(|args| !args.is_empty())
+                .ok_or_else(|| failed(format!("journal entry {id} is corrupt")))?;
             let outcome = match source {
                 Some(source) => {
-                    let keys_len =
-                        args.first().and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+                    let keys_len = args
+                        .first()
+                        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+                        .unwrap_or(0);
                     let (keys, args) = args[1..].split_at(keys_len.min(args.len() - 1));
                     // A script that failed when it ran fails the same way now.
                     if let Err(e) = state.eval(&source, keys.to_vec(), args.to_vec()) {
@@ -129,11 +151,17 @@ impl Keyspace {
             outcome.map_err(|e| failed(format!("replaying journal entry {id}: {e}")))?;
         }
         if replayed > 0 {
-            tracing::info!(entries = replayed, "the embedded store replayed its journal");
+            tracing::info!(
+                entries = replayed,
+                "the embedded store replayed its journal"
+            );
         }
         let (journal, changes) = mpsc::unbounded_channel();
         tokio::spawn(write_journal(pool, changes));
-        Ok(Arc::new(Self { state: Mutex::new(state), journal }))
+        Ok(Arc::new(Self {
+            state: Mutex::new(state),
+            journal,
+        }))
     }
 
     /// Runs one command; a change is durable when this returns.
@@ -143,17 +171,25 @@ impl Keyspace {
         let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let reply = state.exec(&name, &args).map_err(failed)?;
-            let durable = (!READ_ONLY.contains(&name.as_str())).then(|| self.record(Change::Command { name, args }));
+            let durable = (!READ_ONLY.contains(&name.as_str()))
+                .then(|| self.record(Change::Command { name, args }));
             (reply, durable)
         };
         if let Some(durable) = durable {
-            durable.await.map_err(|_| failed("the journal writer stopped"))??;
+            durable
+                .await
+                .map_err(|_| failed("the journal writer stopped"))??;
         }
         Ok(reply)
     }
 
     /// Runs a Lua script atomically, as Redis' EVAL does; durable when this returns.
-    pub async fn eval(&self, source: &Arc<str>, keys: Vec<String>, args: Vec<Value>) -> BackendResult<Value> {
+    pub async fn eval(
+        &self,
+        source: &Arc<str>,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> BackendResult<Value> {
         let keys: Vec<Vec<u8>> = keys.into_iter().map(String::into_bytes).collect();
         let args: Vec<Vec<u8>> = args.iter().map(value_bytes).collect();
         let (reply, durable) = {
@@ -161,9 +197,18 @@ impl Keyspace {
             let reply = state.eval(source, keys.clone(), args.clone());
             // Journaled even when it failed: as in Redis, the writes it made before
             // the error stay, and replaying it makes exactly the same ones.
-            (reply, self.record(Change::Script { source: source.clone(), keys, args }))
+            (
+                reply,
+                self.record(Change::Script {
+                    source: source.clone(),
+                    keys,
+                    args,
+                }),
+            )
         };
-        durable.await.map_err(|_| failed("the journal writer stopped"))??;
+        durable
+            .await
+            .map_err(|_| failed("the journal writer stopped"))??;
         reply.map_err(failed)
     }
 
@@ -229,7 +274,14 @@ async fn append<'a>(
                         .await?;
                 }
                 let count = keys.len().to_string().into_bytes();
-                (sha, encode_args(std::iter::once(&count).chain(keys.iter()).chain(args.iter())))
+                (
+                    sha,
+                    encode_args(
+                        std::iter::once(&count)
+                            .chain(keys.iter())
+                            .chain(args.iter()),
+                    ),
+                )
             }
         };
         sqlx::query("INSERT INTO kv_journal (name, args) VALUES (?, ?)")
@@ -298,7 +350,10 @@ fn text(arg: &[u8]) -> Result<String, String> {
 }
 
 fn int(arg: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(arg).ok().and_then(|s| s.parse().ok()).ok_or_else(|| "value is not an integer".to_owned())
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "value is not an integer".to_owned())
 }
 
 /// A score bound: `-inf`, `+inf`, `n` or exclusive `(n`.
@@ -314,7 +369,8 @@ fn bound(arg: &[u8]) -> Result<(f64, bool), String> {
 }
 
 fn within(score: f64, (min, min_ex): (f64, bool), (max, max_ex): (f64, bool)) -> bool {
-    (if min_ex { score > min } else { score >= min }) && (if max_ex { score < max } else { score <= max })
+    (if min_ex { score > min } else { score >= min })
+        && (if max_ex { score < max } else { score <= max })
 }
 
 fn bulk(v: &[u8]) -> Value {
@@ -328,21 +384,33 @@ const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong ki
 
 impl Data {
     fn hash(&mut self, key: &[u8]) -> Result<&mut HashMap<String, Vec<u8>>, String> {
-        match self.0.entry(text(key)?).or_insert_with(|| Entry::Hash(HashMap::new())) {
+        match self
+            .0
+            .entry(text(key)?)
+            .or_insert_with(|| Entry::Hash(HashMap::new()))
+        {
             Entry::Hash(h) => Ok(h),
             _ => Err(WRONG_TYPE.into()),
         }
     }
 
     fn set(&mut self, key: &[u8]) -> Result<&mut HashSet<String>, String> {
-        match self.0.entry(text(key)?).or_insert_with(|| Entry::Set(HashSet::new())) {
+        match self
+            .0
+            .entry(text(key)?)
+            .or_insert_with(|| Entry::Set(HashSet::new()))
+        {
             Entry::Set(s) => Ok(s),
             _ => Err(WRONG_TYPE.into()),
         }
     }
 
     fn zset(&mut self, key: &[u8]) -> Result<&mut HashMap<String, f64>, String> {
-        match self.0.entry(text(key)?).or_insert_with(|| Entry::ZSet(HashMap::new())) {
+        match self
+            .0
+            .entry(text(key)?)
+            .or_insert_with(|| Entry::ZSet(HashMap::new()))
+        {
             Entry::ZSet(z) => Ok(z),
             _ => Err(WRONG_TYPE.into()),
         }
@@ -368,7 +436,9 @@ impl Data {
 
     fn exec(&mut self, name: &str, args: &[Vec<u8>]) -> Result<Value, String> {
         let arg = |i: usize| {
-            args.get(i).map(Vec::as_slice).ok_or_else(|| format!("ERR wrong number of arguments for '{name}'"))
+            args.get(i)
+                .map(Vec::as_slice)
+                .ok_or_else(|| format!("ERR wrong number of arguments for '{name}'"))
         };
         let reply = match name {
             "PING" => Value::String("PONG".into()),
@@ -385,7 +455,11 @@ impl Data {
                 let mut n = 0;
                 for key in args {
                     let key = text(key)?;
-                    let hit = if name == "DEL" { self.0.remove(&key).is_some() } else { self.0.contains_key(&key) };
+                    let hit = if name == "DEL" {
+                        self.0.remove(&key).is_some()
+                    } else {
+                        self.0.contains_key(&key)
+                    };
                     n += i64::from(hit);
                 }
                 Value::Integer(n)
@@ -399,20 +473,21 @@ impl Data {
                 let fields = &args[1..];
                 match self.get(arg(0)?) {
                     Some(Entry::Hash(h)) => Value::Array(
-                        fields.iter().map(|f| Ok(h.get(&text(f)?).map_or(Value::Null, |v| bulk(v)))).collect::<Result<
-                            _,
-                            String,
-                        >>(
-                        )?,
+                        fields
+                            .iter()
+                            .map(|f| Ok(h.get(&text(f)?).map_or(Value::Null, |v| bulk(v))))
+                            .collect::<Result<_, String>>()?,
                     ),
                     Some(_) => return Err(WRONG_TYPE.into()),
                     None => Value::Array(fields.iter().map(|_| Value::Null).collect()),
                 }
             }
             "HGETALL" => match self.get(arg(0)?) {
-                Some(Entry::Hash(h)) => {
-                    Value::Array(h.iter().flat_map(|(k, v)| [Value::String(k.as_str().into()), bulk(v)]).collect())
-                }
+                Some(Entry::Hash(h)) => Value::Array(
+                    h.iter()
+                        .flat_map(|(k, v)| [Value::String(k.as_str().into()), bulk(v)])
+                        .collect(),
+                ),
                 Some(_) => return Err(WRONG_TYPE.into()),
                 None => Value::Array(Vec::new()),
             },
@@ -424,7 +499,9 @@ impl Data {
                 let h = self.hash(arg(0)?)?;
                 let mut added = 0;
                 for pair in args[1..].chunks(2) {
-                    let [field, value] = pair else { return Err("ERR wrong number of arguments for 'HSET'".into()) };
+                    let [field, value] = pair else {
+                        return Err("ERR wrong number of arguments for 'HSET'".into());
+                    };
                     added += i64::from(h.insert(text(field)?, value.clone()).is_none());
                 }
                 Value::Integer(added)
@@ -440,7 +517,10 @@ impl Data {
                 }
             }
             "HDEL" => {
-                let fields: Vec<String> = args[1..].iter().map(|f| text(f)).collect::<Result<_, _>>()?;
+                let fields: Vec<String> = args[1..]
+                    .iter()
+                    .map(|f| text(f))
+                    .collect::<Result<_, _>>()?;
                 let h = self.hash(arg(0)?)?;
                 let n = fields.iter().filter(|f| h.remove(*f).is_some()).count() as i64;
                 self.prune(arg(0)?);
@@ -454,7 +534,10 @@ impl Data {
                 Value::Integer(now)
             }
             "SADD" => {
-                let members: Vec<String> = args[1..].iter().map(|m| text(m)).collect::<Result<_, _>>()?;
+                let members: Vec<String> = args[1..]
+                    .iter()
+                    .map(|m| text(m))
+                    .collect::<Result<_, _>>()?;
                 let s = self.set(arg(0)?)?;
                 Value::Integer(members.into_iter().filter(|m| s.insert(m.clone())).count() as i64)
             }
@@ -463,29 +546,41 @@ impl Data {
                 _ => 0,
             }),
             "SMEMBERS" => match self.get(arg(0)?) {
-                Some(Entry::Set(s)) => Value::Array(s.iter().map(|m| Value::String(m.as_str().into())).collect()),
+                Some(Entry::Set(s)) => {
+                    Value::Array(s.iter().map(|m| Value::String(m.as_str().into())).collect())
+                }
                 _ => Value::Array(Vec::new()),
             },
             "ZADD" => {
                 let mut pairs = Vec::new();
                 for pair in args[1..].chunks(2) {
-                    let [score, member] = pair else { return Err("ERR syntax error".into()) };
+                    let [score, member] = pair else {
+                        return Err("ERR syntax error".into());
+                    };
                     pairs.push((bound(score)?.0, text(member)?));
                 }
                 let z = self.zset(arg(0)?)?;
-                Value::Integer(pairs.into_iter().filter(|(s, m)| z.insert(m.clone(), *s).is_none()).count() as i64)
+                Value::Integer(
+                    pairs
+                        .into_iter()
+                        .filter(|(s, m)| z.insert(m.clone(), *s).is_none())
+                        .count() as i64,
+                )
             }
             "ZREM" => {
-                let members: Vec<String> = args[1..].iter().map(|m| text(m)).collect::<Result<_, _>>()?;
+                let members: Vec<String> = args[1..]
+                    .iter()
+                    .map(|m| text(m))
+                    .collect::<Result<_, _>>()?;
                 let z = self.zset(arg(0)?)?;
                 let n = members.iter().filter(|m| z.remove(*m).is_some()).count() as i64;
                 self.prune(arg(0)?);
                 Value::Integer(n)
             }
             "ZSCORE" => match self.get(arg(0)?) {
-                Some(Entry::ZSet(z)) => {
-                    z.get(&text(arg(1)?)?).map_or(Value::Null, |s| Value::String(format_score(*s).into()))
-                }
+                Some(Entry::ZSet(z)) => z
+                    .get(&text(arg(1)?)?)
+                    .map_or(Value::Null, |s| Value::String(format_score(*s).into())),
                 _ => Value::Null,
             },
             "ZCARD" => Value::Integer(match self.get(arg(0)?) {
@@ -495,15 +590,21 @@ impl Data {
             "ZCOUNT" | "ZRANGEBYSCORE" | "ZREMRANGEBYSCORE" => {
                 let (min, max) = (bound(arg(1)?)?, bound(arg(2)?)?);
                 let mut hits: Vec<(f64, String)> = match self.get(arg(0)?) {
-                    Some(Entry::ZSet(z)) => {
-                        z.iter().filter(|&(_, s)| within(*s, min, max)).map(|(m, s)| (*s, m.clone())).collect()
-                    }
+                    Some(Entry::ZSet(z)) => z
+                        .iter()
+                        .filter(|&(_, s)| within(*s, min, max))
+                        .map(|(m, s)| (*s, m.clone()))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 hits.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
                 match name {
                     "ZCOUNT" => Value::Integer(hits.len() as i64),
-                    "ZRANGEBYSCORE" => Value::Array(hits.into_iter().map(|(_, m)| Value::String(m.into())).collect()),
+                    "ZRANGEBYSCORE" => Value::Array(
+                        hits.into_iter()
+                            .map(|(_, m)| Value::String(m.into()))
+                            .collect(),
+                    ),
                     _ => {
                         let z = self.zset(arg(0)?)?;
                         hits.iter().for_each(|(_, m)| {
@@ -532,7 +633,12 @@ impl Data {
                     if start > stop {
                         Value::Array(Vec::new())
                     } else {
-                        Value::Array(l[start as usize..=stop as usize].iter().map(|v| bulk(v)).collect())
+                        Value::Array(
+                            l[start as usize..=stop as usize]
+                                .iter()
+                                .map(|v| bulk(v))
+                                .collect(),
+                        )
                     }
                 }
                 Some(_) => return Err(WRONG_TYPE.into()),
@@ -594,12 +700,17 @@ mod tests {
     use super::*;
 
     async fn open(path: &std::path::Path) -> Arc<Keyspace> {
-        let pool = super::super::open_database(&format!("sqlite://{}", path.display())).await.unwrap();
+        let pool = super::super::open_database(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
         Keyspace::open(pool).await.unwrap()
     }
 
     fn temp_db() -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("anteroom-keyspace-{}.db", uuid::Uuid::new_v4().simple()))
+        std::env::temp_dir().join(format!(
+            "anteroom-keyspace-{}.db",
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 
     fn args(items: &[&str]) -> Vec<Value> {
@@ -615,7 +726,10 @@ mod tests {
              redis.call('RPUSH', KEYS[2], 'a', 'b', 'c')
              return { tostring(missing), n, redis.call('LRANGE', KEYS[2], -2, -1), 2.9 }",
         );
-        let reply = kv.eval(&script, vec!["h".into(), "l".into()], args(&["5"])).await.unwrap();
+        let reply = kv
+            .eval(&script, vec!["h".into(), "l".into()], args(&["5"]))
+            .await
+            .unwrap();
         let expected = Value::Array(vec![
             Value::String("false".into()),
             Value::Integer(5),
@@ -628,13 +742,25 @@ mod tests {
     #[tokio::test]
     async fn sorted_sets_honour_exclusive_bounds_and_order() {
         let kv = open(&temp_db()).await;
-        kv.call("ZADD", args(&["z", "3", "c", "1", "a", "2", "b"])).await.unwrap();
-        let within: Vec<String> =
-            kv.call("ZRANGEBYSCORE", args(&["z", "(1", "+inf"])).await.unwrap().convert().unwrap();
+        kv.call("ZADD", args(&["z", "3", "c", "1", "a", "2", "b"]))
+            .await
+            .unwrap();
+        let within: Vec<String> = kv
+            .call("ZRANGEBYSCORE", args(&["z", "(1", "+inf"]))
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
         assert_eq!(within, ["b", "c"]);
-        let removed = kv.call("ZREMRANGEBYSCORE", args(&["z", "-inf", "2"])).await.unwrap();
+        let removed = kv
+            .call("ZREMRANGEBYSCORE", args(&["z", "-inf", "2"]))
+            .await
+            .unwrap();
         assert_eq!(removed, Value::Integer(2));
-        assert_eq!(kv.call("ZSCORE", args(&["z", "c"])).await.unwrap(), Value::String("3".into()));
+        assert_eq!(
+            kv.call("ZSCORE", args(&["z", "c"])).await.unwrap(),
+            Value::String("3".into())
+        );
     }
 
     #[tokio::test]
@@ -642,15 +768,32 @@ mod tests {
         let path = temp_db();
         let kv = open(&path).await;
         kv.call("SET", args(&["s", "v"])).await.unwrap();
-        assert!(kv.call("HGET", args(&["s", "f"])).await.is_err(), "wrong type");
+        assert!(
+            kv.call("HGET", args(&["s", "f"])).await.is_err(),
+            "wrong type"
+        );
         assert!(kv.call("NOSUCH", args(&["x"])).await.is_err());
-        let failing: Arc<str> = Arc::from("redis.call('HSET', KEYS[1], 'f', 'v') return redis.call('NOSUCH')");
-        assert!(kv.eval(&failing, vec!["h".into()], Vec::new()).await.is_err());
-        assert_eq!(kv.call("HGET", args(&["h", "f"])).await.unwrap(), Value::String("v".into()));
+        let failing: Arc<str> =
+            Arc::from("redis.call('HSET', KEYS[1], 'f', 'v') return redis.call('NOSUCH')");
+        assert!(
+            kv.eval(&failing, vec!["h".into()], Vec::new())
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            kv.call("HGET", args(&["h", "f"])).await.unwrap(),
+            Value::String("v".into())
+        );
         drop(kv);
         let reopened = open(&path).await;
-        assert_eq!(reopened.call("HGET", args(&["h", "f"])).await.unwrap(), Value::String("v".into()));
-        assert_eq!(reopened.call("GET", args(&["s"])).await.unwrap(), Value::String("v".into()));
+        assert_eq!(
+            reopened.call("HGET", args(&["h", "f"])).await.unwrap(),
+            Value::String("v".into())
+        );
+        assert_eq!(
+            reopened.call("GET", args(&["s"])).await.unwrap(),
+            Value::String("v".into())
+        );
     }
 
     #[tokio::test]
@@ -658,15 +801,26 @@ mod tests {
         let path = temp_db();
         {
             let kv = open(&path).await;
-            kv.call("HSET", args(&["h", "a", "1", "b", "2"])).await.unwrap();
+            kv.call("HSET", args(&["h", "a", "1", "b", "2"]))
+                .await
+                .unwrap();
             let script: Arc<str> = Arc::from("return redis.call('HINCRBY', KEYS[1], 'a', 10)");
-            kv.eval(&script, vec!["h".into()], Vec::new()).await.unwrap();
+            kv.eval(&script, vec!["h".into()], Vec::new())
+                .await
+                .unwrap();
             kv.call("HDEL", args(&["h", "b"])).await.unwrap();
         }
         let reopened = open(&path).await;
-        let fields: std::collections::HashMap<String, String> =
-            reopened.call("HGETALL", args(&["h"])).await.unwrap().convert().unwrap();
-        assert_eq!(fields, [("a".to_owned(), "11".to_owned())].into_iter().collect());
+        let fields: std::collections::HashMap<String, String> = reopened
+            .call("HGETALL", args(&["h"]))
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert_eq!(
+            fields,
+            [("a".to_owned(), "11".to_owned())].into_iter().collect()
+        );
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

@@ -19,7 +19,9 @@ pub struct ProcessLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the database's process lock (`<file>.lock`), or says who has it.
 pub fn lock_database(url: &str) -> BackendResult<Option<ProcessLock>> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path.starts_with(':') {
         return Ok(None); // in memory: nothing to share
@@ -39,7 +41,9 @@ pub fn lock_database(url: &str) -> BackendResult<Option<ProcessLock>> {
                 "another anteroom is running on {path}: embedded mode is one process (use the servers to run several)"
             ),
         )),
-        Err(std::fs::TryLockError::Error(e)) => Err(BackendError::new("sqlite", format!("{lock_path}: {e}"))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(BackendError::new("sqlite", format!("{lock_path}: {e}")))
+        }
     }
 }
 
@@ -54,7 +58,14 @@ pub async fn open_database(url: &str) -> BackendResult<SqlitePool> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| failed(&e))?;
-    sqlx::migrate!("./migrations/sqlite").run(&pool).await.map_err(|e| failed(&e))?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| failed(&e))?;
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .map_err(|e| failed(&e))?;
     Ok(pool)
 }

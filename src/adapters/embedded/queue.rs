@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::domain::{EventId, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue, LineBatch, LineConsumer,
-    LineMessage, LineQueue, QueueMessage,
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue,
+    LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
@@ -43,14 +43,22 @@ impl EmbeddedQueue {
             .execute(&pool)
             .await
             .map_err(unavailable)?;
-        Ok(Self { pool, published: Arc::new(Notify::new()) })
+        Ok(Self {
+            pool,
+            published: Arc::new(Notify::new()),
+        })
     }
 
     fn line(event: &EventId) -> String {
         format!("line.{event}")
     }
 
-    async fn publish(&self, queue: &str, payloads: &[String], visible_at: i64) -> BackendResult<()> {
+    async fn publish(
+        &self,
+        queue: &str,
+        payloads: &[String],
+        visible_at: i64,
+    ) -> BackendResult<()> {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         for payload in payloads {
             sqlx::query("INSERT INTO queue_messages (queue, payload, visible_at) VALUES (?, ?, ?)")
@@ -90,7 +98,10 @@ impl LineQueue for EmbeddedQueue {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }
@@ -144,7 +155,10 @@ impl<M: QueueMessage> SqliteConsumer<M> {
         let mut malformed = Vec::new();
         for (id, payload) in rows {
             match M::decode(payload.as_bytes()) {
-                Some(message) => delivered.push(Delivered { message, tag: id as u64 }),
+                Some(message) => delivered.push(Delivered {
+                    message,
+                    tag: id as u64,
+                }),
                 None => {
                     tracing::warn!(queue = %self.queue, id, "dropping a malformed message");
                     malformed.push(id as u64);

@@ -12,12 +12,12 @@ use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{
-    Admission, AdmissionPatch, Event, EventId, EventSpec, Holder, Order, OrderStatus, Section, TokenKind, Venue,
-    from_unix_ms, unix_ms,
+    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Holder, Order, OrderStatus,
+    Section, TokenKind, Venue, from_unix_ms, unix_ms,
 };
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError, LineRecord,
-    LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
+    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
 fn unavailable(e: impl std::fmt::Display) -> BackendError {
@@ -54,26 +54,31 @@ impl SqliteRecord {
 
     async fn load(&self, only: Option<&EventId>) -> BackendResult<Vec<Event>> {
         let id = only.map(|e| e.as_str().to_owned());
-        let rows = sqlx::query("SELECT * FROM events WHERE ?1 IS NULL OR id = ?1 ORDER BY starts_at, id")
-            .bind(&id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        let section_rows =
-            sqlx::query("SELECT * FROM sections WHERE ?1 IS NULL OR event_id = ?1 ORDER BY event_id, position")
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE ?1 IS NULL OR id = ?1 ORDER BY starts_at, id")
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(unavailable)?;
+        let section_rows = sqlx::query(
+            "SELECT * FROM sections WHERE ?1 IS NULL OR event_id = ?1 ORDER BY event_id, position",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
         let mut sections: HashMap<String, Vec<Section>> = HashMap::new();
         for row in &section_rows {
-            sections.entry(get(row, "event_id")?).or_default().push(Section {
-                id: get(row, "id")?,
-                name: get(row, "name")?,
-                price_cents: get(row, "price_cents")?,
-                rows: small(get(row, "rows")?)?,
-                seats_per_row: small(get(row, "seats_per_row")?)?,
-            });
+            sections
+                .entry(get(row, "event_id")?)
+                .or_default()
+                .push(Section {
+                    id: get(row, "id")?,
+                    name: get(row, "name")?,
+                    price_cents: get(row, "price_cents")?,
+                    rows: small(get(row, "rows")?)?,
+                    seats_per_row: small(get(row, "seats_per_row")?)?,
+                });
         }
         rows.iter()
             .map(|row| {
@@ -91,14 +96,19 @@ impl SqliteRecord {
                         max_seats_per_user: small(get(row, "max_seats_per_user")?)?,
                         admission: Admission {
                             per_second: get(row, "per_second")?,
-                            max_active: u64::try_from(get::<i64>(row, "max_active")?).map_err(unavailable)?,
+                            max_active: u64::try_from(get::<i64>(row, "max_active")?)
+                                .map_err(unavailable)?,
                             pass_seconds: small(get(row, "pass_seconds")?)?,
                             abandon_seconds: small(get(row, "abandon_seconds")?)?,
                         },
                         paused: get(row, "paused")?,
+                        currency: Currency::parse(&get::<String>(row, "currency")?)
+                            .map_err(unavailable)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
-                    prequeue_seed: seed.try_into().map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
+                    prequeue_seed: seed
+                        .try_into()
+                        .map_err(|_| unavailable("a pre-queue seed is not 32 bytes"))?,
                 })
             })
             .collect()
@@ -143,8 +153,9 @@ impl EventRepository for SqliteRecord {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let inserted = sqlx::query(
             "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
-                                 per_second, max_active, pass_seconds, abandon_seconds, paused, prequeue_seed)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                                 per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
+                                 prequeue_seed)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         )
         .bind(s.id.as_str())
         .bind(&s.name)
@@ -158,6 +169,7 @@ impl EventRepository for SqliteRecord {
         .bind(i64::from(s.admission.pass_seconds))
         .bind(i64::from(s.admission.abandon_seconds))
         .bind(s.paused)
+        .bind(s.currency.code())
         .bind(event.prequeue_seed.as_slice())
         .execute(&mut *tx)
         .await
@@ -179,7 +191,10 @@ impl EventRepository for SqliteRecord {
                 .map_err(unavailable)?;
         }
         let venue = Venue::of(s);
-        let seat_ids: Vec<String> = venue.seats().map(|seat| venue.id(seat).to_string()).collect();
+        let seat_ids: Vec<String> = venue
+            .seats()
+            .map(|seat| venue.id(seat).to_string())
+            .collect();
         let ids = serde_json::to_string(&seat_ids).map_err(unavailable)?;
         sqlx::query("INSERT INTO seats (event_id, seat_id, position) SELECT ?, value, key + 1 FROM json_each(?)")
             .bind(s.id.as_str())
@@ -197,7 +212,9 @@ impl EventRepository for SqliteRecord {
         patch: AdmissionPatch,
         paused: Option<bool>,
     ) -> BackendResult<Option<Event>> {
-        let max_active = patch.max_active.map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let max_active = patch
+            .max_active
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
         let updated = sqlx::query(
             "UPDATE events SET per_second = COALESCE(?2, per_second), max_active = COALESCE(?3, max_active),
                                paused = COALESCE(?4, paused) WHERE id = ?1",
@@ -220,12 +237,14 @@ impl EventRepository for SqliteRecord {
     }
 
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(candidate)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
             .bind(name)
             .fetch_one(&self.pool)
@@ -234,7 +253,10 @@ impl EventRepository for SqliteRecord {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(unavailable)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 }
@@ -313,7 +335,9 @@ impl LineRecords for SqliteRecord {
         };
         let count = |column: &str| -> BackendResult<Option<u64>> {
             let value: Option<i64> = row.try_get(column).map_err(unavailable)?;
-            value.map(|v| u64::try_from(v).map_err(unavailable)).transpose()
+            value
+                .map(|v| u64::try_from(v).map_err(unavailable))
+                .transpose()
         };
         let draw: Option<Vec<u8>> = row.try_get("draw").map_err(unavailable)?;
         Ok(LineRecord {
@@ -376,7 +400,12 @@ impl OrderRepository for SqliteRecord {
         self.load_order(id).await
     }
 
-    async fn transition(&self, id: Uuid, to: OrderStatus, payment_ref: Option<&str>) -> BackendResult<Transition> {
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition> {
         let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         // One compare-and-set decides between payment, cancellation and expiry.
@@ -444,7 +473,10 @@ impl OrderRepository for SqliteRecord {
         rows.iter()
             .map(|row| {
                 let event: String = get(row, "event_id")?;
-                Ok(ExpiryDue { event: EventId::parse(&event).map_err(unavailable)?, order: get(row, "id")? })
+                Ok(ExpiryDue {
+                    event: EventId::parse(&event).map_err(unavailable)?,
+                    order: get(row, "id")?,
+                })
             })
             .collect()
     }

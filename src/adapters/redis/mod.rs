@@ -1,6 +1,8 @@
 //! The admission store on Redis: one hash-tagged key family per event, so that
 //! every script touches one cluster slot, and every multi-key change is one Lua call.
 
+mod window_counts;
+
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -19,9 +21,10 @@ use uuid::Uuid;
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError, BackendResult, Candidate,
-    GapProbe, HeldOrder, HoldOutcome, LeaveOutcome, LineCounters, LineMessage, LineRecord, LineStart, LiveSeat,
-    LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SellOutcome,
+    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError,
+    BackendResult, Candidate, GapProbe, HeldOrder, HoldOutcome, JoinCommit, LeaveOutcome,
+    LineCounters, LineMessage, LineRecord, LineStart, LiveSeat, LogRead, PassTerms, SeatCounts,
+    SeatState, SeatStore, SellOutcome, VisitorPlace,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -29,15 +32,35 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Log entries read per round trip when a view catches up.
 const LOG_PAGE: i64 = 10_000;
 
-/// A Lua script: by SHA on Redis, by source in the embedded keyspace.
+/// A Lua script: by SHA on Redis, by source in the embedded keyspace, with
+/// the keys it is called with. The key list is the one place the Rust side
+/// says which keys, in which order; a unit test checks it against the
+/// script's `-- KEYS:` header, which binds them to names in that order.
 struct LuaScript {
+    name: &'static str,
     redis: Script,
     source: Arc<str>,
+    keys: &'static [KeyName],
 }
 
 impl LuaScript {
-    fn new(source: &'static str) -> Self {
-        Self { redis: Script::from_lua(source), source: Arc::from(source) }
+    fn new(name: &'static str, source: &'static str, keys: &'static [KeyName]) -> Self {
+        Self {
+            name,
+            redis: Script::from_lua(source),
+            source: Arc::from(source),
+            keys,
+        }
+    }
+
+    /// A reply this adapter does not know: an error (answered 503 for now),
+    /// never read as one of the known outcomes, so that a script and its caller
+    /// that drift apart are noticed instead of silently misreporting.
+    fn unexpected(&self, reply: impl std::fmt::Debug) -> BackendError {
+        unavailable(format!(
+            "unexpected reply from {}.lua: {reply:?}",
+            self.name
+        ))
     }
 }
 
@@ -53,17 +76,37 @@ impl Kv {
         match self {
             Kv::Redis(pool) => pool
                 .next()
-                .custom(CustomCommand::new_static(name, ClusterHash::FirstKey, false), args)
+                .custom(
+                    CustomCommand::new_static(name, ClusterHash::FirstKey, false),
+                    args,
+                )
                 .await
                 .map_err(unavailable),
-            Kv::Embedded(keyspace) => keyspace.call(name, args).await?.convert().map_err(unavailable),
+            Kv::Embedded(keyspace) => keyspace
+                .call(name, args)
+                .await?
+                .convert()
+                .map_err(unavailable),
         }
     }
 
-    async fn eval<R: FromValue>(&self, script: &LuaScript, keys: Vec<String>, args: Vec<Value>) -> BackendResult<R> {
+    async fn eval<R: FromValue>(
+        &self,
+        script: &LuaScript,
+        keys: Vec<String>,
+        args: Vec<Value>,
+    ) -> BackendResult<R> {
         match self {
-            Kv::Redis(pool) => script.redis.evalsha_with_reload(pool.next(), keys, args).await.map_err(unavailable),
-            Kv::Embedded(keyspace) => keyspace.eval(&script.source, keys, args).await?.convert().map_err(unavailable),
+            Kv::Redis(pool) => script
+                .redis
+                .evalsha_with_reload(pool.next(), keys, args)
+                .await
+                .map_err(unavailable),
+            Kv::Embedded(keyspace) => keyspace
+                .eval(&script.source, keys, args)
+                .await?
+                .convert()
+                .map_err(unavailable),
         }
     }
 }
@@ -89,24 +132,126 @@ struct Scripts {
     read_log: LuaScript,
 }
 
+/// A script of lua/, by its file name, with the keys it is called with.
+/// `writes_log` prepends lua/log_entry.lua, the one encoding of log entries.
+macro_rules! script {
+    ($name:literal, [$($key:ident),* $(,)?]) => {
+        LuaScript::new(
+            $name,
+            include_str!(concat!("lua/", $name, ".lua")),
+            &[$(KeyName::$key),*],
+        )
+    };
+    ($name:literal, writes_log, [$($key:ident),* $(,)?]) => {
+        LuaScript::new(
+            $name,
+            concat!(
+                include_str!("lua/log_entry.lua"),
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+            &[$(KeyName::$key),*],
+        )
+    };
+}
+
 impl Scripts {
     fn new() -> Self {
         Self {
-            allocate: LuaScript::new(include_str!("lua/allocate.lua")),
-            commit_joins: LuaScript::new(include_str!("lua/commit_joins.lua")),
-            leave: LuaScript::new(include_str!("lua/leave.lua")),
-            freeze: LuaScript::new(include_str!("lua/freeze.lua")),
-            publish_draw: LuaScript::new(include_str!("lua/publish_draw.lua")),
-            probe_gaps: LuaScript::new(include_str!("lua/probe_gaps.lua")),
-            admit: LuaScript::new(include_str!("lua/admit.lua")),
-            hold: LuaScript::new(include_str!("lua/hold.lua")),
-            release: LuaScript::new(include_str!("lua/release.lua")),
-            sell: LuaScript::new(include_str!("lua/sell.lua")),
-            rebuild: LuaScript::new(include_str!("lua/rebuild.lua")),
-            start_line: LuaScript::new(include_str!("lua/start_line.lua")),
-            extend_reservation: LuaScript::new(include_str!("lua/extend_reservation.lua")),
-            read_log: LuaScript::new(include_str!("lua/read_log.lua")),
+            allocate: script!(
+                "allocate",
+                writes_log,
+                [Line, Visitors, Log, Seen, PrequeueIds, Left, Active, Draw]
+            ),
+            commit_joins: script!(
+                "commit_joins",
+                writes_log,
+                [Line, Visitors, Left, Log, Active]
+            ),
+            leave: script!("leave", writes_log, [Line, Active, Left, Log]),
+            freeze: script!("freeze", writes_log, [Line, Log, Failed]),
+            publish_draw: script!("publish_draw", writes_log, [Draw, Log]),
+            probe_gaps: script!("probe_gaps", [Line, Failed, Seen]),
+            admit: script!(
+                "admit",
+                writes_log,
+                [
+                    Line,
+                    Active,
+                    Left,
+                    Seen,
+                    Log,
+                    SeatCounts,
+                    UnknownPasses,
+                    Failed,
+                    SeatsReady
+                ]
+            ),
+            hold: script!(
+                "hold",
+                [
+                    Seats,
+                    Holders,
+                    SeatCounts,
+                    SeatsReady,
+                    Active,
+                    Holds,
+                    HoldSeats,
+                    Line,
+                    UnknownPasses,
+                    HonouredPasses
+                ]
+            ),
+            release: script!(
+                "release",
+                [Seats, Holders, SeatCounts, SeatsReady, Holds, HoldSeats]
+            ),
+            sell: script!("sell", [Seats, SeatCounts, SeatsReady, Holds, HoldSeats]),
+            rebuild: script!(
+                "rebuild",
+                [Seats, Holders, SeatCounts, SeatsReady, Holds, HoldSeats]
+            ),
+            start_line: script!("start_line", writes_log, [Line, Log, Draw, UnknownPasses]),
+            extend_reservation: script!("extend_reservation", [Line]),
+            read_log: script!("read_log", [Line, Log]),
         }
+    }
+
+    /// Every script, for the tests that check them all. The pattern names every
+    /// field, so a new script that is not listed here does not compile.
+    #[cfg(test)]
+    fn all(&self) -> [&LuaScript; 14] {
+        let Scripts {
+            allocate,
+            commit_joins,
+            leave,
+            freeze,
+            publish_draw,
+            probe_gaps,
+            admit,
+            hold,
+            release,
+            sell,
+            rebuild,
+            start_line,
+            extend_reservation,
+            read_log,
+        } = self;
+        [
+            allocate,
+            commit_joins,
+            leave,
+            freeze,
+            publish_draw,
+            probe_gaps,
+            admit,
+            hold,
+            release,
+            sell,
+            rebuild,
+            start_line,
+            extend_reservation,
+            read_log,
+        ]
     }
 }
 
@@ -120,83 +265,120 @@ fn unavailable(e: impl std::fmt::Display) -> BackendError {
     BackendError::new("redis", e)
 }
 
+/// One key of an event's line, by the name the scripts' `-- KEYS:` headers use
+/// (also the key's suffix in the store).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyName {
+    Line,
+    Visitors,
+    Seen,
+    Left,
+    Failed,
+    Active,
+    Log,
+    /// Stand-ins for the passes a restored line could not name: how many expire when.
+    UnknownPasses,
+    /// Passes from before a restore that have been honoured once.
+    HonouredPasses,
+    Draw,
+    PrequeueIds,
+    Seats,
+    Holders,
+    SeatCounts,
+    SeatsReady,
+    Holds,
+    HoldSeats,
+}
+
+impl KeyName {
+    const ALL: [KeyName; 17] = [
+        KeyName::Line,
+        KeyName::Visitors,
+        KeyName::Seen,
+        KeyName::Left,
+        KeyName::Failed,
+        KeyName::Active,
+        KeyName::Log,
+        KeyName::UnknownPasses,
+        KeyName::HonouredPasses,
+        KeyName::Draw,
+        KeyName::PrequeueIds,
+        KeyName::Seats,
+        KeyName::Holders,
+        KeyName::SeatCounts,
+        KeyName::SeatsReady,
+        KeyName::Holds,
+        KeyName::HoldSeats,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            KeyName::Line => "line",
+            KeyName::Visitors => "visitors",
+            KeyName::Seen => "seen",
+            KeyName::Left => "left",
+            KeyName::Failed => "failed",
+            KeyName::Active => "active",
+            KeyName::Log => "log",
+            KeyName::UnknownPasses => "unknown_passes",
+            KeyName::HonouredPasses => "honoured_passes",
+            KeyName::Draw => "draw",
+            KeyName::PrequeueIds => "prequeue_ids",
+            KeyName::Seats => "seats",
+            KeyName::Holders => "holders",
+            KeyName::SeatCounts => "seat_counts",
+            KeyName::SeatsReady => "seats_ready",
+            KeyName::Holds => "holds",
+            KeyName::HoldSeats => "hold_seats",
+        }
+    }
+}
+
 /// The keys of one event's line, all in the `{namespace:event}` hash slot.
 struct Keys(String);
 
 impl Keys {
-    fn line(&self) -> String {
-        format!("{}:line", self.0)
+    fn get(&self, key: KeyName) -> String {
+        format!("{}:{}", self.0, key.name())
     }
-    fn visitors(&self) -> String {
-        format!("{}:visitors", self.0)
+    fn line(&self) -> String {
+        self.get(KeyName::Line)
     }
     fn seen(&self) -> String {
-        format!("{}:seen", self.0)
-    }
-    fn left(&self) -> String {
-        format!("{}:left", self.0)
+        self.get(KeyName::Seen)
     }
     fn failed(&self) -> String {
-        format!("{}:failed", self.0)
+        self.get(KeyName::Failed)
     }
     fn active(&self) -> String {
-        format!("{}:active", self.0)
+        self.get(KeyName::Active)
     }
-    fn log(&self) -> String {
-        format!("{}:log", self.0)
-    }
-    /// Stand-ins for the passes a restored line could not name: how many expire when.
     fn unknown_passes(&self) -> String {
-        format!("{}:unknown_passes", self.0)
-    }
-    /// Passes from before a restore that have been honoured once.
-    fn honoured_passes(&self) -> String {
-        format!("{}:honoured_passes", self.0)
+        self.get(KeyName::UnknownPasses)
     }
     fn draw(&self) -> String {
-        format!("{}:draw", self.0)
+        self.get(KeyName::Draw)
     }
     fn prequeue_ids(&self) -> String {
-        format!("{}:prequeue_ids", self.0)
+        self.get(KeyName::PrequeueIds)
     }
     fn seats(&self) -> String {
-        format!("{}:seats", self.0)
-    }
-    fn holders(&self) -> String {
-        format!("{}:holders", self.0)
+        self.get(KeyName::Seats)
     }
     fn seat_counts(&self) -> String {
-        format!("{}:seat_counts", self.0)
+        self.get(KeyName::SeatCounts)
     }
     fn seats_ready(&self) -> String {
-        format!("{}:seats_ready", self.0)
+        self.get(KeyName::SeatsReady)
     }
     fn holds(&self) -> String {
-        format!("{}:holds", self.0)
+        self.get(KeyName::Holds)
     }
     fn hold_seats(&self) -> String {
-        format!("{}:hold_seats", self.0)
+        self.get(KeyName::HoldSeats)
     }
     fn all(&self) -> Vec<String> {
-        vec![
-            self.line(),
-            self.visitors(),
-            self.seen(),
-            self.left(),
-            self.failed(),
-            self.active(),
-            self.log(),
-            self.unknown_passes(),
-            self.honoured_passes(),
-            self.draw(),
-            self.prequeue_ids(),
-            self.seats(),
-            self.holders(),
-            self.seat_counts(),
-            self.seats_ready(),
-            self.holds(),
-            self.hold_seats(),
-        ]
+        KeyName::ALL.iter().map(|&key| self.get(key)).collect()
     }
 }
 
@@ -222,7 +404,11 @@ impl RedisStore {
     }
 
     fn over(kv: Kv, namespace: &str) -> Self {
-        Self { kv, namespace: namespace.to_owned(), scripts: Scripts::new() }
+        Self {
+            kv,
+            namespace: namespace.to_owned(),
+            scripts: Scripts::new(),
+        }
     }
 
     /// Removes every key of the given events' lines (test and demo clean-up).
@@ -238,12 +424,17 @@ impl RedisStore {
         Keys(format!("{{{}:{}}}", self.namespace, event))
     }
 
-    async fn run<R, V>(&self, script: &LuaScript, keys: Vec<String>, args: Vec<V>) -> BackendResult<R>
+    /// Runs a script on one event's line, with the keys its key list names.
+    async fn run<R, V>(&self, script: &LuaScript, event: &EventId, args: Vec<V>) -> BackendResult<R>
     where
         R: FromValue,
         V: Into<Value> + Send,
     {
-        self.kv.eval(script, keys, args.into_iter().map(Into::into).collect()).await
+        let k = self.keys(event);
+        let keys = script.keys.iter().map(|&key| k.get(key)).collect();
+        self.kv
+            .eval(script, keys, args.into_iter().map(Into::into).collect())
+            .await
     }
 }
 
@@ -251,19 +442,41 @@ fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
     if raw.is_empty() {
         return Ok(None);
     }
-    LineMessage::decode(raw.as_bytes()).map(Some).ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
+    LineMessage::decode(raw.as_bytes())
+        .map(Some)
+        .ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
+}
+
+/// An allocation's answer for one visitor id: its live entry, `~` and its ended entry, or nothing.
+fn parse_visitor_place(raw: &str) -> BackendResult<VisitorPlace> {
+    Ok(match raw.strip_prefix('~') {
+        Some(ended) => parse_entry(ended)?.map_or(VisitorPlace::None, VisitorPlace::Ended),
+        None => parse_entry(raw)?.map_or(VisitorPlace::None, VisitorPlace::Live),
+    })
 }
 
 fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
-    raw.parse().map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
+    raw.parse()
+        .map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
 }
 
 #[async_trait]
 impl AdmissionStore for RedisStore {
-    async fn start_line(&self, event: &EventId, start: &LineStart, now_ms: i64) -> BackendResult<bool> {
-        let k = self.keys(event);
+    async fn start_line(
+        &self,
+        event: &EventId,
+        start: &LineStart,
+        now_ms: i64,
+    ) -> BackendResult<bool> {
         let (mode, record, passes) = match start {
-            LineStart::Open { reserved } => ("open", LineRecord { reserved: *reserved, ..Default::default() }, &[][..]),
+            LineStart::Open { reserved } => (
+                "open",
+                LineRecord {
+                    reserved: *reserved,
+                    ..Default::default()
+                },
+                &[][..],
+            ),
             LineStart::Restore { record, passes } => ("restore", record.clone(), passes.as_slice()),
         };
         let mut args: Vec<Value> = strings([
@@ -273,23 +486,44 @@ impl AdmissionStore for RedisStore {
             record.reserved.prequeue.to_string(),
             record.prequeue.map(|p| p.to_string()).unwrap_or_default(),
         ]);
-        args.push(record.draw.as_deref().map(draw_to_bytes).map_or(Value::from(""), |b| Value::Bytes(b.into())));
+        args.push(
+            record
+                .draw
+                .as_deref()
+                .map(draw_to_bytes)
+                .map_or(Value::from(""), |b| Value::Bytes(b.into())),
+        );
         for (expires_at_ms, count) in passes {
             args.extend(strings([expires_at_ms.to_string(), count.to_string()]));
         }
-        let keys = vec![k.line(), k.log(), k.draw(), k.unknown_passes()];
-        let started: i64 = self.run(&self.scripts.start_line, keys, args).await?;
-        Ok(started == 1)
+        let script = &self.scripts.start_line;
+        let started: i64 = self.run(script, event, args).await?;
+        match started {
+            1 => Ok(true),
+            0 => Ok(false),
+            other => Err(script.unexpected(other)),
+        }
     }
 
-    async fn extend_reservation(&self, event: &EventId, kind: TokenKind, reserved: u64) -> BackendResult<()> {
-        let field = if kind == TokenKind::PreQueue { "prelimit" } else { "limit" };
+    async fn extend_reservation(
+        &self,
+        event: &EventId,
+        kind: TokenKind,
+        reserved: u64,
+    ) -> BackendResult<()> {
+        let field = if kind == TokenKind::PreQueue {
+            "prelimit"
+        } else {
+            "limit"
+        };
         let args = vec![field.to_owned(), reserved.to_string()];
-        let extended: i64 = self.run(&self.scripts.extend_reservation, vec![self.keys(event).line()], args).await?;
-        if extended == 0 {
-            return Err(BackendError::line_lost("redis", event));
+        let script = &self.scripts.extend_reservation;
+        let extended: i64 = self.run(script, event, args).await?;
+        match extended {
+            1 => Ok(()),
+            0 => Err(BackendError::line_lost("redis", event)),
+            other => Err(script.unexpected(other)),
         }
-        Ok(())
     }
 
     async fn allocate(
@@ -297,47 +531,62 @@ impl AdmissionStore for RedisStore {
         event: &EventId,
         open: bool,
         requests: &[(Option<&str>, Uuid)],
-        now_s: i64,
+        now_ms: i64,
     ) -> BackendResult<AllocateOutcome> {
-        let k = self.keys(event);
-        let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_s.to_string()];
+        let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_ms.to_string()];
         for (visitor, token_id) in requests {
             args.push(visitor.unwrap_or_default().to_owned());
             args.push(token_id.to_string());
         }
-        let reply: Vec<String> = self
-            .run(&self.scripts.allocate, vec![k.line(), k.visitors(), k.log(), k.seen(), k.prequeue_ids()], args)
-            .await?;
-        let kind_of = |tag: &str| if tag == "p" { TokenKind::PreQueue } else { TokenKind::Regular };
+        let script = &self.scripts.allocate;
+        let reply: Vec<String> = self.run(script, event, args).await?;
+        let kind_of = |tag: &str| match tag {
+            "p" => Ok(TokenKind::PreQueue),
+            "r" => Ok(TokenKind::Regular),
+            _ => Err(script.unexpected(&reply)),
+        };
         match reply.as_slice() {
             [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
-            [reserve, kind, needed] if reserve == "reserve" => {
-                Ok(AllocateOutcome::Reserve { kind: kind_of(kind), at_least: parse_num(needed)? })
+            [reserve, kind, needed] if reserve == "reserve" => Ok(AllocateOutcome::Reserve {
+                kind: kind_of(kind)?,
+                at_least: parse_num(needed)?,
+            }),
+            // One place per request, no more, no fewer: the caller indexes its requests by them.
+            [kind, first_seq, prequeue, existing @ ..] if existing.len() == requests.len() => {
+                Ok(AllocateOutcome::Allocated(Allocation {
+                    kind: kind_of(kind)?,
+                    first_seq: parse_num(first_seq)?,
+                    prequeue: if prequeue.is_empty() {
+                        None
+                    } else {
+                        Some(parse_num(prequeue)?)
+                    },
+                    existing: existing
+                        .iter()
+                        .map(|e| parse_visitor_place(e))
+                        .collect::<BackendResult<_>>()?,
+                }))
             }
-            [kind, first_seq, prequeue, existing @ ..] => Ok(AllocateOutcome::Allocated(Allocation {
-                kind: kind_of(kind),
-                first_seq: parse_num(first_seq)?,
-                prequeue: if prequeue.is_empty() { None } else { Some(parse_num(prequeue)?) },
-                existing: existing.iter().map(|e| parse_entry(e)).collect::<BackendResult<_>>()?,
-            })),
-            _ => Err(unavailable("allocate: short reply")),
+            _ => Err(script.unexpected(&reply)),
         }
     }
 
     async fn commit_joins(
         &self,
         event: &EventId,
-        joins: &[(LineMessage, Option<&str>)],
+        joins: &[JoinCommit<'_>],
     ) -> BackendResult<Vec<Option<LineMessage>>> {
-        let k = self.keys(event);
-        let mut args = Vec::with_capacity(joins.len() * 2);
-        for (message, visitor) in joins {
-            args.push(message.encode());
-            args.push(visitor.unwrap_or_default().to_owned());
+        let mut args = Vec::with_capacity(joins.len() * 3);
+        for join in joins {
+            args.push(join.message.encode());
+            args.push(join.visitor.unwrap_or_default().to_owned());
+            args.push(join.replaces.map(|m| m.encode()).unwrap_or_default());
         }
-        let reply: Vec<String> = self
-            .run(&self.scripts.commit_joins, vec![k.line(), k.visitors(), k.left(), k.log(), k.active()], args)
-            .await?;
+        let script = &self.scripts.commit_joins;
+        let reply: Vec<String> = self.run(script, event, args).await?;
+        if reply.len() != joins.len() {
+            return Err(script.unexpected(&reply));
+        }
         reply.iter().map(|e| parse_entry(e)).collect()
     }
 
@@ -346,7 +595,13 @@ impl AdmissionStore for RedisStore {
             return Ok(());
         }
         let members = keys.iter().map(ToString::to_string);
-        let _: i64 = self.kv.call("SADD", strings(std::iter::once(self.keys(event).failed()).chain(members))).await?;
+        let _: i64 = self
+            .kv
+            .call(
+                "SADD",
+                strings(std::iter::once(self.keys(event).failed()).chain(members)),
+            )
+            .await?;
         Ok(())
     }
 
@@ -356,35 +611,50 @@ impl AdmissionStore for RedisStore {
         }
         let now = now_s.to_string();
         let fields = keys.iter().flat_map(|k| [k.to_string(), now.clone()]);
-        let _: i64 = self.kv.call("HSET", strings(std::iter::once(self.keys(event).seen()).chain(fields))).await?;
+        let _: i64 = self
+            .kv
+            .call(
+                "HSET",
+                strings(std::iter::once(self.keys(event).seen()).chain(fields)),
+            )
+            .await?;
         Ok(())
     }
 
-    async fn leave(&self, event: &EventId, key: TokenKey, rank: Option<u64>) -> BackendResult<LeaveOutcome> {
-        let k = self.keys(event);
+    async fn leave(
+        &self,
+        event: &EventId,
+        key: TokenKey,
+        rank: Option<u64>,
+    ) -> BackendResult<LeaveOutcome> {
         let rank = rank.map(|r| r.to_string()).unwrap_or_default();
-        let reply: String = self
-            .run(&self.scripts.leave, vec![k.line(), k.active(), k.left(), k.log()], vec![key.to_string(), rank])
-            .await?;
-        Ok(match reply.as_str() {
-            "left" => LeaveOutcome::Left,
-            "ended" => LeaveOutcome::PassEnded,
-            _ => LeaveOutcome::AlreadyGone,
-        })
+        let script = &self.scripts.leave;
+        let reply: String = self.run(script, event, vec![key.to_string(), rank]).await?;
+        match reply.as_str() {
+            "left" => Ok(LeaveOutcome::Left),
+            "ended" => Ok(LeaveOutcome::PassEnded),
+            "gone" => Ok(LeaveOutcome::AlreadyGone),
+            _ => Err(script.unexpected(reply)),
+        }
     }
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead> {
-        let k = self.keys(event);
         let start = i64::try_from(from).map_err(unavailable)?;
         let range = vec![start.to_string(), (start + LOG_PAGE - 1).to_string()];
-        let reply: Vec<String> = self.run(&self.scripts.read_log, vec![k.line(), k.log()], range).await?;
+        let script = &self.scripts.read_log;
+        let reply: Vec<String> = self.run(script, event, range).await?;
         let [epoch, lost, restored, entries @ ..] = reply.as_slice() else {
-            return Err(unavailable("read_log: short reply"));
+            return Err(script.unexpected(&reply));
+        };
+        let flag = |raw: &str, set: &str| match raw {
+            "" => Ok(false),
+            _ if raw == set => Ok(true),
+            _ => Err(script.unexpected(&reply[..3])),
         };
         Ok(LogRead {
             epoch: epoch.clone(),
-            lost: lost == "lost",
-            restored: restored == "restored",
+            lost: flag(lost, "lost")?,
+            restored: flag(restored, "restored")?,
             entries: entries
                 .iter()
                 .map(|r| r.parse::<LogEntry>().map_err(unavailable))
@@ -393,7 +663,10 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>> {
-        let raw: Option<Vec<u8>> = self.kv.call("GET", strings([self.keys(event).draw()])).await?;
+        let raw: Option<Vec<u8>> = self
+            .kv
+            .call("GET", strings([self.keys(event).draw()]))
+            .await?;
         Ok(raw.map(|bytes| draw_from_bytes(&bytes)))
     }
 
@@ -403,66 +676,119 @@ impl AdmissionStore for RedisStore {
             .kv
             .call(
                 "HMGET",
-                strings([k.line(), "joined".into(), "admitted".into(), "abandoned".into(), "left_waiting".into()]),
+                strings([
+                    k.line(),
+                    "joined".into(),
+                    "admitted".into(),
+                    "abandoned".into(),
+                    "left_waiting".into(),
+                ]),
             )
             .await?;
-        let named: u64 = self.kv.call("ZCOUNT", strings([k.active(), format!("({now_ms}"), "+inf".into()])).await?;
-        let stand_ins: HashMap<i64, u64> = self.kv.call("HGETALL", strings([k.unknown_passes()])).await?;
-        let active = named + stand_ins.iter().filter(|&(&at, _)| at > now_ms).map(|(_, n)| n).sum::<u64>();
+        let named: u64 = self
+            .kv
+            .call(
+                "ZCOUNT",
+                strings([k.active(), format!("({now_ms}"), "+inf".into()]),
+            )
+            .await?;
+        let stand_ins: HashMap<i64, u64> = self
+            .kv
+            .call("HGETALL", strings([k.unknown_passes()]))
+            .await?;
+        let active = named
+            + stand_ins
+                .iter()
+                .filter(|&(&at, _)| at > now_ms)
+                .map(|(_, n)| n)
+                .sum::<u64>();
         let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
-        Ok(LineCounters { joined: field(0), admitted: field(1), abandoned: field(2), left_waiting: field(3), active })
+        Ok(LineCounters {
+            joined: field(0),
+            admitted: field(1),
+            abandoned: field(2),
+            left_waiting: field(3),
+            active,
+        })
     }
 
     async fn freeze_prequeue(&self, event: &EventId) -> BackendResult<(u64, Vec<TokenKey>)> {
-        let k = self.keys(event);
-        let reply: Vec<String> =
-            self.run(&self.scripts.freeze, vec![k.line(), k.log(), k.failed()], Vec::<String>::new()).await?;
-        let (size, failed) = reply.split_first().ok_or_else(|| unavailable("freeze: empty reply"))?;
+        let script = &self.scripts.freeze;
+        let reply: Vec<String> = self.run(script, event, Vec::<String>::new()).await?;
+        let (size, failed) = reply
+            .split_first()
+            .ok_or_else(|| script.unexpected(&reply))?;
         if size == "lost" {
             return Err(BackendError::line_lost("redis", event));
         }
-        Ok((parse_num(size)?, failed.iter().filter_map(|f| TokenKey::parse(f)).collect()))
+        let size = size.parse().map_err(|_| script.unexpected(&reply))?;
+        let failed = failed
+            .iter()
+            .map(|f| TokenKey::parse(f).ok_or_else(|| script.unexpected(&reply)))
+            .collect::<BackendResult<_>>()?;
+        Ok((size, failed))
     }
 
     async fn publish_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
-        let k = self.keys(event);
         let blob = draw_to_bytes(draw);
-        let reply: Vec<u8> =
-            self.run(&self.scripts.publish_draw, vec![k.draw(), k.log()], vec![Value::Bytes(blob.into())]).await?;
+        let reply: Vec<u8> = self
+            .run(
+                &self.scripts.publish_draw,
+                event,
+                vec![Value::Bytes(blob.into())],
+            )
+            .await?;
         Ok(draw_from_bytes(&reply))
     }
 
     async fn consumed(&self, event: &EventId) -> BackendResult<u64> {
-        let v: Option<u64> = self.kv.call("HGET", strings([self.keys(event).line(), "consumed".into()])).await?;
+        let v: Option<u64> = self
+            .kv
+            .call(
+                "HGET",
+                strings([self.keys(event).line(), "consumed".into()]),
+            )
+            .await?;
         Ok(v.unwrap_or(0))
     }
 
     async fn probe_gaps(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<Vec<GapProbe>> {
-        let k = self.keys(event);
         let args: Vec<String> = keys.iter().map(ToString::to_string).collect();
-        let reply: Vec<String> = self.run(&self.scripts.probe_gaps, vec![k.line(), k.failed(), k.seen()], args).await?;
+        let script = &self.scripts.probe_gaps;
+        let reply: Vec<String> = self.run(script, event, args).await?;
         if reply.len() != keys.len() {
-            return Err(unavailable("probe_gaps: a probe per key expected"));
+            return Err(script.unexpected(&reply));
         }
         reply
             .iter()
             .map(|probe| match probe.split_once(':') {
                 None if probe == "unallocated" => Ok(GapProbe::NotAllocated),
                 None if probe == "failed" => Ok(GapProbe::Failed),
-                Some(("pending", since)) => Ok(GapProbe::Pending { since_s: parse_num(since)? }),
-                _ => Err(unavailable("probe_gaps: malformed reply")),
+                Some(("pending", since)) => Ok(GapProbe::Pending {
+                    since_s: since.parse().map_err(|_| script.unexpected(probe))?,
+                }),
+                _ => Err(script.unexpected(probe)),
             })
             .collect()
     }
 
     async fn prequeue_entrants(&self, event: &EventId) -> BackendResult<Vec<(u64, Uuid)>> {
-        let ids: HashMap<String, String> = self.kv.call("HGETALL", strings([self.keys(event).prequeue_ids()])).await?;
-        ids.into_iter().map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(unavailable)?))).collect()
+        let ids: HashMap<String, String> = self
+            .kv
+            .call("HGETALL", strings([self.keys(event).prequeue_ids()]))
+            .await?;
+        ids.into_iter()
+            .map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(unavailable)?)))
+            .collect()
     }
 
-    async fn admit(&self, event: &EventId, candidates: &[Candidate], r: AdmitRequest) -> BackendResult<AdmitOutcome> {
-        let k = self.keys(event);
-        let mut args = Vec::with_capacity(6 + candidates.len() * 2);
+    async fn admit(
+        &self,
+        event: &EventId,
+        candidates: &[Candidate],
+        r: AdmitRequest,
+    ) -> BackendResult<AdmitOutcome> {
+        let mut args = Vec::with_capacity(7 + candidates.len() * 2);
         args.extend([
             r.now_ms.to_string(),
             r.pass_ms.to_string(),
@@ -480,18 +806,8 @@ impl AdmissionStore for RedisStore {
                 Candidate::Absent { key: None, .. } => String::new(),
             });
         }
-        let keys = vec![
-            k.line(),
-            k.active(),
-            k.left(),
-            k.seen(),
-            k.log(),
-            k.seat_counts(),
-            k.unknown_passes(),
-            k.failed(),
-            k.seats_ready(),
-        ];
-        let reply: Vec<String> = self.run(&self.scripts.admit, keys, args).await?;
+        let script = &self.scripts.admit;
+        let reply: Vec<String> = self.run(script, event, args).await?;
         match reply.as_slice() {
             [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
             [consumed, admitted, room] => Ok(AdmitOutcome {
@@ -499,7 +815,7 @@ impl AdmissionStore for RedisStore {
                 admitted: parse_num(admitted)?,
                 room: parse_num(room)?,
             }),
-            _ => Err(unavailable("admit: malformed reply")),
+            _ => Err(script.unexpected(&reply)),
         }
     }
 
@@ -528,7 +844,6 @@ impl SeatStore for RedisStore {
         max_per_holder: u32,
         now_ms: i64,
     ) -> BackendResult<HoldOutcome> {
-        let k = self.keys(event);
         let mut args = vec![
             order.to_string(),
             holder.as_str().to_owned(),
@@ -539,36 +854,41 @@ impl SeatStore for RedisStore {
             pass.expires_at_ms.to_string(),
         ];
         args.extend(seats.iter().cloned());
-        let keys = vec![
-            k.seats(),
-            k.holders(),
-            k.seat_counts(),
-            k.seats_ready(),
-            k.active(),
-            k.holds(),
-            k.hold_seats(),
-            k.line(),
-            k.unknown_passes(),
-            k.honoured_passes(),
-        ];
-        let reply: Vec<String> = self.run(&self.scripts.hold, keys, args).await?;
+        let script = &self.scripts.hold;
+        let reply: Vec<String> = self.run(script, event, args).await?;
         Ok(match reply.split_first() {
-            Some((tag, [held, sold])) if tag == "held" => {
-                HoldOutcome::Held(SeatCounts { held: parse_num(held)?, sold: parse_num(sold)? })
+            Some((tag, [held, sold])) if tag == "held" => HoldOutcome::Held(SeatCounts {
+                held: parse_num(held)?,
+                sold: parse_num(sold)?,
+            }),
+            Some((tag, taken)) if tag == "taken" && !taken.is_empty() => {
+                HoldOutcome::Taken(taken.to_vec())
             }
-            Some((tag, taken)) if tag == "taken" => HoldOutcome::Taken(taken.to_vec()),
-            Some((tag, _)) if tag == "limit" => HoldOutcome::LimitExceeded,
-            Some((tag, _)) if tag == "pass" => HoldOutcome::PassEnded,
-            Some((tag, _)) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
-            Some((tag, _)) if tag == "lost" => return Err(BackendError::line_lost("redis", event)),
-            _ => return Err(unavailable("hold: malformed reply")),
+            Some((tag, [])) if tag == "limit" => HoldOutcome::LimitExceeded,
+            Some((tag, [])) if tag == "pass" => HoldOutcome::PassEnded,
+            Some((tag, [])) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
+            Some((tag, [])) if tag == "lost" => {
+                return Err(BackendError::line_lost("redis", event));
+            }
+            _ => return Err(script.unexpected(&reply)),
         })
     }
 
-    async fn release(&self, event: &EventId, order: Uuid, holder: &Holder, seats: &[String]) -> BackendResult<()> {
-        let k = self.keys(event);
-        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
-        let _: i64 = self.run(&self.scripts.release, keys, seat_args(order, holder, seats)).await?;
+    async fn release(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<()> {
+        // The reply is how many seats were freed; none is as good as any.
+        let _: i64 = self
+            .run(
+                &self.scripts.release,
+                event,
+                seat_args(order, holder, seats),
+            )
+            .await?;
         Ok(())
     }
 
@@ -579,18 +899,25 @@ impl SeatStore for RedisStore {
         holder: &Holder,
         seats: &[String],
     ) -> BackendResult<SellOutcome> {
-        let k = self.keys(event);
-        let keys = vec![k.seats(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
-        let reply: String = self.run(&self.scripts.sell, keys, seat_args(order, holder, seats)).await?;
-        Ok(match reply.as_str() {
-            "sold" => SellOutcome::Sold,
-            "lost" => SellOutcome::Lost,
-            _ => SellOutcome::NeedsRebuild,
-        })
+        let script = &self.scripts.sell;
+        let reply: String = self
+            .run(script, event, seat_args(order, holder, seats))
+            .await?;
+        match reply.as_str() {
+            "sold" => Ok(SellOutcome::Sold),
+            "lost" => Ok(SellOutcome::Lost),
+            "rebuild" => Ok(SellOutcome::NeedsRebuild),
+            _ => Err(script.unexpected(reply)),
+        }
     }
 
-    async fn rebuild(&self, event: &EventId, live: &[LiveSeat], force: bool, now_ms: i64) -> BackendResult<()> {
-        let k = self.keys(event);
+    async fn rebuild(
+        &self,
+        event: &EventId,
+        live: &[LiveSeat],
+        force: bool,
+        now_ms: i64,
+    ) -> BackendResult<()> {
         let mut args = Vec::with_capacity(2 + live.len() * 4);
         args.push(if force { "1" } else { "0" }.to_owned());
         args.push(now_ms.to_string());
@@ -602,26 +929,42 @@ impl SeatStore for RedisStore {
                 seat.holder.as_str().to_owned(),
             ]);
         }
-        let keys = vec![k.seats(), k.holders(), k.seat_counts(), k.seats_ready(), k.holds(), k.hold_seats()];
-        let _: i64 = self.run(&self.scripts.rebuild, keys, args).await?;
-        Ok(())
+        let script = &self.scripts.rebuild;
+        // 1 when rebuilt, 0 when the seat state was there already: both are fine.
+        let rebuilt: i64 = self.run(script, event, args).await?;
+        match rebuilt {
+            0 | 1 => Ok(()),
+            other => Err(script.unexpected(other)),
+        }
     }
 
     async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>> {
         let k = self.keys(event);
-        let orders: Vec<String> =
-            self.kv.call("ZRANGEBYSCORE", strings([k.holds(), "-inf".into(), before_ms.to_string()])).await?;
+        let orders: Vec<String> = self
+            .kv
+            .call(
+                "ZRANGEBYSCORE",
+                strings([k.holds(), "-inf".into(), before_ms.to_string()]),
+            )
+            .await?;
         if orders.is_empty() {
             return Ok(Vec::new());
         }
-        let details: Vec<Option<String>> =
-            self.kv.call("HMGET", strings(std::iter::once(k.hold_seats()).chain(orders.iter().cloned()))).await?;
+        let details: Vec<Option<String>> = self
+            .kv
+            .call(
+                "HMGET",
+                strings(std::iter::once(k.hold_seats()).chain(orders.iter().cloned())),
+            )
+            .await?;
         orders
             .iter()
             .zip(details)
             .filter_map(|(order, detail)| Some((order, detail?)))
             .map(|(order, detail)| {
-                let (holder, seats) = detail.split_once('|').ok_or_else(|| unavailable("malformed hold record"))?;
+                let (holder, seats) = detail
+                    .split_once('|')
+                    .ok_or_else(|| unavailable("malformed hold record"))?;
                 Ok(HeldOrder {
                     order: Uuid::parse_str(order).map_err(unavailable)?,
                     holder: Holder::from_stored(holder.to_owned()),
@@ -631,7 +974,10 @@ impl SeatStore for RedisStore {
             .collect()
     }
 
-    async fn seat_states(&self, event: &EventId) -> BackendResult<Option<HashMap<String, SeatState>>> {
+    async fn seat_states(
+        &self,
+        event: &EventId,
+    ) -> BackendResult<Option<HashMap<String, SeatState>>> {
         let k = self.keys(event);
         let ready: bool = self.kv.call("EXISTS", strings([k.seats_ready()])).await?;
         if !ready {
@@ -640,7 +986,16 @@ impl SeatStore for RedisStore {
         let taken: HashMap<String, String> = self.kv.call("HGETALL", strings([k.seats()])).await?;
         let states = taken
             .into_iter()
-            .map(|(seat, value)| (seat, if value.starts_with("s:") { SeatState::Sold } else { SeatState::Held }))
+            .map(|(seat, value)| {
+                (
+                    seat,
+                    if value.starts_with("s:") {
+                        SeatState::Sold
+                    } else {
+                        SeatState::Held
+                    },
+                )
+            })
             .collect();
         Ok(Some(states))
     }
@@ -651,9 +1006,159 @@ impl SeatStore for RedisStore {
         if !ready {
             return Ok(None);
         }
-        let counts: Vec<Option<i64>> =
-            self.kv.call("HMGET", strings([k.seat_counts(), "held".into(), "sold".into()])).await?;
+        let counts: Vec<Option<i64>> = self
+            .kv
+            .call(
+                "HMGET",
+                strings([k.seat_counts(), "held".into(), "sold".into()]),
+            )
+            .await?;
         let field = |i: usize| counts.get(i).copied().flatten().unwrap_or(0).max(0) as u64;
-        Ok(Some(SeatCounts { held: field(0), sold: field(1) }))
+        Ok(Some(SeatCounts {
+            held: field(0),
+            sold: field(1),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Departure;
+
+    /// The key names of a script's `-- KEYS: a, b, c` header line, in order.
+    fn header_keys(source: &str) -> Option<Vec<&str>> {
+        let line = source
+            .lines()
+            .find_map(|line| line.strip_prefix("-- KEYS:"))?;
+        Some(line.split(',').map(str::trim).collect())
+    }
+
+    /// The indices `n` of every `<table>[n]` with a literal number in `line`.
+    fn numbered(line: &str, table: &str) -> Vec<usize> {
+        line.match_indices(&format!("{table}["))
+            .filter_map(|(at, found)| {
+                let rest = &line[at + found.len()..];
+                rest[..rest.find(']')?].parse().ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_script_header_names_the_keys_its_rust_call_passes_in_order() {
+        for script in Scripts::new().all() {
+            let header = header_keys(&script.source)
+                .unwrap_or_else(|| panic!("{}.lua has no `-- KEYS:` line", script.name));
+            let passed: Vec<&str> = script.keys.iter().map(|key| key.name()).collect();
+            assert_eq!(
+                header, passed,
+                "{}.lua: header against the Rust call",
+                script.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_script_uses_numbered_keys_and_arguments_only_in_its_local_bindings() {
+        for script in Scripts::new().all() {
+            let code = script.source.lines().filter(|line| !line.starts_with("--"));
+            let mut bound_keys = Vec::new();
+            for line in code {
+                let keys = numbered(line, "KEYS");
+                let args = numbered(line, "ARGV");
+                if !keys.is_empty() || !args.is_empty() {
+                    assert!(
+                        line.starts_with("local "),
+                        "{}.lua uses a numbered KEYS/ARGV outside its bindings: {line}",
+                        script.name
+                    );
+                }
+                bound_keys.extend(keys);
+            }
+            let expected: Vec<usize> = (1..=script.keys.len()).collect();
+            assert_eq!(
+                bound_keys, expected,
+                "{}.lua binds KEYS[1..] in order, one name each",
+                script.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_script_that_writes_log_entries_has_the_log_entry_helper_and_no_other_does() {
+        let helper = include_str!("lua/log_entry.lua");
+        for script in Scripts::new().all() {
+            let own = script.source.strip_prefix(helper).unwrap_or(&script.source);
+            assert_eq!(
+                own.contains("log_entry."),
+                script.source.starts_with(helper),
+                "{}.lua: uses log_entry exactly when it is prepended",
+                script.name
+            );
+            assert!(
+                !own.contains("'RPUSH', log_key, '"),
+                "{}.lua writes a log entry by hand",
+                script.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_log_entries_the_scripts_write_are_the_ones_the_view_reads() {
+        let lua = mlua::Lua::new();
+        let written: Vec<String> = lua
+            .load(format!(
+                "{}\nreturn {{ log_entry.frozen('7'), log_entry.drawn(), \
+                 log_entry.consumed(tonumber('3') + 1, tonumber('9'), 4, tonumber('1764547200000')), \
+                 log_entry.consumed(1, tonumber('5'), 0, 0), log_entry.left('r12'), \
+                 log_entry.pass_ended('p3'), log_entry.abandoned(string.sub('!r40', 2)) }}",
+                include_str!("lua/log_entry.lua")
+            ))
+            .eval()
+            .expect("the helper runs");
+        let key = |raw: &str| TokenKey::parse(raw).expect("a token key");
+        let expected = [
+            LogEntry::Frozen { prequeue: 7 },
+            LogEntry::Drawn,
+            LogEntry::Consumed {
+                from: 4,
+                to: 9,
+                admitted: 4,
+                at_ms: 1_764_547_200_000,
+            },
+            LogEntry::Consumed {
+                from: 1,
+                to: 5,
+                admitted: 0,
+                at_ms: 0,
+            },
+            LogEntry::Departed {
+                key: key("r12"),
+                why: Departure::Left,
+            },
+            LogEntry::Departed {
+                key: key("p3"),
+                why: Departure::PassEnded,
+            },
+            LogEntry::Departed {
+                key: key("r40"),
+                why: Departure::Abandoned,
+            },
+        ];
+        assert_eq!(written.len(), expected.len());
+        for (raw, entry) in written.iter().zip(expected) {
+            assert_eq!(raw.parse::<LogEntry>().ok(), Some(entry), "{raw:?}");
+            assert_eq!(&entry.to_string(), raw);
+        }
+    }
+
+    #[test]
+    fn a_reply_the_adapter_does_not_know_names_the_script_and_the_reply() {
+        let scripts = Scripts::new();
+        let error = scripts.sell.unexpected("sold out");
+        assert_eq!(
+            error.to_string(),
+            r#"redis is unavailable: unexpected reply from sell.lua: "sold out""#
+        );
     }
 }

@@ -5,45 +5,95 @@
 -- Pre-queue places also record their token id: the draw is made from this
 -- record, not from the deliveries a worker happens to hold.
 -- Sequence numbers stay within the reservation (see start_line.lua).
--- KEYS: line (hash), visitors (hash), log (list), seen (hash), prequeue ids (hash seq -> token id)
--- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix seconds);
+-- A visitor id whose place is still live (waiting, pre-queued, or admitted with
+-- a valid pass) is answered with that place, which counts as a sign of life.
+-- One whose place has ended (left, abandoned, its pass ran out or was ended)
+-- gets a new place at the back; commit_joins.lua claims the id for it only if
+-- the id still names the ended place, so racing joins still make one place.
+-- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw
+-- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix milliseconds);
 --   then pairs: visitor id ("" for none), token id for a new place
--- Returns: { kind, first_seq, prequeue_size or "", existing entry or "" per visitor }
+-- Returns: { kind, first_seq, prequeue_size or "", per visitor: its live entry,
+--   "~" .. its ended entry, or "" }
 --   | { "reserve", kind, places needed } | { "lost" }
-local limits = redis.call('HMGET', KEYS[1], 'limit', 'prelimit')
-if not limits[1] then return { 'lost' } end
+local line_key, visitors_key, log_key, seen_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- hash, hash, list, hash
+local prequeue_ids_key = KEYS[5] -- hash seq -> token id
+local left_key, active_key, draw_key = KEYS[6], KEYS[7], KEYS[8] -- set, zset, string
 local open = ARGV[1] == '1'
-local prequeue = redis.call('HGET', KEYS[1], 'prequeue')
+local now_ms = tonumber(ARGV[2])
+local first_request = 3
+
+local limits = redis.call('HMGET', line_key, 'limit', 'prelimit')
+if not limits[1] then return { 'lost' } end
+local now_s = tostring(math.floor(now_ms / 1000))
+local prequeue = redis.call('HGET', line_key, 'prequeue')
 if open and not prequeue then
-  prequeue = redis.call('HGET', KEYS[1], 'preseq') or '0'
-  redis.call('HSET', KEYS[1], 'prequeue', prequeue)
-  redis.call('RPUSH', KEYS[3], 'z:' .. prequeue)
+  prequeue = redis.call('HGET', line_key, 'preseq') or '0'
+  redis.call('HSET', line_key, 'prequeue', prequeue)
+  redis.call('RPUSH', log_key, log_entry.frozen(prequeue))
+end
+
+-- The rank of a token key, or nil while the draw has not placed it yet
+-- (0 for a pre-queue join the draw left out).
+local draw
+local function rank_of(key)
+  local kind, seq = string.sub(key, 1, 1), tonumber(string.sub(key, 2))
+  if not prequeue then return nil end
+  if kind == 'r' then return tonumber(prequeue) + seq end
+  draw = draw or redis.call('GET', draw_key) or false
+  if not draw then return nil end
+  local at = (seq - 1) * 4 + 1
+  local b1, b2, b3, b4 = string.byte(draw, at, at + 3)
+  if not b4 then return 0 end
+  return b1 + b2 * 256 + b3 * 65536 + b4 * 16777216
+end
+
+-- Whether a place is live, and whether it holds a pass.
+local consumed
+local function liveness(key)
+  if redis.call('SISMEMBER', left_key, key) == 1 then return false, false end
+  local expires = redis.call('ZSCORE', active_key, key)
+  if expires then return tonumber(expires) > now_ms, true end
+  local rank = rank_of(key)
+  if rank == nil then return true, false end
+  consumed = consumed or tonumber(redis.call('HGET', line_key, 'consumed') or '0')
+  -- Consumed without a pass in force: admitted and ended, abandoned, or skipped.
+  return rank > consumed, false
 end
 
 local reply = { '', '', prequeue or '' }
 local fresh = {}
-for i = 3, #ARGV, 2 do
-  local entry = ARGV[i] ~= '' and redis.call('HGET', KEYS[2], ARGV[i])
-  if entry then
-    reply[#reply + 1] = entry
-  else
+for i = first_request, #ARGV, 2 do
+  local entry = ARGV[i] ~= '' and redis.call('HGET', visitors_key, ARGV[i])
+  if not entry then
     reply[#reply + 1] = ''
     fresh[#fresh + 1] = ARGV[i + 1]
+  else
+    local key = string.match(entry, '^[^:]+')
+    local live, admitted = liveness(key)
+    if live then
+      reply[#reply + 1] = entry
+      -- Joining again is a sign of life, as a poll is.
+      if not admitted then redis.call('HSET', seen_key, key, now_s) end
+    else
+      reply[#reply + 1] = '~' .. entry
+      fresh[#fresh + 1] = ARGV[i + 1]
+    end
   end
 end
 local new = #fresh
 
 local counter = prequeue and 'seq' or 'preseq'
 local kind = prequeue and 'r' or 'p'
-local needed = tonumber(redis.call('HGET', KEYS[1], counter) or '0') + new
+local needed = tonumber(redis.call('HGET', line_key, counter) or '0') + new
 if needed > tonumber((prequeue and limits[1] or limits[2]) or '0') then
   return { 'reserve', kind, tostring(needed) }
 end
-local first = redis.call('HINCRBY', KEYS[1], counter, new) - new + 1
+local first = redis.call('HINCRBY', line_key, counter, new) - new + 1
 for n = 1, new do
   local seq = first + n - 1
-  redis.call('HSET', KEYS[4], kind .. seq, ARGV[2])
-  if kind == 'p' then redis.call('HSET', KEYS[5], seq, fresh[n]) end
+  redis.call('HSET', seen_key, kind .. seq, now_s)
+  if kind == 'p' then redis.call('HSET', prequeue_ids_key, seq, fresh[n]) end
 end
 reply[1] = kind
 reply[2] = tostring(first)

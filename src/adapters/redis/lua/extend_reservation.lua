@@ -1,9 +1,12 @@
 -- Raises the reservation that allocation stays within, never lowering it. A
 -- lost line is left lost: a reservation alone would let counters restart at 0.
--- KEYS: line (hash)
+-- KEYS: line
 -- ARGV[1]: "limit" (regular) or "prelimit" (pre-queue); ARGV[2]: places reserved
-if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then return 0 end
-if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local line_key = KEYS[1] -- hash
+local limit_field, reserved = ARGV[1], ARGV[2]
+
+if redis.call('HEXISTS', line_key, 'limit') == 0 then return 0 end
+if tonumber(redis.call('HGET', line_key, limit_field) or '0') < tonumber(reserved) then
+  redis.call('HSET', line_key, limit_field, reserved)
 end
 return 1

@@ -1,15 +1,17 @@
 -- Closes the pre-queue when the sale opens (if a join has not already done so).
--- KEYS: line (hash), log (list), failed (set)
+-- KEYS: line, log, failed
 -- Returns: { prequeue_size, pre-queue keys whose join failed... } | { "lost" }
-if redis.call('HEXISTS', KEYS[1], 'limit') == 0 then return { 'lost' } end
-local prequeue = redis.call('HGET', KEYS[1], 'prequeue')
+local line_key, log_key, failed_key = KEYS[1], KEYS[2], KEYS[3] -- hash, list, set
+
+if redis.call('HEXISTS', line_key, 'limit') == 0 then return { 'lost' } end
+local prequeue = redis.call('HGET', line_key, 'prequeue')
 if not prequeue then
-  prequeue = redis.call('HGET', KEYS[1], 'preseq') or '0'
-  redis.call('HSET', KEYS[1], 'prequeue', prequeue)
-  redis.call('RPUSH', KEYS[2], 'z:' .. prequeue)
+  prequeue = redis.call('HGET', line_key, 'preseq') or '0'
+  redis.call('HSET', line_key, 'prequeue', prequeue)
+  redis.call('RPUSH', log_key, log_entry.frozen(prequeue))
 end
 local reply = { prequeue }
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+for _, key in ipairs(redis.call('SMEMBERS', failed_key)) do
   if string.sub(key, 1, 1) == 'p' then reply[#reply + 1] = key end
 end
 return reply

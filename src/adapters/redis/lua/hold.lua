@@ -3,52 +3,60 @@
 -- limit (pending and paid seats count), all in one atomic step.
 -- Each hold is also recorded (when, by whom, which seats), so that a hold whose
 -- order never reached the record (a crash in between) can be found and undone.
--- KEYS: seats (hash seat -> "h|s:<order>:<holder>"), holders (hash holder -> seats),
---       counts (hash held, sold), ready (string), active (zset pass key -> expiry ms),
---       holds (zset order -> held at ms), hold_seats (hash order -> "<holder>|<seat>,<seat>..."),
---       line (hash), unknown passes (hash expires_at_ms -> count), honoured (set of pass keys)
+-- KEYS: seats, holders, seat_counts, seats_ready, active, holds, hold_seats, line, unknown_passes, honoured_passes
 -- ARGV: order, holder, pass key, max per holder, now_ms, pass issued at ms, pass expires at ms, seat ids...
 -- Returns: {"held", held, sold} | {"taken", seat...} | {"limit"} | {"pass"} | {"rebuild"} | {"lost"}
-if redis.call('EXISTS', KEYS[4]) == 0 then return { 'rebuild' } end
-if redis.call('HEXISTS', KEYS[8], 'limit') == 0 then return { 'lost' } end
-local now = tonumber(ARGV[5])
-local pass = redis.call('ZSCORE', KEYS[5], ARGV[3])
-local restored = tonumber(redis.call('HGET', KEYS[8], 'restored_at') or '0')
-local expires = tonumber(ARGV[7])
-if not pass and tonumber(ARGV[6]) < restored and expires > now and redis.call('SADD', KEYS[10], ARGV[3]) == 1 then
+-- seats: hash seat -> "h|s:<order>:<holder>"; holders: hash holder -> seats; seat_counts: hash held, sold
+local seats_key, holders_key, seat_counts_key = KEYS[1], KEYS[2], KEYS[3]
+-- seats_ready: string; active: zset pass key -> expiry ms; holds: zset order -> held at ms
+local seats_ready_key, active_key, holds_key = KEYS[4], KEYS[5], KEYS[6]
+-- hold_seats: hash order -> "<holder>|<seat>,<seat>..."; line: hash
+local hold_seats_key, line_key = KEYS[7], KEYS[8]
+-- unknown_passes: hash expires_at_ms -> count; honoured_passes: set of pass keys
+local unknown_passes_key, honoured_passes_key = KEYS[9], KEYS[10]
+local order, holder, pass_key, max_per_holder = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now, issued_at_ms, expires_at_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local first_seat = 8
+
+if redis.call('EXISTS', seats_ready_key) == 0 then return { 'rebuild' } end
+if redis.call('HEXISTS', line_key, 'limit') == 0 then return { 'lost' } end
+local pass = redis.call('ZSCORE', active_key, pass_key)
+local restored = tonumber(redis.call('HGET', line_key, 'restored_at') or '0')
+local expires = tonumber(expires_at_ms)
+if not pass and issued_at_ms < restored and expires > now and redis.call('SADD', honoured_passes_key, pass_key) == 1 then
   -- Issued before the store lost the line: honoured once (a pass ended after
   -- that stays ended), and counted under max_active in place of the stand-in
   -- that expires soonest at or after it.
-  pass = ARGV[7]
-  redis.call('ZADD', KEYS[5], pass, ARGV[3])
+  pass = expires_at_ms
+  redis.call('ZADD', active_key, pass, pass_key)
   local stand_in
-  local stand_ins = redis.call('HGETALL', KEYS[9])
+  local stand_ins = redis.call('HGETALL', unknown_passes_key)
   for i = 1, #stand_ins, 2 do
     local at = tonumber(stand_ins[i])
     if at >= expires and (not stand_in or at < tonumber(stand_in)) then stand_in = stand_ins[i] end
   end
-  if stand_in and redis.call('HINCRBY', KEYS[9], stand_in, -1) <= 0 then redis.call('HDEL', KEYS[9], stand_in) end
+  if stand_in and redis.call('HINCRBY', unknown_passes_key, stand_in, -1) <= 0 then redis.call('HDEL', unknown_passes_key, stand_in) end
 end
 if not pass or tonumber(pass) <= now then return { 'pass' } end
 
 local taken = { 'taken' }
-for i = 8, #ARGV do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then taken[#taken + 1] = ARGV[i] end
+for i = first_seat, #ARGV do
+  if redis.call('HEXISTS', seats_key, ARGV[i]) == 1 then taken[#taken + 1] = ARGV[i] end
 end
 if #taken > 1 then return taken end
 
-local count = #ARGV - 7
-local owned = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-if owned + count > tonumber(ARGV[4]) then return { 'limit' } end
+local count = #ARGV - first_seat + 1
+local owned = tonumber(redis.call('HGET', holders_key, holder) or '0')
+if owned + count > max_per_holder then return { 'limit' } end
 
-local value = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
+local value = 'h:' .. order .. ':' .. holder
 local seats = {}
-for i = 8, #ARGV do
-  redis.call('HSET', KEYS[1], ARGV[i], value)
+for i = first_seat, #ARGV do
+  redis.call('HSET', seats_key, ARGV[i], value)
   seats[#seats + 1] = ARGV[i]
 end
-redis.call('ZADD', KEYS[6], now, ARGV[1])
-redis.call('HSET', KEYS[7], ARGV[1], ARGV[2] .. '|' .. table.concat(seats, ','))
-redis.call('HINCRBY', KEYS[2], ARGV[2], count)
-local held = redis.call('HINCRBY', KEYS[3], 'held', count)
-return { 'held', tostring(held), redis.call('HGET', KEYS[3], 'sold') or '0' }
+redis.call('ZADD', holds_key, now, order)
+redis.call('HSET', hold_seats_key, order, holder .. '|' .. table.concat(seats, ','))
+redis.call('HINCRBY', holders_key, holder, count)
+local held = redis.call('HINCRBY', seat_counts_key, 'held', count)
+return { 'held', tostring(held), redis.call('HGET', seat_counts_key, 'sold') or '0' }

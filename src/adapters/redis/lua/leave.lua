@@ -1,21 +1,23 @@
 -- Takes a token out of the line: ends its pass if it holds one, else marks it
 -- left so that admission skips it and everyone behind moves up.
--- KEYS: line (hash), active (zset), left (set), log (list)
+-- KEYS: line, active, left, log
 -- ARGV[1]: token key; ARGV[2]: its rank, or "" while the draw has not placed it
 -- Returns: "left" | "ended" | "gone"
+local line_key, active_key, left_key, log_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- hash, zset, set, list
+
 local key, rank = ARGV[1], ARGV[2]
-if redis.call('ZREM', KEYS[2], key) == 1 then
-  redis.call('RPUSH', KEYS[4], 'e:' .. key)
+if redis.call('ZREM', active_key, key) == 1 then
+  redis.call('RPUSH', log_key, log_entry.pass_ended(key))
   return 'ended'
 end
-if redis.call('SISMEMBER', KEYS[3], key) == 1 then
+if redis.call('SISMEMBER', left_key, key) == 1 then
   return 'gone'
 end
-local consumed = tonumber(redis.call('HGET', KEYS[1], 'consumed') or '0')
+local consumed = tonumber(redis.call('HGET', line_key, 'consumed') or '0')
 if rank ~= '' and tonumber(rank) <= consumed then
   return 'gone'
 end
-redis.call('SADD', KEYS[3], key)
-redis.call('HINCRBY', KEYS[1], 'left_waiting', 1)
-redis.call('RPUSH', KEYS[4], 'l:' .. key)
+redis.call('SADD', left_key, key)
+redis.call('HINCRBY', line_key, 'left_waiting', 1)
+redis.call('RPUSH', log_key, log_entry.left(key))
 return 'left'

@@ -1,9 +1,12 @@
 -- Publishes the pre-queue draw once; a worker that takes over keeps the first.
--- KEYS: draw (string), log (list)
+-- KEYS: draw, log
 -- ARGV[1]: the draw, little-endian u32 ranks indexed by pre-queue sequence number
 -- Returns: the draw in force
-local existing = redis.call('GET', KEYS[1])
+local draw_key, log_key = KEYS[1], KEYS[2] -- string, list
+local draw = ARGV[1]
+
+local existing = redis.call('GET', draw_key)
 if existing then return existing end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('RPUSH', KEYS[2], 'd')
-return ARGV[1]
+redis.call('SET', draw_key, draw)
+redis.call('RPUSH', log_key, log_entry.drawn())
+return draw

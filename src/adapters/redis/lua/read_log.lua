@@ -1,12 +1,15 @@
 -- One page of an event's log, with the line's epoch (it changes when a lost
 -- line is restored and its log starts again), whether the line is lost, and
 -- whether it was ever restored (its log then starts at the restore).
--- KEYS: line (hash), log (list)
+-- KEYS: line, log
 -- ARGV[1], ARGV[2]: first and last index
 -- Returns: { epoch, "lost" or "", "restored" or "", entries... }
-local line = redis.call('HMGET', KEYS[1], 'epoch', 'limit', 'restored_at')
+local line_key, log_key = KEYS[1], KEYS[2] -- hash, list
+local first_index, last_index = ARGV[1], ARGV[2]
+
+local line = redis.call('HMGET', line_key, 'epoch', 'limit', 'restored_at')
 local reply = { line[1] or '', line[2] and '' or 'lost', line[3] and 'restored' or '' }
-for _, entry in ipairs(redis.call('LRANGE', KEYS[2], ARGV[1], ARGV[2])) do
+for _, entry in ipairs(redis.call('LRANGE', log_key, first_index, last_index)) do
   reply[#reply + 1] = entry
 end
 return reply

@@ -1,25 +1,30 @@
 -- Rebuilds an event's seat state from the durable record (PostgreSQL), unless
 -- it exists already (or always, when forced). Until it is rebuilt, no hold is
 -- answered, so nothing can be taken twice across the rebuild.
--- KEYS: seats, holders, counts, ready, holds (zset), hold_seats (hash)
+-- KEYS: seats, holders, seat_counts, seats_ready, holds, hold_seats
 -- ARGV: force ("1"/"0"), now_ms, then for each live seat: seat, state ("h"/"s"), order, holder
-if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6])
+local seats_key, holders_key, seat_counts_key = KEYS[1], KEYS[2], KEYS[3] -- hashes
+local seats_ready_key, holds_key, hold_seats_key = KEYS[4], KEYS[5], KEYS[6] -- string, zset, hash
+local force, now_ms = ARGV[1], ARGV[2]
+local first_seat = 3
+
+if force ~= '1' and redis.call('EXISTS', seats_ready_key) == 1 then return 0 end
+redis.call('DEL', seats_key, holders_key, seat_counts_key, holds_key, hold_seats_key)
 local held, sold = 0, 0
-for i = 3, #ARGV, 4 do
+for i = first_seat, #ARGV, 4 do
   local seat, state, order, holder = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  redis.call('HSET', KEYS[1], seat, state .. ':' .. order .. ':' .. holder)
-  redis.call('HINCRBY', KEYS[2], holder, 1)
+  redis.call('HSET', seats_key, seat, state .. ':' .. order .. ':' .. holder)
+  redis.call('HINCRBY', holders_key, holder, 1)
   if state == 's' then
     sold = sold + 1
   else
     held = held + 1
     -- Pending orders are in the record, so their holds are not orphans: dated now.
-    local seats = redis.call('HGET', KEYS[6], order)
-    redis.call('HSET', KEYS[6], order, seats and (seats .. ',' .. seat) or (holder .. '|' .. seat))
-    redis.call('ZADD', KEYS[5], ARGV[2], order)
+    local seats = redis.call('HGET', hold_seats_key, order)
+    redis.call('HSET', hold_seats_key, order, seats and (seats .. ',' .. seat) or (holder .. '|' .. seat))
+    redis.call('ZADD', holds_key, now_ms, order)
   end
 end
-redis.call('HSET', KEYS[3], 'held', held, 'sold', sold)
-redis.call('SET', KEYS[4], '1')
+redis.call('HSET', seat_counts_key, 'held', held, 'sold', sold)
+redis.call('SET', seats_ready_key, '1')
 return 1

@@ -1,20 +1,25 @@
 -- Frees the seats that one order still holds: a seat that has since moved to
 -- another order, or been sold, is left alone. Idempotent.
--- KEYS: seats, holders, counts, ready, holds (zset), hold_seats (hash)
+-- KEYS: seats, holders, seat_counts, seats_ready, holds, hold_seats
 -- ARGV: order, holder, seat ids...
-if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('HDEL', KEYS[6], ARGV[1])
-local value = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
+local seats_key, holders_key, seat_counts_key = KEYS[1], KEYS[2], KEYS[3] -- hashes
+local seats_ready_key, holds_key, hold_seats_key = KEYS[4], KEYS[5], KEYS[6] -- string, zset, hash
+local order, holder = ARGV[1], ARGV[2]
+local first_seat = 3
+
+if redis.call('EXISTS', seats_ready_key) == 0 then return 0 end
+redis.call('ZREM', holds_key, order)
+redis.call('HDEL', hold_seats_key, order)
+local value = 'h:' .. order .. ':' .. holder
 local freed = 0
-for i = 3, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == value then
-    redis.call('HDEL', KEYS[1], ARGV[i])
+for i = first_seat, #ARGV do
+  if redis.call('HGET', seats_key, ARGV[i]) == value then
+    redis.call('HDEL', seats_key, ARGV[i])
     freed = freed + 1
   end
 end
 if freed > 0 then
-  if redis.call('HINCRBY', KEYS[2], ARGV[2], -freed) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-  redis.call('HINCRBY', KEYS[3], 'held', -freed)
+  if redis.call('HINCRBY', holders_key, holder, -freed) <= 0 then redis.call('HDEL', holders_key, holder) end
+  redis.call('HINCRBY', seat_counts_key, 'held', -freed)
 end
 return freed

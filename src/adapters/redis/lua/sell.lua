@@ -1,27 +1,32 @@
 -- Turns one order's held seats into sold seats, only if the order still holds
 -- every one of them. Idempotent: seats already sold to this order stay sold.
--- KEYS: seats, counts, ready, holds (zset), hold_seats (hash)
+-- KEYS: seats, seat_counts, seats_ready, holds, hold_seats
 -- ARGV: order, holder, seat ids...
 -- Returns: "sold" | "lost" | "rebuild"
-if redis.call('EXISTS', KEYS[3]) == 0 then return 'rebuild' end
-local held = 'h:' .. ARGV[1] .. ':' .. ARGV[2]
-local sold = 's:' .. ARGV[1] .. ':' .. ARGV[2]
-for i = 3, #ARGV do
-  local v = redis.call('HGET', KEYS[1], ARGV[i])
+local seats_key, seat_counts_key, seats_ready_key = KEYS[1], KEYS[2], KEYS[3] -- hash, hash, string
+local holds_key, hold_seats_key = KEYS[4], KEYS[5] -- zset, hash
+local order, holder = ARGV[1], ARGV[2]
+local first_seat = 3
+
+if redis.call('EXISTS', seats_ready_key) == 0 then return 'rebuild' end
+local held = 'h:' .. order .. ':' .. holder
+local sold = 's:' .. order .. ':' .. holder
+for i = first_seat, #ARGV do
+  local v = redis.call('HGET', seats_key, ARGV[i])
   if v ~= held and v ~= sold then return 'lost' end
 end
 local moved = 0
-for i = 3, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == held then
-    redis.call('HSET', KEYS[1], ARGV[i], sold)
+for i = first_seat, #ARGV do
+  if redis.call('HGET', seats_key, ARGV[i]) == held then
+    redis.call('HSET', seats_key, ARGV[i], sold)
     moved = moved + 1
   end
 end
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('ZREM', holds_key, order)
+redis.call('HDEL', hold_seats_key, order)
 -- A repeated payment moves nothing; Redis refuses HINCRBY by "-0".
 if moved > 0 then
-  redis.call('HINCRBY', KEYS[2], 'held', -moved)
-  redis.call('HINCRBY', KEYS[2], 'sold', moved)
+  redis.call('HINCRBY', seat_counts_key, 'held', -moved)
+  redis.call('HINCRBY', seat_counts_key, 'sold', moved)
 end
 return 'sold'

@@ -14,7 +14,14 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 6] = [Route::Join, Route::Poll, Route::Hold, Route::Pay, Route::Cancel, Route::Leave];
+    pub const ALL: [Route; 6] = [
+        Route::Join,
+        Route::Poll,
+        Route::Hold,
+        Route::Pay,
+        Route::Cancel,
+        Route::Leave,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,7 +64,8 @@ impl Latencies {
                 }
                 micros.sort_unstable();
                 let at = |q: f64| {
-                    let index = ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len()) - 1;
+                    let index =
+                        ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len()) - 1;
                     f64::from(micros[index]) / 1_000.0
                 };
                 Some(RouteSummary {
@@ -116,6 +124,9 @@ mod tests {
         assert_eq!(summary.len(), 1);
         let poll = &summary[0];
         assert_eq!((poll.route, poll.count), ("poll", 100));
-        assert_eq!((poll.p50_ms, poll.p95_ms, poll.p99_ms, poll.max_ms), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(
+            (poll.p50_ms, poll.p95_ms, poll.p99_ms, poll.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
     }
 }

@@ -33,7 +33,9 @@ impl Args {
         let mut map = HashMap::new();
         let mut it = raw.iter();
         while let Some(key) = it.next() {
-            let name = key.strip_prefix("--").ok_or_else(|| format!("expected an --option, got {key:?}"))?;
+            let name = key
+                .strip_prefix("--")
+                .ok_or_else(|| format!("expected an --option, got {key:?}"))?;
             let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             map.insert(name.to_owned(), value.clone());
         }
@@ -41,20 +43,28 @@ impl Args {
     }
 
     fn text(&self, name: &str) -> Result<String, String> {
-        self.0.get(name).cloned().ok_or_else(|| format!("--{name} is required"))
+        self.0
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("--{name} is required"))
     }
 
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.0.get(name) {
             None => Ok(default),
-            Some(raw) => raw.parse().map_err(|_| format!("--{name}: not a number: {raw:?}")),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| format!("--{name}: not a number: {raw:?}")),
         }
     }
 
     /// `--url http://host:port` as a socket address.
     async fn addr(&self) -> Result<SocketAddr, String> {
         let url = self.text("url")?;
-        let host = url.strip_prefix("http://").ok_or("--url must start with http://")?.trim_end_matches('/');
+        let host = url
+            .strip_prefix("http://")
+            .ok_or("--url must start with http://")?
+            .trim_end_matches('/');
         tokio::net::lookup_host(host)
             .await
             .map_err(|e| format!("--url {url}: {e}"))?
@@ -67,7 +77,9 @@ impl Args {
     }
 
     fn write_json(&self, value: &impl serde::Serialize) -> Result<(), String> {
-        let Some(path) = self.0.get("json") else { return Ok(()) };
+        let Some(path) = self.0.get("json") else {
+            return Ok(());
+        };
         let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("--json {path}: {e}"))
     }
@@ -98,11 +110,18 @@ async fn main() -> ExitCode {
 async fn run(command: &str, args: Args) -> Result<bool, String> {
     match command {
         "floor" => {
-            let addr: SocketAddr = args.text("addr")?.parse().map_err(|e| format!("--addr: {e}"))?;
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("--addr {addr}: {e}"))?;
+            let addr: SocketAddr = args
+                .text("addr")?
+                .parse()
+                .map_err(|e| format!("--addr: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("--addr {addr}: {e}"))?;
             let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
             println!("floor listening on http://{addr}/");
-            axum::serve(listener, app).await.map_err(|e| e.to_string())?;
+            axum::serve(listener, app)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(true)
         }
         "spike" => {
@@ -129,9 +148,14 @@ async fn run(command: &str, args: Args) -> Result<bool, String> {
         }
         "drain" => {
             let people = args.number("people", 200_000)?;
-            let report = micro::drain(args.addr().await?, args.admin()?, people, args.number("connections", 64)?)
-                .await
-                .map_err(|e| e.to_string())?;
+            let report = micro::drain(
+                args.addr().await?,
+                args.admin()?,
+                people,
+                args.number("connections", 64)?,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             println!(
                 "drain: {} admitted in {:.2} s: {:.0} admitted/s",
                 report.people, report.seconds, report.admitted_per_second
@@ -153,7 +177,10 @@ async fn run(command: &str, args: Args) -> Result<bool, String> {
                 "hold: {:.0} holds/s over HTTP vs {:.0} bare inserts/s: ratio {:.2}",
                 report.holds_per_second, report.inserts_per_second, report.ratio
             );
-            report::print_latencies(&report.hold_latency, report.holds as f64 / report.holds_per_second);
+            report::print_latencies(
+                &report.hold_latency,
+                report.holds as f64 / report.holds_per_second,
+            );
             args.write_json(&report)?;
             Ok(true)
         }

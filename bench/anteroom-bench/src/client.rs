@@ -34,8 +34,9 @@ pub struct Answer {
 
 impl Answer {
     pub fn json<T: DeserializeOwned>(&self, method: &Method, path: &str) -> Result<T, ClientError> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| ClientError::Decode(method.clone(), path.to_owned(), self.status, e.to_string()))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ClientError::Decode(method.clone(), path.to_owned(), self.status, e.to_string())
+        })
     }
 }
 
@@ -56,13 +57,18 @@ impl Connection {
                 .await
                 .map_err(|_| failed("timed out".into()))?
                 .map_err(|e| failed(e.to_string()))?;
-            stream.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
-            let (sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| failed(e.to_string()))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| failed(e.to_string()))?;
+            let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| failed(e.to_string()))?;
             tokio::spawn(connection);
             self.sender = Some(sender);
         }
-        self.sender.as_mut().ok_or_else(|| ClientError::Connect(self.addr, "no connection".into()))
+        self.sender
+            .as_mut()
+            .ok_or_else(|| ClientError::Connect(self.addr, "no connection".into()))
     }
 
     /// Sends one request; `bearer` goes in `Authorization`, `body` as JSON.
@@ -74,14 +80,19 @@ impl Connection {
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ClientError> {
         let failed = |e: String| ClientError::Request(method.clone(), path.to_owned(), e);
-        let mut request = Request::builder().method(method.clone()).uri(path).header(header::HOST, "anteroom");
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::HOST, "anteroom");
         if let Some(bearer) = bearer {
             request = request.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
         }
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let request = request.body(body.map_or_else(Body::empty, Body::from)).map_err(|e| failed(e.to_string()))?;
+        let request = request
+            .body(body.map_or_else(Body::empty, Body::from))
+            .map_err(|e| failed(e.to_string()))?;
         let started = Instant::now();
         let sender = self.sender().await?;
         let sent = async {
@@ -97,10 +108,16 @@ impl Connection {
             }
         };
         let status = response.status();
-        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_BODY).await.map_err(|e| {
-            self.sender = None;
-            failed(e.to_string())
-        })?;
-        Ok(Answer { status, body, took: started.elapsed() })
+        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_BODY)
+            .await
+            .map_err(|e| {
+                self.sender = None;
+                failed(e.to_string())
+            })?;
+        Ok(Answer {
+            status,
+            body,
+            took: started.elapsed(),
+        })
     }
 }

@@ -84,7 +84,12 @@ struct Polled {
 }
 
 /// Joins `people` to `event`; returns their tokens in no particular order.
-async fn join_all(addr: SocketAddr, event: &str, people: u64, connections: usize) -> Result<Vec<String>, ApiError> {
+async fn join_all(
+    addr: SocketAddr,
+    event: &str,
+    people: u64,
+    connections: usize,
+) -> Result<Vec<String>, ApiError> {
     let tokens = Arc::new(std::sync::Mutex::new(Vec::with_capacity(people as usize)));
     let failures = Arc::new(AtomicU64::new(0));
     let path = format!("/api/events/{event}/queue");
@@ -93,10 +98,15 @@ async fn join_all(addr: SocketAddr, event: &str, people: u64, connections: usize
         let (path, tokens, failures) = (path.clone(), t.clone(), f.clone());
         async move {
             match conn.send(Method::POST, &path, None, None).await {
-                Ok(a) if a.status == StatusCode::CREATED => match a.json::<Joined>(&Method::POST, &path) {
-                    Ok(j) => tokens.lock().unwrap_or_else(|p| p.into_inner()).push(j.token),
-                    Err(_) => _ = failures.fetch_add(1, Relaxed),
-                },
+                Ok(a) if a.status == StatusCode::CREATED => {
+                    match a.json::<Joined>(&Method::POST, &path) {
+                        Ok(j) => tokens
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(j.token),
+                        Err(_) => _ = failures.fetch_add(1, Relaxed),
+                    }
+                }
                 _ => _ = failures.fetch_add(1, Relaxed),
             }
             (conn, None)
@@ -105,9 +115,15 @@ async fn join_all(addr: SocketAddr, event: &str, people: u64, connections: usize
     .await;
     let failed = failures.load(Relaxed);
     if failed > 0 {
-        return Err(ApiError::Status(format!("{failed} joins"), StatusCode::SERVICE_UNAVAILABLE, "failed".into()));
+        return Err(ApiError::Status(
+            format!("{failed} joins"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failed".into(),
+        ));
     }
-    Ok(std::mem::take(&mut *tokens.lock().unwrap_or_else(|p| p.into_inner())))
+    Ok(std::mem::take(
+        &mut *tokens.lock().unwrap_or_else(|p| p.into_inner()),
+    ))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -119,7 +135,12 @@ pub struct DrainReport {
 
 /// Joins `people` to a paused event, then unpauses it with no rate limit to
 /// speak of and times the admission worker until everyone is admitted.
-pub async fn drain(addr: SocketAddr, admin: Admin, people: u64, connections: usize) -> Result<DrainReport, ApiError> {
+pub async fn drain(
+    addr: SocketAddr,
+    admin: Admin,
+    people: u64,
+    connections: usize,
+) -> Result<DrainReport, ApiError> {
     let mut conn = Connection::new(addr);
     let shape = EventShape {
         seats: 1_000,
@@ -153,7 +174,11 @@ pub async fn drain(addr: SocketAddr, admin: Admin, people: u64, connections: usi
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(DrainReport { people, seconds, admitted_per_second: people as f64 / seconds })
+    Ok(DrainReport {
+        people,
+        seconds,
+        admitted_per_second: people as f64 / seconds,
+    })
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -191,15 +216,24 @@ pub async fn hold(
     for token in tokens {
         let path = format!("/api/queue/{token}");
         loop {
-            let polled: Polled = conn.send(Method::GET, &path, None, None).await?.json(&Method::GET, &path)?;
+            let polled: Polled = conn
+                .send(Method::GET, &path, None, None)
+                .await?
+                .json(&Method::GET, &path)?;
             match (polled.state.as_str(), polled.pass) {
                 ("admitted", Some(pass)) => break passes.push(pass),
                 ("waiting", _) => tokio::time::sleep(Duration::from_millis(50)).await,
-                (state, _) => return Err(format!("a token read {state:?} while waiting for admission").into()),
+                (state, _) => {
+                    return Err(
+                        format!("a token read {state:?} while waiting for admission").into(),
+                    );
+                }
             }
         }
     }
-    let seats: Vec<String> = (1..=holds).map(|n| format!("A-{}-{}", (n - 1) / 100 + 1, (n - 1) % 100 + 1)).collect();
+    let seats: Vec<String> = (1..=holds)
+        .map(|n| format!("A-{}-{}", (n - 1) / 100 + 1, (n - 1) % 100 + 1))
+        .collect();
     let work = Arc::new((passes, seats, format!("/api/events/{event}/holds")));
     let failures = Arc::new(AtomicU64::new(0));
     let (w, f) = (work.clone(), failures.clone());
@@ -208,8 +242,13 @@ pub async fn hold(
         let (work, failures) = (w.clone(), f.clone());
         async move {
             let (passes, seats, path) = &*work;
-            let body = json!({ "seats": [seats[i as usize]] }).to_string().into_bytes();
-            match conn.send(Method::POST, path, Some(&passes[i as usize]), Some(body)).await {
+            let body = json!({ "seats": [seats[i as usize]] })
+                .to_string()
+                .into_bytes();
+            match conn
+                .send(Method::POST, path, Some(&passes[i as usize]), Some(body))
+                .await
+            {
                 Ok(a) if a.status == StatusCode::CREATED => (conn, Some(a.took)),
                 _ => {
                     failures.fetch_add(1, Relaxed);
@@ -235,12 +274,21 @@ pub async fn hold(
 
 /// The floor of a hold: one order-shaped row inserted per request, through a
 /// pool of the service's size, in a scratch schema dropped afterwards.
-async fn bare_inserts(database_url: &str, rows: u64, concurrency: usize) -> Result<f64, sqlx::Error> {
+async fn bare_inserts(
+    database_url: &str,
+    rows: u64,
+    concurrency: usize,
+) -> Result<f64, sqlx::Error> {
     // The service's pool: see adapters/sql.rs.
-    let pool = PgPoolOptions::new().max_connections(16).connect(database_url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(database_url)
+        .await?;
     // Only this generated name is spliced into the SQL below.
     let schema = format!("bench_floor_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await?;
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await?;
     sqlx::query(AssertSqlSafe(format!(
         "CREATE TABLE {schema}.orders (id uuid PRIMARY KEY, event text NOT NULL, holder text NOT NULL, \
          seats text[] NOT NULL, amount_cents bigint NOT NULL, status text NOT NULL, expires_at timestamptz NOT NULL)"
@@ -277,6 +325,8 @@ async fn bare_inserts(database_url: &str, rows: u64, concurrency: usize) -> Resu
         }
     }
     let per_second = rows as f64 / started.elapsed().as_secs_f64();
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await?;
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&pool)
+        .await?;
     outcome.map(|()| per_second)
 }

@@ -93,7 +93,11 @@ impl Admin {
         let body = body.map(|b| b.to_string().into_bytes());
         let answer = conn.send(method, path, Some(&self.token), body).await?;
         if answer.status != expect {
-            return Err(ApiError::Status(path.to_owned(), answer.status, String::from_utf8_lossy(&answer.body).into()));
+            return Err(ApiError::Status(
+                path.to_owned(),
+                answer.status,
+                String::from_utf8_lossy(&answer.body).into(),
+            ));
         }
         Ok(answer)
     }
@@ -105,7 +109,10 @@ impl Admin {
         prefix: &str,
         shape: EventShape,
     ) -> Result<String, ApiError> {
-        let id = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let body = json!({
             "id": id,
             "name": format!("Benchmark {id}"),
@@ -122,29 +129,57 @@ impl Admin {
             },
             "sections": shape.sections(),
         });
-        self.call(conn, Method::POST, "/api/admin/events", Some(body), StatusCode::CREATED).await?;
+        self.call(
+            conn,
+            Method::POST,
+            "/api/admin/events",
+            Some(body),
+            StatusCode::CREATED,
+        )
+        .await?;
         Ok(id)
     }
 
-    pub async fn set_paused(&self, conn: &mut Connection, event: &str, paused: bool) -> Result<(), ApiError> {
+    pub async fn set_paused(
+        &self,
+        conn: &mut Connection,
+        event: &str,
+        paused: bool,
+    ) -> Result<(), ApiError> {
         let path = format!("/api/admin/events/{event}");
-        self.call(conn, Method::PATCH, &path, Some(json!({"paused": paused})), StatusCode::OK).await?;
+        self.call(
+            conn,
+            Method::PATCH,
+            &path,
+            Some(json!({"paused": paused})),
+            StatusCode::OK,
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn stats(&self, conn: &mut Connection, event: &str) -> Result<Stats, ApiError> {
         let path = format!("/api/admin/events/{event}/stats");
-        let answer = self.call(conn, Method::GET, &path, None, StatusCode::OK).await?;
+        let answer = self
+            .call(conn, Method::GET, &path, None, StatusCode::OK)
+            .await?;
         Ok(answer.json(&Method::GET, &path)?)
     }
 }
 
 /// The seat map as `id → state`, with the ids that appeared more than once.
-pub async fn seat_map(conn: &mut Connection, event: &str) -> Result<(HashMap<String, String>, Vec<String>), ApiError> {
+pub async fn seat_map(
+    conn: &mut Connection,
+    event: &str,
+) -> Result<(HashMap<String, String>, Vec<String>), ApiError> {
     let path = format!("/api/events/{event}/seats");
     let answer = conn.send(Method::GET, &path, None, None).await?;
     if answer.status != StatusCode::OK {
-        return Err(ApiError::Status(path, answer.status, String::from_utf8_lossy(&answer.body).into()));
+        return Err(ApiError::Status(
+            path,
+            answer.status,
+            String::from_utf8_lossy(&answer.body).into(),
+        ));
     }
     let map: SeatMap = answer.json(&Method::GET, &path)?;
     let mut states = HashMap::with_capacity(map.seats.len());

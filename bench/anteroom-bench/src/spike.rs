@@ -171,7 +171,11 @@ impl Shared {
         if !arrivals_first && let Some(due) = self.arrival(now, &mut wake) {
             return Next::Due(due);
         }
-        if self.unfinished.load(Relaxed) == 0 { Next::Done } else { Next::Wait(wake) }
+        if self.unfinished.load(Relaxed) == 0 {
+            Next::Done
+        } else {
+            Next::Wait(wake)
+        }
     }
 
     /// The next person to arrive, if one is due; else lowers `wake` to the next arrival.
@@ -186,15 +190,30 @@ impl Shared {
                 *wake = (*wake).min(at);
                 return None;
             }
-            if self.next_arrival.compare_exchange(person, person + 1, Relaxed, Relaxed).is_ok() {
-                return Some(Due { at, person, step: Step::Join });
+            if self
+                .next_arrival
+                .compare_exchange(person, person + 1, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return Some(Due {
+                    at,
+                    person,
+                    step: Step::Join,
+                });
             }
         }
     }
 
     fn schedule(&self, after: Duration, person: u64, step: Step) {
-        let due = Due { at: Instant::now() + after, person, step };
-        self.schedule.lock().unwrap_or_else(|p| p.into_inner()).push(Reverse(due));
+        let due = Due {
+            at: Instant::now() + after,
+            person,
+            step,
+        };
+        self.schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Reverse(due));
     }
 
     fn finish(&self) {
@@ -210,7 +229,12 @@ impl Shared {
     }
 
     fn unexpected(&self, route: Route, answer: &Answer) {
-        self.problem(format!("{}: {} {}", route.name(), answer.status, String::from_utf8_lossy(&answer.body)));
+        self.problem(format!(
+            "{}: {} {}",
+            route.name(),
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        ));
     }
 }
 
@@ -226,8 +250,16 @@ impl Driver {
     async fn run(mut self) -> Latencies {
         loop {
             match self.shared.next(Instant::now(), self.arrivals_first) {
-                Next::Due(Due { person, step: Step::Join, .. }) => self.join(person).await,
-                Next::Due(Due { person, step: Step::Poll(token), .. }) => self.poll(person, token).await,
+                Next::Due(Due {
+                    person,
+                    step: Step::Join,
+                    ..
+                }) => self.join(person).await,
+                Next::Due(Due {
+                    person,
+                    step: Step::Poll(token),
+                    ..
+                }) => self.poll(person, token).await,
                 Next::Wait(until) => tokio::time::sleep_until(until.into()).await,
                 Next::Done => return self.latencies,
             }
@@ -256,36 +288,45 @@ impl Driver {
     }
 
     fn retry_after(answer: &Answer) -> Option<Duration> {
-        matches!(answer.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-            .then_some(DEFAULT_RETRY)
+        matches!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        )
+        .then_some(DEFAULT_RETRY)
     }
 
     async fn join(&mut self, person: u64) {
         let path = format!("/api/events/{}/queue", self.shared.event);
         // A visitor id makes a retried join idempotent: the same place, never two.
         let body = json!({ "visitor": format!("person-{person}") });
-        let Some(answer) = self.call(Route::Join, Method::POST, &path, None, Some(body)).await else {
+        let Some(answer) = self
+            .call(Route::Join, Method::POST, &path, None, Some(body))
+            .await
+        else {
             return self.shared.schedule(DEFAULT_RETRY, person, Step::Join);
         };
-        let since_start = u64::try_from(self.shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let since_start =
+            u64::try_from(self.shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.shared.last_join_us.fetch_max(since_start, Relaxed);
         match answer.status {
-            StatusCode::CREATED | StatusCode::OK => match answer.json::<StatusBody>(&Method::POST, &path) {
-                Ok(status) => {
-                    bump(&self.shared.counters.joined);
-                    match status.token.clone() {
-                        Some(token) => self.follow(person, token.into(), status).await,
-                        None => {
-                            self.shared.unexpected(Route::Join, &answer);
-                            self.shared.finish();
+            StatusCode::CREATED | StatusCode::OK => {
+                match answer.json::<StatusBody>(&Method::POST, &path) {
+                    Ok(status) => {
+                        bump(&self.shared.counters.joined);
+                        match status.token.clone() {
+                            Some(token) => self.follow(person, token.into(), status).await,
+                            None => {
+                                self.shared.unexpected(Route::Join, &answer);
+                                self.shared.finish();
+                            }
                         }
                     }
+                    Err(e) => {
+                        self.shared.problem(e.to_string());
+                        self.shared.finish();
+                    }
                 }
-                Err(e) => {
-                    self.shared.problem(e.to_string());
-                    self.shared.finish();
-                }
-            },
+            }
             StatusCode::GONE => {
                 bump(&self.shared.counters.join_sold_out);
                 self.shared.finish();
@@ -306,14 +347,19 @@ impl Driver {
     async fn poll(&mut self, person: u64, token: Box<str>) {
         let path = format!("/api/queue/{token}");
         let Some(answer) = self.call(Route::Poll, Method::GET, &path, None, None).await else {
-            return self.shared.schedule(DEFAULT_RETRY, person, Step::Poll(token));
+            return self
+                .shared
+                .schedule(DEFAULT_RETRY, person, Step::Poll(token));
         };
         bump(&self.shared.counters.polls);
         if let Some(after) = Self::retry_after(&answer) {
             bump(&self.shared.counters.retried);
             return self.shared.schedule(after, person, Step::Poll(token));
         }
-        match (answer.status, answer.json::<StatusBody>(&Method::GET, &path)) {
+        match (
+            answer.status,
+            answer.json::<StatusBody>(&Method::GET, &path),
+        ) {
             (StatusCode::OK, Ok(status)) => self.follow(person, token, status).await,
             _ => {
                 self.shared.unexpected(Route::Poll, &answer);
@@ -335,7 +381,9 @@ impl Driver {
                 self.shop(person, &pass).await;
                 // Done: end the pass so that its place under max_active goes to the next person.
                 let path = format!("/api/queue/{token}");
-                if let Some(answer) = self.call(Route::Leave, Method::DELETE, &path, None, None).await
+                if let Some(answer) = self
+                    .call(Route::Leave, Method::DELETE, &path, None, None)
+                    .await
                     && answer.status != StatusCode::OK
                 {
                     self.shared.unexpected(Route::Leave, &answer);
@@ -343,7 +391,9 @@ impl Driver {
             }
             ("sold_out", _) => bump(&counters.read_sold_out),
             ("expired", _) => bump(&counters.read_expired),
-            (state, _) => self.shared.problem(format!("person {person} read the state {state:?}")),
+            (state, _) => self
+                .shared
+                .problem(format!("person {person} read the state {state:?}")),
         }
         self.shared.finish();
     }
@@ -355,7 +405,10 @@ impl Driver {
         let mut order = None;
         for count in [wanted, 1] {
             let body = json!({ "best_available": { "count": count } });
-            let Some(answer) = self.call(Route::Hold, Method::POST, &path, Some(pass), Some(body)).await else {
+            let Some(answer) = self
+                .call(Route::Hold, Method::POST, &path, Some(pass), Some(body))
+                .await
+            else {
                 return;
             };
             match answer.status {
@@ -379,7 +432,10 @@ impl Driver {
         match plan_of(person) {
             Plan::WalkAway => bump(&self.shared.counters.walked_away),
             Plan::Cancel => {
-                let Some(answer) = self.call(Route::Cancel, Method::DELETE, &path, Some(pass), None).await else {
+                let Some(answer) = self
+                    .call(Route::Cancel, Method::DELETE, &path, Some(pass), None)
+                    .await
+                else {
                     return;
                 };
                 match answer.status {
@@ -390,14 +446,25 @@ impl Driver {
             Plan::Pay => {
                 let body = json!({ "payment_ref": format!("bench-{person}") });
                 let pay = format!("{path}/pay");
-                let Some(answer) = self.call(Route::Pay, Method::POST, &pay, Some(pass), Some(body)).await else {
+                let Some(answer) = self
+                    .call(Route::Pay, Method::POST, &pay, Some(pass), Some(body))
+                    .await
+                else {
                     return;
                 };
                 match (answer.status, answer.json::<OrderBody>(&Method::POST, &pay)) {
                     (StatusCode::OK, Ok(paid)) if paid.status == "paid" => {
                         bump(&self.shared.counters.paid);
-                        let paid = PaidOrder { order_id: paid.order_id, seats: paid.seats, pass: pass.to_owned() };
-                        self.shared.paid.lock().unwrap_or_else(|p| p.into_inner()).push(paid);
+                        let paid = PaidOrder {
+                            order_id: paid.order_id,
+                            seats: paid.seats,
+                            pass: pass.to_owned(),
+                        };
+                        self.shared
+                            .paid
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(paid);
                     }
                     (StatusCode::GONE, _) => bump(&self.shared.counters.pay_expired),
                     _ => self.shared.unexpected(Route::Pay, &answer),
@@ -448,7 +515,9 @@ struct Milestones {
 pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
     let admin = Admin::new(options.admin_token.clone());
     let mut conn = Connection::new(options.addr);
-    let event = admin.create_event(&mut conn, "spike", options.shape).await?;
+    let event = admin
+        .create_event(&mut conn, "spike", options.shape)
+        .await?;
     eprintln!(
         "spike: {} people for {} seats on event {event}, arriving within {:?}, {} connections",
         options.people, options.shape.seats, options.arrival, options.connections
@@ -485,9 +554,13 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
         }
     }
     let wall = shared.started.elapsed();
-    let (admin, mut conn) = monitor
-        .await
-        .map_err(|e| api::ApiError::Status("monitor".into(), StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (admin, mut conn) = monitor.await.map_err(|e| {
+        api::ApiError::Status(
+            "monitor".into(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )
+    })?;
     let milestones = std::mem::take(&mut *milestones.lock().unwrap_or_else(|p| p.into_inner()));
     let checks = check_books(&shared, &admin, &mut conn).await?;
     let c = &shared.counters;
@@ -510,7 +583,12 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
     .map(|(name, counter)| (name, counter.load(Relaxed)))
     .collect();
     let latencies = latencies.summary();
-    let count_of = |route: &str| latencies.iter().find(|s| s.route == route).map_or(0, |s| s.count);
+    let count_of = |route: &str| {
+        latencies
+            .iter()
+            .find(|s| s.route == route)
+            .map_or(0, |s| s.count)
+    };
     let join_seconds = shared.last_join_us.load(Relaxed) as f64 / 1e6;
     let report = SpikeReport {
         event,
@@ -528,7 +606,11 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
         },
         outcomes,
         latencies,
-        problems: shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        problems: shared
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
         checks,
     };
     Ok(report)
@@ -582,11 +664,17 @@ async fn monitor(
 }
 
 /// The books: nothing sold twice, nothing lost, everything adds up.
-async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> Result<Vec<Check>, api::ApiError> {
+async fn check_books(
+    shared: &Shared,
+    admin: &Admin,
+    conn: &mut Connection,
+) -> Result<Vec<Check>, api::ApiError> {
     let event = &shared.event;
     let seats_total = shared.options.shape.seats;
     // Holds people walked away from end by expiry; wait for them.
-    let settle_by = Instant::now() + Duration::from_secs(u64::from(shared.options.shape.hold_seconds)) + SETTLE_SLACK;
+    let settle_by = Instant::now()
+        + Duration::from_secs(u64::from(shared.options.shape.hold_seconds))
+        + SETTLE_SLACK;
     let mut stats = admin.stats(conn, event).await?;
     while stats.held_seats > 0 && Instant::now() < settle_by {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -595,7 +683,11 @@ async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> R
     // The seat map may lag by a second (API.md).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (map, repeated) = api::seat_map(conn, event).await?;
-    let paid = shared.paid.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let paid = shared
+        .paid
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut checks = Vec::new();
     let mut check = |name, ok, detail: String| checks.push(Check { name, ok, detail });
 
@@ -608,7 +700,11 @@ async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> R
             stats.sold_seats, stats.held_seats, stats.available_seats
         ),
     );
-    check("no hold left behind", stats.held_seats == 0, format!("{} seats still held", stats.held_seats));
+    check(
+        "no hold left behind",
+        stats.held_seats == 0,
+        format!("{} seats still held", stats.held_seats),
+    );
 
     let mut owner: HashMap<&str, &str> = HashMap::new();
     let mut twice = Vec::new();
@@ -631,17 +727,28 @@ async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> R
     check(
         "every paid seat is counted sold",
         owner.len() as u64 == stats.sold_seats,
-        format!("paid orders hold {} seats, stats say {} sold", owner.len(), stats.sold_seats),
+        format!(
+            "paid orders hold {} seats, stats say {} sold",
+            owner.len(),
+            stats.sold_seats
+        ),
     );
     check(
         "every payment is recorded",
         paid.len() as u64 == stats.orders_paid,
-        format!("{} payments answered 200, stats say {} orders paid", paid.len(), stats.orders_paid),
+        format!(
+            "{} payments answered 200, stats say {} orders paid",
+            paid.len(),
+            stats.orders_paid
+        ),
     );
 
     let sold_on_map = map.values().filter(|s| *s == "sold").count() as u64;
-    let not_sold: Vec<&str> =
-        owner.keys().filter(|seat| map.get(**seat).is_none_or(|s| s != "sold")).copied().collect();
+    let not_sold: Vec<&str> = owner
+        .keys()
+        .filter(|seat| map.get(**seat).is_none_or(|s| s != "sold"))
+        .copied()
+        .collect();
     check(
         "seat map agrees",
         repeated.is_empty()
@@ -659,20 +766,33 @@ async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> R
     let mut unpaid = Vec::new();
     for order in &paid {
         let path = format!("/api/orders/{}", order.order_id);
-        let answer = conn.send(Method::GET, &path, Some(&order.pass), None).await?;
-        let status = answer.json::<OrderBody>(&Method::GET, &path).map(|o| o.status).unwrap_or_default();
+        let answer = conn
+            .send(Method::GET, &path, Some(&order.pass), None)
+            .await?;
+        let status = answer
+            .json::<OrderBody>(&Method::GET, &path)
+            .map(|o| o.status)
+            .unwrap_or_default();
         if answer.status != StatusCode::OK || status != "paid" {
-            unpaid.push(format!("{} reads {} {status}", order.order_id, answer.status));
+            unpaid.push(format!(
+                "{} reads {} {status}",
+                order.order_id, answer.status
+            ));
         }
     }
     check(
         "every paid order reads paid",
         unpaid.is_empty(),
-        if unpaid.is_empty() { format!("{} orders read back", paid.len()) } else { unpaid.join("; ") },
+        if unpaid.is_empty() {
+            format!("{} orders read back", paid.len())
+        } else {
+            unpaid.join("; ")
+        },
     );
 
-    let demand_exceeded_supply =
-        shared.counters.join_sold_out.load(Relaxed) + shared.counters.read_sold_out.load(Relaxed) > 0;
+    let demand_exceeded_supply = shared.counters.join_sold_out.load(Relaxed)
+        + shared.counters.read_sold_out.load(Relaxed)
+        > 0;
     if demand_exceeded_supply {
         check(
             "sold out",
@@ -681,7 +801,11 @@ async fn check_books(shared: &Shared, admin: &Admin, conn: &mut Connection) -> R
         );
     }
     let errors = shared.counters.errors.load(Relaxed);
-    check("no unexpected answer", errors == 0, format!("{errors} unexpected answers or failed requests"));
+    check(
+        "no unexpected answer",
+        errors == 0,
+        format!("{errors} unexpected answers or failed requests"),
+    );
     let distinct: HashSet<&str> = paid.iter().map(|o| o.order_id.as_str()).collect();
     check(
         "order ids are unique",
@@ -702,16 +826,30 @@ pub fn print(report: &SpikeReport) {
         report.join_seconds,
         report.polls_per_second,
         report.holds_per_second,
-        report.admission_to_sold_out_seconds.map_or("not reached".into(), |s| format!("{s:.1} s"))
+        report
+            .admission_to_sold_out_seconds
+            .map_or("not reached".into(), |s| format!("{s:.1} s"))
     );
     let mut outcomes: Vec<_> = report.outcomes.iter().collect();
     outcomes.sort();
-    println!("{}", outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "{}",
+        outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     print_latencies(&report.latencies, report.wall_seconds);
     for problem in &report.problems {
         println!("  unexpected: {problem}");
     }
     for check in &report.checks {
-        println!("{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        println!(
+            "{} {}: {}",
+            if check.ok { "ok  " } else { "FAIL" },
+            check.name,
+            check.detail
+        );
     }
 }

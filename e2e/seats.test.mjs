@@ -1,0 +1,266 @@
+// The seat page's journeys, at desktop and phone sizes: the pass's time and its
+// end, a picked seat taken by someone else, choose-for-me as a proposal, the
+// keyboard's ways through the page, a hold running out, touch-sized seats, German.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
+
+const up = serviceAndBrowser();
+
+const SIZES = {
+  desktop: { viewport: { width: 1280, height: 800 } },
+  phone: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
+};
+
+async function snap(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, "seats-" + name + ".png"), fullPage: true });
+}
+
+/// Through the waiting room (it admits at once) onto the seat page, the map drawn.
+async function enterSeats(page, id, query = "") {
+  await page.goto(up.service.base + "/events/" + id + query);
+  await page.waitForURL("**/events/" + id + "/seats", { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]')?.getAttribute("aria-label"));
+}
+
+/// Someone else: a pass of their own, through the API.
+async function otherPass(id) {
+  const join = await api(up.service.base, "POST", "/api/events/" + id + "/queue");
+  for (let i = 0; i < 50; i++) {
+    const pass = (await api(up.service.base, "GET", "/api/queue/" + join.body.token)).body.pass;
+    if (pass) return pass;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the other visitor was never admitted");
+}
+
+const seat = (page, id) => page.locator(`rect[data-id="${id}"]`);
+const basket = (page) => page.locator("#picked .seat-name").allTextContents();
+const seatClass = (page, id) => seat(page, id).getAttribute("class");
+
+for (const [size, options] of Object.entries(SIZES)) {
+  test(`${size}: the pass's time is shown, its last minute announced, and once it ends the way back to the line`, async () => {
+    const id = "pass-" + size;
+    await createEvent(up.service.base, id, { admission: { per_second: 50, max_active: 100, pass_seconds: 6 } });
+    await withPage(up.browser, "seats-pass-" + size, options, async (page) => {
+      await enterSeats(page, id);
+      assert.match(await page.locator("#pass-left").textContent(), /Your admission pass lets you hold seats for \d+ s more/);
+      const warning = page.locator("#pass-warning");
+      await warning.waitFor({ state: "visible" });
+      assert.equal(await warning.getAttribute("role"), "alert");
+      assert.match(await warning.textContent(), /Less than a minute left on your admission pass/);
+      await seat(page, "A-1-1").click();
+      await snap(page, "pass-warning-" + size);
+
+      await page.locator("#pass-ended").waitFor({ state: "visible", timeout: 10000 });
+      assert.equal(await page.locator("#picker").isVisible(), false, "no seats to pick without a pass");
+      assert.match(await page.locator("#pass-ended").textContent(), /Your admission pass has ended/);
+      const back = page.locator("#back-to-line");
+      assert.equal(await back.textContent(), "Back to the waiting room");
+      await snap(page, "pass-ended-" + size);
+      await back.click();
+      await page.waitForURL((url) => url.pathname === "/events/" + id);
+    });
+  });
+
+  test(`${size}: a picked seat taken by someone else is announced in words and leaves the basket`, async () => {
+    const id = "taken-" + size;
+    await createEvent(up.service.base, id);
+    await withPage(up.browser, "seats-taken-" + size, options, async (page) => {
+      await enterSeats(page, id);
+      await seat(page, "A-1-3").click();
+      await seat(page, "A-1-4").click();
+      assert.deepEqual(await basket(page), ["Floor, row 1, seat 3", "Floor, row 1, seat 4"]);
+      assert.match(await page.locator("#total").textContent(), /€100\.00/);
+      assert.equal((await api(up.service.base, "POST", `/api/events/${id}/holds`, { seats: ["A-1-3"] }, await otherPass(id))).status, 201);
+
+      const problem = page.locator("#picker-problem");
+      await problem.waitFor({ state: "visible", timeout: 5000 });
+      assert.equal(await problem.textContent(), "Floor, row 1, seat 3 was just taken by someone else; pick another.");
+      assert.equal(await problem.getAttribute("role"), "alert");
+      assert.deepEqual(await basket(page), ["Floor, row 1, seat 4"]);
+      assert.match(await page.locator("#total").textContent(), /€50\.00/);
+      assert.equal(await seatClass(page, "A-1-3"), "seat held");
+      await snap(page, "taken-" + size);
+    });
+  });
+
+  test(`${size}: choose for me proposes seats, the buyer changes one and holds them`, async () => {
+    const id = "choose-" + size;
+    await createEvent(up.service.base, id);
+    await withPage(up.browser, "seats-choose-" + size, options, async (page) => {
+      await enterSeats(page, id);
+      await page.selectOption("#best-count", "3");
+      await page.click("#choose");
+      await page.locator("#proposal").waitFor({ state: "visible" });
+      assert.match(await page.locator("#proposal").textContent(),
+        /^We suggest Floor, row 1, seat 1; Floor, row 1, seat 2; Floor, row 1, seat 3\. Hold them/);
+      assert.deepEqual(await basket(page), ["Floor, row 1, seat 1", "Floor, row 1, seat 2", "Floor, row 1, seat 3"]);
+      assert.equal(await seatClass(page, "A-1-2"), "seat picked");
+      assert.equal(await page.locator("#checkout").isVisible(), false, "nothing is held before the buyer says so");
+      const stats = await api(up.service.base, "GET", `/api/admin/events/${id}/stats`, undefined, ADMIN);
+      assert.equal(stats.body.held_seats, 0);
+      await snap(page, "proposal-" + size);
+
+      await page.click('#picked button[aria-label="Remove Floor, row 1, seat 3"]');
+      await seat(page, "A-2-5").click();
+      assert.deepEqual(await basket(page), ["Floor, row 1, seat 1", "Floor, row 1, seat 2", "Floor, row 2, seat 5"]);
+      await page.click("#hold");
+      await page.locator("#checkout").waitFor({ state: "visible" });
+      assert.deepEqual(await page.locator("#held-seats .seat-name").allTextContents(),
+        ["Floor, row 1, seat 1", "Floor, row 1, seat 2", "Floor, row 2, seat 5"]);
+      assert.equal(await page.locator("#amount").textContent(), "€150.00");
+      assert.equal(await page.locator("#pass").isVisible(), false, "a valid pass is no concern while paying");
+      await snap(page, "held-" + size);
+    });
+  });
+}
+
+test("a hold made before the pass ends can still be paid after it", async () => {
+  await createEvent(up.service.base, "passhold", { admission: { per_second: 50, max_active: 100, pass_seconds: 5 } });
+  await withPage(up.browser, "seats-passhold", SIZES.phone, async (page) => {
+    await enterSeats(page, "passhold");
+    await seat(page, "A-1-1").click();
+    await page.click("#hold");
+    await page.locator("#checkout").waitFor({ state: "visible" });
+    await page.waitForFunction(() => /has ended, but the seats you hold stay yours/.test(document.getElementById("pass-left").textContent),
+      null, { timeout: 10000 });
+    assert.equal(await page.locator("#checkout").isVisible(), true, "the checkout stays");
+    assert.equal(await page.locator("#pass-left").isVisible(), true, "and says the hold is kept");
+    assert.equal(await page.locator("#pass-ended").isVisible(), false);
+    await snap(page, "held-pass-over-phone");
+    await page.fill("#card", "4242 4242 4242 4242");
+    await page.fill("#cardholder", "Ada Lovelace");
+    await page.click("#pay button[type=submit]");
+    await page.locator("#confirmation").waitFor({ state: "visible" });
+    assert.deepEqual(await page.locator("#confirmed-seats .seat-name").allTextContents(), ["Floor, row 1, seat 1"]);
+  });
+});
+
+test("a visitor whose clock is ten minutes fast still sees the pass's true time", async () => {
+  await createEvent(up.service.base, "skew");
+  await withPage(up.browser, "seats-skew", SIZES.desktop, async (page) => {
+    await page.clock.install({ time: Date.now() + 10 * 60 * 1000 });
+    await enterSeats(page, "skew");
+    await page.waitForFunction(() => document.getElementById("pass-left").textContent);
+    assert.match(await page.locator("#pass-left").textContent(), /for 9 min \d+ s more/);
+    assert.equal(await page.locator("#pass-ended").isVisible(), false);
+  });
+});
+
+test("no block of seats side by side: choose for me says so in words", async () => {
+  await createEvent(up.service.base, "noblock", { sections: [{ id: "A", name: "Floor", price_cents: 5000, rows: 1, seats_per_row: 3 }] });
+  await withPage(up.browser, "seats-noblock", SIZES.desktop, async (page) => {
+    await enterSeats(page, "noblock");
+    await page.selectOption("#best-count", "4");
+    await page.click("#choose");
+    await page.locator("#picker-problem").waitFor({ state: "visible" });
+    assert.equal(await page.locator("#picker-problem").textContent(), "No 4 free seats side by side are left. Try fewer seats.");
+  });
+});
+
+test("keyboard: the map is one Tab stop moved by arrow keys, the skip link leads to the lists, a seat is added by name", async () => {
+  await createEvent(up.service.base, "keys");
+  await withPage(up.browser, "seats-keys", SIZES.desktop, async (page) => {
+    await enterSeats(page, "keys");
+    const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.dataset.id || document.activeElement.textContent);
+    assert.equal(await page.locator('rect[tabindex="0"]').count(), 1, "one Tab stop for all 24 seats");
+
+    // From the top of the page, Tab reaches the skip link before the map.
+    await page.locator("body").focus();
+    let presses = 0;
+    while ((await focused()) !== "skip-map" && presses < 10) {
+      await page.keyboard.press("Tab");
+      presses++;
+    }
+    assert.equal(await focused(), "skip-map");
+    await snap(page, "skip-link-desktop");
+    await page.keyboard.press("Enter");
+    assert.equal(await focused(), "pick-section");
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "pick-row");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "pick-seat");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "add-seat");
+    await page.keyboard.press("Enter");
+    assert.deepEqual(await basket(page), ["Floor, row 2, seat 3"]);
+    assert.equal(await page.locator("#status").textContent(), "Floor, row 2, seat 3 added to your seats.");
+
+    // The map: one stop, then the arrow keys; from it a few Tabs reach "Choose for me".
+    await seat(page, "A-1-1").focus();
+    await page.keyboard.press("ArrowRight");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await focused(), "A-2-2");
+    await page.keyboard.press("Enter");
+    assert.deepEqual(await basket(page), ["Floor, row 2, seat 3", "Floor, row 2, seat 2"]);
+    assert.equal(await page.locator('rect[tabindex="0"]').getAttribute("data-id"), "A-2-2");
+    presses = 0;
+    while ((await focused()) !== "choose" && presses < 12) {
+      await page.keyboard.press("Tab");
+      presses++;
+    }
+    assert.equal(await focused(), "choose", "Choose for me is a few Tabs after the map, not one per seat");
+    assert.ok(presses <= 8, presses + " Tabs");
+  });
+});
+
+test("the map shows the seats free the moment the page says the hold ran out", async () => {
+  await createEvent(up.service.base, "runout", { hold_seconds: 2 });
+  await withPage(up.browser, "seats-runout", SIZES.desktop, async (page) => {
+    await enterSeats(page, "runout");
+    await seat(page, "A-1-1").click();
+    await seat(page, "A-1-2").click();
+    await page.click("#hold");
+    await page.locator("#checkout").waitFor({ state: "visible" });
+    await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]').classList.contains("mine"));
+    // The moment the words appear, the map must already agree with them.
+    const atThatMoment = await page.waitForFunction(() => {
+      const said = [...document.querySelectorAll("[role=alert]")].some((el) => !el.hidden && /free again/.test(el.textContent));
+      if (!said) return false;
+      return ["A-1-1", "A-1-2"].map((id) => document.querySelector(`rect[data-id="${id}"]`).getAttribute("class"));
+    }, null, { timeout: 15000 });
+    assert.deepEqual(await atThatMoment.jsonValue(), ["seat free", "seat free"]);
+    assert.equal(await page.locator("#picker-problem").textContent(), "Your time to pay ran out; the seats are free again.");
+    await snap(page, "hold-ran-out-desktop");
+  });
+});
+
+test("phone: seats are drawn at 24 CSS px or more and a wide map scrolls", async () => {
+  await createEvent(up.service.base, "touch", { sections: [{ id: "A", name: "Floor", price_cents: 5000, rows: 4, seats_per_row: 20 }] });
+  await withPage(up.browser, "seats-touch", SIZES.phone, async (page) => {
+    await enterSeats(page, "touch");
+    for (const id of ["A-1-1", "A-2-10", "A-4-20"]) {
+      const box = await seat(page, id).boundingBox();
+      assert.ok(box.width >= 24 && box.height >= 24, `${id}: ${box.width}×${box.height}`);
+    }
+    const wrap = await page.locator(".map-wrap").evaluate((el) => [el.scrollWidth, el.clientWidth]);
+    assert.ok(wrap[0] > wrap[1], "the map pans rather than shrinking: " + wrap);
+    assert.equal(await page.locator("#map-hint").isVisible(), true, "and says so");
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "the page itself does not overflow");
+    await seat(page, "A-1-2").tap();
+    assert.deepEqual(await basket(page), ["Floor, row 1, seat 2"]);
+    await snap(page, "map-phone");
+  });
+});
+
+test("German: the seat page speaks German, seats named the German way", async () => {
+  await createEvent(up.service.base, "deutsch");
+  await withPage(up.browser, "seats-german", { ...SIZES.phone, locale: "de-DE" }, async (page) => {
+    await enterSeats(page, "deutsch");
+    assert.equal(await page.getAttribute("html", "lang"), "de");
+    assert.equal(await seat(page, "A-1-1").getAttribute("aria-label"), "Floor, Reihe 1, Platz 1: frei");
+    await seat(page, "A-1-1").click();
+    assert.deepEqual(await basket(page), ["Floor, Reihe 1, Platz 1"]);
+    assert.equal(await page.locator("#basket-title").textContent(), "Ihre Plätze");
+    assert.match(await page.locator("#total").textContent(), /^Summe: 50,00\s€$/);
+    assert.match(await page.locator("#pass-left").textContent(), /Mit Ihrem Einlassschein können Sie noch \d+ min \d+ s lang Plätze reservieren/);
+    await snap(page, "german-phone");
+  });
+});

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Local clusters on one machine, from Debian's packages (no Docker engine):
+#   - a Redis Cluster of 3 masters + 3 replicas   (ports 7101-7106)
+#   - a Redis primary + replica + 3 Sentinels     (ports 7201-7202, 7301-7303)
+#   - a RabbitMQ cluster of 3 nodes               (AMQP 5681-5683, dist 25681-25683)
+# Usage: infra/cluster.sh up | down | urls
+# `up` starts what does not answer yet (a node start takes seconds: start them
+# once and share them between test runs; each run uses its own namespace) and
+# prints the URLs to give Anteroom. Data lives under $CLUSTER_DIR.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+CLUSTER_DIR="${CLUSTER_DIR:-/tmp/anteroom-cluster}"
+REDIS_CLUSTER_PORTS=(7101 7102 7103 7104 7105 7106)
+SENTINEL_PRIMARY=7201 SENTINEL_REPLICA=7202
+SENTINEL_PORTS=(7301 7302 7303)
+RABBIT_NODES=(1 2 3)
+rabbit_port() { echo $((5680 + $1)); }
+rabbit_name() { echo "anteroom$1@localhost"; }
+
+answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for() { # port, what, seconds
+  for _ in $(seq 1 "$3"); do answers "$1" && return 0; sleep 0.5; done
+  say "$2 did not listen on port $1 in time"; return 1
+}
+
+none_answers() { # ports…
+  local port
+  for port in "$@"; do answers "$port" && return 1; done
+  return 0
+}
+
+cookie() { cat "${HOME:-/root}/.erlang.cookie"; }
+ctl() { # node number, rabbitmqctl arguments…
+  local n=$1; shift
+  rabbitmqctl --erlang-cookie "$(cookie)" -n "$(rabbit_name "$n")" "$@"
+}
+
+redis_node() { # port, extra arguments…
+  local port=$1; shift
+  mkdir -p "$CLUSTER_DIR/redis-$port"
+  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --dir "$CLUSTER_DIR/redis-$port" \
+    --logfile "$CLUSTER_DIR/redis-$port/log" --save "" --appendonly yes --appendfsync always "$@"
+}
+
+redis_cluster_up() {
+  if redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q "cluster_state:ok"; then
+    say "redis cluster is up"; return
+  fi
+  say "starting a redis cluster of 3 masters and 3 replicas"
+  # Nodes left from an earlier run would rejoin their old cluster: start afresh.
+  none_answers "${REDIS_CLUSTER_PORTS[@]}" && rm -rf $(printf "$CLUSTER_DIR/redis-%s " "${REDIS_CLUSTER_PORTS[@]}")
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    answers "$port" || redis_node "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+      --cluster-node-timeout 3000
+  done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_for "$port" "redis $port" 40; done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${REDIS_CLUSTER_PORTS[@]}") \
+    --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/redis-cluster-create.log"
+  for _ in $(seq 1 60); do
+    redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q "cluster_state:ok" && break; sleep 0.5
+  done
+  say "redis cluster is up"
+}
+
+sentinel_up() {
+  if answers "${SENTINEL_PORTS[0]}" && answers "$SENTINEL_PRIMARY"; then say "redis sentinel is up"; return; fi
+  say "starting a redis primary, a replica and 3 sentinels"
+  if none_answers "$SENTINEL_PRIMARY" "$SENTINEL_REPLICA" "${SENTINEL_PORTS[@]}"; then
+    rm -rf "$CLUSTER_DIR/redis-$SENTINEL_PRIMARY" "$CLUSTER_DIR/redis-$SENTINEL_REPLICA" "$CLUSTER_DIR"/sentinel-*
+  fi
+  answers "$SENTINEL_PRIMARY" || redis_node "$SENTINEL_PRIMARY"
+  answers "$SENTINEL_REPLICA" || redis_node "$SENTINEL_REPLICA" --replicaof 127.0.0.1 "$SENTINEL_PRIMARY"
+  for port in "${SENTINEL_PORTS[@]}"; do
+    answers "$port" && continue
+    mkdir -p "$CLUSTER_DIR/sentinel-$port"
+    # Sentinel rewrites its own configuration file: one per sentinel.
+    cat >"$CLUSTER_DIR/sentinel-$port/sentinel.conf" <<CONF
+port $port
+bind 127.0.0.1
+daemonize yes
+dir $CLUSTER_DIR/sentinel-$port
+logfile $CLUSTER_DIR/sentinel-$port/log
+sentinel monitor anteroom 127.0.0.1 $SENTINEL_PRIMARY 2
+sentinel down-after-milliseconds anteroom 2000
+sentinel failover-timeout anteroom 10000
+CONF
+    redis-server "$CLUSTER_DIR/sentinel-$port/sentinel.conf" --sentinel
+  done
+  for port in "$SENTINEL_PRIMARY" "$SENTINEL_REPLICA" "${SENTINEL_PORTS[@]}"; do wait_for "$port" "redis $port" 40; done
+  say "redis sentinel is up"
+}
+
+rabbit_up() {
+  if answers "$(rabbit_port 1)" && ctl 1 cluster_status 2>/dev/null | grep -q "$(rabbit_name 3)"; then
+    say "rabbitmq cluster is up"; return
+  fi
+  say "starting a rabbitmq cluster of 3 nodes"
+  # A node whose cluster peers are gone waits for them at boot: start afresh.
+  none_answers $(for n in "${RABBIT_NODES[@]}"; do rabbit_port "$n"; done) && rm -rf "$CLUSTER_DIR"/rabbit-*
+  for n in "${RABBIT_NODES[@]}"; do
+    answers "$(rabbit_port "$n")" && continue
+    local dir="$CLUSTER_DIR/rabbit-$n"
+    mkdir -p "$dir"
+    echo "[]." >"$dir/enabled_plugins"
+    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "$(rabbit_port "$n")" >"$dir/rabbitmq.conf"
+    # The node's own start script: Debian's wrapper would switch user.
+    RABBITMQ_NODENAME="$(rabbit_name "$n")" RABBITMQ_NODE_PORT="$(rabbit_port "$n")" \
+      RABBITMQ_DIST_PORT=$((25680 + n)) RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
+      RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+      RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
+      setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$dir/stdout" 2>&1 </dev/null &
+  done
+  for n in "${RABBIT_NODES[@]}"; do
+    wait_for "$(rabbit_port "$n")" "rabbitmq node $n" 240
+    ctl "$n" await_startup >/dev/null
+  done
+  for n in 2 3; do
+    if ! ctl "$n" cluster_status 2>/dev/null | grep -q "$(rabbit_name 1)"; then
+      ctl "$n" stop_app >/dev/null
+      ctl "$n" join_cluster "$(rabbit_name 1)" >/dev/null
+      ctl "$n" start_app >/dev/null
+    fi
+  done
+  say "rabbitmq cluster is up"
+}
+
+urls() {
+  local nodes
+  nodes=$(printf '&node=127.0.0.1:%s' "${REDIS_CLUSTER_PORTS[@]:1}")
+  # Quoted for `eval`: the URLs hold '&' and '?'.
+  printf 'REDIS_CLUSTER_URL=%q\n' "redis-cluster://127.0.0.1:${REDIS_CLUSTER_PORTS[0]}?${nodes#&}"
+  nodes=$(printf '&node=127.0.0.1:%s' "${SENTINEL_PORTS[@]:1}")
+  printf 'REDIS_SENTINEL_URL=%q\n' "redis-sentinel://127.0.0.1:${SENTINEL_PORTS[0]}?sentinelServiceName=anteroom${nodes}"
+  local amqp=()
+  for n in "${RABBIT_NODES[@]}"; do amqp+=("amqp://guest:guest@127.0.0.1:$(rabbit_port "$n")/%2f"); done
+  (IFS=,; printf 'AMQP_CLUSTER_URL=%q\n' "${amqp[*]}")
+}
+
+down() {
+  for port in "${REDIS_CLUSTER_PORTS[@]}" "$SENTINEL_PRIMARY" "$SENTINEL_REPLICA" "${SENTINEL_PORTS[@]}"; do
+    answers "$port" && redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+  done
+  for n in "${RABBIT_NODES[@]}"; do ctl "$n" stop >/dev/null 2>&1 || true; done
+  rm -rf "$CLUSTER_DIR"
+  say "stopped, and $CLUSTER_DIR removed"
+}
+
+case "${1:-up}" in
+  up)
+    ensure_package redis-server redis-server
+    ensure_package rabbitmq-server rabbitmq-server
+    mkdir -p "$CLUSTER_DIR"
+    redis_cluster_up
+    sentinel_up
+    rabbit_up
+    urls
+    ;;
+  down) down ;;
+  urls) urls ;;
+  *) say "usage: $0 up | down | urls"; exit 2 ;;
+esac

@@ -1,0 +1,4 @@
+-- Each event is sold in its own currency (prices are hundredths of it); the
+-- events created before this were all sold in euros.
+ALTER TABLE events ADD COLUMN currency TEXT NOT NULL DEFAULT 'EUR'
+    CHECK (length(currency) = 3 AND currency = upper(currency));

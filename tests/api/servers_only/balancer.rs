@@ -1,0 +1,325 @@
+//! Several instances of the real binary behind a real nginx (Debian's), as
+//! `infra/nginx.conf` deploys them: one is killed mid-sale and the sale goes on.
+//! Servers only: instances of one deployment share Redis, RabbitMQ and PostgreSQL.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anteroom::domain::EventId;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Reply, event_body, forget, fresh_namespace, send, try_send};
+use crate::process::{Service, free_port};
+
+/// nginx in front of the given ports, with its own prefix directory.
+struct Nginx {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    async fn start(upstreams: &[u16]) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("anteroom-nginx-{port}"));
+        std::fs::create_dir_all(&dir).expect("a prefix directory");
+        let servers: String = upstreams
+            .iter()
+            .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;\n"))
+            .collect();
+        // The proxy settings of infra/nginx.conf, on ports of the test's own.
+        let config = format!(
+            "daemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log warn;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;\n\
+               fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;\n\
+               upstream anteroom {{ {servers} keepalive 64; }}\n\
+               server {{\n\
+                 listen 127.0.0.1:{port};\n\
+                 client_max_body_size 64k;\n\
+                 location / {{\n\
+                   proxy_pass http://anteroom;\n\
+                   proxy_http_version 1.1;\n\
+                   proxy_set_header Connection \"\";\n\
+                   proxy_next_upstream error timeout http_502 http_503;\n\
+                   proxy_connect_timeout 1s;\n\
+                   proxy_read_timeout 20s;\n\
+                 }}\n\
+               }}\n\
+             }}\n",
+            dir = dir.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), config).expect("the config file");
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (infra/test.sh installs it)");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nginx did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, base, dir }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the deployment acknowledged (2xx) to the visitors, through the balancer.
+#[derive(Default)]
+struct Ledger {
+    joins: Vec<String>,
+    /// Order, its pass.
+    holds: Vec<(String, String)>,
+    paid: HashSet<String>,
+}
+
+/// A request through the balancer; a refusal while an instance dies (502/503)
+/// acknowledged nothing and is tried again.
+async fn until_acknowledged(
+    client: &reqwest::Client,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+    bearer: Option<&str>,
+) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(reply) = try_send(client, base, method.clone(), path, body.clone(), bearer).await
+            && !matches!(
+                reply.status,
+                StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+            )
+        {
+            return reply;
+        }
+        assert!(Instant::now() < deadline, "{method} {path} never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `visits` visitors in a row: join, poll until admitted, hold one seat, pay every other.
+async fn visit(base: String, ledger: Arc<Mutex<Ledger>>, seed: usize, visits: usize) {
+    let client = reqwest::Client::new();
+    let note =
+        |f: &mut dyn FnMut(&mut Ledger)| f(&mut ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    for visit in seed..seed + visits {
+        // A visitor id: a join whose answer was lost with its instance is retried, not doubled.
+        let visitor = Some(json!({ "visitor": format!("visitor-{visit}") }));
+        let joined = until_acknowledged(
+            &client,
+            &base,
+            Method::POST,
+            "/api/events/balanced/queue",
+            visitor,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(joined.status, StatusCode::CREATED | StatusCode::OK),
+            "{}",
+            joined.body
+        );
+        let token = joined.str("token").to_owned();
+        note(&mut |l| l.joins.push(token.clone()));
+        let pass = loop {
+            let poll = until_acknowledged(
+                &client,
+                &base,
+                Method::GET,
+                &format!("/api/queue/{token}"),
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(poll.status, StatusCode::OK, "{}", poll.body);
+            if let Some(pass) = poll.body["pass"].as_str() {
+                break pass.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let hold = json!({ "best_available": { "count": 1 } });
+        let held = until_acknowledged(
+            &client,
+            &base,
+            Method::POST,
+            "/api/events/balanced/holds",
+            Some(hold),
+            Some(&pass),
+        )
+        .await;
+        assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+        let order = held.str("order_id").to_owned();
+        note(&mut |l| l.holds.push((order.clone(), pass.clone())));
+        if visit % 2 == 0 {
+            let path = format!("/api/orders/{order}/pay");
+            let body = Some(json!({ "payment_ref": "x" }));
+            let paid =
+                until_acknowledged(&client, &base, Method::POST, &path, body, Some(&pass)).await;
+            assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+            note(&mut |l| {
+                l.paid.insert(order.clone());
+            });
+        }
+    }
+}
+
+#[tokio::test]
+async fn three_instances_behind_nginx_keep_a_sale_going_when_one_is_killed() {
+    let namespace = fresh_namespace();
+    let ports = [free_port(), free_port(), free_port()];
+    let mut instances = Vec::new();
+    for port in ports {
+        instances.push(Service::start(&namespace, port).await);
+    }
+    let nginx = Nginx::start(&ports).await;
+    let client = reqwest::Client::new();
+    let admin = Some("kill-test-admin-token-of-the-suite");
+    let admission = json!({ "per_second": 100, "max_active": 1000, "pass_seconds": 600 });
+    let event = event_body("balanced", json!({ "admission": admission }));
+    let created = send(
+        &client,
+        &nginx.base,
+        Method::POST,
+        "/api/admin/events",
+        Some(event),
+        admin,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    // Every instance reads the new event within its catalog refresh.
+    for instance in &instances {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while instance
+            .send(Method::GET, "/api/events/balanced", None, None)
+            .await
+            .0
+            != StatusCode::OK
+        {
+            assert!(Instant::now() < deadline, "an instance never saw the event");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let visitors: Vec<_> = (0..12)
+        .map(|seed| tokio::spawn(visit(nginx.base.clone(), ledger.clone(), seed * 100, 6)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // SIGKILL one instance mid-sale: requests in flight there are refused (502)
+    // and tried again; the others carry on, one of them takes over admission.
+    instances.remove(1).kill9();
+    for visitor in visitors {
+        visitor.await.expect("a visitor's checks held");
+    }
+
+    let Ledger { joins, holds, paid } =
+        std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    assert_eq!(joins.len(), 72, "every visit was acknowledged in the end");
+    // Every acknowledged join was admitted, every hold and payment is as acknowledged.
+    for token in &joins {
+        let poll = send(
+            &client,
+            &nginx.base,
+            Method::GET,
+            &format!("/api/queue/{token}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(poll.body["state"], "admitted", "{}", poll.body);
+    }
+    let mut seats: HashMap<String, String> = HashMap::new();
+    for (order, pass) in &holds {
+        let read = send(
+            &client,
+            &nginx.base,
+            Method::GET,
+            &format!("/api/orders/{order}"),
+            None,
+            Some(pass),
+        )
+        .await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        let wanted = if paid.contains(order) {
+            "paid"
+        } else {
+            "pending"
+        };
+        assert_eq!(read.body["status"], wanted, "{}", read.body);
+        for seat in read.body["seats"].as_array().expect("seats") {
+            let seat = seat.as_str().expect("a seat id").to_owned();
+            assert!(
+                seats.insert(seat.clone(), order.clone()).is_none(),
+                "{seat} is in two orders"
+            );
+        }
+    }
+    let stats = send(
+        &client,
+        &nginx.base,
+        Method::GET,
+        "/api/admin/events/balanced/stats",
+        None,
+        admin,
+    )
+    .await;
+    let count = |f: &str| stats.body[f].as_u64().expect("a count");
+    assert_eq!(
+        count("sold_seats") + count("held_seats") + count("available_seats"),
+        200,
+        "{}",
+        stats.body
+    );
+    assert_eq!(
+        (count("orders_paid"), count("sold_seats")),
+        (paid.len() as u64, paid.len() as u64),
+        "{}",
+        stats.body
+    );
+    // A hold whose answer was lost with its instance may hold seats no visitor knows of
+    // (until it expires): at least the acknowledged ones are held.
+    assert!(
+        count("held_seats") >= (holds.len() - paid.len()) as u64,
+        "{}",
+        stats.body
+    );
+    assert_eq!(
+        count("admitted_total"),
+        joins.len() as u64,
+        "nobody admitted twice: {}",
+        stats.body
+    );
+
+    for instance in instances {
+        instance.kill9();
+    }
+    drop(nginx);
+    forget(
+        &namespace,
+        &[EventId::parse("balanced").expect("a valid id")],
+    )
+    .await;
+}
