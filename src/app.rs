@@ -310,7 +310,8 @@ async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
         seats_per_row,
     };
     let spec = EventSpec {
-        id: EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?,
+        id: EventId::parse("demo")
+            .map_err(|e| BackendError::bug_caused_by("the demo event id", e))?,
         name: "Anteroom Demo Night".into(),
         venue: "The Demo Hall".into(),
         starts_at: OffsetDateTime::now_utc() + std::time::Duration::from_secs(30 * 24 * 3600),
@@ -333,16 +334,15 @@ async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
     };
     match line.create_event(spec).await {
         Ok(event) => Ok(event.id().clone()),
-        Err(InsertEventError::Exists) => {
-            Ok(EventId::parse("demo").map_err(|e| BackendError::new("demo", e))?)
-        }
+        Err(InsertEventError::Exists) => Ok(EventId::parse("demo")
+            .map_err(|e| BackendError::bug_caused_by("the demo event id", e))?),
         Err(InsertEventError::Backend(e)) => Err(e.into()),
     }
 }
 
 fn random_hex() -> Result<String, BackendError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| BackendError::new("random", e))?;
+    getrandom::fill(&mut bytes).map_err(|e| BackendError::unavailable("random", e))?;
     Ok(hex::encode(bytes))
 }
 

@@ -11,39 +11,101 @@ use crate::domain::{
     AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind,
 };
 
-/// A backend that did not answer or failed: the request can be retried later.
-#[derive(Debug, thiserror::Error)]
-#[error("{backend} is unavailable: {detail}")]
-pub struct BackendError {
-    pub backend: &'static str,
-    pub detail: String,
-    line_lost: bool,
+/// Why a backend operation did not succeed, as its caller must act on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// A server is out of reach, too slow, or refusing for now: the request
+    /// can be retried shortly (`503` with `Retry-After`).
+    #[error(transparent)]
+    Unavailable(#[from] Outage),
+    /// Something that cannot happen if Anteroom is right: a reply or a row no
+    /// version of it writes, a task that panicked. Retrying will not help (`500`, logged).
+    #[error(transparent)]
+    Bug(#[from] Bug),
+    /// The admission store no longer has this line: nothing may move in it
+    /// until it is restored from the durable record.
+    #[error(transparent)]
+    LineLost(#[from] LineLost),
 }
 
 impl BackendError {
-    pub fn new(backend: &'static str, detail: impl std::fmt::Display) -> Self {
-        Self {
+    /// `backend` is out of reach or refused: `cause` is kept whole for the logs.
+    pub fn unavailable(backend: &'static str, cause: impl Into<AnyError>) -> Self {
+        Outage {
             backend,
-            detail: detail.to_string(),
-            line_lost: false,
+            cause: shared(cause),
         }
+        .into()
     }
 
-    /// The admission store no longer has this line (it lost its data): nothing
-    /// may move in the line until it is restored from the durable record.
-    pub fn line_lost(backend: &'static str, event: &EventId) -> Self {
-        Self {
-            line_lost: true,
-            ..Self::new(
-                backend,
-                format!("the line of {event} was lost and is being restored"),
-            )
+    pub fn bug(what: impl Into<String>) -> Self {
+        Bug {
+            what: what.into(),
+            cause: None,
         }
+        .into()
     }
 
-    pub fn is_line_lost(&self) -> bool {
-        self.line_lost
+    pub fn bug_caused_by(what: impl Into<String>, cause: impl Into<AnyError>) -> Self {
+        Bug {
+            what: what.into(),
+            cause: Some(shared(cause)),
+        }
+        .into()
     }
+}
+
+/// A server that did not answer or refused.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{backend} is unavailable: {}", Chain(&**.cause))]
+pub struct Outage {
+    pub backend: &'static str,
+    #[source]
+    cause: Cause,
+}
+
+/// A broken invariant, with what broke it when there is an underlying error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}{}", .cause.as_deref().map(|c| format!(": {}", Chain(c))).unwrap_or_default())]
+pub struct Bug {
+    what: String,
+    #[source]
+    cause: Option<Cause>,
+}
+
+/// An error and every `source()` under it: what a log line needs. (The
+/// cause is still kept as an error, for code that matches on it.)
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            write!(f, ": {cause}")?;
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// The admission store lost an event's line (it restarted empty, or a
+/// failover lost it); the restore logic matches on this.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the line of {event} was lost and is being restored")]
+pub struct LineLost {
+    pub event: EventId,
+}
+
+/// An underlying error, kept whole (its `source()` chain too) and shared,
+/// since one failed group commit answers every join of the group.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// Any error a library or a message can be turned into.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn shared(e: impl Into<AnyError>) -> Cause {
+    Cause::from(e.into())
 }
 
 pub type BackendResult<T> = Result<T, BackendError>;
@@ -380,7 +442,7 @@ pub enum LineStart {
 }
 
 /// Fast shared state of each line: sequence numbers, admission, the event log.
-/// Every operation that moves the line fails with [`BackendError::is_line_lost`]
+/// Every operation that moves the line fails with [`BackendError::LineLost`]
 /// once the store has lost it, until it is restored.
 #[async_trait]
 pub trait AdmissionStore: Send + Sync {

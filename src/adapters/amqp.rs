@@ -19,8 +19,8 @@ use tokio::sync::Mutex;
 
 use crate::domain::EventId;
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue,
-    LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
+    AnyError, BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer,
+    ExpiryDue, LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
 /// Publishing longer than this answers 503; the admission worker waits longer
@@ -31,8 +31,8 @@ const PERSISTENT: u8 = 2;
 /// A node that has not answered within this is passed over for the next one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("rabbitmq", e)
+fn unavailable(e: impl Into<AnyError>) -> BackendError {
+    BackendError::unavailable("rabbitmq", e)
 }
 
 /// A queue this deployment uses, and how it is declared.

@@ -18,16 +18,16 @@ use crate::domain::{
     Section, TokenKind, Venue,
 };
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
-    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+    AnyError, BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError,
+    InsertOrderError, LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
 /// How long an operation waits for a connection (a new one, or an idle one
 /// that must answer a ping) before it fails with a clear 503.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("postgres", e)
+fn unavailable(e: impl Into<AnyError>) -> BackendError {
+    BackendError::unavailable("postgres", e)
 }
 
 pub struct PgEvents {

@@ -8,12 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::error::ApiError;
+use crate::ports::BackendError;
 
 /// A JSON answer with a validator; `304 Not Modified` when the request's
 /// `If-None-Match` already names it.
 pub fn json_with_etag(request: &HeaderMap, body: &impl Serialize) -> Result<Response, ApiError> {
     let bytes = serde_json::to_vec(body)
-        .map_err(|e| ApiError::Internal(format!("a body did not serialize: {e}")))?;
+        .map_err(|e| ApiError::from(BackendError::bug_caused_by("a body did not serialize", e)))?;
     let etag = etag_of(&bytes);
     if none_match(request, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::InvalidField;
-use crate::ports::{BackendError, InsertEventError};
+use crate::ports::{BackendError, Bug, InsertEventError};
 use crate::services::booking::BookingError;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub enum ApiError {
     Unavailable(#[source] BackendError),
     /// A bug of ours: `500`, its cause logged and never sent.
     #[error("something went wrong on our side; it has been logged")]
-    Internal(String),
+    Internal(#[source] Bug),
 }
 
 #[derive(Serialize)]
@@ -84,12 +84,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Unavailable(cause) = &self {
-            // Logged here, never sent: the client learns only that it may retry.
-            tracing::warn!(error = %cause, "answering 503");
-        }
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(cause = %cause, "answering 500");
+        // Causes are logged here, never sent: the client learns only whether it may retry.
+        match &self {
+            ApiError::Unavailable(cause) => tracing::warn!(error = %cause, "answering 503"),
+            ApiError::Internal(bug) => tracing::error!(error = %bug, "answering 500"),
+            _ => {}
         }
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
@@ -118,7 +117,11 @@ impl IntoResponse for ApiError {
 
 impl From<BackendError> for ApiError {
     fn from(e: BackendError) -> Self {
-        ApiError::Unavailable(e)
+        match e {
+            BackendError::Bug(bug) => ApiError::Internal(bug),
+            // A lost line is being restored: as good as an outage to the client.
+            BackendError::Unavailable(_) | BackendError::LineLost(_) => ApiError::Unavailable(e),
+        }
     }
 }
 
@@ -132,7 +135,7 @@ impl From<BookingError> for ApiError {
             BookingError::NotFound => ApiError::NotFound,
             BookingError::Expired => ApiError::Expired,
             BookingError::AlreadyPaid => ApiError::AlreadyPaid,
-            BookingError::Backend(b) => ApiError::Unavailable(b),
+            BookingError::Backend(b) => b.into(),
         }
     }
 }
@@ -147,7 +150,99 @@ impl From<InsertEventError> for ApiError {
     fn from(e: InsertEventError) -> Self {
         match e {
             InsertEventError::Exists => ApiError::EventExists,
-            InsertEventError::Backend(b) => ApiError::Unavailable(b),
+            InsertEventError::Backend(b) => b.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+    use crate::domain::EventId;
+    use crate::ports::LineLost;
+
+    async fn answer(e: BackendError) -> (StatusCode, Option<String>, String) {
+        let response = ApiError::from(e).into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = to_bytes(response.into_body(), 4096).await.unwrap();
+        (
+            status,
+            retry_after,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_a_503_to_retry_and_its_cause_stays_inside() {
+        let (status, retry_after, body) = answer(BackendError::unavailable(
+            "redis",
+            "connection refused by 10.0.0.7:6379",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some(RETRY_AFTER_SECONDS));
+        assert!(body.contains(r#""error":"unavailable""#), "{body}");
+        assert!(!body.contains("10.0.0.7"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_bug_is_a_500_without_retry_after_and_its_cause_stays_inside() {
+        let cause = std::io::Error::other("the seat map of 10.0.0.7 disagrees");
+        let (status, retry_after, body) = answer(BackendError::bug_caused_by(
+            "unexpected reply from hold.lua",
+            cause,
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after, None);
+        assert!(body.contains(r#""error":"internal""#), "{body}");
+        assert!(
+            !body.contains("hold.lua") && !body.contains("10.0.0.7"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_being_restored_is_an_outage_to_the_client() {
+        let event = EventId::parse("stadium").unwrap();
+        let (status, retry_after, _) = answer(LineLost { event }.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry_after.is_some());
+    }
+
+    #[test]
+    fn a_bug_is_logged_with_its_whole_cause_chain() {
+        let inner = std::io::Error::other("disk full");
+        let middle = WithSource("journal write failed", inner);
+        let BackendError::Bug(bug) =
+            BackendError::bug_caused_by("a hold was not journaled", middle)
+        else {
+            panic!("not a bug");
+        };
+        assert_eq!(
+            bug.to_string(),
+            "a hold was not journaled: journal write failed: disk full"
+        );
+    }
+
+    #[derive(Debug)]
+    struct WithSource(&'static str, std::io::Error);
+
+    impl std::fmt::Display for WithSource {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for WithSource {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
         }
     }
 }

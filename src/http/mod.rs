@@ -146,8 +146,11 @@ fn security_header(name: &'static str, value: &'static str) -> SetResponseHeader
 async fn within_deadline(req: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Unavailable(BackendError::new("anteroom", "the request timed out"))
-            .into_response(),
+        Err(_) => ApiError::Unavailable(BackendError::unavailable(
+            "anteroom",
+            "the request timed out",
+        ))
+        .into_response(),
     }
 }
 

@@ -201,7 +201,11 @@ where
 {
     match tokio::spawn(change).await {
         Ok(outcome) => Ok(outcome?),
-        Err(e) => Err(ApiError::Unavailable(BackendError::new("anteroom", e))),
+        // A panic in the change is a bug; a cancelled task only happens at shutdown.
+        Err(e) if e.is_panic() => {
+            Err(BackendError::bug_caused_by("a change of seats panicked", e).into())
+        }
+        Err(e) => Err(BackendError::unavailable("anteroom", e).into()),
     }
 }
 

@@ -105,7 +105,7 @@ impl AdmissionWorker {
             // Every process restores a lost line when it next follows the log
             // (`Line::catch_up`); until then nobody moves, and nothing is lost:
             // the deliveries stay held.
-            Err(e) if e.is_line_lost() => {
+            Err(e @ BackendError::LineLost(_)) => {
                 tracing::debug!(error = %e, "admission waits for the line to be restored");
                 Ok(Outcome::Idle)
             }
@@ -338,7 +338,7 @@ impl AdmissionWorker {
                 Planned::Probe(rank, key) => {
                     let probe = probes
                         .next()
-                        .ok_or_else(|| BackendError::new("anteroom", "a gap went unprobed"))?;
+                        .ok_or_else(|| BackendError::bug("a gap of the window went unprobed"))?;
                     self.judge_gap(rank, key, probe)
                 }
             };

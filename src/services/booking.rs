@@ -296,7 +296,7 @@ impl Booking {
             HoldOutcome::LimitExceeded => Err(BookingError::LimitExceeded),
             HoldOutcome::PassEnded => Err(BookingError::InvalidPass),
             HoldOutcome::NeedsRebuild => {
-                Err(BackendError::new("redis", "seat state missing after a rebuild").into())
+                Err(BackendError::unavailable("redis", "seat state missing after a rebuild").into())
             }
         }
     }

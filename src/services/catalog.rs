@@ -57,7 +57,8 @@ impl Catalog {
 
     pub async fn create(&self, spec: EventSpec) -> Result<Arc<Event>, InsertEventError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| crate::ports::BackendError::new("random", e))?;
+        getrandom::fill(&mut seed)
+            .map_err(|e| crate::ports::BackendError::unavailable("random", e))?;
         let event = Event {
             spec,
             prequeue_seed: seed,

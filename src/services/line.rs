@@ -18,8 +18,8 @@ use crate::domain::{
 };
 use crate::ports::{
     AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError,
-    JoinCommit, LeaveOutcome, LineCounters, LineMessage, LineQueue, LineRecords, LineStart,
-    Reserved, VisitorPlace,
+    JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue, LineRecords,
+    LineStart, Reserved, VisitorPlace,
 };
 
 /// Joins taken into one publish-and-confirm at most.
@@ -209,10 +209,10 @@ impl Line {
                 reply,
             })
             .await
-            .map_err(|_| BackendError::new("anteroom", "shutting down"))?;
-        answer
-            .await
-            .map_err(|_| BackendError::new("anteroom", "the join was dropped"))?
+            .map_err(|_| BackendError::unavailable("anteroom", "shutting down"))?;
+        answer.await.map_err(|_| {
+            BackendError::bug("a join was dropped before its group commit answered it")
+        })?
     }
 
     pub fn token_for(&self, event: &EventId, message: LineMessage) -> QueueToken {
@@ -356,10 +356,7 @@ impl Line {
         }
         let results: Vec<BackendResult<Joined>> = match outcome {
             Ok(joined) => joined.into_iter().map(Ok).collect(),
-            Err(e) => group
-                .iter()
-                .map(|_| Err(BackendError::new(e.backend, &e.detail)))
-                .collect(),
+            Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut outcomes: HashMap<&'static str, u64> = HashMap::new();
         for (request, result) in group.into_iter().zip(results) {
@@ -453,7 +450,9 @@ impl Line {
         }
         joined
             .into_iter()
-            .map(|j| j.ok_or_else(|| BackendError::new("anteroom", "a join went unanswered")))
+            .map(|j| {
+                j.ok_or_else(|| BackendError::bug("a join went unanswered by its group commit"))
+            })
             .collect()
     }
 
@@ -486,7 +485,7 @@ impl Line {
                 Err(e) => Err(e),
             };
             match outcome {
-                Err(e) if e.is_line_lost() && restores < MAX_RESTORES => {
+                Err(BackendError::LineLost(_)) if restores < MAX_RESTORES => {
                     restores += 1;
                     self.restore(event).await?;
                 }
@@ -515,7 +514,7 @@ impl Line {
             let read = self.store.read_log(id, from).await?;
             if read.lost {
                 if restored {
-                    return Err(BackendError::line_lost("anteroom", id));
+                    return Err(LineLost { event: id.clone() }.into());
                 }
                 self.restore(event).await?;
                 restored = true;

@@ -12,10 +12,10 @@ use mlua::{Lua, Variadic};
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ports::{BackendError, BackendResult};
+use crate::ports::{AnyError, BackendError, BackendResult};
 
-fn failed(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("embedded store", e)
+fn failed(e: impl Into<AnyError>) -> BackendError {
+    BackendError::unavailable("embedded store", e)
 }
 
 enum Entry {
@@ -132,7 +132,7 @@ impl Keyspace {
         for (id, name, args, source) in rows {
             let args = decode_args(&args)
                 .filter(|args| !args.is_empty())
-                .ok_or_else(|| failed(format!("journal entry {id} is corrupt")))?;
+                .ok_or_else(|| BackendError::bug(format!("journal entry {id} is corrupt")))?;
             let outcome = match source {
                 Some(source) => {
                     let keys_len = args
@@ -178,7 +178,7 @@ impl Keyspace {
         if let Some(durable) = durable {
             durable
                 .await
-                .map_err(|_| failed("the journal writer stopped"))??;
+                .map_err(|_| BackendError::bug("the journal writer stopped"))??;
         }
         Ok(reply)
     }
@@ -208,7 +208,7 @@ impl Keyspace {
         };
         durable
             .await
-            .map_err(|_| failed("the journal writer stopped"))??;
+            .map_err(|_| BackendError::bug("the journal writer stopped"))??;
         reply.map_err(failed)
     }
 
@@ -248,9 +248,12 @@ async fn write_journal(
                 break;
             }
         }
-        let outcome = append(&pool, &mut known_scripts, batch.iter().map(|(c, _)| c)).await;
+        let outcome = append(&pool, &mut known_scripts, batch.iter().map(|(c, _)| c))
+            .await
+            .map(|_| ())
+            .map_err(failed);
         for (_, done) in batch {
-            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(failed));
+            let _ = done.send(outcome.clone());
         }
     }
 }

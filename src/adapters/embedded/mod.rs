@@ -32,24 +32,25 @@ pub fn lock_database(url: &str) -> BackendResult<Option<ProcessLock>> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|e| BackendError::new("sqlite", format!("{lock_path}: {e}")))?;
+        .map_err(|e| BackendError::unavailable("sqlite", format!("{lock_path}: {e}")))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(ProcessLock(file))),
-        Err(std::fs::TryLockError::WouldBlock) => Err(BackendError::new(
+        Err(std::fs::TryLockError::WouldBlock) => Err(BackendError::unavailable(
             "sqlite",
             format!(
                 "another anteroom is running on {path}: embedded mode is one process (use the servers to run several)"
             ),
         )),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(BackendError::new("sqlite", format!("{lock_path}: {e}")))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(BackendError::unavailable(
+            "sqlite",
+            format!("{lock_path}: {e}"),
+        )),
     }
 }
 
 /// Opens (creating if missing) the SQLite database in WAL mode and applies its migrations.
 pub async fn open_database(url: &str) -> BackendResult<SqlitePool> {
-    let failed = |e: &dyn std::fmt::Display| BackendError::new("sqlite", e);
+    let failed = |e: &dyn std::fmt::Display| BackendError::unavailable("sqlite", e.to_string());
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| failed(&e))?
         .create_if_missing(true)

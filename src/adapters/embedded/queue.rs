@@ -19,8 +19,8 @@ use crate::ports::{
     LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("sqlite queue", e)
+fn sql_error(e: sqlx::Error) -> BackendError {
+    crate::adapters::sql_error("sqlite queue", e)
 }
 
 fn now_ms() -> i64 {
@@ -42,7 +42,7 @@ impl EmbeddedQueue {
         sqlx::query("UPDATE queue_messages SET lease = NULL WHERE lease IS NOT NULL")
             .execute(&pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(sql_error)?;
         Ok(Self {
             pool,
             published: Arc::new(Notify::new()),
@@ -59,7 +59,7 @@ impl EmbeddedQueue {
         payloads: &[String],
         visible_at: i64,
     ) -> BackendResult<()> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.pool.begin().await.map_err(sql_error)?;
         for payload in payloads {
             sqlx::query("INSERT INTO queue_messages (queue, payload, visible_at) VALUES (?, ?, ?)")
                 .bind(queue)
@@ -67,9 +67,9 @@ impl EmbeddedQueue {
                 .bind(visible_at)
                 .execute(&mut *tx)
                 .await
-                .map_err(unavailable)?;
+                .map_err(sql_error)?;
         }
-        tx.commit().await.map_err(unavailable)?;
+        tx.commit().await.map_err(sql_error)?;
         self.published.notify_waiters();
         Ok(())
     }
@@ -101,7 +101,7 @@ impl LineQueue for EmbeddedQueue {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(sql_error)?;
         Ok(())
     }
 }
@@ -134,7 +134,7 @@ impl<M: QueueMessage> SqliteConsumer<M> {
             .bind(&self.lease)
             .fetch_one(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(sql_error)?;
         let room = self.prefetch.saturating_sub(held as usize).min(max);
         if room == 0 {
             return Ok(Vec::new());
@@ -150,7 +150,7 @@ impl<M: QueueMessage> SqliteConsumer<M> {
         .bind(room as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(unavailable)?;
+        .map_err(sql_error)?;
         let mut delivered = Vec::with_capacity(rows.len());
         let mut malformed = Vec::new();
         for (id, payload) in rows {
@@ -191,12 +191,13 @@ impl<M: QueueMessage> Consumer<M> for SqliteConsumer<M> {
         if tags.is_empty() {
             return Ok(());
         }
-        let ids = serde_json::to_string(tags).map_err(unavailable)?;
+        let ids = serde_json::to_string(tags)
+            .map_err(|e| BackendError::bug_caused_by("delivery tags did not serialize", e))?;
         sqlx::query("DELETE FROM queue_messages WHERE id IN (SELECT value FROM json_each(?))")
             .bind(ids)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(sql_error)?;
         Ok(())
     }
 
@@ -205,7 +206,7 @@ impl<M: QueueMessage> Consumer<M> for SqliteConsumer<M> {
             .bind(tag as i64)
             .execute(&self.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(sql_error)?;
         Ok(())
     }
 

@@ -16,12 +16,12 @@ use crate::domain::{
     Section, TokenKind, Venue, from_unix_ms, unix_ms,
 };
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
-    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+    AnyError, BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError,
+    InsertOrderError, LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("sqlite", e)
+fn unavailable(e: impl Into<AnyError>) -> BackendError {
+    BackendError::unavailable("sqlite", e)
 }
 
 fn from_ms(ms: i64) -> BackendResult<OffsetDateTime> {

@@ -23,8 +23,8 @@ use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
 use crate::ports::{
     AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError,
     BackendResult, Candidate, GapProbe, HeldOrder, HoldOutcome, JoinCommit, LeaveOutcome,
-    LineCounters, LineMessage, LineRecord, LineStart, LiveSeat, LogRead, PassTerms, SeatCounts,
-    SeatState, SeatStore, SellOutcome, VisitorPlace,
+    LineCounters, LineLost, LineMessage, LineRecord, LineStart, LiveSeat, LogRead, PassTerms,
+    SeatCounts, SeatState, SeatStore, SellOutcome, VisitorPlace,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -53,11 +53,10 @@ impl LuaScript {
         }
     }
 
-    /// A reply this adapter does not know: an error (answered 503 for now),
-    /// never read as one of the known outcomes, so that a script and its caller
-    /// that drift apart are noticed instead of silently misreporting.
+    /// A reply this adapter does not know: a bug (a script and its caller
+    /// drifted apart), never read as one of the known outcomes.
     fn unexpected(&self, reply: impl std::fmt::Debug) -> BackendError {
-        unavailable(format!(
+        BackendError::bug(format!(
             "unexpected reply from {}.lua: {reply:?}",
             self.name
         ))
@@ -81,12 +80,12 @@ impl Kv {
                     args,
                 )
                 .await
-                .map_err(unavailable),
+                .map_err(redis_error),
             Kv::Embedded(keyspace) => keyspace
                 .call(name, args)
                 .await?
                 .convert()
-                .map_err(unavailable),
+                .map_err(redis_error),
         }
     }
 
@@ -101,12 +100,12 @@ impl Kv {
                 .redis
                 .evalsha_with_reload(pool.next(), keys, args)
                 .await
-                .map_err(unavailable),
+                .map_err(redis_error),
             Kv::Embedded(keyspace) => keyspace
                 .eval(&script.source, keys, args)
                 .await?
                 .convert()
-                .map_err(unavailable),
+                .map_err(redis_error),
         }
     }
 }
@@ -261,8 +260,22 @@ pub struct RedisStore {
     scripts: Scripts,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BackendError {
-    BackendError::new("redis", e)
+/// A command Redis refused as malformed, or a reply that does not convert,
+/// is ours to fix; anything else (connection, timeout, failover) passes.
+fn redis_error(e: fred::error::Error) -> BackendError {
+    use fred::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidCommand
+        | ErrorKind::InvalidArgument
+        | ErrorKind::Parse
+        | ErrorKind::NotFound => BackendError::bug_caused_by("redis refused a command", e),
+        _ => BackendError::unavailable("redis", e),
+    }
+}
+
+/// Data in the store that no version of Anteroom writes.
+fn malformed(what: impl std::fmt::Display) -> BackendError {
+    BackendError::bug(format!("malformed data in redis: {what}"))
 }
 
 /// One key of an event's line, by the name the scripts' `-- KEYS:` headers use
@@ -384,7 +397,7 @@ impl Keys {
 
 impl RedisStore {
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
-        let config = Config::from_url(url).map_err(unavailable)?;
+        let config = Config::from_url(url).map_err(redis_error)?;
         let pool = Builder::from_config(config)
             .with_performance_config(|p| p.default_command_timeout = COMMAND_TIMEOUT)
             .with_connection_config(|c| {
@@ -393,8 +406,8 @@ impl RedisStore {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build_pool(4)
-            .map_err(unavailable)?;
-        pool.init().await.map_err(unavailable)?;
+            .map_err(redis_error)?;
+        pool.init().await.map_err(redis_error)?;
         Ok(Self::over(Kv::Redis(pool), namespace))
     }
 
@@ -444,7 +457,7 @@ fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
     }
     LineMessage::decode(raw.as_bytes())
         .map(Some)
-        .ok_or_else(|| unavailable(format!("malformed line entry {raw:?}")))
+        .ok_or_else(|| malformed(format!("line entry {raw:?}")))
 }
 
 /// An allocation's answer for one visitor id: its live entry, `~` and its ended entry, or nothing.
@@ -457,7 +470,7 @@ fn parse_visitor_place(raw: &str) -> BackendResult<VisitorPlace> {
 
 fn parse_num<T: std::str::FromStr>(raw: &str) -> BackendResult<T> {
     raw.parse()
-        .map_err(|_| unavailable(format!("expected a number, got {raw:?}")))
+        .map_err(|_| malformed(format!("expected a number, got {raw:?}")))
 }
 
 #[async_trait]
@@ -521,7 +534,10 @@ impl AdmissionStore for RedisStore {
         let extended: i64 = self.run(script, event, args).await?;
         match extended {
             1 => Ok(()),
-            0 => Err(BackendError::line_lost("redis", event)),
+            0 => Err(LineLost {
+                event: event.clone(),
+            }
+            .into()),
             other => Err(script.unexpected(other)),
         }
     }
@@ -546,7 +562,10 @@ impl AdmissionStore for RedisStore {
             _ => Err(script.unexpected(&reply)),
         };
         match reply.as_slice() {
-            [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
+            [lost] if lost == "lost" => Err(LineLost {
+                event: event.clone(),
+            }
+            .into()),
             [reserve, kind, needed] if reserve == "reserve" => Ok(AllocateOutcome::Reserve {
                 kind: kind_of(kind)?,
                 at_least: parse_num(needed)?,
@@ -639,7 +658,8 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead> {
-        let start = i64::try_from(from).map_err(unavailable)?;
+        let start = i64::try_from(from)
+            .map_err(|e| BackendError::bug_caused_by("a log position beyond i64", e))?;
         let range = vec![start.to_string(), (start + LOG_PAGE - 1).to_string()];
         let script = &self.scripts.read_log;
         let reply: Vec<String> = self.run(script, event, range).await?;
@@ -657,7 +677,7 @@ impl AdmissionStore for RedisStore {
             restored: flag(restored, "restored")?,
             entries: entries
                 .iter()
-                .map(|r| r.parse::<LogEntry>().map_err(unavailable))
+                .map(|r| r.parse::<LogEntry>().map_err(malformed))
                 .collect::<BackendResult<_>>()?,
         })
     }
@@ -719,7 +739,10 @@ impl AdmissionStore for RedisStore {
             .split_first()
             .ok_or_else(|| script.unexpected(&reply))?;
         if size == "lost" {
-            return Err(BackendError::line_lost("redis", event));
+            return Err(LineLost {
+                event: event.clone(),
+            }
+            .into());
         }
         let size = size.parse().map_err(|_| script.unexpected(&reply))?;
         let failed = failed
@@ -778,7 +801,7 @@ impl AdmissionStore for RedisStore {
             .call("HGETALL", strings([self.keys(event).prequeue_ids()]))
             .await?;
         ids.into_iter()
-            .map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(unavailable)?)))
+            .map(|(seq, id)| Ok((parse_num(&seq)?, Uuid::parse_str(&id).map_err(malformed)?)))
             .collect()
     }
 
@@ -809,7 +832,10 @@ impl AdmissionStore for RedisStore {
         let script = &self.scripts.admit;
         let reply: Vec<String> = self.run(script, event, args).await?;
         match reply.as_slice() {
-            [lost] if lost == "lost" => Err(BackendError::line_lost("redis", event)),
+            [lost] if lost == "lost" => Err(LineLost {
+                event: event.clone(),
+            }
+            .into()),
             [consumed, admitted, room] => Ok(AdmitOutcome {
                 consumed: parse_num(consumed)?,
                 admitted: parse_num(admitted)?,
@@ -868,7 +894,10 @@ impl SeatStore for RedisStore {
             Some((tag, [])) if tag == "pass" => HoldOutcome::PassEnded,
             Some((tag, [])) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
             Some((tag, [])) if tag == "lost" => {
-                return Err(BackendError::line_lost("redis", event));
+                return Err(LineLost {
+                    event: event.clone(),
+                }
+                .into());
             }
             _ => return Err(script.unexpected(&reply)),
         })
@@ -964,9 +993,9 @@ impl SeatStore for RedisStore {
             .map(|(order, detail)| {
                 let (holder, seats) = detail
                     .split_once('|')
-                    .ok_or_else(|| unavailable("malformed hold record"))?;
+                    .ok_or_else(|| malformed("a hold record"))?;
                 Ok(HeldOrder {
-                    order: Uuid::parse_str(order).map_err(unavailable)?,
+                    order: Uuid::parse_str(order).map_err(malformed)?,
                     holder: Holder::from_stored(holder.to_owned()),
                     seats: seats.split(',').map(str::to_owned).collect(),
                 })
@@ -1158,7 +1187,7 @@ mod tests {
         let error = scripts.sell.unexpected("sold out");
         assert_eq!(
             error.to_string(),
-            r#"redis is unavailable: unexpected reply from sell.lua: "sold out""#
+            r#"unexpected reply from sell.lua: "sold out""#
         );
     }
 }
