@@ -3,7 +3,8 @@
 #   - a Redis Cluster of 3 masters + 3 replicas   (ports 7101-7106)
 #   - a Redis primary + replica + 3 Sentinels     (ports 7201-7202, 7301-7303)
 #   - a RabbitMQ cluster of 3 nodes               (AMQP 5681-5683, dist 25681-25683)
-# Usage: infra/cluster.sh up | down | urls
+# Usage: infra/cluster.sh up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE
+# (the kill commands are for the node-loss tests: `up` starts the killed node again).
 # `up` starts what does not answer yet (a node start takes seconds: start them
 # once and share them between test runs; each run uses its own namespace) and
 # prints the URLs to give Anteroom. Data lives under $CLUSTER_DIR.
@@ -22,6 +23,12 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_for() { # port, what, seconds
   for _ in $(seq 1 "$3"); do answers "$1" && return 0; sleep 0.5; done
   say "$2 did not listen on port $1 in time"; return 1
+}
+
+all_answer() { # ports…
+  local port
+  for port in "$@"; do answers "$port" || return 1; done
+  return 0
 }
 
 none_answers() { # ports…
@@ -43,24 +50,52 @@ redis_node() { # port, extra arguments…
     --logfile "$CLUSTER_DIR/redis-$port/log" --save "" --appendonly yes --appendfsync always "$@"
 }
 
+cluster_node_args=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 3000)
+
 redis_cluster_up() {
-  if redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info 2>/dev/null | grep -q "cluster_state:ok"; then
-    say "redis cluster is up"; return
+  local port
+  if ! none_answers "${REDIS_CLUSTER_PORTS[@]}"; then
+    # A cluster exists: a node that died (a fault test kills one) rejoins from its nodes.conf.
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+      answers "$port" || { say "restarting redis cluster node $port"; redis_node "$port" "${cluster_node_args[@]}"; }
+    done
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_for "$port" "redis $port" 40; done
+    if cluster_ok 60; then say "redis cluster is up"; return; fi
+    say "the redis cluster is broken: starting afresh"
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
+    sleep 1
   fi
   say "starting a redis cluster of 3 masters and 3 replicas"
-  # Nodes left from an earlier run would rejoin their old cluster: start afresh.
-  none_answers "${REDIS_CLUSTER_PORTS[@]}" && rm -rf $(printf "$CLUSTER_DIR/redis-%s " "${REDIS_CLUSTER_PORTS[@]}")
-  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
-    answers "$port" || redis_node "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
-      --cluster-node-timeout 3000
-  done
+  rm -rf $(printf "$CLUSTER_DIR/redis-%s " "${REDIS_CLUSTER_PORTS[@]}")
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do redis_node "$port" "${cluster_node_args[@]}"; done
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_for "$port" "redis $port" 40; done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${REDIS_CLUSTER_PORTS[@]}") \
     --cluster-replicas 1 --cluster-yes >"$CLUSTER_DIR/redis-cluster-create.log"
-  for _ in $(seq 1 60); do
-    redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster info | grep -q "cluster_state:ok" && break; sleep 0.5
-  done
+  cluster_ok 60 || { say "the redis cluster did not become ready"; return 1; }
   say "redis cluster is up"
+}
+
+cluster_ok() { # seconds: every node answering and every slot served
+  local port
+  for _ in $(seq 1 $(($1 * 2))); do
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q "cluster_state:ok" || { sleep 0.5; continue 2; }
+    done
+    return 0
+  done
+  return 1
+}
+
+# Kills (SIGKILL) the Redis Cluster master that serves KEY, and prints its port.
+kill_redis_owner() {
+  local key=$1 slot master
+  slot=$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster keyslot "$key")
+  master=$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster nodes | awk -v slot="$slot" '
+    $3 ~ /master/ && $3 !~ /fail/ { for (i = 9; i <= NF; i++) { split($i, r, "-"); if (r[2] == "") r[2] = r[1];
+      if (slot + 0 >= r[1] + 0 && slot + 0 <= r[2] + 0) { split($2, a, "[:@]"); print a[2]; exit } } }')
+  [ -n "$master" ] || { say "no master serves slot $slot"; return 1; }
+  kill -9 "$(redis-cli -p "$master" info server | tr -d '\r' | awk -F: '$1 == "process_id" { print $2 }')"
+  echo "$master"
 }
 
 sentinel_up() {
@@ -92,12 +127,14 @@ CONF
 }
 
 rabbit_up() {
-  if answers "$(rabbit_port 1)" && ctl 1 cluster_status 2>/dev/null | grep -q "$(rabbit_name 3)"; then
+  local ports
+  ports=$(for n in "${RABBIT_NODES[@]}"; do rabbit_port "$n"; done)
+  if all_answer $ports && ctl 1 cluster_status 2>/dev/null | grep -q "$(rabbit_name 3)"; then
     say "rabbitmq cluster is up"; return
   fi
-  say "starting a rabbitmq cluster of 3 nodes"
+  say "starting the rabbitmq cluster's nodes that do not answer"
   # A node whose cluster peers are gone waits for them at boot: start afresh.
-  none_answers $(for n in "${RABBIT_NODES[@]}"; do rabbit_port "$n"; done) && rm -rf "$CLUSTER_DIR"/rabbit-*
+  none_answers $ports && rm -rf "$CLUSTER_DIR"/rabbit-*
   for n in "${RABBIT_NODES[@]}"; do
     answers "$(rabbit_port "$n")" && continue
     local dir="$CLUSTER_DIR/rabbit-$n"
@@ -123,6 +160,20 @@ rabbit_up() {
     fi
   done
   say "rabbitmq cluster is up"
+}
+
+# Kills (SIGKILL) the RabbitMQ node that leads quorum queue QUEUE, and prints its number.
+kill_rabbit_leader() {
+  local queue=$1 leader n
+  leader=$(ctl 1 list_queues name leader --quiet --no-table-headers 2>/dev/null | awk -v q="$queue" '$1 == q { print $2 }')
+  [ -n "$leader" ] || { say "no leader found for $queue"; return 1; }
+  for n in "${RABBIT_NODES[@]}"; do
+    if [ "$(rabbit_name "$n")" = "$leader" ]; then
+      kill -9 "$(ctl "$n" eval 'list_to_integer(os:getpid()).' | tr -d '\r')"
+      echo "$n"; return 0
+    fi
+  done
+  say "$leader is not one of this cluster's nodes"; return 1
 }
 
 urls() {
@@ -158,5 +209,7 @@ case "${1:-up}" in
     ;;
   down) down ;;
   urls) urls ;;
-  *) say "usage: $0 up | down | urls"; exit 2 ;;
+  kill-redis-owner) kill_redis_owner "$2" ;;
+  kill-rabbit-leader) kill_rabbit_leader "$2" ;;
+  *) say "usage: $0 up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE"; exit 2 ;;
 esac

@@ -109,6 +109,10 @@ pub struct Booking {
     /// One best-available pick at a time per event in this process, so that
     /// concurrent requests do not all reach for the same block.
     pickers: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Paid orders whose sale the fast store missed (it was out of reach,
+    /// e.g. failing over): followed again by every sweep until it answers,
+    /// not left reading `held` until the reaper's time.
+    unfollowed: Mutex<HashMap<Uuid, Order>>,
 }
 
 impl Booking {
@@ -126,6 +130,7 @@ impl Booking {
             maps: RwLock::default(),
             counts: RwLock::default(),
             pickers: Mutex::default(),
+            unfollowed: Mutex::default(),
         }
     }
 
@@ -512,6 +517,9 @@ impl Booking {
             .seats
             .sell(&order.event, order.id, &order.holder, &order.seats)
             .await;
+        if outcome.is_ok() {
+            self.unfollowed_sales().remove(&order.id);
+        }
         let repair = match outcome {
             Ok(SellOutcome::Sold) => None,
             Ok(SellOutcome::NeedsRebuild) => Some(false),
@@ -520,7 +528,8 @@ impl Booking {
                 Some(true)
             }
             Err(e) => {
-                tracing::error!(order = %order.id, error = %e, "could not mark seats sold; the record has the sale");
+                tracing::error!(order = %order.id, error = %e, "could not mark seats sold; the record has the sale, the next sweep repairs the seat state");
+                self.unfollowed_sales().insert(order.id, order.clone());
                 None
             }
         };
@@ -534,6 +543,23 @@ impl Booking {
         if let Err(e) = self.fresh_counts(&order.event).await {
             tracing::debug!(event = %order.event, error = %e, "could not refresh seat counts after a sale");
         }
+    }
+
+    fn unfollowed_sales(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Order>> {
+        self.unfollowed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows again every sale the fast store missed; returns how many it now has.
+    pub async fn repair_unfollowed_sales(&self) -> usize {
+        let missed: Vec<Order> = self.unfollowed_sales().values().cloned().collect();
+        for order in &missed {
+            self.follow_sale(order).await;
+        }
+        let still_missed = self.unfollowed_sales();
+        missed
+            .iter()
+            .filter(|order| !still_missed.contains_key(&order.id))
+            .count()
     }
 
     /// Rebuilds the event's seat state from the durable record.

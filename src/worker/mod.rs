@@ -63,6 +63,13 @@ impl Workers {
                     Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
                     Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
                 }
+                let repaired = booking.repair_unfollowed_sales().await;
+                if repaired > 0 {
+                    tracing::info!(
+                        repaired,
+                        "paid seats the fast store had missed are sold in it now"
+                    );
+                }
                 match booking.reap_stale_holds().await {
                     Ok(0) => {}
                     Ok(n) => {

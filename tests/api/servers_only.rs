@@ -18,6 +18,7 @@ use crate::orders::{one_row, sale, seats_of};
 use crate::proxy::FaultProxy;
 
 mod balancer;
+mod node_loss;
 
 #[tokio::test]
 async fn every_process_sees_a_patch_within_a_second() {
@@ -430,6 +431,30 @@ async fn with_the_broker_out_of_reach_joins_answer_503_and_recover_by_themselves
         .await;
     assert_eq!(app.stats("outage").await.u64("admitted_total"), 2);
     app.finish().await;
+}
+
+/// A visitor joining again and again until `stop`, as a browser would: a
+/// refused join is tried again after its `Retry-After`. Every reply.
+fn join_until_stopped(
+    app: std::sync::Arc<TestApp>,
+    event: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Vec<Reply>> {
+    tokio::spawn(async move {
+        let mut replies = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let reply = app.join(event, None).await;
+            if let Some(after) = reply
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+            {
+                tokio::time::sleep(Duration::from_secs(after.parse().unwrap_or(1))).await;
+            }
+            replies.push(reply);
+        }
+        replies
+    })
 }
 
 /// Waits until `request` answers something other than 503 (the backend is back).
@@ -1151,25 +1176,7 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
     // A spike of joins, still arriving while the broker dies and comes back.
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let joiners: Vec<_> = (0..8)
-        .map(|_| {
-            let (app, stop) = (app.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut replies = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let reply = app.join("brokerdies", None).await;
-                    // As a browser would: a refused join is tried again after Retry-After.
-                    if let Some(after) = reply
-                        .headers
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                    {
-                        tokio::time::sleep(Duration::from_secs(after.parse().unwrap_or(1))).await;
-                    }
-                    replies.push(reply);
-                }
-                replies
-            })
-        })
+        .map(|_| join_until_stopped(app.clone(), "brokerdies", stop.clone()))
         .collect();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     broker.kill();

@@ -1,0 +1,207 @@
+//! A node of a clustered engine dies mid-sale, and nothing acknowledged is
+//! lost. They need `infra/cluster.sh up`, with `TEST_REDIS_URL` and
+//! `TEST_AMQP_URL` naming its Redis Cluster and RabbitMQ cluster, and they kill
+//! shared nodes: ignored by default, `infra/test.sh` runs them alone with
+//! `--ignored` after the suite. Each one starts its victim again at the end.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::{join_until_stopped, until_available};
+use crate::helpers::{TestApp, amqp_url, eventually, redis_url, spawn_app};
+use crate::orders::{one_row, sale};
+
+/// `infra/cluster.sh` with `args`; its standard output.
+fn cluster(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/infra/cluster.sh");
+    let output = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "infra/cluster.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn require_clusters() {
+    assert!(
+        redis_url().starts_with("redis-cluster://") && amqp_url().contains(','),
+        "TEST_REDIS_URL and TEST_AMQP_URL must name infra/cluster.sh's clusters \
+         (eval \"$(bash infra/cluster.sh urls)\")"
+    );
+}
+
+#[tokio::test]
+#[ignore = "kills a node of the shared clusters: infra/test.sh runs it alone, with --ignored"]
+async fn the_rabbitmq_node_leading_a_line_dies_and_every_acknowledged_join_is_admitted() {
+    require_clusters();
+    let app = Arc::new(spawn_app().await);
+    let admission = json!({ "per_second": 5, "max_active": 100_000, "pass_seconds": 600 });
+    sale(
+        &app,
+        "leaderdies",
+        json!({ "sections": one_row(4), "admission": admission }),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let joiners: Vec<_> = (0..8)
+        .map(|_| join_until_stopped(app.clone(), "leaderdies", stop.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+
+    // The node the service declared the queue on leads it, and is the one the
+    // service is connected to: both the queue and the connection move.
+    let queue = format!("{}.line.leaderdies", app.namespace);
+    let killed = cluster(&["kill-rabbit-leader", &queue]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = until_available("join", || app.join("leaderdies", None)).await;
+    assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut replies = vec![after];
+    for joiner in joiners {
+        replies.extend(joiner.await.expect("a joiner ran"));
+    }
+    let acknowledged: Vec<&str> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .map(|r| r.str("token"))
+        .collect();
+    for refused in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(
+            (refused.status, refused.error()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "{}",
+            refused.body
+        );
+    }
+
+    // The queue's new leader has every acknowledged join, and the admission
+    // consumer found it on a live node.
+    app.patch_event(
+        "leaderdies",
+        json!({ "admission": { "per_second": 1_000 } }),
+    )
+    .await;
+    for token in &acknowledged {
+        app.poll_until(token, "admitted", Duration::from_secs(30))
+            .await;
+    }
+    let stats = app.stats("leaderdies").await;
+    assert_eq!(
+        (stats.u64("admitted_total"), stats.u64("waiting")),
+        (acknowledged.len() as u64, 0),
+        "node {killed} died; {}",
+        stats.body
+    );
+    Arc::into_inner(app)
+        .expect("the joiners are done")
+        .finish()
+        .await;
+    cluster(&["up"]);
+}
+
+/// One buyer: holds one best-available seat and pays for it, as a browser
+/// would through an outage (retrying after `Retry-After`, holding again if
+/// the hold ran out). The seat and order it paid for.
+async fn buy_one_seat(app: Arc<TestApp>, event: &'static str, pass: String) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let retry = async |reply: &crate::helpers::Reply| {
+        assert!(Instant::now() < deadline, "no seat bought: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    loop {
+        let held = app
+            .hold(event, &pass, json!({ "best_available": { "count": 1 } }))
+            .await;
+        if held.status == StatusCode::SERVICE_UNAVAILABLE {
+            retry(&held).await;
+            continue;
+        }
+        assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+        let order = held.str("order_id").to_owned();
+        loop {
+            let paid = app.pay(&order, &pass).await;
+            match paid.status {
+                StatusCode::OK => {
+                    return (held.body["seats"][0].as_str().unwrap().to_owned(), order);
+                }
+                StatusCode::GONE => break,
+                StatusCode::SERVICE_UNAVAILABLE => retry(&paid).await,
+                other => panic!("payment answered {other}: {}", paid.body),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "kills a node of the shared clusters: infra/test.sh runs it alone, with --ignored"]
+async fn the_redis_master_serving_an_event_dies_and_every_paid_seat_reads_sold() {
+    require_clusters();
+    const BUYERS: usize = 24;
+    let app = Arc::new(spawn_app().await);
+    let admission = json!({ "per_second": 1_000, "max_active": 100_000, "pass_seconds": 600 });
+    sale(
+        &app,
+        "masterdies",
+        json!({ "hold_seconds": 30, "sections": one_row(40), "admission": admission }),
+    )
+    .await;
+    let passes = app.admitted_passes("masterdies", BUYERS).await;
+    // Buyers arrive over three seconds; the master dies one second in.
+    let buyers: Vec<_> = passes
+        .into_iter()
+        .enumerate()
+        .map(|(i, pass)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(125 * i as u64)).await;
+                buy_one_seat(app, "masterdies", pass).await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let killed = cluster(&[
+        "kill-redis-owner",
+        &format!("{{{}:masterdies}}", app.namespace),
+    ]);
+    let mut bought = Vec::new();
+    for buyer in buyers {
+        bought.push(buyer.await.expect("a buyer got a seat"));
+    }
+    cluster(&["up"]);
+
+    let seats: HashSet<&str> = bought.iter().map(|(seat, _)| seat.as_str()).collect();
+    assert_eq!(seats.len(), BUYERS, "no seat was sold twice: {bought:?}");
+    // A payment answered during the failover is in the record; the seat map
+    // follows it at the next sweep, not at the reaper's time.
+    eventually(
+        Duration::from_secs(10),
+        "every paid seat reads sold and the counts agree",
+        || async {
+            let map = app.seat_states("masterdies").await;
+            let sold: HashSet<&str> = map
+                .iter()
+                .filter(|(_, state)| state.as_str() == "sold")
+                .map(|(seat, _)| seat.as_str())
+                .collect();
+            sold == seats && app.stats("masterdies").await.u64("sold_seats") == BUYERS as u64
+        },
+    )
+    .await;
+    assert!(!killed.is_empty());
+    Arc::into_inner(app)
+        .expect("the buyers are done")
+        .finish()
+        .await;
+}
