@@ -2,5 +2,5 @@
 
 pub mod amqp;
 pub mod embedded;
+pub mod record;
 pub mod redis;
-pub mod sql;
