@@ -355,7 +355,16 @@ mod embedded_only {
     #[tokio::test]
     async fn the_record_on_sqlite() {
         let (_file, pool) = scratch().await;
-        super::all_cases(&SqliteRecord::new(pool)).await;
+        super::all_cases(&SqliteRecord::new(pool.clone())).await;
+        // Events keep when they were created and changed, by the database's clock.
+        let stamped: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM events WHERE updated_at >= created_at
+               AND created_at > CAST(unixepoch('subsec') * 1000 AS INTEGER) - 60000",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(stamped, 3);
     }
 
     /// SQLite names the columns of a violated unique index, not the index: the

@@ -2,6 +2,9 @@
 //! the clock, how times and lists are stored, how a violated constraint is
 //! named, and the few words of SQL the two spell differently. Everything else
 //! (`$n` parameters, `ON CONFLICT`, `RETURNING`, `FILTER`) both understand.
+//!
+//! The record is generic over the sqlx database rather than on `sqlx::Any`,
+//! which binds neither UUIDs nor times.
 
 use sqlx::error::DatabaseError;
 use sqlx::query::Query;
