@@ -9,10 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use time::OffsetDateTime;
 
-use crate::adapters::embedded::{
-    self, keyspace::Keyspace, queue::EmbeddedQueue, record::SqliteRecord,
-};
-use crate::adapters::{amqp::AmqpLine, redis::RedisStore, sql::PgEvents};
+use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue};
+use crate::adapters::record::{PostgresRecord, SqliteRecord};
+use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
 use crate::domain::{Admission, Currency, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
@@ -60,7 +59,7 @@ impl Backends {
         };
         let ns = &config.namespace;
         let (sql, redis, amqp) = tokio::try_join!(
-            PgEvents::connect(&config.database_url, ns),
+            PostgresRecord::connect(&config.database_url, ns),
             RedisStore::connect(redis, ns),
             AmqpLine::connect(amqp, ns),
         )?;

@@ -2,8 +2,8 @@
 
 pub mod amqp;
 pub mod embedded;
+pub mod record;
 pub mod redis;
-pub mod sql;
 
 use crate::ports::BackendError;
 

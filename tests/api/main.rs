@@ -16,4 +16,5 @@ mod prequeue;
 mod process;
 mod proxy;
 mod queue;
+mod record;
 mod servers_only;

@@ -168,13 +168,13 @@ async fn a_flushed_seat_state_is_rebuilt_from_the_record_without_double_sales() 
 
 #[tokio::test]
 async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
-    use anteroom::adapters::sql::PgEvents;
+    use anteroom::adapters::record::PostgresRecord;
     use anteroom::domain::{EventId, Holder, Order, OrderStatus, TokenKey};
     use anteroom::ports::{InsertOrderError, OrderRepository};
 
     let app = spawn_app().await;
     sale(&app, "guard", json!({})).await;
-    let record = PgEvents::connect(&crate::helpers::database_url().await, &app.namespace)
+    let record = PostgresRecord::connect(&crate::helpers::database_url().await, &app.namespace)
         .await
         .unwrap();
     let order = |seats: &[&str]| Order {
@@ -908,7 +908,7 @@ impl Ledger {
 
 #[tokio::test]
 async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answer_stands() {
-    use anteroom::adapters::sql::ACQUIRE_TIMEOUT;
+    use anteroom::adapters::record::ACQUIRE_TIMEOUT;
     use anteroom::http::REQUEST_TIMEOUT;
     let (proxy, through_proxy) = proxied(&crate::helpers::database_url().await).await;
     let app = spawn_app_with(&fresh_namespace(), |c| c.database_url = through_proxy).await;

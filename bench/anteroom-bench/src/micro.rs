@@ -279,7 +279,7 @@ async fn bare_inserts(
     rows: u64,
     concurrency: usize,
 ) -> Result<f64, sqlx::Error> {
-    // The service's pool: see adapters/sql.rs.
+    // The service's pool: see adapters/record/postgres.rs.
     let pool = PgPoolOptions::new()
         .max_connections(16)
         .connect(database_url)

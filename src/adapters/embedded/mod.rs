@@ -2,7 +2,6 @@
 
 pub mod keyspace;
 pub mod queue;
-pub mod record;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,643 @@
+//! The durable record (events, lines, orders and their seats) on an SQL
+//! database: PostgreSQL for the servers, SQLite in embedded mode. Each query is
+//! written once; what the two databases spell differently is in `dialect.rs`.
+
+pub mod dialect;
+mod postgres;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Pool, Postgres, Sqlite};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
+use crate::domain::{
+    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Holder, Order, OrderStatus,
+    Section, TokenKind, Venue,
+};
+use crate::ports::{
+    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
+    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+};
+use dialect::{Binds, Dialect, Reads, Statement};
+
+pub use postgres::ACQUIRE_TIMEOUT;
+
+/// The unique index that keeps a seat in at most one live order.
+const SEAT_LIVE_UNIQUE: &str = "seat_live_unique";
+
+/// The record on database `D`: the servers' one or embedded mode's one.
+pub struct SqlRecord<D: Dialect> {
+    pool: Pool<D>,
+}
+
+pub type PostgresRecord = SqlRecord<Postgres>;
+pub type SqliteRecord = SqlRecord<Sqlite>;
+
+/// What the database answered, by what the caller can do about it.
+fn db_error<D: Dialect>(e: sqlx::Error) -> BackendError {
+    super::sql_error(D::SERVICE, e)
+}
+
+/// A value in the record that no version of Anteroom writes, or one it cannot store.
+fn malformed<D: Dialect>(what: impl std::fmt::Display) -> BackendError {
+    BackendError::bug(format!("{} record: {what}", D::SERVICE))
+}
+
+/// Binding a statement's parameters, whatever the dialect.
+trait Bind<D: Dialect>: Sized {
+    fn arg<T>(self, value: T) -> Self
+    where
+        D: Binds<T>;
+
+    fn time(self, at: impl Into<Option<OffsetDateTime>>) -> Self;
+
+    /// A list, as the JSON array that [`Dialect::list`] reads.
+    fn list(self, items: &[String]) -> BackendResult<Self> {
+        let json = serde_json::to_string(items).map_err(malformed::<D>)?;
+        Ok(self.arg(json))
+    }
+
+    /// A count, stored as a signed 64-bit integer.
+    fn count(self, n: u64) -> BackendResult<Self> {
+        Ok(self.arg(i64::try_from(n).map_err(malformed::<D>)?))
+    }
+}
+
+impl<D: Dialect> Bind<D> for Statement<'_, D> {
+    fn arg<T>(self, value: T) -> Self
+    where
+        D: Binds<T>,
+    {
+        D::bind_to(self, value)
+    }
+
+    fn time(self, at: impl Into<Option<OffsetDateTime>>) -> Self {
+        D::bind_time(self, at.into())
+    }
+}
+
+/// A row of `D`, read column by column.
+struct Fields<'r, D: Dialect>(&'r D::Row);
+
+impl<D: Dialect> Fields<'_, D> {
+    fn get<T>(&self, column: &str) -> BackendResult<T>
+    where
+        D: Reads<T>,
+    {
+        D::read(self.0, column).map_err(db_error::<D>)
+    }
+
+    fn optional_time(&self, column: &str) -> BackendResult<Option<OffsetDateTime>> {
+        D::read_time(self.0, column).map_err(db_error::<D>)
+    }
+
+    fn time(&self, column: &str) -> BackendResult<OffsetDateTime> {
+        self.optional_time(column)?
+            .ok_or_else(|| malformed::<D>(format!("{column} is null")))
+    }
+
+    /// A size or count, stored as INTEGER (sizes are validated far below `i32::MAX`).
+    fn size(&self, column: &str) -> BackendResult<u32> {
+        u32::try_from(self.get::<i32>(column)?).map_err(malformed::<D>)
+    }
+
+    fn count(&self, column: &str) -> BackendResult<Option<u64>> {
+        self.get::<Option<i64>>(column)?
+            .map(|n| u64::try_from(n).map_err(malformed::<D>))
+            .transpose()
+    }
+
+    fn event_id(&self) -> BackendResult<EventId> {
+        EventId::parse(&self.get::<String>("event_id")?).map_err(malformed::<D>)
+    }
+}
+
+impl<D: Dialect> SqlRecord<D> {
+    /// The record on a pool whose database is migrated.
+    pub fn new(pool: Pool<D>) -> Self {
+        Self { pool }
+    }
+
+    async fn connection(&self) -> BackendResult<PoolConnection<D>> {
+        self.pool.acquire().await.map_err(db_error::<D>)
+    }
+
+    /// Runs one statement outside a transaction.
+    async fn run(&self, statement: Statement<'_, D>) -> BackendResult<()> {
+        let mut db = self.connection().await?;
+        statement
+            .execute(D::on(&mut db))
+            .await
+            .map_err(db_error::<D>)?;
+        Ok(())
+    }
+
+    /// Runs one statement outside a transaction, for its rows.
+    async fn rows(&self, statement: Statement<'_, D>) -> BackendResult<Vec<D::Row>> {
+        let mut db = self.connection().await?;
+        statement
+            .fetch_all(D::on(&mut db))
+            .await
+            .map_err(db_error::<D>)
+    }
+
+    /// Runs one statement outside a transaction, for the row it returns if
+    /// any (it returns at most one: a key's, or `RETURNING` one row's).
+    async fn row(&self, statement: Statement<'_, D>) -> BackendResult<Option<D::Row>> {
+        Ok(self.rows(statement).await?.into_iter().next())
+    }
+
+    /// Runs one statement outside a transaction, for the one row it returns.
+    async fn one(&self, statement: Statement<'_, D>) -> BackendResult<D::Row> {
+        self.row(statement)
+            .await?
+            .ok_or_else(|| malformed::<D>("a statement returned no row"))
+    }
+
+    async fn load(&self, only: Option<&EventId>) -> BackendResult<Vec<Event>> {
+        let id = only.map(|id| id.as_str().to_owned());
+        // Events first: sections commit with their event, so every event read here
+        // finds its sections in the second query.
+        let rows = self
+            .rows(
+                sqlx::query(
+                    "SELECT id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
+                            per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
+                            prequeue_seed
+                     FROM events WHERE CAST($1 AS TEXT) IS NULL OR id = $1 ORDER BY starts_at, id",
+                )
+                .arg(id.clone()),
+            )
+            .await?;
+        let section_rows = self
+            .rows(
+                sqlx::query(
+                    "SELECT event_id, id, name, price_cents, rows, seats_per_row FROM sections
+                     WHERE CAST($1 AS TEXT) IS NULL OR event_id = $1 ORDER BY event_id, position",
+                )
+                .arg(id),
+            )
+            .await?;
+        let mut sections: HashMap<String, Vec<Section>> = HashMap::new();
+        for row in &section_rows {
+            let row = Fields::<D>(row);
+            sections
+                .entry(row.get("event_id")?)
+                .or_default()
+                .push(Section {
+                    id: row.get("id")?,
+                    name: row.get("name")?,
+                    price_cents: row.get("price_cents")?,
+                    rows: row.size("rows")?,
+                    seats_per_row: row.size("seats_per_row")?,
+                });
+        }
+        rows.iter()
+            .map(|row| {
+                let row = Fields::<D>(row);
+                let id: String = row.get("id")?;
+                let seed: Vec<u8> = row.get("prequeue_seed")?;
+                let currency: String = row.get("currency")?;
+                Ok(Event {
+                    spec: EventSpec {
+                        id: EventId::parse(&id).map_err(malformed::<D>)?,
+                        name: row.get("name")?,
+                        venue: row.get("venue")?,
+                        starts_at: row.time("starts_at")?,
+                        on_sale_at: row.optional_time("on_sale_at")?,
+                        hold_seconds: row.size("hold_seconds")?,
+                        max_seats_per_user: row.size("max_seats_per_user")?,
+                        admission: Admission {
+                            per_second: row.get("per_second")?,
+                            max_active: u64::try_from(row.get::<i64>("max_active")?)
+                                .map_err(malformed::<D>)?,
+                            pass_seconds: row.size("pass_seconds")?,
+                            abandon_seconds: row.size("abandon_seconds")?,
+                        },
+                        paused: row.get("paused")?,
+                        currency: Currency::parse(&currency).map_err(malformed::<D>)?,
+                        sections: sections.remove(&id).unwrap_or_default(),
+                    },
+                    prequeue_seed: seed
+                        .try_into()
+                        .map_err(|_| malformed::<D>("a pre-queue seed is not 32 bytes"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn load_order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+        let sql = format!(
+            "SELECT o.id, o.event_id, o.holder, o.status, o.amount_cents, o.created_at, o.expires_at,
+                    (SELECT {seats} FROM order_seats s JOIN seats USING (event_id, seat_id)
+                     WHERE s.order_id = o.id) AS seats
+             FROM orders o WHERE o.id = $1",
+            seats = D::json_array("seat_id", "seats.position"),
+        );
+        let row = self.row(sqlx::query(AssertSqlSafe(sql)).arg(id)).await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let row = Fields::<D>(&row);
+        let status: String = row.get("status")?;
+        let seats: String = row.get("seats")?;
+        Ok(Some(Order {
+            id: row.get("id")?,
+            event: row.event_id()?,
+            holder: Holder::from_stored(row.get("holder")?),
+            status: OrderStatus::parse(&status)
+                .ok_or_else(|| malformed::<D>(format!("unknown order status {status:?}")))?,
+            seats: serde_json::from_str(&seats).map_err(malformed::<D>)?,
+            amount_cents: row.get("amount_cents")?,
+            created_at: row.time("created_at")?,
+            expires_at: row.time("expires_at")?,
+        }))
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> EventRepository for SqlRecord<D> {
+    async fn insert_event(&self, event: &Event) -> Result<(), InsertEventError> {
+        let s = &event.spec;
+        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
+        let sql = format!(
+            "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
+                                 per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
+                                 prequeue_seed, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {now}, {now})
+             ON CONFLICT (id) DO NOTHING RETURNING id",
+            now = D::NOW,
+        );
+        let inserted = sqlx::query(AssertSqlSafe(sql))
+            .arg(s.id.as_str())
+            .arg(s.name.as_str())
+            .arg(s.venue.as_str())
+            .time(s.starts_at)
+            .time(s.on_sale_at)
+            .arg(i64::from(s.hold_seconds))
+            .arg(i64::from(s.max_seats_per_user))
+            .arg(s.admission.per_second)
+            .arg(i64::try_from(s.admission.max_active).unwrap_or(i64::MAX))
+            .arg(i64::from(s.admission.pass_seconds))
+            .arg(i64::from(s.admission.abandon_seconds))
+            .arg(s.paused)
+            .arg(s.currency.code())
+            .arg(event.prequeue_seed.as_slice())
+            .fetch_optional(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?;
+        if inserted.is_none() {
+            return Err(InsertEventError::Exists);
+        }
+        for (position, section) in s.sections.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO sections (event_id, position, id, name, price_cents, rows, seats_per_row)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .arg(s.id.as_str())
+            .arg(i64::try_from(position).map_err(malformed::<D>)?)
+            .arg(section.id.as_str())
+            .arg(section.name.as_str())
+            .arg(section.price_cents)
+            .arg(i64::from(section.rows))
+            .arg(i64::from(section.seats_per_row))
+            .execute(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?;
+        }
+        let venue = Venue::of(s);
+        let seat_ids: Vec<String> = venue
+            .seats()
+            .map(|seat| venue.id(seat).to_string())
+            .collect();
+        let sql = format!(
+            "INSERT INTO seats (event_id, seat_id, position) SELECT $1, value, position FROM {}",
+            D::list("$2"),
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .arg(s.id.as_str())
+            .list(&seat_ids)?
+            .execute(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?;
+        tx.commit().await.map_err(db_error::<D>)?;
+        Ok(())
+    }
+
+    async fn update_event(
+        &self,
+        id: &EventId,
+        patch: AdmissionPatch,
+        paused: Option<bool>,
+    ) -> BackendResult<Option<Event>> {
+        let max_active = patch
+            .max_active
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        let sql = format!(
+            "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
+                               paused = COALESCE($4, paused), updated_at = {}
+             WHERE id = $1 RETURNING id",
+            D::NOW,
+        );
+        let updated = self
+            .row(
+                sqlx::query(AssertSqlSafe(sql))
+                    .arg(id.as_str())
+                    .arg(patch.per_second)
+                    .arg(max_active)
+                    .arg(paused),
+            )
+            .await?;
+        if updated.is_none() {
+            return Ok(None);
+        }
+        Ok(self.load(Some(id)).await?.pop())
+    }
+
+    async fn list_events(&self) -> BackendResult<Vec<Event>> {
+        self.load(None).await
+    }
+
+    async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String> {
+        self.run(
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .arg(name)
+            .arg(candidate),
+        )
+        .await?;
+        let row = self
+            .one(sqlx::query("SELECT value FROM settings WHERE name = $1").arg(name))
+            .await?;
+        Fields::<D>(&row).get("value")
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        self.run(sqlx::query("SELECT 1")).await
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> LineRecords for SqlRecord<D> {
+    async fn open_line(&self, event: &EventId, reserved: Reserved) -> BackendResult<bool> {
+        let inserted = self
+            .row(
+                sqlx::query(
+                    "INSERT INTO lines (event_id, regular_reserved, prequeue_reserved)
+                     VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                )
+                .arg(event.as_str())
+                .count(reserved.regular)?
+                .count(reserved.prequeue)?,
+            )
+            .await?;
+        Ok(inserted.is_some())
+    }
+
+    async fn reserve(&self, event: &EventId, kind: TokenKind, at_least: u64) -> BackendResult<u64> {
+        let column = match kind {
+            TokenKind::Regular => "regular_reserved",
+            TokenKind::PreQueue => "prequeue_reserved",
+        };
+        let sql = format!(
+            "INSERT INTO lines (event_id, {column}) VALUES ($1, $2) ON CONFLICT (event_id)
+             DO UPDATE SET {column} = {greatest}(lines.{column}, excluded.{column}) RETURNING {column}",
+            greatest = D::GREATEST,
+        );
+        let row = self
+            .one(
+                sqlx::query(AssertSqlSafe(sql))
+                    .arg(event.as_str())
+                    .count(at_least)?,
+            )
+            .await?;
+        Ok(Fields::<D>(&row).count(column)?.unwrap_or(0))
+    }
+
+    async fn record_prequeue(&self, event: &EventId, size: u64) -> BackendResult<()> {
+        self.run(
+            sqlx::query(
+                "INSERT INTO lines (event_id, prequeue_size) VALUES ($1, $2) ON CONFLICT (event_id)
+                 DO UPDATE SET prequeue_size = COALESCE(lines.prequeue_size, excluded.prequeue_size)",
+            )
+            .arg(event.as_str())
+            .count(size)?,
+        )
+        .await
+    }
+
+    async fn record_draw(&self, event: &EventId, draw: &[u32]) -> BackendResult<Vec<u32>> {
+        let row = self
+            .one(
+                sqlx::query(
+                    "INSERT INTO lines (event_id, draw) VALUES ($1, $2) ON CONFLICT (event_id)
+                     DO UPDATE SET draw = COALESCE(lines.draw, excluded.draw) RETURNING draw",
+                )
+                .arg(event.as_str())
+                .arg(draw_to_bytes(draw)),
+            )
+            .await?;
+        let recorded: Vec<u8> = Fields::<D>(&row).get("draw")?;
+        Ok(draw_from_bytes(&recorded))
+    }
+
+    async fn line_record(&self, event: &EventId) -> BackendResult<LineRecord> {
+        let row = self
+            .row(
+                sqlx::query(
+                    "SELECT regular_reserved, prequeue_reserved, prequeue_size, draw
+                     FROM lines WHERE event_id = $1",
+                )
+                .arg(event.as_str()),
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(LineRecord::default());
+        };
+        let row = Fields::<D>(&row);
+        let draw: Option<Vec<u8>> = row.get("draw")?;
+        Ok(LineRecord {
+            reserved: Reserved {
+                regular: row.count("regular_reserved")?.unwrap_or(0),
+                prequeue: row.count("prequeue_reserved")?.unwrap_or(0),
+            },
+            prequeue: row.count("prequeue_size")?,
+            draw: draw.as_deref().map(draw_from_bytes),
+        })
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> OrderRepository for SqlRecord<D> {
+    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
+        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
+        sqlx::query(
+            "INSERT INTO orders (id, event_id, holder, status, amount_cents, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .arg(order.id)
+        .arg(order.event.as_str())
+        .arg(order.holder.as_str())
+        .arg(order.status.as_str())
+        .arg(order.amount_cents)
+        .time(order.created_at)
+        .time(order.expires_at)
+        .execute(D::on(&mut tx))
+        .await
+        .map_err(db_error::<D>)?;
+        let sql = format!(
+            "INSERT INTO order_seats (order_id, event_id, seat_id) SELECT $1, $2, value FROM {}",
+            D::list("$3"),
+        );
+        let seats = sqlx::query(AssertSqlSafe(sql))
+            .arg(order.id)
+            .arg(order.event.as_str())
+            .list(&order.seats)?
+            .execute(D::on(&mut tx))
+            .await;
+        match seats {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if D::violated(e.as_ref()) == Some(SEAT_LIVE_UNIQUE) => {
+                drop(tx);
+                return Err(InsertOrderError::SeatsTaken(
+                    self.taken(&order.event, &order.seats).await?,
+                ));
+            }
+            Err(e) => return Err(db_error::<D>(e).into()),
+        }
+        tx.commit().await.map_err(db_error::<D>)?;
+        Ok(())
+    }
+
+    async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+        self.load_order(id).await
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition> {
+        // One compare-and-set decides between payment, cancellation and expiry,
+        // all by the database's clock, so that no two processes' clocks disagree.
+        let sql = format!(
+            "UPDATE orders SET status = $2, ended_at = {now}, payment_ref = COALESCE($3, payment_ref)
+             WHERE id = $1 AND status = 'pending'
+               AND CASE $2 WHEN 'paid' THEN expires_at > {now} WHEN 'expired' THEN expires_at <= {now}
+                           ELSE TRUE END
+             RETURNING id",
+            now = D::NOW,
+        );
+        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
+        let changed = sqlx::query(AssertSqlSafe(sql))
+            .arg(id)
+            .arg(to.as_str())
+            .arg(payment_ref.map(str::to_owned))
+            .fetch_optional(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?
+            .is_some();
+        if changed && !to.is_live() {
+            sqlx::query("UPDATE order_seats SET live = FALSE WHERE order_id = $1")
+                .arg(id)
+                .execute(D::on(&mut tx))
+                .await
+                .map_err(db_error::<D>)?;
+        }
+        tx.commit().await.map_err(db_error::<D>)?;
+        Ok(match self.load_order(id).await? {
+            None => Transition::NotFound,
+            Some(order) if changed => Transition::Changed(order),
+            Some(order) => Transition::Unchanged(order),
+        })
+    }
+
+    async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>> {
+        let sql = format!(
+            "SELECT s.seat_id, o.id, o.holder, o.status FROM order_seats s JOIN orders o ON o.id = s.order_id
+             WHERE s.event_id = $1 AND s.live = {}",
+            D::TRUE,
+        );
+        let rows = self
+            .rows(sqlx::query(AssertSqlSafe(sql)).arg(event.as_str()))
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let row = Fields::<D>(row);
+                let status: String = row.get("status")?;
+                Ok(LiveSeat {
+                    seat: row.get("seat_id")?,
+                    order: row.get("id")?,
+                    holder: Holder::from_stored(row.get("holder")?),
+                    sold: status == OrderStatus::Paid.as_str(),
+                })
+            })
+            .collect()
+    }
+
+    async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
+        let sql = format!(
+            "SELECT id, event_id FROM orders WHERE status = 'pending' AND expires_at < {}
+             ORDER BY expires_at LIMIT $2",
+            D::now_minus("$1"),
+        );
+        let rows = self
+            .rows(
+                sqlx::query(AssertSqlSafe(sql))
+                    .arg(grace.as_secs_f64())
+                    .arg(limit),
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let row = Fields::<D>(row);
+                Ok(ExpiryDue {
+                    event: row.event_id()?,
+                    order: row.get("id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
+        let row = self
+            .one(
+                sqlx::query(
+                    "SELECT COUNT(*) FILTER (WHERE status = 'paid') AS paid,
+                            COUNT(*) FILTER (WHERE status = 'expired') AS expired
+                     FROM orders WHERE event_id = $1",
+                )
+                .arg(event.as_str()),
+            )
+            .await?;
+        let row = Fields::<D>(&row);
+        Ok((
+            row.count("paid")?.unwrap_or(0),
+            row.count("expired")?.unwrap_or(0),
+        ))
+    }
+}
+
+impl<D: Dialect> SqlRecord<D> {
+    /// Which of `seats` a live order of `event` holds.
+    async fn taken(&self, event: &EventId, seats: &[String]) -> BackendResult<Vec<String>> {
+        let sql = format!(
+            "SELECT seat_id FROM order_seats
+             WHERE seat_id IN (SELECT value FROM {}) AND event_id = $2 AND live = {}",
+            D::list("$1"),
+            D::TRUE,
+        );
+        let statement = sqlx::query(AssertSqlSafe(sql)).list(seats)?;
+        let rows = self.rows(statement.arg(event.as_str())).await?;
+        rows.iter()
+            .map(|row| Fields::<D>(row).get("seat_id"))
+            .collect()
+    }
+}
