@@ -35,6 +35,11 @@ pub struct PgEvents {
 }
 
 impl PgEvents {
+    /// Closes the pool once its connections are returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Connects, creates the namespace's schema if needed and applies migrations.
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
         let options = PgConnectOptions::from_str(url).map_err(unavailable)?;

@@ -17,3 +17,4 @@ mod process;
 mod proxy;
 mod queue;
 mod servers_only;
+mod shutdown;
