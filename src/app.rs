@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use time::OffsetDateTime;
 
@@ -24,7 +23,7 @@ use crate::services::catalog::Catalog;
 use crate::services::door::{ADMIN_FAILURES, AdminDoor};
 use crate::services::line::Line;
 use crate::services::readiness::Readiness;
-use crate::services::spawn_every;
+use crate::tasks::Tasks;
 use crate::telemetry;
 use crate::worker::Workers;
 
@@ -50,6 +49,19 @@ pub struct Backends {
     pub window_counts: Arc<dyn WindowCounts>,
     /// Embedded mode's hold on its database file, for as long as the backends live.
     pub process_lock: Option<embedded::ProcessLock>,
+    connections: Connections,
+    /// The adapters' own tasks (embedded mode's journal writer).
+    tasks: Tasks,
+}
+
+/// The connections `Backends::close` closes, by backend.
+enum Connections {
+    Servers {
+        sql: Arc<PostgresRecord>,
+        redis: Arc<RedisStore>,
+        amqp: Arc<AmqpLine>,
+    },
+    Embedded(sqlx::SqlitePool),
 }
 
 impl Backends {
@@ -67,14 +79,38 @@ impl Backends {
         Ok(Self {
             events: sql.clone(),
             orders: sql.clone(),
-            line_records: sql,
+            line_records: sql.clone(),
             line_store: redis.clone(),
             window_counts: redis.clone(),
-            seats: redis,
+            seats: redis.clone(),
             line_queue: amqp.clone(),
-            delays: amqp,
+            delays: amqp.clone(),
             process_lock: None,
+            connections: Connections::Servers { sql, redis, amqp },
+            tasks: Tasks::new(),
         })
+    }
+
+    /// Closes the connections once nothing else uses the backends: call it
+    /// after every task that publishes or writes has ended.
+    pub async fn close(self) {
+        // Every other handle on the backends goes first; the lock on embedded
+        // mode's database file goes last.
+        let (connections, tasks, _process_lock) = {
+            let backends = self;
+            (backends.connections, backends.tasks, backends.process_lock)
+        };
+        match connections {
+            Connections::Servers { sql, redis, amqp } => {
+                tokio::join!(amqp.close(), redis.close(), sql.close());
+            }
+            Connections::Embedded(pool) => {
+                // The journal writer ends once the last handle on the keyspace is
+                // gone (dropped above): every change made is on disk before the pool closes.
+                tasks.stop(CLOSE_TIMEOUT).await;
+                pool.close().await;
+            }
+        }
     }
 }
 
@@ -84,7 +120,8 @@ impl Backends {
     async fn embedded(config: &Config) -> Result<Self, StartError> {
         let process_lock = embedded::lock_database(&config.database_url)?;
         let pool = embedded::open_database(&config.database_url).await?;
-        let keyspace = Keyspace::open(pool.clone()).await?;
+        let tasks = Tasks::new();
+        let keyspace = Keyspace::open(pool.clone(), &tasks).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
         keyspace.refresh_all(
             ":seen",
@@ -95,7 +132,7 @@ impl Backends {
         );
         let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
         let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
-        let record = Arc::new(SqliteRecord::new(pool));
+        let record = Arc::new(SqliteRecord::new(pool.clone()));
         Ok(Self {
             events: record.clone(),
             orders: record.clone(),
@@ -106,6 +143,8 @@ impl Backends {
             line_queue: queue.clone(),
             delays: queue,
             process_lock,
+            connections: Connections::Embedded(pool),
+            tasks,
         })
     }
 }
@@ -119,22 +158,13 @@ struct Core {
 }
 
 impl Core {
-    async fn start(
-        config: &Config,
-        b: &Backends,
-        stop: &CancellationToken,
-    ) -> Result<Self, StartError> {
+    async fn start(config: &Config, b: &Backends, tasks: &Tasks) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
-        spawn_every(
-            CATALOG_REFRESH,
-            stop.clone(),
-            catalog.clone(),
-            |catalog| async move {
-                if let Err(e) = catalog.refresh().await {
-                    tracing::warn!(error = %e, "could not refresh events");
-                }
-            },
-        );
+        tasks.every(CATALOG_REFRESH, catalog.clone(), |catalog| async move {
+            if let Err(e) = catalog.refresh().await {
+                tracing::warn!(error = %e, "could not refresh events");
+            }
+        });
         let secret = match &config.secret {
             Some(secret) => secret.clone(),
             None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
@@ -147,7 +177,7 @@ impl Core {
             b.line_queue.clone(),
             catalog.clone(),
             signer,
-            stop.clone(),
+            tasks,
         );
         let booking = Arc::new(Booking::new(
             catalog.clone(),
@@ -179,10 +209,10 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     workers: Workers,
-    stop: CancellationToken,
+    tasks: Tasks,
     demo: Option<EventId>,
-    /// Kept for as long as the app runs (embedded mode's hold on its database file).
-    _backends: Backends,
+    /// Closed once the app has stopped (embedded mode's hold on its database file ends then).
+    backends: Backends,
 }
 
 impl App {
@@ -201,24 +231,21 @@ impl App {
                     .await?,
             ),
         };
-        let stop = CancellationToken::new();
+        let tasks = Tasks::new();
         let Core {
             catalog,
             line,
             booking,
             workers,
-        } = Core::start(&config, &backends, &stop).await?;
+        } = Core::start(&config, &backends, &tasks).await?;
         let demo = if config.demo && catalog.all().is_empty() {
             Some(seed_demo(&line).await?)
         } else {
             None
         };
-        spawn_every(
-            SEAT_COUNTS_REFRESH,
-            stop.clone(),
-            booking.clone(),
-            |b| async move { b.refresh_counts().await },
-        );
+        tasks.every(SEAT_COUNTS_REFRESH, booking.clone(), |b| async move {
+            b.refresh_counts().await
+        });
         let state = AppState::new(Inner {
             line,
             catalog,
@@ -233,15 +260,16 @@ impl App {
             metrics: telemetry::metrics(),
             limiter: ClientLimiter::new(config.client_rate),
             trust_forwarded: config.trust_forwarded,
+            tasks: tasks.clone(),
         });
         let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
             listener,
             state,
             workers,
-            stop,
+            tasks,
             demo,
-            _backends: backends,
+            backends,
         })
     }
 
@@ -258,23 +286,40 @@ impl App {
         &self.state.admin_token
     }
 
-    /// Serves HTTP and runs the workers until `shutdown` completes, then drains.
+    /// The workers' single steps, for driving them from tests.
+    pub fn workers(&self) -> Workers {
+        self.workers.clone()
+    }
+
+    /// The app's tasks: `running()` is 0 once `run_until` has returned.
+    pub fn tasks(&self) -> Tasks {
+        self.tasks.clone()
+    }
+
+    /// Serves HTTP and runs the workers until `stop_accepting` completes, then
+    /// drains: in-flight requests are answered (joins waiting for their group
+    /// commit included), then background work stops and every task ends, then
+    /// the connections close.
     pub async fn run_until(
         self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        stop_accepting: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let workers = tokio::spawn(self.workers.run(self.stop.clone()));
-        let stop = self.stop.clone();
-        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stop.cancel();
-            })
+        let Self {
+            listener,
+            state,
+            workers,
+            tasks,
+            backends,
+            ..
+        } = self;
+        workers.run(&tasks);
+        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(stop_accepting)
             .await;
-        self.stop.cancel();
         // The workers stop at their next step; their unacknowledged deliveries return to their queues.
-        let _ = workers.await;
+        tasks.stop(DRAIN_TIMEOUT).await;
+        backends.close().await;
         served
     }
 }
@@ -285,15 +330,22 @@ pub async fn run_workers(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let backends = Backends::connect(&config).await?;
-    let stop = CancellationToken::new();
-    let core = Core::start(&config, &backends, &stop).await?;
-    let workers = tokio::spawn(core.workers.run(stop.clone()));
+    let tasks = Tasks::new();
+    Core::start(&config, &backends, &tasks)
+        .await?
+        .workers
+        .run(&tasks);
     shutdown.await;
-    stop.cancel();
-    let _ = workers.await;
+    tasks.stop(DRAIN_TIMEOUT).await;
+    backends.close().await;
     Ok(())
 }
 
+/// How long the background work has to end once told to stop: the longest is a
+/// group of joins being published (`PUBLISH_TIMEOUT`) or a hold being made.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long the embedded journal has to write its last changes.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often each process reloads event settings (a PATCH is seen within 1 s).
 const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 /// How often each process refreshes seat counts (availability, sold out).

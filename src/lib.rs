@@ -10,5 +10,6 @@ pub mod domain;
 pub mod http;
 pub mod ports;
 pub mod services;
+pub mod tasks;
 pub mod telemetry;
 pub mod worker;

@@ -309,6 +309,15 @@ impl AmqpLine {
         }))
     }
 
+    /// Closes the publisher's connection (the consumers close their own).
+    pub async fn close(&self) {
+        if let Some(session) = self.session.lock().await.take()
+            && let Err(e) = session.connection.close(200, "stopping".into()).await
+        {
+            tracing::debug!(error = %e, "the publisher's connection was already gone");
+        }
+    }
+
     /// Removes the queues of the given events (test and demo clean-up).
     pub async fn delete_queues(&self, events: &[EventId]) -> BackendResult<()> {
         let channel = self.publisher_for(None).await?;

@@ -38,6 +38,7 @@ use crate::services::catalog::Catalog;
 use crate::services::door::AdminDoor;
 use crate::services::line::Line;
 use crate::services::readiness::Readiness;
+use crate::tasks::Tasks;
 
 /// Request bodies above this are refused with 413 (API.md).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -61,6 +62,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub limiter: ClientLimiter,
     pub trust_forwarded: bool,
+    /// Owns the changes that outlive their request (see `orders::to_completion`).
+    pub tasks: Tasks,
 }
 
 impl std::ops::Deref for AppState {

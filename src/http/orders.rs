@@ -189,17 +189,22 @@ pub async fn hold(
         }
     };
     let booking = state.booking.clone();
-    let order = to_completion(async move { booking.hold(&event, &pass, request).await }).await?;
+    let order = to_completion(
+        &state,
+        async move { booking.hold(&event, &pass, request).await },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(order.into())))
 }
 
 /// Runs a change of seats and orders to its end even if the client goes away
-/// or the request times out: a hold is never left half-made.
-async fn to_completion<F>(change: F) -> Result<Order, ApiError>
+/// or the request times out: a hold is never left half-made. Shutdown waits
+/// for it, as it does for a request.
+async fn to_completion<F>(state: &AppState, change: F) -> Result<Order, ApiError>
 where
     F: std::future::Future<Output = Result<Order, BookingError>> + Send + 'static,
 {
-    match tokio::spawn(change).await {
+    match state.tasks.spawn(change).await {
         Ok(outcome) => Ok(outcome?),
         // A panic in the change is a bug; a cancelled task only happens at shutdown.
         Err(e) if e.is_panic() => {
@@ -245,9 +250,11 @@ pub async fn pay(
     }
     let (booking, id) = (state.booking.clone(), order_id(&id)?);
     Ok(Json(
-        to_completion(async move { booking.pay(id, &pass, &body.payment_ref).await })
-            .await?
-            .into(),
+        to_completion(&state, async move {
+            booking.pay(id, &pass, &body.payment_ref).await
+        })
+        .await?
+        .into(),
     ))
 }
 
@@ -258,7 +265,7 @@ pub async fn cancel(
 ) -> Result<Json<OrderBody>, ApiError> {
     let (booking, id) = (state.booking.clone(), order_id(&id)?);
     Ok(Json(
-        to_completion(async move { booking.cancel(id, &pass).await })
+        to_completion(&state, async move { booking.cancel(id, &pass).await })
             .await?
             .into(),
     ))

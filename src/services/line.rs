@@ -6,11 +6,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::spawn_every;
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
     Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenKind,
@@ -21,6 +19,7 @@ use crate::ports::{
     JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue, LineRecords,
     LineStart, Reserved, VisitorPlace,
 };
+use crate::tasks::Tasks;
 
 /// Joins taken into one publish-and-confirm at most.
 const MAX_GROUP: usize = 2_048;
@@ -88,18 +87,20 @@ pub struct Line {
     signer: Signer,
     lines: RwLock<HashMap<EventId, Arc<EventLine>>>,
     joins: mpsc::Sender<JoinRequest>,
+    tasks: Tasks,
 }
 
 impl Line {
     /// Starts the line's background work (group commit, following the logs,
-    /// reporting heartbeats); it stops when `stop` is cancelled.
+    /// reporting heartbeats) on `tasks`; it stops when they do, and the group
+    /// commit first answers every join it was given.
     pub fn start(
         store: Arc<dyn AdmissionStore>,
         record: Arc<dyn LineRecords>,
         queue: Arc<dyn LineQueue>,
         catalog: Arc<Catalog>,
         signer: Signer,
-        stop: CancellationToken,
+        tasks: &Tasks,
     ) -> Arc<Self> {
         let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
         let lines = RwLock::new(HashMap::new());
@@ -111,21 +112,16 @@ impl Line {
             signer,
             lines,
             joins,
+            tasks: tasks.clone(),
         });
-        tokio::spawn(line.clone().group_commit(requests, stop.clone()));
-        spawn_every(
-            FOLLOW_INTERVAL,
-            stop.clone(),
-            line.clone(),
-            |line| async move { line.follow_logs().await },
-        );
-        spawn_every(
-            HEARTBEAT_INTERVAL,
-            stop.clone(),
-            line.clone(),
-            |line| async move { line.report_heartbeats().await },
-        );
-        spawn_every(GAUGE_INTERVAL, stop, line.clone(), |line| async move {
+        tasks.spawn(line.clone().group_commit(requests));
+        tasks.every(FOLLOW_INTERVAL, line.clone(), |line| async move {
+            line.follow_once().await
+        });
+        tasks.every(HEARTBEAT_INTERVAL, line.clone(), |line| async move {
+            line.report_heartbeats().await
+        });
+        tasks.every(GAUGE_INTERVAL, line.clone(), |line| async move {
             line.report_gauges().await
         });
         line
@@ -306,17 +302,19 @@ impl Line {
             .clone()
     }
 
-    async fn group_commit(
-        self: Arc<Self>,
-        mut requests: mpsc::Receiver<JoinRequest>,
-        stop: CancellationToken,
-    ) {
+    async fn group_commit(self: Arc<Self>, mut requests: mpsc::Receiver<JoinRequest>) {
         let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
         loop {
-            let first = tokio::select! {
-                _ = stop.cancelled() => return,
-                next = requests.recv() => match next { Some(r) => r, None => return },
+            let next = tokio::select! {
+                next = requests.recv() => next,
+                // No join is taken after this, and those already taken are still
+                // committed: their requests are waiting for the answer.
+                _ = self.tasks.stopping(), if !requests.is_closed() => {
+                    requests.close();
+                    continue;
+                }
             };
+            let Some(first) = next else { return };
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;
             };
@@ -338,7 +336,7 @@ impl Line {
             let permit = Arc::new(permit);
             for group in groups.into_values() {
                 let (line, permit) = (self.clone(), permit.clone());
-                tokio::spawn(async move {
+                self.tasks.spawn(async move {
                     line.commit_group(group).await;
                     drop(permit);
                 });
@@ -495,7 +493,9 @@ impl Line {
         }
     }
 
-    async fn follow_logs(&self) {
+    /// One step of the follower: catches this process's view up with every
+    /// event's log (run every `FOLLOW_INTERVAL`; tests call it to see a change now).
+    pub async fn follow_once(&self) {
         for event in self.catalog.all() {
             if let Err(e) = self.catch_up(&event).await {
                 tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");

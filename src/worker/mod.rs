@@ -1,21 +1,23 @@
 //! Long-running loops, each restarted on failure: one admission worker per
-//! event, the expiry consumer, and the sweeper under it.
+//! event, the expiry consumer, and the sweeper under it. Each loop repeats one
+//! public step (`AdmissionWorker::step`, `ExpiryWorker::step`,
+//! `Workers::sweep_once`), which tests drive directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::domain::EventId;
-use crate::ports::{AdmissionStore, BackendResult, DelayQueue, LineQueue, LineRecords};
+use crate::ports::{
+    AdmissionStore, BackendResult, DelayQueue, ExpiryConsumer, LineQueue, LineRecords,
+};
 use crate::services::admission::{AdmissionWorker, PREFETCH};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::line::Line;
-use crate::services::spawn_every;
+use crate::tasks::Tasks;
 
 /// How long an admission step waits for new arrivals.
 const STEP_WAIT: Duration = Duration::from_millis(20);
@@ -23,7 +25,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 const WATCH_EVENTS: Duration = Duration::from_millis(500);
 /// Expiries handled at once by one process.
 const EXPIRY_PREFETCH: u16 = 64;
-const EXPIRY_WAIT: Duration = Duration::from_millis(250);
+/// How long an expiry step waits for due holds.
+pub const EXPIRY_WAIT: Duration = Duration::from_millis(250);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
@@ -40,85 +43,96 @@ pub struct Workers {
     pub delays: Arc<dyn DelayQueue>,
 }
 
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Overdue holds expired (their timer was lost or late).
+    pub expired: usize,
+    /// Holds the fast store kept with no order behind them, released.
+    pub reconciled: usize,
+    /// Paid orders whose sale the fast store had missed, now sold in it.
+    pub repaired: usize,
+}
+
 impl Workers {
-    /// Runs every worker until `stop` is cancelled.
-    pub async fn run(self, stop: CancellationToken) {
-        let expiry = tokio::spawn(restarting("expiry", stop.clone(), {
-            let this = self.clone();
-            let stop = stop.clone();
+    /// Starts every worker on `tasks`; they stop when its background work does.
+    pub fn run(self, tasks: &Tasks) {
+        tasks.spawn(restarting("expiry", tasks.clone(), {
+            let (this, tasks) = (self.clone(), tasks.clone());
             move || {
-                let (this, stop) = (this.clone(), stop.clone());
-                async move { this.expire_until_failure(&stop).await }
+                let (this, tasks) = (this.clone(), tasks.clone());
+                async move { this.expire_until_failure(&tasks).await }
             }
         }));
-        // Expires holds that the delay queue has not (a lost timer, a broker outage).
-        // Then reconciles holds the fast store kept past their time (a crash between hold and order).
-        let sweeper = spawn_every(
-            SWEEP_EVERY,
-            stop.clone(),
-            self.booking.clone(),
-            |booking| async move {
-                match booking.expire_overdue().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(expired = n, "the sweeper expired overdue holds"),
-                    Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+        // Expires holds that the delay queue has not (a lost timer, a broker outage),
+        // then reconciles holds the fast store kept past their time (a crash between hold and order).
+        tasks.every(SWEEP_EVERY, Arc::new(self.clone()), |workers| async move {
+            workers.sweep_logged().await
+        });
+        tasks.spawn(self.admit_every_event(tasks.clone()));
+    }
+
+    /// One step of the sweeper.
+    pub async fn sweep_once(&self) -> BackendResult<Swept> {
+        let repaired = self.booking.repair_unfollowed_sales().await;
+        let expired = self.booking.expire_overdue().await?;
+        let reconciled = self.booking.reap_stale_holds().await?;
+        Ok(Swept {
+            expired,
+            reconciled,
+            repaired,
+        })
+    }
+
+    async fn sweep_logged(&self) {
+        match self.sweep_once().await {
+            Ok(Swept {
+                expired,
+                reconciled,
+                repaired,
+            }) => {
+                if expired > 0 {
+                    tracing::info!(expired, "the sweeper expired overdue holds");
                 }
-                let repaired = booking.repair_unfollowed_sales().await;
+                if reconciled > 0 {
+                    tracing::warn!(reconciled, "stale holds reconciled with the record");
+                }
                 if repaired > 0 {
                     tracing::info!(
                         repaired,
                         "paid seats the fast store had missed are sold in it now"
                     );
                 }
-                match booking.reap_stale_holds().await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::warn!(reconciled = n, "stale holds reconciled with the record")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reconciling stale holds failed"),
-                }
-            },
-        );
-        self.admit_every_event(stop).await;
-        let _ = tokio::join!(expiry, sweeper);
+            }
+            Err(e) => tracing::warn!(error = %e, "the sweeper failed"),
+        }
     }
 
     /// Keeps one admission worker per event.
-    async fn admit_every_event(self, stop: CancellationToken) {
-        let mut running: HashMap<EventId, JoinHandle<()>> = HashMap::new();
+    async fn admit_every_event(self, tasks: Tasks) {
+        let mut running: HashSet<EventId> = HashSet::new();
         let mut tick = tokio::time::interval(WATCH_EVENTS);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = tasks.stopping() => return,
                 _ = tick.tick() => {}
             }
             for event in self.catalog.all() {
-                running.entry(event.id().clone()).or_insert_with(|| {
-                    let (this, id, stop) = (self.clone(), event.id().clone(), stop.clone());
-                    tokio::spawn(restarting("admission", stop.clone(), move || {
+                if running.insert(event.id().clone()) {
+                    let (this, id, stop) = (self.clone(), event.id().clone(), tasks.clone());
+                    tasks.spawn(restarting("admission", tasks.clone(), move || {
                         let (this, id, stop) = (this.clone(), id.clone(), stop.clone());
                         async move { this.admit_until_failure(&id, &stop).await }
-                    }))
-                });
+                    }));
+                }
             }
-        }
-        for (_, handle) in running {
-            // A worker that panicked has already been reported by the runtime.
-            let _ = handle.await;
         }
     }
 
-    async fn admit_until_failure(
-        &self,
-        event: &EventId,
-        stop: &CancellationToken,
-    ) -> BackendResult<()> {
+    /// A started admission worker for `event`, beginning where this process
+    /// last saw the line consumed.
+    pub async fn admission(&self, event: &EventId) -> BackendResult<AdmissionWorker> {
         let consumer = self.queue.consume(event, PREFETCH).await?;
-        let (catalog, store, record) = (
-            self.catalog.clone(),
-            self.store.clone(),
-            self.record.clone(),
-        );
         // What this process knows was consumed: the store's watermark may have been lost.
         let left_at = self
             .watermarks
@@ -128,11 +142,22 @@ impl Workers {
             .copied()
             .unwrap_or(0);
         let known = left_at.max(self.line.consumed(event));
-        let mut worker =
-            AdmissionWorker::new(event.clone(), catalog, store, record, consumer, known).await?;
+        AdmissionWorker::new(
+            event.clone(),
+            self.catalog.clone(),
+            self.store.clone(),
+            self.record.clone(),
+            consumer,
+            known,
+        )
+        .await
+    }
+
+    async fn admit_until_failure(&self, event: &EventId, tasks: &Tasks) -> BackendResult<()> {
+        let mut worker = self.admission(event).await?;
         let outcome = loop {
             tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
+                _ = tasks.stopping() => break Ok(()),
                 step = worker.step(STEP_WAIT) => if let Err(e) = step { break Err(e) },
             }
         };
@@ -144,50 +169,75 @@ impl Workers {
         outcome
     }
 
-    /// Consumes due expiries; each is acknowledged once its order has ended and
-    /// its seats are free, and returned to the queue if that failed.
-    async fn expire_until_failure(&self, stop: &CancellationToken) -> BackendResult<()> {
-        let mut consumer = self.delays.expiries(EXPIRY_PREFETCH).await?;
-        let outcome = 'consuming: loop {
-            let batch = tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                batch = consumer.receive(EXPIRY_WAIT, usize::from(EXPIRY_PREFETCH)) => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(e) => break Err(e),
-            };
-            // Each expiry waits on the record and the fast store: a batch is handled at once,
-            // so that a burst of due holds ends within hold_seconds + 2 (API.md).
-            let handled = join_all(batch.iter().map(|due| self.booking.expire(&due.message))).await;
-            for (due, handled) in batch.iter().zip(handled) {
-                let settled = match &handled {
-                    Ok(()) => consumer.ack(&[due.tag]).await,
-                    Err(_) => consumer.retry(due.tag).await,
-                };
-                if let Err(e) = handled.and(settled) {
-                    break 'consuming Err(e);
-                }
+    /// A started expiry worker.
+    pub async fn expiry(&self) -> BackendResult<ExpiryWorker> {
+        Ok(ExpiryWorker {
+            booking: self.booking.clone(),
+            consumer: self.delays.expiries(EXPIRY_PREFETCH).await?,
+        })
+    }
+
+    async fn expire_until_failure(&self, tasks: &Tasks) -> BackendResult<()> {
+        let mut worker = self.expiry().await?;
+        let outcome = loop {
+            tokio::select! {
+                _ = tasks.stopping() => break Ok(()),
+                step = worker.step(EXPIRY_WAIT) => if let Err(e) = step { break Err(e) },
             }
         };
-        consumer.close().await;
+        worker.close().await;
         outcome
     }
 }
 
-/// Runs `attempt` again after a pause whenever it fails, until `stop`.
-async fn restarting<F, Fut>(name: &'static str, stop: CancellationToken, attempt: F)
+/// Consumes due expiries; each is acknowledged once its order has ended and
+/// its seats are free, and returned to the queue if that failed.
+pub struct ExpiryWorker {
+    booking: Arc<Booking>,
+    consumer: Box<ExpiryConsumer>,
+}
+
+impl ExpiryWorker {
+    /// Handles the expiries due within `wait`; returns how many were handled.
+    pub async fn step(&mut self, wait: Duration) -> BackendResult<usize> {
+        let batch = self
+            .consumer
+            .receive(wait, usize::from(EXPIRY_PREFETCH))
+            .await?;
+        // Each expiry waits on the record and the fast store: a batch is handled at once,
+        // so that a burst of due holds ends within hold_seconds + 2 (API.md).
+        let handled = join_all(batch.iter().map(|due| self.booking.expire(&due.message))).await;
+        for (due, handled) in batch.iter().zip(handled) {
+            match handled {
+                Ok(()) => self.consumer.ack(&[due.tag]).await?,
+                Err(e) => {
+                    self.consumer.retry(due.tag).await?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
+    /// Stops consuming; unacknowledged expiries go back to the queue.
+    pub async fn close(self) {
+        self.consumer.close().await;
+    }
+}
+
+/// Runs `attempt` again after a pause whenever it fails, until background work stops.
+async fn restarting<F, Fut>(name: &'static str, tasks: Tasks, attempt: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = BackendResult<()>>,
 {
-    while !stop.is_cancelled() {
+    while !tasks.is_stopping() {
         if let Err(e) = attempt().await {
             tracing::warn!(worker = name, error = %e, "worker failed; restarting");
             metrics::counter!("anteroom_worker_restarts_total", "worker" => name).increment(1);
         }
         tokio::select! {
-            _ = stop.cancelled() => {}
+            _ = tasks.stopping() => {}
             _ = tokio::time::sleep(RETRY_AFTER) => {}
         }
     }

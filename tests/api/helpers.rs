@@ -6,6 +6,8 @@ use anteroom::adapters::{amqp::AmqpLine, redis::RedisStore};
 use anteroom::app::App;
 use anteroom::config::{Config, Secret};
 use anteroom::domain::EventId;
+use anteroom::tasks::Tasks;
+use anteroom::worker::Workers;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -79,6 +81,10 @@ pub struct TestApp {
     pub address: String,
     pub namespace: String,
     pub client: reqwest::Client,
+    /// The workers' single steps, to drive them instead of waiting for them.
+    pub workers: Workers,
+    /// The app's tasks: none is left once `stop` has returned.
+    pub tasks: Tasks,
     stop: CancellationToken,
     served: tokio::task::JoinHandle<()>,
     events: std::sync::Mutex<Vec<EventId>>,
@@ -119,6 +125,7 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
     configure(&mut config);
     let app = App::build(config).await.expect("the app starts");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
+    let (workers, tasks) = (app.workers(), app.tasks());
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
     let served = tokio::spawn(async move {
@@ -130,6 +137,8 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         address,
         namespace: namespace.to_owned(),
         client: reqwest::Client::new(),
+        workers,
+        tasks,
         stop,
         served,
         events: Default::default(),
@@ -411,10 +420,11 @@ impl TestApp {
             .collect()
     }
 
-    /// Stops this process: its HTTP server and its workers.
+    /// Stops this process gracefully: its HTTP server, then its workers.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.served.await;
+        assert_eq!(self.tasks.running(), 0, "a task outlived the app");
     }
 
     /// Stops the app and removes what it left on the shared servers.

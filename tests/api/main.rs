@@ -18,3 +18,4 @@ mod proxy;
 mod queue;
 mod record;
 mod servers_only;
+mod shutdown;

@@ -98,6 +98,34 @@ impl Service {
         try_send(&self.client, &self.base, method, path, body, bearer).await
     }
 
+    /// SIGTERM, as an orchestrator stops a process: the graceful stop.
+    fn terminate(&self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was sent");
+    }
+
+    /// Waits for the process to exit by itself; whether it exited successfully.
+    async fn exited(mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self
+                .child
+                .try_wait()
+                .expect("the process can be waited for")
+            {
+                return status.success();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit in {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn kill9(mut self) {
         // SIGKILL: no shutdown code runs.
         self.child.kill().expect("the process is killed");
@@ -583,4 +611,57 @@ async fn no_secret_reaches_a_log_line() {
     }
     let _ = std::fs::remove_file(&log);
     forget(&namespace, &[EventId::parse("quiet").expect("a valid id")]).await;
+}
+
+#[tokio::test]
+async fn sigterm_answers_the_joins_in_flight_and_exits_cleanly() {
+    use reqwest::Method;
+    let namespace = fresh_namespace();
+    let service = Service::start(&namespace, free_port()).await;
+    let admin = Some("kill-test-admin-token-of-the-suite");
+    // Paused: every acknowledged join stays in the line, to be counted after the restart.
+    let event = event_body("draining", json!({ "paused": true }));
+    let (status, _) = service
+        .send(Method::POST, "/api/admin/events", Some(event), admin)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let mut joins: futures_util::stream::FuturesUnordered<_> = (0..300)
+        .map(|_| service.try_send(Method::POST, "/api/events/draining/queue", None, None))
+        .collect();
+    let mut replies = vec![
+        futures_util::StreamExt::next(&mut joins)
+            .await
+            .expect("a join"),
+    ];
+    service.terminate();
+    replies.extend(futures_util::StreamExt::collect::<Vec<_>>(joins).await);
+    assert!(
+        service.exited(Duration::from_secs(30)).await,
+        "a graceful stop exits with success"
+    );
+    let statuses: Vec<StatusCode> = replies.iter().flatten().map(|r| r.status).collect();
+    assert!(
+        statuses.iter().all(|&s| s == StatusCode::CREATED),
+        "a join taken in is answered with its outcome, never refused for the stop: {statuses:?}"
+    );
+    let created = statuses.len() as u64;
+    assert!(created >= 1);
+
+    let again = Service::start(&namespace, free_port()).await;
+    let (status, stats) = again
+        .send(Method::GET, "/api/admin/events/draining/stats", None, admin)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stats["waiting"].as_u64(),
+        Some(created),
+        "every acknowledged join is in the line"
+    );
+    again.kill9();
+    forget(
+        &namespace,
+        &[EventId::parse("draining").expect("an event id")],
+    )
+    .await;
 }

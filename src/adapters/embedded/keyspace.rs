@@ -13,6 +13,7 @@ use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ports::{AnyError, BackendError, BackendResult};
+use crate::tasks::Tasks;
 
 fn failed(e: impl Into<AnyError>) -> BackendError {
     BackendError::unavailable("embedded store", e)
@@ -117,7 +118,8 @@ const READ_ONLY: &[&str] = &[
 
 impl Keyspace {
     /// Opens the store on `pool`, replaying its journal.
-    pub async fn open(pool: SqlitePool) -> BackendResult<Arc<Self>> {
+    /// Its journal writer runs on `tasks` until the last handle on the store is dropped.
+    pub async fn open(pool: SqlitePool, tasks: &Tasks) -> BackendResult<Arc<Self>> {
         let mut state = State {
             data: Data::default(),
             lua: Lua::new(),
@@ -157,7 +159,7 @@ impl Keyspace {
             );
         }
         let (journal, changes) = mpsc::unbounded_channel();
-        tokio::spawn(write_journal(pool, changes));
+        tasks.spawn(write_journal(pool, changes));
         Ok(Arc::new(Self {
             state: Mutex::new(state),
             journal,
@@ -706,7 +708,7 @@ mod tests {
         let pool = super::super::open_database(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        Keyspace::open(pool).await.unwrap()
+        Keyspace::open(pool, &Tasks::new()).await.unwrap()
     }
 
     fn temp_db() -> std::path::PathBuf {

@@ -123,6 +123,11 @@ impl<D: Dialect> SqlRecord<D> {
         Self { pool }
     }
 
+    /// Closes the pool once its connections are returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn connection(&self) -> BackendResult<PoolConnection<D>> {
         self.pool.acquire().await.map_err(db_error::<D>)
     }

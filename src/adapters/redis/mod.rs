@@ -411,6 +411,15 @@ impl RedisStore {
         Ok(Self::over(Kv::Redis(pool), namespace))
     }
 
+    /// Closes the connections to Redis; the embedded keyspace closes when dropped.
+    pub async fn close(&self) {
+        if let Kv::Redis(pool) = &self.kv
+            && let Err(e) = pool.quit().await
+        {
+            tracing::debug!(error = %e, "the Redis connections were already gone");
+        }
+    }
+
     /// The store over the embedded keyspace (embedded mode).
     pub fn embedded(keyspace: Arc<Keyspace>, namespace: &str) -> Self {
         Self::over(Kv::Embedded(keyspace), namespace)
