@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use crate::process::free_port;
 
 /// A redis-server without persistence: killed and started again, it comes back
-/// empty, as a Redis that lost its data does.
+/// empty, as a Redis that lost its data does — or, with snapshots, as it was at
+/// its last snapshot, as one restarted from an older snapshot (or a replica
+/// that lagged, promoted) does.
 pub struct DisposableRedis {
     port: u16,
+    snapshots: Option<PathBuf>,
     server: Child,
 }
 
@@ -20,7 +23,21 @@ impl DisposableRedis {
         let port = free_port();
         Self {
             port,
-            server: Self::spawn(port).await,
+            snapshots: None,
+            server: Self::spawn(port, None).await,
+        }
+    }
+
+    /// A server that keeps a snapshot when asked ([`Self::snapshot`]) and loads it when started again.
+    pub async fn start_with_snapshots() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("anteroom-redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        Self {
+            port,
+            server: Self::spawn(port, Some(&dir)).await,
+            snapshots: Some(dir),
         }
     }
 
@@ -28,29 +45,42 @@ impl DisposableRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the server at once (SIGKILL): everything it held is gone.
+    /// Writes the snapshot a restart comes back to.
+    pub fn snapshot(&self) {
+        let saved = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "SAVE"])
+            .output()
+            .expect("redis-cli runs");
+        assert_eq!(String::from_utf8_lossy(&saved.stdout).trim(), "OK");
+    }
+
+    /// Kills the server at once (SIGKILL): everything after its last snapshot is gone.
     pub fn kill(&mut self) {
         self.server.kill().expect("redis-server is killed");
         self.server.wait().expect("redis-server is reaped");
     }
 
-    /// Starts an empty server on the same port.
+    /// Starts the server again on the same port, empty or from its snapshot.
     pub async fn restart(&mut self) {
-        self.server = Self::spawn(self.port).await;
+        self.server = Self::spawn(self.port, self.snapshots.as_deref()).await;
     }
 
-    async fn spawn(port: u16) -> Child {
-        let server = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+    async fn spawn(port: u16, snapshots: Option<&std::path::Path>) -> Child {
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(dir) = snapshots {
+            command.arg("--dir").arg(dir);
+        }
+        let server = command
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server is installed (infra/local-services.sh installs it)");
@@ -63,6 +93,9 @@ impl Drop for DisposableRedis {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
+        if let Some(dir) = &self.snapshots {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -129,15 +129,20 @@ struct Scripts {
     start_line: LuaScript,
     extend_reservation: LuaScript,
     read_log: LuaScript,
+    seats_ready: LuaScript,
 }
 
 /// A script of lua/, by its file name, with the keys it is called with.
-/// `writes_log` prepends lua/log_entry.lua, the one encoding of log entries.
+/// Every script starts with lua/fence.lua (which node serves its keys);
+/// `writes_log` also prepends lua/log_entry.lua, the one encoding of log entries.
 macro_rules! script {
     ($name:literal, [$($key:ident),* $(,)?]) => {
         LuaScript::new(
             $name,
-            include_str!(concat!("lua/", $name, ".lua")),
+            concat!(
+                include_str!("lua/fence.lua"),
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
             &[$(KeyName::$key),*],
         )
     };
@@ -145,6 +150,7 @@ macro_rules! script {
         LuaScript::new(
             $name,
             concat!(
+                include_str!("lua/fence.lua"),
                 include_str!("lua/log_entry.lua"),
                 include_str!(concat!("lua/", $name, ".lua"))
             ),
@@ -212,13 +218,14 @@ impl Scripts {
             start_line: script!("start_line", writes_log, [Line, Log, Draw, UnknownPasses]),
             extend_reservation: script!("extend_reservation", [Line]),
             read_log: script!("read_log", [Line, Log]),
+            seats_ready: script!("seats_ready", [SeatsReady]),
         }
     }
 
     /// Every script, for the tests that check them all. The pattern names every
     /// field, so a new script that is not listed here does not compile.
     #[cfg(test)]
-    fn all(&self) -> [&LuaScript; 14] {
+    fn all(&self) -> [&LuaScript; 15] {
         let Scripts {
             allocate,
             commit_joins,
@@ -234,6 +241,7 @@ impl Scripts {
             start_line,
             extend_reservation,
             read_log,
+            seats_ready,
         } = self;
         [
             allocate,
@@ -250,6 +258,7 @@ impl Scripts {
             start_line,
             extend_reservation,
             read_log,
+            seats_ready,
         ]
     }
 }
@@ -381,9 +390,6 @@ impl Keys {
     fn seat_counts(&self) -> String {
         self.get(KeyName::SeatCounts)
     }
-    fn seats_ready(&self) -> String {
-        self.get(KeyName::SeatsReady)
-    }
     fn holds(&self) -> String {
         self.get(KeyName::Holds)
     }
@@ -457,6 +463,14 @@ impl RedisStore {
         self.kv
             .eval(script, keys, args.into_iter().map(Into::into).collect())
             .await
+    }
+
+    /// Whether the event's seat state can be read as it is (lua/seats_ready.lua).
+    async fn seats_ready(&self, event: &EventId) -> BackendResult<bool> {
+        let ready: i64 = self
+            .run(&self.scripts.seats_ready, event, Vec::<Value>::new())
+            .await?;
+        Ok(ready == 1)
     }
 }
 
@@ -1017,8 +1031,7 @@ impl SeatStore for RedisStore {
         event: &EventId,
     ) -> BackendResult<Option<HashMap<String, SeatState>>> {
         let k = self.keys(event);
-        let ready: bool = self.kv.call("EXISTS", strings([k.seats_ready()])).await?;
-        if !ready {
+        if !self.seats_ready(event).await? {
             return Ok(None);
         }
         let taken: HashMap<String, String> = self.kv.call("HGETALL", strings([k.seats()])).await?;
@@ -1040,8 +1053,7 @@ impl SeatStore for RedisStore {
 
     async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>> {
         let k = self.keys(event);
-        let ready: bool = self.kv.call("EXISTS", strings([k.seats_ready()])).await?;
-        if !ready {
+        if !self.seats_ready(event).await? {
             return Ok(None);
         }
         let counts: Vec<Option<i64>> = self
@@ -1123,13 +1135,33 @@ mod tests {
     }
 
     #[test]
+    fn every_script_starts_with_the_fence_and_uses_it() {
+        let fence = include_str!("lua/fence.lua");
+        for script in Scripts::new().all() {
+            let own = script.source.strip_prefix(fence);
+            assert!(own.is_some(), "{}.lua starts with the fence", script.name);
+        }
+        // The scripts that read or move the line or the seat state ask it, never the keys alone.
+        for script in Scripts::new().all() {
+            assert!(
+                !script.source.contains("'HEXISTS', line_key, 'limit'")
+                    && !script.source.contains("'EXISTS', seats_ready_key"),
+                "{}.lua checks the line or the seat state without the fence",
+                script.name
+            );
+        }
+    }
+
+    #[test]
     fn a_script_that_writes_log_entries_has_the_log_entry_helper_and_no_other_does() {
+        let fence = include_str!("lua/fence.lua");
         let helper = include_str!("lua/log_entry.lua");
         for script in Scripts::new().all() {
-            let own = script.source.strip_prefix(helper).unwrap_or(&script.source);
+            let source = script.source.strip_prefix(fence).unwrap_or(&script.source);
+            let own = source.strip_prefix(helper).unwrap_or(source);
             assert_eq!(
                 own.contains("log_entry."),
-                script.source.starts_with(helper),
+                source.starts_with(helper),
                 "{}.lua: uses log_entry exactly when it is prepended",
                 script.name
             );

@@ -20,9 +20,9 @@ local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonu
 local seats_total, floor = tonumber(ARGV[6]), tonumber(ARGV[7])
 local first_candidate = 8
 
-if redis.call('HEXISTS', line_key, 'limit') == 0 then return { 'lost' } end
+if fence.line_lost(line_key) then return { 'lost' } end
 -- Without the seat state, a sold-out sale would not be known: nobody moves until it is rebuilt.
-if redis.call('EXISTS', seats_ready_key) == 0 then return { 'lost' } end
+if not fence.seats_ready(seats_ready_key) then return { 'lost' } end
 if tonumber(redis.call('HGET', seat_counts_key, 'sold') or '0') >= seats_total then max_admit = 0 end
 local consumed = tonumber(redis.call('HGET', line_key, 'consumed') or '0')
 if floor > consumed then

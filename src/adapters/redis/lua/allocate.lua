@@ -23,8 +23,8 @@ local open = ARGV[1] == '1'
 local now_ms = tonumber(ARGV[2])
 local first_request = 3
 
+if fence.line_lost(line_key) then return { 'lost' } end
 local limits = redis.call('HMGET', line_key, 'limit', 'prelimit')
-if not limits[1] then return { 'lost' } end
 local now_s = tostring(math.floor(now_ms / 1000))
 local prequeue = redis.call('HGET', line_key, 'prequeue')
 if open and not prequeue then

@@ -5,7 +5,7 @@
 local line_key = KEYS[1] -- hash
 local limit_field, reserved = ARGV[1], ARGV[2]
 
-if redis.call('HEXISTS', line_key, 'limit') == 0 then return 0 end
+if fence.line_lost(line_key) then return 0 end
 if tonumber(redis.call('HGET', line_key, limit_field) or '0') < tonumber(reserved) then
   redis.call('HSET', line_key, limit_field, reserved)
 end

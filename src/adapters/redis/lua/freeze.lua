@@ -3,7 +3,7 @@
 -- Returns: { prequeue_size, pre-queue keys whose join failed... } | { "lost" }
 local line_key, log_key, failed_key = KEYS[1], KEYS[2], KEYS[3] -- hash, list, set
 
-if redis.call('HEXISTS', line_key, 'limit') == 0 then return { 'lost' } end
+if fence.line_lost(line_key) then return { 'lost' } end
 local prequeue = redis.call('HGET', line_key, 'prequeue')
 if not prequeue then
   prequeue = redis.call('HGET', line_key, 'preseq') or '0'

@@ -18,8 +18,8 @@ local order, holder, pass_key, max_per_holder = ARGV[1], ARGV[2], ARGV[3], tonum
 local now, issued_at_ms, expires_at_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local first_seat = 8
 
-if redis.call('EXISTS', seats_ready_key) == 0 then return { 'rebuild' } end
-if redis.call('HEXISTS', line_key, 'limit') == 0 then return { 'lost' } end
+if not fence.seats_ready(seats_ready_key) then return { 'rebuild' } end
+if fence.line_lost(line_key) then return { 'lost' } end
 local pass = redis.call('ZSCORE', active_key, pass_key)
 local restored = tonumber(redis.call('HGET', line_key, 'restored_at') or '0')
 local expires = tonumber(expires_at_ms)

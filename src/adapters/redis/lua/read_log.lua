@@ -7,8 +7,8 @@
 local line_key, log_key = KEYS[1], KEYS[2] -- hash, list
 local first_index, last_index = ARGV[1], ARGV[2]
 
-local line = redis.call('HMGET', line_key, 'epoch', 'limit', 'restored_at')
-local reply = { line[1] or '', line[2] and '' or 'lost', line[3] and 'restored' or '' }
+local line = redis.call('HMGET', line_key, 'epoch', 'restored_at')
+local reply = { line[1] or '', fence.line_lost(line_key) and 'lost' or '', line[2] and 'restored' or '' }
 for _, entry in ipairs(redis.call('LRANGE', log_key, first_index, last_index)) do
   reply[#reply + 1] = entry
 end

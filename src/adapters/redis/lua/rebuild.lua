@@ -8,7 +8,7 @@ local seats_ready_key, holds_key, hold_seats_key = KEYS[4], KEYS[5], KEYS[6] -- 
 local force, now_ms = ARGV[1], ARGV[2]
 local first_seat = 3
 
-if force ~= '1' and redis.call('EXISTS', seats_ready_key) == 1 then return 0 end
+if force ~= '1' and fence.seats_ready(seats_ready_key) then return 0 end
 redis.call('DEL', seats_key, holders_key, seat_counts_key, holds_key, hold_seats_key)
 local held, sold = 0, 0
 for i = first_seat, #ARGV, 4 do
@@ -26,5 +26,5 @@ for i = first_seat, #ARGV, 4 do
   end
 end
 redis.call('HSET', seat_counts_key, 'held', held, 'sold', sold)
-redis.call('SET', seats_ready_key, '1')
+redis.call('SET', seats_ready_key, fence.node())
 return 1

@@ -7,7 +7,7 @@ local seats_ready_key, holds_key, hold_seats_key = KEYS[4], KEYS[5], KEYS[6] -- 
 local order, holder = ARGV[1], ARGV[2]
 local first_seat = 3
 
-if redis.call('EXISTS', seats_ready_key) == 0 then return 0 end
+if not fence.seats_ready(seats_ready_key) then return 0 end
 redis.call('ZREM', holds_key, order)
 redis.call('HDEL', hold_seats_key, order)
 local value = 'h:' .. order .. ':' .. holder

@@ -8,7 +8,7 @@ local holds_key, hold_seats_key = KEYS[4], KEYS[5] -- zset, hash
 local order, holder = ARGV[1], ARGV[2]
 local first_seat = 3
 
-if redis.call('EXISTS', seats_ready_key) == 0 then return 'rebuild' end
+if not fence.seats_ready(seats_ready_key) then return 'rebuild' end
 local held = 'h:' .. order .. ':' .. holder
 local sold = 's:' .. order .. ':' .. holder
 for i = first_seat, #ARGV do

@@ -2,7 +2,9 @@
 -- store lost. Sequence numbers are handed out only below a reservation written
 -- to the durable record first, so a restored line continues above every token
 -- ever issued; the people waiting are still in the queue. A line that has its
--- reservation is left alone, so that concurrent restores are harmless.
+-- reservation and was written on this node is left alone, so that concurrent
+-- restores are harmless; one this node holds from another's history (a
+-- failover, an older snapshot) is restored over what it kept.
 -- KEYS: line, log, draw, unknown_passes
 -- ARGV[1]: "open" or "restore"; ARGV[2]: now_ms; ARGV[3], ARGV[4]: regular and
 --   pre-queue places reserved; ARGV[5]: the pre-queue's size or ""; ARGV[6]: the
@@ -15,13 +17,13 @@ local regular_reserved, prequeue_reserved = ARGV[3], ARGV[4]
 local prequeue_size, draw = ARGV[5], ARGV[6]
 local first_pass_pair = 7
 
-if redis.call('HEXISTS', line_key, 'limit') == 1 then return 0 end
-local counters = redis.call('HMGET', line_key, 'seq', 'preseq')
-local seq, preseq = counters[1], counters[2]
-if mode == 'restore' and (seq or preseq) then
+if not fence.line_lost(line_key) then return 0 end
+local line = redis.call('HMGET', line_key, 'seq', 'preseq', 'limit')
+local seq, preseq, limit = line[1], line[2], line[3]
+if mode == 'restore' and not limit and (seq or preseq) then
   -- A line from before reservations: it has its counters, so nothing was lost.
   -- Its next allocation reserves above them.
-  redis.call('HSET', line_key, 'limit', seq or '0', 'prelimit', preseq or '0')
+  redis.call('HSET', line_key, 'limit', seq or '0', 'prelimit', preseq or '0', 'node', fence.node())
   return 0
 end
 local function raise(field, to)
@@ -36,7 +38,8 @@ if mode == 'restore' then
   -- and by holds (passes issued before are honoured).
   redis.call('HSET', line_key, 'restored_at', now_ms)
 end
-redis.call('HSET', line_key, 'limit', regular_reserved, 'prelimit', prequeue_reserved, 'epoch', now_ms)
+redis.call('HSET', line_key, 'limit', regular_reserved, 'prelimit', prequeue_reserved, 'epoch', now_ms,
+  'node', fence.node())
 if prequeue_size ~= '' and redis.call('HEXISTS', line_key, 'prequeue') == 0 then
   redis.call('HSET', line_key, 'prequeue', prequeue_size)
   redis.call('RPUSH', log_key, log_entry.frozen(prequeue_size))
