@@ -173,7 +173,7 @@ pub async fn create(
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
     Ok((
         StatusCode::CREATED,
-        Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())),
+        Json(EventBody::new(&state, &event, state.clock.now())),
     ))
 }
 
@@ -219,7 +219,7 @@ pub async fn update(
     Ok(Json(EventBody::new(
         &state,
         &event,
-        OffsetDateTime::now_utc(),
+        state.clock.now(),
     )))
 }
 
@@ -242,7 +242,7 @@ pub async fn stats(
 ) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
     let (line, seats, orders) = tokio::try_join!(
-        state.line.counters(event.id(), OffsetDateTime::now_utc()),
+        state.line.counters(event.id(), state.clock.now()),
         state.booking.fresh_counts(event.id()),
         state.booking.order_counts(event.id()),
     )?;
@@ -267,7 +267,7 @@ pub struct EventList {
 }
 
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     Json(EventList {
         events: state
             .catalog
@@ -286,6 +286,6 @@ pub async fn show(
     let event = find(&state, &id)?;
     json_with_etag(
         &headers,
-        &EventBody::new(&state, &event, OffsetDateTime::now_utc()),
+        &EventBody::new(&state, &event, state.clock.now()),
     )
 }

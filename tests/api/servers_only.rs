@@ -358,7 +358,7 @@ async fn a_list_of_nodes_none_of_which_answers_is_a_start_up_error_naming_each()
     config.amqp_url = Some(dead.join(","));
     config.secret = Some(anteroom::config::Secret::new("s"));
     config.namespace = fresh_namespace();
-    let error = anteroom::app::App::build(config)
+    let error = anteroom::app::App::build(config, anteroom::ports::Clock::system())
         .await
         .err()
         .expect("no node answers")
