@@ -124,10 +124,7 @@ impl Backends {
         let tasks = Tasks::new();
         let keyspace = Keyspace::open(pool.clone(), &tasks).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
-        keyspace.refresh_all(
-            ":seen",
-            clock.now().unix_timestamp().to_string().as_bytes(),
-        );
+        keyspace.refresh_all(":seen", clock.now().unix_timestamp().to_string().as_bytes());
         let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
         let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
         let record = Arc::new(SqliteRecord::new(pool.clone()));

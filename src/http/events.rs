@@ -216,11 +216,7 @@ pub async fn update(
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
-    Ok(Json(EventBody::new(
-        &state,
-        &event,
-        state.clock.now(),
-    )))
+    Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 
 #[derive(Serialize)]
@@ -284,8 +280,5 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let event = find(&state, &id)?;
-    json_with_etag(
-        &headers,
-        &EventBody::new(&state, &event, state.clock.now()),
-    )
+    json_with_etag(&headers, &EventBody::new(&state, &event, state.clock.now()))
 }

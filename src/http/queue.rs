@@ -120,12 +120,7 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(Json(describe(
-        &state,
-        &event,
-        &token,
-        state.clock.now(),
-    )))
+    Ok(Json(describe(&state, &event, &token, state.clock.now())))
 }
 
 pub async fn leave(

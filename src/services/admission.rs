@@ -13,8 +13,7 @@ use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
     AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Clock, Delivered,
-    GapProbe,
-    LineBatch, LineConsumer, LineMessage, LineRecords,
+    GapProbe, LineBatch, LineConsumer, LineMessage, LineRecords,
 };
 
 /// Batches of joins buffered at most: enough to reorder the groups published
@@ -212,7 +211,9 @@ impl AdmissionWorker {
             Some(draw) => draw,
             // A worker that just started waits for the line's redeliveries: its
             // entrants must be complete if the store lost its own list.
-            None if self.clock.instant().duration_since(self.started) < DRAW_SETTLE => return Ok(()),
+            None if self.clock.instant().duration_since(self.started) < DRAW_SETTLE => {
+                return Ok(());
+            }
             None => {
                 let mut entrants = self.store.prequeue_entrants(&self.event).await?;
                 // A store that lost the line lost its list of entrants too; the
@@ -544,7 +545,11 @@ mod tests {
     #[test]
     fn a_long_pause_between_steps_earns_no_more_than_a_burst() {
         let admitted = admissions(100.0, Duration::from_secs(10), 3);
-        assert_eq!(admitted, vec![20, 20, 20], "MAX_BURST is 200 ms of the rate");
+        assert_eq!(
+            admitted,
+            vec![20, 20, 20],
+            "MAX_BURST is 200 ms of the rate"
+        );
     }
 
     #[test]

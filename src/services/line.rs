@@ -16,9 +16,8 @@ use crate::domain::{
 };
 use crate::ports::{
     AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, Clock,
-    InsertEventError,
-    JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue, LineRecords,
-    LineStart, Reserved, VisitorPlace,
+    InsertEventError, JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue,
+    LineRecords, LineStart, Reserved, VisitorPlace,
 };
 use crate::tasks::Tasks;
 
