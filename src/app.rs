@@ -15,7 +15,7 @@ use crate::config::{Config, ConfigError, Secret};
 use crate::domain::{Admission, Currency, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
-    AdmissionStore, BackendError, DelayQueue, EventRepository, InsertEventError, LineQueue,
+    AdmissionStore, BackendError, Clock, DelayQueue, EventRepository, InsertEventError, LineQueue,
     LineRecords, OrderRepository, SeatStore, WindowCounts,
 };
 use crate::services::booking::Booking;
@@ -65,9 +65,10 @@ enum Connections {
 }
 
 impl Backends {
-    pub async fn connect(config: &Config) -> Result<Self, StartError> {
+    /// `clock` is the one the app will run on (embedded mode's start-up reads it).
+    pub async fn connect(config: &Config, clock: &Clock) -> Result<Self, StartError> {
         let (Some(redis), Some(amqp)) = (&config.redis_url, &config.amqp_url) else {
-            return Self::embedded(config).await;
+            return Self::embedded(config, clock).await;
         };
         let ns = &config.namespace;
         let (sql, redis, amqp) = tokio::try_join!(
@@ -117,19 +118,13 @@ impl Backends {
 impl Backends {
     /// Embedded mode: one SQLite file holds the record, the durable queues and
     /// the journal of the in-process key-value store.
-    async fn embedded(config: &Config) -> Result<Self, StartError> {
+    async fn embedded(config: &Config, clock: &Clock) -> Result<Self, StartError> {
         let process_lock = embedded::lock_database(&config.database_url)?;
         let pool = embedded::open_database(&config.database_url).await?;
         let tasks = Tasks::new();
         let keyspace = Keyspace::open(pool.clone(), &tasks).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
-        keyspace.refresh_all(
-            ":seen",
-            OffsetDateTime::now_utc()
-                .unix_timestamp()
-                .to_string()
-                .as_bytes(),
-        );
+        keyspace.refresh_all(":seen", clock.now().unix_timestamp().to_string().as_bytes());
         let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
         let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
         let record = Arc::new(SqliteRecord::new(pool.clone()));
@@ -158,7 +153,12 @@ struct Core {
 }
 
 impl Core {
-    async fn start(config: &Config, b: &Backends, tasks: &Tasks) -> Result<Self, StartError> {
+    async fn start(
+        config: &Config,
+        b: &Backends,
+        clock: &Clock,
+        tasks: &Tasks,
+    ) -> Result<Self, StartError> {
         let catalog = Arc::new(Catalog::load(b.events.clone()).await?);
         tasks.every(CATALOG_REFRESH, catalog.clone(), |catalog| async move {
             if let Err(e) = catalog.refresh().await {
@@ -177,6 +177,7 @@ impl Core {
             b.line_queue.clone(),
             catalog.clone(),
             signer,
+            clock.clone(),
             tasks,
         );
         let booking = Arc::new(Booking::new(
@@ -184,6 +185,7 @@ impl Core {
             b.seats.clone(),
             b.orders.clone(),
             b.delays.clone(),
+            clock.clone(),
         ));
         let workers = Workers {
             catalog: catalog.clone(),
@@ -194,6 +196,7 @@ impl Core {
             queue: b.line_queue.clone(),
             watermarks: Arc::default(),
             delays: b.delays.clone(),
+            clock: clock.clone(),
         };
         Ok(Self {
             catalog,
@@ -216,12 +219,17 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config) -> Result<Self, StartError> {
-        let backends = Backends::connect(&config).await?;
-        Self::with_backends(config, backends).await
+    /// The app on `clock`: `Clock::system()` but in tests.
+    pub async fn build(config: Config, clock: Clock) -> Result<Self, StartError> {
+        let backends = Backends::connect(&config, &clock).await?;
+        Self::with_backends(config, backends, clock).await
     }
 
-    pub async fn with_backends(config: Config, backends: Backends) -> Result<Self, StartError> {
+    pub async fn with_backends(
+        config: Config,
+        backends: Backends,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let admin_token = match &config.admin_token {
             Some(token) => token.clone(),
             None => Secret::new(
@@ -237,9 +245,9 @@ impl App {
             line,
             booking,
             workers,
-        } = Core::start(&config, &backends, &tasks).await?;
+        } = Core::start(&config, &backends, &clock, &tasks).await?;
         let demo = if config.demo && catalog.all().is_empty() {
-            Some(seed_demo(&line).await?)
+            Some(seed_demo(&line, clock.now()).await?)
         } else {
             None
         };
@@ -261,6 +269,7 @@ impl App {
             limiter: ClientLimiter::new(config.client_rate),
             trust_forwarded: config.trust_forwarded,
             tasks: tasks.clone(),
+            clock,
         });
         let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
@@ -329,9 +338,10 @@ pub async fn run_workers(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let backends = Backends::connect(&config).await?;
+    let clock = Clock::system();
+    let backends = Backends::connect(&config, &clock).await?;
     let tasks = Tasks::new();
-    Core::start(&config, &backends, &tasks)
+    Core::start(&config, &backends, &clock, &tasks)
         .await?
         .workers
         .run(&tasks);
@@ -352,7 +362,7 @@ const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(50
 const SEAT_COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A small sale, on now, so that a first `cargo run` has something to queue for.
-async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
+async fn seed_demo(line: &Line, now: OffsetDateTime) -> Result<EventId, StartError> {
     let section = |id: &str, name: &str, price_cents, rows, seats_per_row| Section {
         id: id.into(),
         name: name.into(),
@@ -365,7 +375,7 @@ async fn seed_demo(line: &Line) -> Result<EventId, StartError> {
             .map_err(|e| BackendError::bug_caused_by("the demo event id", e))?,
         name: "Anteroom Demo Night".into(),
         venue: "The Demo Hall".into(),
-        starts_at: OffsetDateTime::now_utc() + std::time::Duration::from_secs(30 * 24 * 3600),
+        starts_at: now + std::time::Duration::from_secs(30 * 24 * 3600),
         on_sale_at: None,
         hold_seconds: 300,
         max_seats_per_user: 4,

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use anteroom::app::{self, App};
 use anteroom::config::{Config, settings_help};
+use anteroom::ports::Clock;
 use anteroom::telemetry;
 use clap::{Parser, Subcommand};
 
@@ -42,7 +43,7 @@ async fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Worker => app::run_workers(config, app::shutdown_signal()).await,
-        Command::Migrate => app::Backends::connect(&config)
+        Command::Migrate => app::Backends::connect(&config, &Clock::system())
             .await
             .map(|_| println!("migrations applied")),
     };
@@ -58,7 +59,7 @@ async fn main() -> ExitCode {
 async fn serve(config: Config) -> Result<(), app::StartError> {
     // An operator's own token stays out of the output (and so out of collected logs).
     let generated_admin_token = config.admin_token.is_none();
-    let app = App::build(config).await?;
+    let app = App::build(config, Clock::system()).await?;
     let addr = app.local_addr()?;
     println!("Anteroom is listening on http://{addr}");
     if let Some(demo) = app.demo_event() {

@@ -1,4 +1,9 @@
-//! The traits the core needs from the outside world. Only `adapters/` implements them.
+//! The traits the core needs from the outside world. Only `adapters/` implements them,
+//! except the clock, which the services read time from.
+
+mod clock;
+
+pub use clock::{Clock, ManualClock};
 
 use std::time::Duration;
 

@@ -173,7 +173,7 @@ pub async fn create(
     tracing::info!(event = %event.id(), seats = event.spec.seats_total(), "event created");
     Ok((
         StatusCode::CREATED,
-        Json(EventBody::new(&state, &event, OffsetDateTime::now_utc())),
+        Json(EventBody::new(&state, &event, state.clock.now())),
     ))
 }
 
@@ -216,11 +216,7 @@ pub async fn update(
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
-    Ok(Json(EventBody::new(
-        &state,
-        &event,
-        OffsetDateTime::now_utc(),
-    )))
+    Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 
 #[derive(Serialize)]
@@ -242,7 +238,7 @@ pub async fn stats(
 ) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
     let (line, seats, orders) = tokio::try_join!(
-        state.line.counters(event.id(), OffsetDateTime::now_utc()),
+        state.line.counters(event.id(), state.clock.now()),
         state.booking.fresh_counts(event.id()),
         state.booking.order_counts(event.id()),
     )?;
@@ -267,7 +263,7 @@ pub struct EventList {
 }
 
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     Json(EventList {
         events: state
             .catalog
@@ -284,8 +280,5 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let event = find(&state, &id)?;
-    json_with_etag(
-        &headers,
-        &EventBody::new(&state, &event, OffsetDateTime::now_utc()),
-    )
+    json_with_etag(&headers, &EventBody::new(&state, &event, state.clock.now()))
 }

@@ -7,7 +7,6 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
-use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::ApiError;
@@ -169,7 +168,7 @@ impl FromRequestParts<AppState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         let presented = bearer(parts).ok_or(ApiError::Unauthorized)?;
-        let now = OffsetDateTime::now_utc();
+        let now = state.clock.now();
         state
             .admin_door
             .attempt(client, now)

@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for WithinClientRate {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         state
             .limiter
-            .admit(client, Instant::now())
+            .admit(client, state.clock.instant())
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         Ok(WithinClientRate)
     }
@@ -113,20 +113,21 @@ impl FromRequestParts<AppState> for WithinClientRate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::ManualClock;
 
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
 
     #[test]
     fn zero_turns_the_limit_off() {
         let limiter = ClientLimiter::new(0);
-        let now = Instant::now();
+        let now = ManualClock::new().instant();
         assert!((0..10_000).all(|_| limiter.admit(CLIENT, now).is_ok()));
     }
 
     #[test]
     fn a_client_gets_its_rate_and_then_waits() {
         let limiter = ClientLimiter::new(5);
-        let now = Instant::now();
+        let now = ManualClock::new().instant();
         assert!((0..5).all(|_| limiter.admit(CLIENT, now).is_ok()));
         let wait = limiter.admit(CLIENT, now).unwrap_err();
         assert!(

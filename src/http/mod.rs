@@ -32,7 +32,7 @@ pub use error::ApiError;
 pub use limit::ClientLimiter;
 
 use crate::config::Secret;
-use crate::ports::BackendError;
+use crate::ports::{BackendError, Clock};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::door::AdminDoor;
@@ -64,6 +64,7 @@ pub struct Inner {
     pub trust_forwarded: bool,
     /// Owns the changes that outlive their request (see `orders::to_completion`).
     pub tasks: Tasks,
+    pub clock: Clock,
 }
 
 impl std::ops::Deref for AppState {

@@ -77,7 +77,7 @@ struct Home {
 
 /// Events that have not started yet, soonest first, each with where its sale stands.
 pub async fn home(State(state): State<AppState>, lang: Lang) -> Response {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let events = state
         .catalog
         .all()

@@ -98,7 +98,7 @@ pub async fn join(
     }
     let joined = state.line.join(event.clone(), body.visitor).await?;
     let token = state.line.token_for(event.id(), joined.message);
-    let mut answer = describe(&state, &event, &token, OffsetDateTime::now_utc());
+    let mut answer = describe(&state, &event, &token, state.clock.now());
     answer.token = Some(state.line.signer().sign_token(&token));
     let status = if joined.created {
         StatusCode::CREATED
@@ -120,12 +120,7 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(Json(describe(
-        &state,
-        &event,
-        &token,
-        OffsetDateTime::now_utc(),
-    )))
+    Ok(Json(describe(&state, &event, &token, state.clock.now())))
 }
 
 pub async fn leave(

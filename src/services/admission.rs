@@ -9,13 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
-
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, TokenKey, TokenKind, prequeue, unix_ms};
 use crate::ports::{
-    AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Delivered, GapProbe,
-    LineBatch, LineConsumer, LineMessage, LineRecords,
+    AdmissionStore, AdmitRequest, BackendError, BackendResult, Candidate, Clock, Delivered,
+    GapProbe, LineBatch, LineConsumer, LineMessage, LineRecords,
 };
 
 /// Batches of joins buffered at most: enough to reorder the groups published
@@ -59,9 +57,9 @@ pub struct AdmissionWorker {
     /// `drawn[rank - 1]` is the pre-queue sequence number the draw put at `rank`.
     drawn: Vec<u64>,
     consumed: u64,
-    credit: f64,
-    last_step: Instant,
+    credit: Credit,
     started: Instant,
+    clock: Clock,
 }
 
 impl AdmissionWorker {
@@ -72,6 +70,7 @@ impl AdmissionWorker {
         record: Arc<dyn LineRecords>,
         consumer: Box<LineConsumer>,
         seen_consumed: u64,
+        clock: Clock,
     ) -> BackendResult<Self> {
         let consumed = store.consumed(&event).await?.max(seen_consumed);
         let mut worker = Self {
@@ -87,9 +86,9 @@ impl AdmissionWorker {
             draw: None,
             drawn: Vec::new(),
             consumed,
-            credit: 0.0,
-            last_step: Instant::now(),
-            started: Instant::now(),
+            credit: Credit::new(clock.instant()),
+            started: clock.instant(),
+            clock,
         };
         if let Some(draw) = worker.store.read_draw(&worker.event).await? {
             worker.install_draw(draw);
@@ -123,24 +122,26 @@ impl AdmissionWorker {
             self.unranked
                 .extend(joins.into_iter().map(|message| Delivered { message, tag }));
         }
-        let elapsed = std::mem::replace(&mut self.last_step, Instant::now()).elapsed();
+        // Time not on sale, or paused, earns no admissions.
+        let elapsed = self.credit.elapse(self.clock.instant());
         let Some(event) = self.catalog.get(&self.event) else {
             return Ok(Outcome::Idle);
         };
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         if !event.is_on_sale(now) {
             return Ok(Outcome::Idle);
         }
         self.prepare_ranks(&event).await?;
         self.rank_arrivals().await?;
         if event.spec.paused {
-            self.credit = 0.0;
+            self.credit.forfeit();
             return Ok(Outcome::Idle);
         }
         let admission = event.spec.admission;
-        let burst = (admission.per_second * MAX_BURST.as_secs_f64()).max(1.0);
-        self.credit = (self.credit + admission.per_second * elapsed.as_secs_f64()).min(burst);
-        let max_admit = (self.credit.floor() as usize).min(MAX_STEP);
+        let max_admit = self
+            .credit
+            .earn(admission.per_second, elapsed)
+            .min(MAX_STEP);
         if max_admit == 0 {
             return Ok(Outcome::Idle);
         }
@@ -166,7 +167,7 @@ impl AdmissionWorker {
                 },
             )
             .await?;
-        self.credit -= outcome.admitted as f64;
+        self.credit.spend(outcome.admitted);
         let skipped = candidates
             .iter()
             .filter(|c| {
@@ -210,7 +211,9 @@ impl AdmissionWorker {
             Some(draw) => draw,
             // A worker that just started waits for the line's redeliveries: its
             // entrants must be complete if the store lost its own list.
-            None if self.started.elapsed() < DRAW_SETTLE => return Ok(()),
+            None if self.clock.instant().duration_since(self.started) < DRAW_SETTLE => {
+                return Ok(());
+            }
             None => {
                 let mut entrants = self.store.prequeue_entrants(&self.event).await?;
                 // A store that lost the line lost its list of entrants too; the
@@ -375,7 +378,7 @@ impl AdmissionWorker {
             }),
             GapProbe::NotAllocated => None,
             GapProbe::Pending { since_s } => {
-                let waited = OffsetDateTime::now_utc().unix_timestamp() - since_s;
+                let waited = self.clock.now().unix_timestamp() - since_s;
                 // A full buffer may be hiding the message behind later ones: keep waiting.
                 let saturated = self.batches.held() >= usize::from(PREFETCH);
                 if waited < GAP_GRACE_SECONDS || saturated {
@@ -469,9 +472,93 @@ impl Settlement {
     }
 }
 
+/// Admissions earned at the event's rate and not yet spent.
+struct Credit {
+    admissions: f64,
+    last_step: Instant,
+}
+
+impl Credit {
+    fn new(now: Instant) -> Self {
+        Self {
+            admissions: 0.0,
+            last_step: now,
+        }
+    }
+
+    /// The time since the last step, which is now.
+    fn elapse(&mut self, now: Instant) -> Duration {
+        now.saturating_duration_since(std::mem::replace(&mut self.last_step, now))
+    }
+
+    /// Earns `per_second` for each second `elapsed`, up to `MAX_BURST`'s worth
+    /// (at least one); returns the whole admissions available.
+    fn earn(&mut self, per_second: f64, elapsed: Duration) -> usize {
+        let burst = (per_second * MAX_BURST.as_secs_f64()).max(1.0);
+        self.admissions = (self.admissions + per_second * elapsed.as_secs_f64()).min(burst);
+        self.admissions.floor() as usize
+    }
+
+    fn spend(&mut self, admitted: u64) {
+        self.admissions -= admitted as f64;
+    }
+
+    fn forfeit(&mut self) {
+        self.admissions = 0.0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::ManualClock;
+
+    /// A step every `every` for `steps` steps, admitting all it may: what each step admitted.
+    fn admissions(per_second: f64, every: Duration, steps: usize) -> Vec<usize> {
+        let clock = ManualClock::new();
+        clock.pause();
+        let mut credit = Credit::new(clock.instant());
+        (0..steps)
+            .map(|_| {
+                clock.advance(every);
+                let elapsed = credit.elapse(clock.instant());
+                let admitted = credit.earn(per_second, elapsed);
+                credit.spend(admitted as u64);
+                admitted
+            })
+            .collect()
+    }
+
+    #[test]
+    fn credit_is_earned_at_the_rate_in_small_steps() {
+        assert_eq!(admissions(8.0, Duration::from_millis(125), 8), vec![1; 8]);
+    }
+
+    #[test]
+    fn a_slow_rate_admits_one_at_a_time_when_its_credit_is_whole() {
+        assert_eq!(
+            admissions(0.5, Duration::from_millis(500), 8),
+            vec![0, 0, 0, 1, 0, 0, 0, 1]
+        );
+    }
+
+    #[test]
+    fn a_long_pause_between_steps_earns_no_more_than_a_burst() {
+        let admitted = admissions(100.0, Duration::from_secs(10), 3);
+        assert_eq!(
+            admitted,
+            vec![20, 20, 20],
+            "MAX_BURST is 200 ms of the rate"
+        );
+    }
+
+    #[test]
+    fn forfeited_credit_starts_again_from_nothing() {
+        let mut credit = Credit::new(ManualClock::new().instant());
+        assert_eq!(credit.earn(10.0, Duration::from_millis(150)), 1);
+        credit.forfeit();
+        assert_eq!(credit.earn(10.0, Duration::ZERO), 0);
+    }
 
     #[test]
     fn a_batch_is_acknowledged_once_its_last_join_is_settled() {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
+    BackendError, BackendResult, Clock, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
     OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SellOutcome, Transition,
 };
 
@@ -113,6 +113,7 @@ pub struct Booking {
     /// e.g. failing over): followed again by every sweep until it answers,
     /// not left reading `held` until the reaper's time.
     unfollowed: Mutex<HashMap<Uuid, Order>>,
+    clock: Clock,
 }
 
 impl Booking {
@@ -121,12 +122,14 @@ impl Booking {
         seats: Arc<dyn SeatStore>,
         orders: Arc<dyn OrderRepository>,
         delays: Arc<dyn DelayQueue>,
+        clock: Clock,
     ) -> Self {
         Self {
             catalog,
             seats,
             orders,
             delays,
+            clock,
             maps: RwLock::default(),
             counts: RwLock::default(),
             pickers: Mutex::default(),
@@ -143,7 +146,7 @@ impl Booking {
         pass: &Pass,
         request: SeatRequest,
     ) -> Result<Order, BookingError> {
-        let now = to_millis(OffsetDateTime::now_utc());
+        let now = to_millis(self.clock.now());
         if pass.event != *event.id() || pass.expires_at_ms <= unix_ms(now) {
             return Err(BookingError::InvalidPass);
         }
@@ -569,7 +572,7 @@ impl Booking {
         metrics::counter!("anteroom_seat_rebuilds_total", "event" => event.to_string())
             .increment(1);
         self.seats
-            .rebuild(event, &live, force, unix_ms(OffsetDateTime::now_utc()))
+            .rebuild(event, &live, force, unix_ms(self.clock.now()))
             .await
     }
 
@@ -580,7 +583,7 @@ impl Booking {
         let mut fixed = 0;
         for event in self.catalog.all() {
             let hold = Duration::from_secs(u64::from(event.spec.hold_seconds)) + REAP_GRACE;
-            let before = unix_ms(OffsetDateTime::now_utc() - hold);
+            let before = unix_ms(self.clock.now() - hold);
             for held in self.seats.holds_before(event.id(), before).await? {
                 match self.orders.order(held.order).await? {
                     Some(order) if order.status == OrderStatus::Pending => {
@@ -616,7 +619,8 @@ impl Booking {
             .unwrap_or_else(|p| p.into_inner())
             .get(event.id())
             .cloned();
-        if let Some(map) = cached.filter(|m| m.taken_at.elapsed() < MAP_MAX_AGE) {
+        let now = self.clock.instant();
+        if let Some(map) = cached.filter(|m| now.duration_since(m.taken_at) < MAP_MAX_AGE) {
             return Ok(map);
         }
         self.read_seat_map(event).await
@@ -624,7 +628,7 @@ impl Booking {
 
     /// The seat map read from the fast store now (and cached), whatever the cache holds.
     async fn read_seat_map(&self, event: &Event) -> BackendResult<Arc<SeatMap>> {
-        let taken_at = Instant::now();
+        let taken_at = self.clock.instant();
         let taken = match self.seats.seat_states(event.id()).await? {
             Some(taken) => taken,
             None => {

@@ -15,9 +15,9 @@ use crate::domain::{
     TokenStatus, unix_ms,
 };
 use crate::ports::{
-    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, InsertEventError,
-    JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue, LineRecords,
-    LineStart, Reserved, VisitorPlace,
+    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, Clock,
+    InsertEventError, JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue,
+    LineRecords, LineStart, Reserved, VisitorPlace,
 };
 use crate::tasks::Tasks;
 
@@ -88,6 +88,7 @@ pub struct Line {
     lines: RwLock<HashMap<EventId, Arc<EventLine>>>,
     joins: mpsc::Sender<JoinRequest>,
     tasks: Tasks,
+    clock: Clock,
 }
 
 impl Line {
@@ -100,6 +101,7 @@ impl Line {
         queue: Arc<dyn LineQueue>,
         catalog: Arc<Catalog>,
         signer: Signer,
+        clock: Clock,
         tasks: &Tasks,
     ) -> Arc<Self> {
         let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
@@ -113,6 +115,7 @@ impl Line {
             lines,
             joins,
             tasks: tasks.clone(),
+            clock,
         });
         tasks.spawn(line.clone().group_commit(requests));
         tasks.every(FOLLOW_INTERVAL, line.clone(), |line| async move {
@@ -145,7 +148,7 @@ impl Line {
         // A line with a record is never opened again: it may have issued tokens.
         // (If it was recorded by a creation that failed, it is restored when first used.)
         if self.record.open_line(&spec.id, reserved).await? {
-            let now_ms = unix_ms(OffsetDateTime::now_utc());
+            let now_ms = unix_ms(self.clock.now());
             self.store
                 .start_line(&spec.id, &LineStart::Open { reserved }, now_ms)
                 .await?;
@@ -163,7 +166,7 @@ impl Line {
         let line = self.line(id);
         let _restoring = line.restoring.lock().await;
         let mut record = self.record.line_record(id).await?;
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let now_ms = unix_ms(self.clock.now());
         let admission = event.spec.admission;
         let recorded_prequeue = record.prequeue;
         let passes = {
@@ -374,7 +377,7 @@ impl Line {
     }
 
     async fn commit(&self, event: &Event, visitors: &[Option<&str>]) -> BackendResult<Vec<Joined>> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let id = event.id();
         // Token ids are drawn up front: a pre-queue place records its id when allocated.
         let requests: Vec<(Option<&str>, Uuid)> =
@@ -548,7 +551,7 @@ impl Line {
             .iter()
             .map(|(e, l)| (e.clone(), l.clone()))
             .collect();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock.now().unix_timestamp();
         for (event, line) in lines {
             let keys: Vec<TokenKey> =
                 std::mem::take(&mut *line.seen.lock().unwrap_or_else(|p| p.into_inner()))
@@ -566,7 +569,7 @@ impl Line {
     async fn report_gauges(&self) {
         for event in self.catalog.all() {
             let id = event.id().to_string();
-            match self.counters(event.id(), OffsetDateTime::now_utc()).await {
+            match self.counters(event.id(), self.clock.now()).await {
                 Ok(c) => {
                     metrics::gauge!("anteroom_line_waiting", "event" => id.clone())
                         .set(c.waiting() as f64);

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use crate::domain::EventId;
 use crate::ports::{
-    AdmissionStore, BackendResult, DelayQueue, ExpiryConsumer, LineQueue, LineRecords,
+    AdmissionStore, BackendResult, Clock, DelayQueue, ExpiryConsumer, LineQueue, LineRecords,
 };
 use crate::services::admission::{AdmissionWorker, PREFETCH};
 use crate::services::booking::Booking;
@@ -41,6 +41,7 @@ pub struct Workers {
     /// worker started again begins there, even if the store lost its own.
     pub watermarks: Arc<std::sync::Mutex<HashMap<EventId, u64>>>,
     pub delays: Arc<dyn DelayQueue>,
+    pub clock: Clock,
 }
 
 /// What one sweep did.
@@ -149,6 +150,7 @@ impl Workers {
             self.record.clone(),
             consumer,
             known,
+            self.clock.clone(),
         )
         .await
     }

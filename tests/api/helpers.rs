@@ -6,6 +6,7 @@ use anteroom::adapters::{amqp::AmqpLine, redis::RedisStore};
 use anteroom::app::App;
 use anteroom::config::{Config, Secret};
 use anteroom::domain::EventId;
+use anteroom::ports::ManualClock;
 use anteroom::tasks::Tasks;
 use anteroom::worker::Workers;
 use reqwest::{Method, StatusCode};
@@ -85,6 +86,8 @@ pub struct TestApp {
     pub workers: Workers,
     /// The app's tasks: none is left once `stop` has returned.
     pub tasks: Tasks,
+    /// The app's clock: it runs with the system's until a test pauses or advances it.
+    pub clock: ManualClock,
     stop: CancellationToken,
     served: tokio::task::JoinHandle<()>,
     events: std::sync::Mutex<Vec<EventId>>,
@@ -123,7 +126,10 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         demo: false,
     };
     configure(&mut config);
-    let app = App::build(config).await.expect("the app starts");
+    let clock = ManualClock::new();
+    let app = App::build(config, clock.clock())
+        .await
+        .expect("the app starts");
     let address = format!("http://{}", app.local_addr().expect("a bound address"));
     let (workers, tasks) = (app.workers(), app.tasks());
     let stop = CancellationToken::new();
@@ -139,6 +145,7 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         client: reqwest::Client::new(),
         workers,
         tasks,
+        clock,
         stop,
         served,
         events: Default::default(),

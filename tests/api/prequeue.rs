@@ -4,7 +4,6 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::{eventually, spawn_app};
@@ -12,7 +11,7 @@ use crate::helpers::{eventually, spawn_app};
 #[tokio::test]
 async fn the_prequeue_is_placed_ahead_in_a_verifiable_draw() {
     let app = spawn_app().await;
-    let opens = OffsetDateTime::now_utc() + Duration::from_secs(3);
+    let opens = app.clock.now() + Duration::from_secs(3);
     let opens_at = opens.format(&Rfc3339).unwrap();
     let created = app
         .event("early", json!({ "paused": true, "on_sale_at": opens_at }))
@@ -40,7 +39,7 @@ async fn the_prequeue_is_placed_ahead_in_a_verifiable_draw() {
     }
     assert_eq!(app.poll(&early[0].0).await.str("state"), "pre_queue");
 
-    tokio::time::sleep_until(tokio::time::Instant::now() + Duration::from_millis(3_200)).await;
+    app.clock.advance(Duration::from_millis(3_200));
     let late = app.joined("early").await;
 
     let shown = app

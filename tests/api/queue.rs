@@ -6,7 +6,9 @@ use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Reply, SECRET, TestApp, fresh_namespace, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Reply, SECRET, TestApp, eventually, fresh_namespace, spawn_app, spawn_app_with,
+};
 
 #[tokio::test]
 async fn joins_are_placed_in_order_and_polls_read_the_same_place() {
@@ -258,6 +260,8 @@ async fn forged_foreign_and_malformed_tokens_are_refused() {
 async fn one_client_cannot_farm_places() {
     let app = spawn_app_with(&fresh_namespace(), |c| c.client_rate = 3).await;
     app.event("limited", json!({ "paused": true })).await;
+    // A stopped clock refills no bucket, however slowly the joins are answered.
+    app.clock.pause();
     let replies = join_all((0..6).map(|_| app.join("limited", None))).await;
     let created = replies
         .iter()
@@ -279,7 +283,7 @@ async fn one_client_cannot_farm_places() {
         3,
         "refused joins take no place"
     );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    app.clock.advance(Duration::from_secs(1));
     assert_eq!(
         app.join("limited", None).await.status,
         StatusCode::CREATED,
@@ -296,6 +300,8 @@ async fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
     })
     .await;
     app.event("proxied", json!({ "paused": true })).await;
+    // A stopped clock refills no bucket between the first two joins.
+    app.clock.pause();
     let join_from = |forwarded: &'static str| {
         app.client
             .post(format!("{}/api/events/proxied/queue", app.address))
@@ -410,8 +416,15 @@ async fn a_visitor_whose_place_was_abandoned_joins_again() {
         (StatusCode::CREATED, "waiting")
     );
     let dozed = dozed.str("token").to_owned();
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(app.poll(&dozed).await.str("state"), "expired");
+    // Past `abandon_seconds` without a poll: the next admission step abandons the
+    // place (polling before it does would be a sign of life).
+    app.clock.advance(Duration::from_secs(2));
+    eventually(Duration::from_secs(5), "the dozer is abandoned", || async {
+        app.stats("dozed").await.u64("waiting") == 0
+    })
+    .await;
+    app.poll_until(&dozed, "expired", Duration::from_secs(5))
+        .await;
     let fresh = joined_anew(&app, "dozed", "dozer", &dozed).await;
     assert_eq!(app.poll(&fresh).await.str("state"), "waiting");
     joined_same(&app, "dozed", "dozer", &fresh).await;

@@ -223,7 +223,7 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace)
         .await
         .unwrap();
-    let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let now_ms = (app.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
     let holder = Holder::new(pass.key, pass.token_id);
     let event = EventId::parse("orphan").unwrap();
     let terms = PassTerms {
@@ -252,7 +252,7 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     );
 
     // Past hold_seconds (1) + the reconciliation grace (5), one sweep undoes it.
-    tokio::time::sleep(Duration::from_millis(6_200)).await;
+    app.clock.advance(Duration::from_millis(6_200));
     app.workers.sweep_once().await.expect("a sweep");
     assert_eq!(
         app.stats("orphan").await.u64("held_seats"),
@@ -358,7 +358,7 @@ async fn a_list_of_nodes_none_of_which_answers_is_a_start_up_error_naming_each()
     config.amqp_url = Some(dead.join(","));
     config.secret = Some(anteroom::config::Secret::new("s"));
     config.namespace = fresh_namespace();
-    let error = anteroom::app::App::build(config)
+    let error = anteroom::app::App::build(config, anteroom::ports::Clock::system())
         .await
         .err()
         .expect("no node answers")

@@ -23,6 +23,8 @@ fn sql_error(e: sqlx::Error) -> BackendError {
     crate::adapters::sql_error("sqlite queue", e)
 }
 
+/// The embedded queue's timers run on the machine's clock, as a broker's TTLs run on the
+/// broker's: like those, they are not the app's clock to move.
 fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
 }
