@@ -458,6 +458,32 @@ fn join_until_stopped(
     })
 }
 
+/// Every reply of the stopped joiners, and `last`.
+async fn every_reply(joiners: Vec<tokio::task::JoinHandle<Vec<Reply>>>, last: Reply) -> Vec<Reply> {
+    let mut replies = vec![last];
+    for joiner in joiners {
+        replies.extend(joiner.await.expect("a joiner ran"));
+    }
+    replies
+}
+
+/// The tokens of the acknowledged joins; every other join must have been
+/// refused with a `503` that invites a retry.
+fn acknowledged_tokens(replies: &[Reply]) -> impl Iterator<Item = &str> {
+    for refused in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
+        assert_eq!(
+            (refused.status, refused.error()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "{}",
+            refused.body
+        );
+    }
+    replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .map(|r| r.str("token"))
+}
+
 /// Waits until `request` answers something other than 503 (the backend is back).
 async fn until_available(what: &str, mut request: impl AsyncFnMut() -> Reply) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -1299,24 +1325,10 @@ async fn a_broker_killed_mid_spike_and_started_again_loses_no_acknowledged_join(
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut replies = vec![after];
-    for joiner in joiners {
-        replies.extend(joiner.await.expect("a joiner ran"));
-    }
-    let acknowledged: Vec<&str> = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .map(|r| r.str("token"))
+    let replies = every_reply(joiners, after).await;
+    let acknowledged: Vec<&str> = acknowledged_tokens(&replies)
         .chain([waiting.as_str()])
         .collect();
-    for reply in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
-        assert_eq!(
-            (reply.status, reply.error()),
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            "{}",
-            reply.body
-        );
-    }
     assert!(
         replies.len() > acknowledged.len(),
         "some joins were refused while the broker was down"

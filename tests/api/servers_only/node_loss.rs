@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{join_until_stopped, until_available};
+use super::{acknowledged_tokens, every_reply, join_until_stopped, until_available};
 use crate::helpers::{TestApp, amqp_url, eventually, redis_url, spawn_app};
 use crate::orders::{one_row, sale};
 
@@ -68,23 +68,8 @@ async fn the_rabbitmq_node_leading_a_line_dies_and_every_acknowledged_join_is_ad
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.body);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut replies = vec![after];
-    for joiner in joiners {
-        replies.extend(joiner.await.expect("a joiner ran"));
-    }
-    let acknowledged: Vec<&str> = replies
-        .iter()
-        .filter(|r| r.status == StatusCode::CREATED)
-        .map(|r| r.str("token"))
-        .collect();
-    for refused in replies.iter().filter(|r| r.status != StatusCode::CREATED) {
-        assert_eq!(
-            (refused.status, refused.error()),
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            "{}",
-            refused.body
-        );
-    }
+    let replies = every_reply(joiners, after).await;
+    let acknowledged: Vec<&str> = acknowledged_tokens(&replies).collect();
 
     // The queue's new leader has every acknowledged join, and the admission
     // consumer found it on a live node.
