@@ -17,4 +17,4 @@ pub use order::{Holder, Order, OrderStatus};
 pub use seat::{SeatId, SeatRef, Venue};
 pub use time::{from_unix_ms, unix_ms};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
-pub use view::{Departure, LineView, LogEntry, TokenStatus};
+pub use view::{Departure, LineView, LogEntry, LogPosition, TokenStatus};

@@ -42,9 +42,8 @@ impl ClientLimiter {
     /// `per_second == 0` turns the limit off.
     pub fn new(per_second: u32, clock: Clock) -> Self {
         let clock = AppClock(clock);
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            RateLimiter::hashmap_with_clock(Quota::per_second(rate), clock.clone())
-        });
+        let limiter = NonZeroU32::new(per_second)
+            .map(|rate| RateLimiter::hashmap_with_clock(Quota::per_second(rate), clock.clone()));
         Self { limiter, clock }
     }
 

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -15,9 +16,15 @@ use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
 use crate::domain::line::poll_after_ms;
-use crate::domain::{Event, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::domain::{Event, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::services::line::Standing;
 
 const MAX_VISITOR_CHARS: usize = 64;
+
+/// How far into the line's log an answer was read. A client sends back the
+/// last one it got, so that whichever instance answers next has read at least
+/// as much: behind a balancer, a position never goes up from one poll to the next.
+pub static LOG_POSITION: HeaderName = HeaderName::from_static("anteroom-log-position");
 
 #[derive(Deserialize)]
 pub struct JoinBody {
@@ -59,6 +66,20 @@ pub struct StatusBody {
     opens_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     poll_after_ms: Option<u64>,
+    /// Sent as the [`LOG_POSITION`] header, not in the body.
+    #[serde(skip)]
+    read_up_to: Option<LogPosition>,
+}
+
+impl IntoResponse for StatusBody {
+    fn into_response(self) -> Response {
+        let header = self
+            .read_up_to
+            .as_ref()
+            .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
+            .map(|value| [(LOG_POSITION.clone(), value)]);
+        (header, Json(self)).into_response()
+    }
 }
 
 impl StatusBody {
@@ -75,6 +96,7 @@ impl StatusBody {
             pass_expires_at: None,
             opens_at: None,
             poll_after_ms: None,
+            read_up_to: None,
         }
     }
 }
@@ -84,7 +106,7 @@ pub async fn join(
     _: WithinClientRate,
     PathParam(id): PathParam,
     JsonBody(body): JsonBody<JoinBody>,
-) -> Result<(StatusCode, Json<StatusBody>), ApiError> {
+) -> Result<(StatusCode, StatusBody), ApiError> {
     let event = find(&state, &id)?;
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
@@ -105,14 +127,22 @@ pub async fn join(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(answer)))
+    Ok((status, answer))
 }
 
 pub async fn poll(
     State(state): State<AppState>,
+    headers: HeaderMap,
     token: Result<PathParam, ApiError>,
-) -> Result<Json<StatusBody>, ApiError> {
+) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
+    let last_read = headers
+        .get(&LOG_POSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<LogPosition>().ok());
+    if let Some(position) = last_read {
+        state.line.read_up_to(&token.event, &position).await;
+    }
     // Only in the moment after the sale opens, before this process has read the
     // pre-queue's close: without it a regular token's position would later go up.
     if !state.line.can_place(&token)
@@ -120,16 +150,16 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(Json(describe(&state, &event, &token, state.clock.now())))
+    Ok(describe(&state, &event, &token, state.clock.now()))
 }
 
 pub async fn leave(
     State(state): State<AppState>,
     token: Result<PathParam, ApiError>,
-) -> Result<Json<StatusBody>, ApiError> {
+) -> Result<StatusBody, ApiError> {
     let (token, _) = verify(&state, token)?;
     state.line.leave(&token).await?;
-    Ok(Json(StatusBody::new("left", token.token_id)))
+    Ok(StatusBody::new("left", token.token_id))
 }
 
 /// A path that does not even decode is no token of ours either.
@@ -158,6 +188,19 @@ fn describe(
     now: OffsetDateTime,
 ) -> StatusBody {
     let standing = state.line.standing(token, event, now);
+    StatusBody {
+        read_up_to: standing.read_up_to.clone(),
+        ..status_body(state, event, token, standing, now)
+    }
+}
+
+fn status_body(
+    state: &AppState,
+    event: &Event,
+    token: &QueueToken,
+    standing: Standing,
+    now: OffsetDateTime,
+) -> StatusBody {
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
     match standing.status {
