@@ -108,7 +108,7 @@ impl SeatMap {
 /// What the compact seat map answers a client.
 pub enum VersionedAnswer {
     /// The whole map: the client had no version, or the store no longer has
-    /// the changes since the one it had.
+    /// the changes since the one it had (or they would be longer than the map).
     Whole(Arc<VersionedSeats>),
     /// The seats that changed after the client's version, as they are at `version`.
     Changes {
