@@ -10,6 +10,7 @@ mod ops;
 mod orders;
 mod pages;
 mod queue;
+mod seatmap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -99,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/events/{id}", get(events::show))
         .route("/api/events/{id}/queue", post(queue::join))
         .route("/api/events/{id}/seats", get(orders::seat_map))
+        .route("/api/events/{id}/seatmap", get(seatmap::show))
         .route("/api/events/{id}/holds", post(orders::hold))
         .route("/api/events/{id}/best_available", get(orders::propose_best))
         .route("/api/orders/{id}", get(orders::show).delete(orders::cancel))
