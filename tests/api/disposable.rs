@@ -15,6 +15,8 @@ use crate::process::free_port;
 pub struct DisposableRedis {
     port: u16,
     snapshots: Option<PathBuf>,
+    /// The primary this server replicates, if it is a replica.
+    primary: Option<u16>,
     server: Child,
 }
 
@@ -24,8 +26,48 @@ impl DisposableRedis {
         Self {
             port,
             snapshots: None,
-            server: Self::spawn(port, None).await,
+            primary: None,
+            server: Self::spawn(port, None, None).await,
         }
+    }
+
+    /// A replica of `primary`, once it has synchronised with it.
+    pub async fn start_replica_of(primary: &DisposableRedis) -> Self {
+        let port = free_port();
+        let replica = Self {
+            port,
+            snapshots: None,
+            primary: Some(primary.port),
+            server: Self::spawn(port, None, Some(primary.port)).await,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !replica
+            .info("replication")
+            .contains("master_link_status:up")
+        {
+            assert!(Instant::now() < deadline, "the replica never synchronised");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        replica
+    }
+
+    /// A section of the server's `INFO`.
+    pub fn info(&self, section: &str) -> String {
+        let info = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "INFO", section])
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&info.stdout).into_owned()
+    }
+
+    /// Stops the server (SIGSTOP) or lets it go on (SIGCONT): a replica that
+    /// hangs, still connected, as one on an overloaded or partitioned host does.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.server.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal}");
     }
 
     /// A server that keeps a snapshot when asked ([`Self::snapshot`]) and loads it when started again.
@@ -36,8 +78,9 @@ impl DisposableRedis {
         std::fs::create_dir_all(&dir).expect("a data directory");
         Self {
             port,
-            server: Self::spawn(port, Some(&dir)).await,
+            server: Self::spawn(port, Some(&dir), None).await,
             snapshots: Some(dir),
+            primary: None,
         }
     }
 
@@ -62,10 +105,10 @@ impl DisposableRedis {
 
     /// Starts the server again on the same port, empty or from its snapshot.
     pub async fn restart(&mut self) {
-        self.server = Self::spawn(self.port, self.snapshots.as_deref()).await;
+        self.server = Self::spawn(self.port, self.snapshots.as_deref(), self.primary).await;
     }
 
-    async fn spawn(port: u16, snapshots: Option<&std::path::Path>) -> Child {
+    async fn spawn(port: u16, snapshots: Option<&std::path::Path>, primary: Option<u16>) -> Child {
         let mut command = Command::new("redis-server");
         command.args([
             "--port",
@@ -79,6 +122,9 @@ impl DisposableRedis {
         ]);
         if let Some(dir) = snapshots {
             command.arg("--dir").arg(dir);
+        }
+        if let Some(primary) = primary {
+            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         let server = command
             .stdout(Stdio::null())

@@ -839,6 +839,44 @@ async fn a_redis_that_comes_back_from_an_older_snapshot_is_reconciled_before_the
 /// Slack on every time bound asserted below: room for a loaded machine, not for the code.
 const SLACK: Duration = Duration::from_secs(2);
 
+/// The count of admission steps of `event` that reached no replica in time, from `/metrics`.
+async fn unreplicated_steps(app: &TestApp, event: &str) -> u64 {
+    let metrics = app.request(Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().expect("the metrics as text");
+    let series = format!("anteroom_admission_steps_unreplicated_total{{event=\"{event}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
+#[tokio::test]
+async fn an_admission_step_waits_for_a_replica_and_a_hung_replica_does_not_stop_the_sale() {
+    let primary = DisposableRedis::start().await;
+    let replica = DisposableRedis::start_replica_of(&primary).await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(primary.url())).await;
+    let admission = json!({ "per_second": 1_000, "max_active": 100, "pass_seconds": 600 });
+    app.event("replicated", json!({ "admission": admission }))
+        .await;
+
+    // The worker acknowledges a step's deliveries to RabbitMQ only once a
+    // replica has the step (WAIT 1), so a failover cannot lose it.
+    app.admitted_passes("replicated", 3).await;
+    assert_eq!(unreplicated_steps(&app, "replicated").await, 0);
+
+    // A replica that hangs, still connected: each step waits for it a moment,
+    // then is acknowledged on the primary's word, and counted for the operator.
+    // (The place reads admitted as soon as the step is in Redis; the wait,
+    // and the count, come after.)
+    replica.signal("-STOP");
+    app.admitted_pass("replicated").await;
+    eventually(Duration::from_secs(5), "the step is counted", || async {
+        unreplicated_steps(&app, "replicated").await >= 1
+    })
+    .await;
+    replica.signal("-CONT");
+    app.finish().await;
+}
+
 /// A request's reply and how long it took.
 async fn timed(request: impl Future<Output = Reply>) -> (Reply, Duration) {
     let started = Instant::now();

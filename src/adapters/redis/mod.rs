@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand};
+use fred::util::redis_keyslot;
 
 use super::embedded::keyspace::Keyspace;
 
@@ -29,6 +30,10 @@ use crate::ports::{
 
 /// How long one command may take before the request gets a clear 503.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an admission step waits for a replica to have it before the
+/// worker acknowledges its deliveries anyway: a replica that is down or far
+/// behind must not stop the sale (docs/reliability.md, "Which writes need WAIT").
+const REPLICA_WAIT: Duration = Duration::from_millis(200);
 /// Log entries read per round trip when a view catches up.
 const LOG_PAGE: i64 = 10_000;
 
@@ -107,6 +112,63 @@ impl Kv {
                 .convert()
                 .map_err(redis_error),
         }
+    }
+}
+
+/// Whether a write reached a replica before the caller went on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replication {
+    /// The node has no replica (or it is the embedded keyspace): nothing to wait for.
+    NoReplica,
+    Replicated,
+    /// No replica had it within the wait: it survives a failover only if the
+    /// replica catches up before one.
+    NotReplicated,
+}
+
+impl Kv {
+    /// Runs `script` as [`Self::eval`] does; then, when the node has replicas
+    /// (`replicas`, read from the script's reply), waits up to `within` for one
+    /// of them to have every write made so far on the connection that ran it
+    /// (`WAIT 1` on that node: writes on other connections are not its concern).
+    async fn eval_replicated<R: FromValue>(
+        &self,
+        script: &LuaScript,
+        keys: Vec<String>,
+        args: Vec<Value>,
+        replicas: impl FnOnce(&R) -> u64,
+        within: Duration,
+    ) -> BackendResult<(R, Replication)> {
+        let Kv::Redis(pool) = self else {
+            return Ok((self.eval(script, keys, args).await?, Replication::NoReplica));
+        };
+        let client = pool.next();
+        // In a cluster, WAIT has no key to be routed by: it goes to the node that owns the script's keys.
+        let owner = keys.first().and_then(|key| {
+            client
+                .cached_cluster_state()
+                .and_then(|state| state.get_server(redis_keyslot(key.as_bytes())).cloned())
+        });
+        let reply: R = script
+            .redis
+            .evalsha_with_reload(client, keys, args)
+            .await
+            .map_err(redis_error)?;
+        if replicas(&reply) == 0 {
+            return Ok((reply, Replication::NoReplica));
+        }
+        let timeout_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+        let acknowledged: i64 = match owner {
+            Some(node) => client.with_cluster_node(node).wait(1, timeout_ms).await,
+            None => client.wait(1, timeout_ms).await,
+        }
+        .map_err(redis_error)?;
+        let replication = if acknowledged >= 1 {
+            Replication::Replicated
+        } else {
+            Replication::NotReplicated
+        };
+        Ok((reply, replication))
     }
 }
 
@@ -912,13 +974,30 @@ impl AdmissionStore for RedisStore {
             });
         }
         let script = &self.scripts.admit;
-        let reply: Vec<String> = self.run(script, event, args).await?;
+        let k = self.keys(event);
+        let keys = script.keys.iter().map(|&key| k.get(key)).collect();
+        let replicas = |reply: &Vec<String>| match reply.as_slice() {
+            [_, _, _, replicas] => replicas.parse().unwrap_or(0),
+            _ => 0,
+        };
+        // The worker acknowledges the step's deliveries to RabbitMQ once this
+        // returns: from then on the step is only in Redis, so a replica must
+        // have it to survive a failover.
+        let (reply, replication) = self
+            .kv
+            .eval_replicated(script, keys, strings(args), replicas, REPLICA_WAIT)
+            .await?;
+        if replication == Replication::NotReplicated {
+            metrics::counter!("anteroom_admission_steps_unreplicated_total", "event" => event.to_string())
+                .increment(1);
+            tracing::warn!(%event, within = ?REPLICA_WAIT, "an admission step reached no replica in time; acknowledged on the primary's word");
+        }
         match reply.as_slice() {
             [lost] if lost == "lost" => Err(LineLost {
                 event: event.clone(),
             }
             .into()),
-            [consumed, admitted, room] => Ok(AdmitOutcome {
+            [consumed, admitted, room, _replicas] => Ok(AdmitOutcome {
                 consumed: parse_num(consumed)?,
                 admitted: parse_num(admitted)?,
                 room: parse_num(room)?,

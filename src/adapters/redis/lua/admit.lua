@@ -10,7 +10,7 @@
 --   watermark, then pairs: rank, key
 --   where key is "" for a place nobody holds, and "!<key>" for a join that never
 --   arrived (logged as departed, so that its token can never read admitted)
--- Returns: { consumed, admitted, room } | { "lost" }
+-- Returns: { consumed, admitted, room, replicas of this node } | { "lost" }
 local line_key, active_key, left_key = KEYS[1], KEYS[2], KEYS[3] -- hash, zset, set
 local seen_key, log_key, seat_counts_key = KEYS[4], KEYS[5], KEYS[6] -- hash, list, hash
 -- unknown_passes: hash expires_at_ms -> count (passes from before the line was restored)
@@ -79,4 +79,4 @@ if last > consumed then
   redis.call('HINCRBY', line_key, 'abandoned', abandoned)
   redis.call('RPUSH', log_key, log_entry.consumed(consumed + 1, last, admitted, now))
 end
-return { tostring(last), tostring(admitted), tostring(math.max(room, 0)) }
+return { tostring(last), tostring(admitted), tostring(math.max(room, 0)), fence.replicas() }

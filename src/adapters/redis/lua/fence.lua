@@ -19,3 +19,8 @@ end
 function fence.seats_ready(seats_ready_key)
   return redis.call('GET', seats_ready_key) == fence.node()
 end
+-- How many replicas this node has: the caller of a write that must outlive a
+-- failover waits (WAIT) for one of them to have it.
+function fence.replicas()
+  return string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0'
+end
