@@ -275,7 +275,12 @@ impl RequestBody for UpdateEvent {
     tag = "admin",
     security(("admin" = [])),
     params(("id" = EventId, Path, description = "The event's id")),
-    request_body(content = Option<UpdateEvent>, description = "An empty body changes nothing"),
+    // A `ref` leaves the body optional (an empty one reads as `{}`) without making `null` valid.
+    request_body(
+        content = ref("#/components/schemas/EventPatch"),
+        content_type = "application/json",
+        description = "An empty body changes nothing"
+    ),
     responses(
         (status = 200, description = "The event", body = EventBody),
         (status = 401, response = openapi::Unauthorized),

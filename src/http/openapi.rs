@@ -47,7 +47,8 @@ use crate::domain::{Admission, Currency, EventId, OrderStatus, SeatId, Section};
         (name = "operations"),
         (name = "pages", description = "HTML"),
     ),
-    components(responses(
+    // The bodies that routes may go without: they refer to these by name.
+    components(schemas(super::events::UpdateEvent, super::queue::JoinBody), responses(
         Unauthorized,
         InvalidToken,
         InvalidPass,
@@ -573,7 +574,88 @@ impl ToSchema for Limit {}
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use serde_json::Value;
+
     use super::*;
+    use crate::http::ApiError;
+    use crate::ports::BackendError;
+
+    fn document_value() -> Value {
+        serde_json::from_slice(&json()).expect("the document is JSON")
+    }
+
+    /// The limits that `#[schema(...)]` attributes can only take as literals.
+    #[test]
+    fn the_limits_written_in_attributes_are_the_handlers_own() {
+        let doc = document_value();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["Join"]["properties"]["visitor"]["maxLength"],
+            crate::http::queue::MAX_VISITOR_CHARS
+        );
+        assert_eq!(
+            schemas["Pay"]["properties"]["payment_ref"]["maxLength"],
+            crate::http::orders::MAX_PAYMENT_REF_CHARS
+        );
+        assert_eq!(
+            schemas["EventPatch"]["properties"]["admission"]["properties"]["max_active"]["maximum"],
+            MAX_ACTIVE
+        );
+    }
+
+    /// Every code the document names is one `ApiError` answers with, and every
+    /// code a route can answer with is documented.
+    #[test]
+    fn the_documented_error_codes_are_api_errors() {
+        let answered: BTreeSet<&str> = [
+            ApiError::InvalidRequest(String::new()),
+            ApiError::Unauthorized,
+            ApiError::NotFound,
+            ApiError::EventExists,
+            ApiError::SoldOut,
+            ApiError::InvalidToken,
+            ApiError::InvalidPass,
+            ApiError::SeatUnavailable(Vec::new()),
+            ApiError::LimitExceeded,
+            ApiError::Expired,
+            ApiError::AlreadyPaid,
+            ApiError::PayloadTooLarge,
+            ApiError::RateLimited {
+                retry_after: Duration::ZERO,
+            },
+            ApiError::Unavailable(BackendError::unavailable("redis", "down")),
+        ]
+        .iter()
+        .map(|e| e.status_and_code().1)
+        .collect();
+        let doc = document_value();
+        let documented: BTreeSet<&str> = doc["components"]["responses"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, response)| response)
+            .chain(
+                doc["paths"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|(_, item)| item.as_object().into_iter().flatten())
+                    .flat_map(|(_, op)| op["responses"].as_object().into_iter().flatten())
+                    .map(|(_, response)| response),
+            )
+            .filter_map(|response| {
+                response["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+                    ["error"]["enum"]
+                    .as_array()
+            })
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(documented, answered);
+    }
 
     #[test]
     fn the_committed_snapshot_is_the_generated_document() {

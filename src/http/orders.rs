@@ -28,7 +28,7 @@ use crate::domain::{EventId, Order, OrderStatus, Pass, SeatId};
 use crate::ports::{BackendError, SeatState};
 use crate::services::booking::{BookingError, SeatRequest};
 
-const MAX_PAYMENT_REF_CHARS: usize = 128;
+pub(super) const MAX_PAYMENT_REF_CHARS: usize = 128;
 
 /// The admission pass in `Authorization: Bearer`, signature checked. Whether it
 /// is still valid is for the route to decide: order routes accept expired passes.

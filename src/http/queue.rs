@@ -19,7 +19,7 @@ use super::limit::WithinClientRate;
 use crate::domain::line::{Limit, poll_after_ms};
 use crate::domain::{Event, EventId, Pass, QueueToken, TokenStatus, from_unix_ms};
 
-const MAX_VISITOR_CHARS: usize = 64;
+pub(super) const MAX_VISITOR_CHARS: usize = 64;
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = Join)]
@@ -111,7 +111,12 @@ pub struct JoinedBody {
     description = "Before on_sale_at the join enters the pre-queue (state pre_queue). A 201 is durable.",
     tag = "queue",
     params(("id" = EventId, Path, description = "The event's id")),
-    request_body(content = Option<JoinBody>, description = "May be empty"),
+    // A `ref` leaves the body optional (an empty one reads as `{}`) without making `null` valid.
+    request_body(
+        content = ref("#/components/schemas/Join"),
+        content_type = "application/json",
+        description = "May be empty"
+    ),
     responses(
         (status = 201, description = "A new place", body = JoinedBody,
             links(
