@@ -266,7 +266,7 @@ impl App {
                 backends.line_queue.clone(),
             ),
             metrics: telemetry::metrics(),
-            limiter: ClientLimiter::new(config.client_rate),
+            limiter: ClientLimiter::new(config.client_rate, clock.clone()),
             trust_forwarded: config.trust_forwarded,
             tasks: tasks.clone(),
             clock,

@@ -68,7 +68,10 @@ async fn main() -> ExitCode {
 /// Writes the document as `static/openapi.json` holds it: `anteroom openapi > static/openapi.json`.
 fn print_openapi() -> ExitCode {
     let mut out = std::io::stdout().lock();
-    match out.write_all(&anteroom::http::openapi_json()).and_then(|()| out.flush()) {
+    match out
+        .write_all(&anteroom::http::openapi_json())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("anteroom: {e}");

@@ -516,11 +516,22 @@ pub trait AdmissionStore: Send + Sync {
     async fn ping(&self) -> BackendResult<()>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeatState {
-    Free,
-    Held,
-    Sold,
+pub use crate::domain::SeatState;
+
+/// The seat state at `version`, as the store answers a reader that has it at an
+/// earlier version (`SeatStore::seats_since`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatsAt {
+    /// The seats whose state changed after the reader's version, as they are now.
+    Changed {
+        version: u64,
+        seats: Vec<(String, SeatState)>,
+    },
+    /// Every taken seat (free ones are absent).
+    Taken {
+        version: u64,
+        seats: Vec<(String, SeatState)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -624,6 +635,16 @@ pub trait SeatStore: Send + Sync {
         event: &EventId,
     ) -> BackendResult<Option<HashMap<String, SeatState>>>;
     async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>>;
+    /// The seat state's version (it grows with every change of a seat's state)
+    /// and what changed after `since`; every taken seat instead with no
+    /// `since`, when the changes after it are no longer kept, or when more
+    /// than `max_changes` seats changed. `None` while the state must be rebuilt.
+    async fn seats_since(
+        &self,
+        event: &EventId,
+        since: Option<u64>,
+        max_changes: u64,
+    ) -> BackendResult<Option<SeatsAt>>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,19 @@ function t(key, values) {
   return values ? text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole)) : text;
 }
 
+/// How far into the line's log the last answer was read: sent back with every
+/// request, so that the next instance behind a balancer never answers from
+/// less (a position never goes up).
+let logPosition = null;
+
 async function api(method, path, body, bearer) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (bearer) headers["Authorization"] = "Bearer " + bearer;
+  if (logPosition) headers["Anteroom-Log-Position"] = logPosition;
   try {
     const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    logPosition = res.headers.get("Anteroom-Log-Position") || logPosition;
     const text = await res.text();
     let parsed = null;
     try { parsed = text ? JSON.parse(text) : null; } catch (_) { parsed = null; }

@@ -28,6 +28,94 @@ impl fmt::Display for SeatId {
     }
 }
 
+/// A seat's state on the seat map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatState {
+    Free,
+    Held,
+    Sold,
+}
+
+impl SeatState {
+    /// Its character in the compact seat map: `f`, `h` or `s`.
+    pub fn code(self) -> char {
+        match self {
+            SeatState::Free => 'f',
+            SeatState::Held => 'h',
+            SeatState::Sold => 's',
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "f" => Some(SeatState::Free),
+            "h" => Some(SeatState::Held),
+            "s" => Some(SeatState::Sold),
+            _ => None,
+        }
+    }
+}
+
+/// Every seat's state in seat-map order at one version of the event's seat
+/// state: the compact seat map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedSeats {
+    version: u64,
+    states: Vec<SeatState>,
+}
+
+impl VersionedSeats {
+    /// The map at `version` on which only `taken` (by seat id) are taken.
+    pub fn with_taken(venue: &Venue<'_>, version: u64, taken: &[(String, SeatState)]) -> Self {
+        let mut map = Self {
+            version,
+            states: vec![SeatState::Free; venue.seat_count()],
+        };
+        map.set(venue, taken);
+        map
+    }
+
+    /// This map moved on to `version` by `changes` (by seat id).
+    pub fn changed(
+        &self,
+        venue: &Venue<'_>,
+        version: u64,
+        changes: &[(String, SeatState)],
+    ) -> Self {
+        let mut map = Self {
+            version,
+            states: self.states.clone(),
+        };
+        map.set(venue, changes);
+        map
+    }
+
+    /// Ids the venue does not have are left out: the store has no other seats.
+    fn set(&mut self, venue: &Venue<'_>, seats: &[(String, SeatState)]) {
+        for (id, state) in seats {
+            if let Some(slot) = venue
+                .parse(id)
+                .and_then(|seat| self.states.get_mut(venue.index(seat)))
+            {
+                *slot = *state;
+            }
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn states(&self) -> &[SeatState] {
+        &self.states
+    }
+
+    /// One character per seat in seat-map order (API.md's `states`), in one allocation.
+    pub fn codes(&self) -> String {
+        self.states.iter().map(|state| state.code()).collect()
+    }
+}
+
 /// The seats of an event, derived from its sections.
 pub struct Venue<'a> {
     sections: &'a [Section],
@@ -78,6 +166,11 @@ impl<'a> Venue<'a> {
             .sum();
         let spr = u64::from(self.sections[seat.section].seats_per_row);
         (before + u64::from(seat.row - 1) * spr + u64::from(seat.number - 1)) as usize
+    }
+
+    /// How many seats the venue has.
+    pub fn seat_count(&self) -> usize {
+        self.sections.iter().map(Section::seat_count).sum::<u64>() as usize
     }
 
     pub fn section_index(&self, id: &str) -> Option<usize> {
@@ -227,6 +320,50 @@ mod tests {
                 .enumerate()
                 .all(|(i, seat)| venue.index(seat) == i)
         );
+    }
+
+    #[test]
+    fn the_compact_map_has_one_code_per_seat_in_map_order() {
+        let s = two_sections();
+        let venue = Venue::of(&s);
+        let taken = |pairs: &[(&str, SeatState)]| -> Vec<(String, SeatState)> {
+            pairs
+                .iter()
+                .map(|&(id, state)| (id.to_owned(), state))
+                .collect()
+        };
+        let map = VersionedSeats::with_taken(
+            &venue,
+            7,
+            &taken(&[("A-1-2", SeatState::Held), ("B2-1-4", SeatState::Sold)]),
+        );
+        assert_eq!((map.version(), map.codes().as_str()), (7, "fhfffffffs"));
+        let moved = map.changed(
+            &venue,
+            9,
+            &taken(&[
+                ("A-1-2", SeatState::Free),
+                ("A-2-3", SeatState::Held),
+                ("Z-1-1", SeatState::Sold),
+                ("A-9-9", SeatState::Sold),
+            ]),
+        );
+        assert_eq!((moved.version(), moved.codes().as_str()), (9, "fffffhfffs"));
+        assert_eq!(
+            map.codes(),
+            "fhfffffffs",
+            "the earlier version is unchanged"
+        );
+    }
+
+    #[test]
+    fn seat_codes_read_back_as_the_states_they_encode() {
+        for state in [SeatState::Free, SeatState::Held, SeatState::Sold] {
+            assert_eq!(SeatState::from_code(&state.code().to_string()), Some(state));
+        }
+        for unknown in ["", "x", "H", "hs"] {
+            assert_eq!(SeatState::from_code(unknown), None, "{unknown:?}");
+        }
     }
 
     #[test]

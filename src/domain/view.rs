@@ -134,6 +134,42 @@ pub enum TokenStatus {
 /// a restore names at most `pass_seconds / 10` expiries however many there were.
 pub const PASS_BUCKET_MS: i64 = 10_000;
 
+/// How far into the line's log an answer was read: the log's epoch and the
+/// entries applied from it. A client sends back the position of its last
+/// answer, so that an instance which has read less of the log catches up
+/// before answering, and a position never goes up from one instance to the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    epoch: String,
+    entries: u64,
+}
+
+/// An epoch is a store-side timestamp: short, digits only. Anything else in a
+/// client's header is not a position of ours.
+const MAX_EPOCH_CHARS: usize = 20;
+
+impl fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.entries, self.epoch)
+    }
+}
+
+impl FromStr for LogPosition {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (entries, epoch) = s.split_once('.').ok_or(())?;
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(epoch) || epoch.len() > MAX_EPOCH_CHARS || !digits(entries) {
+            return Err(());
+        }
+        Ok(Self {
+            epoch: epoch.to_owned(),
+            entries: entries.parse().map_err(|_| ())?,
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct LineView {
     /// The epoch of the log this view follows: it changes when a line the
@@ -211,6 +247,21 @@ impl LineView {
     /// How many log entries this view has applied: where to read the log from next.
     pub fn entries_applied(&self) -> u64 {
         self.entries_applied
+    }
+
+    /// Where this view is in the log; `None` before it has read any of it.
+    pub fn position(&self) -> Option<LogPosition> {
+        self.epoch.as_ref().map(|epoch| LogPosition {
+            epoch: epoch.clone(),
+            entries: self.entries_applied,
+        })
+    }
+
+    /// Whether this view has read the log at least as far as `position`. Of
+    /// another epoch it cannot tell which is newer: it has not.
+    pub fn has_read(&self, position: &LogPosition) -> bool {
+        self.epoch.as_deref() == Some(position.epoch.as_str())
+            && self.entries_applied >= position.entries
     }
 
     /// Every rank up to this one has been consumed.
@@ -426,6 +477,50 @@ mod tests {
             admitted: to - from + 1,
             at_ms,
         });
+    }
+
+    #[test]
+    fn a_log_position_travels_as_text_and_nothing_else_reads_as_one() {
+        let mut v = open_view();
+        assert_eq!(
+            v.position(),
+            None,
+            "a view that has read no epoch is nowhere"
+        );
+        v.follow_epoch("1733030000000", false);
+        consume(&mut v, 1, 4, 1_000);
+        let position = v.position().expect("a position");
+        assert_eq!(position.to_string(), "2.1733030000000");
+        assert_eq!(position.to_string().parse(), Ok(position));
+        for garbage in [
+            "",
+            "2",
+            ".1",
+            "2.",
+            "x.1",
+            "2.1x",
+            "-1.5",
+            "2.1.1",
+            "2.123456789012345678901",
+        ] {
+            assert!(garbage.parse::<LogPosition>().is_err(), "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn a_view_has_read_a_position_only_of_its_epoch_and_not_beyond() {
+        let mut behind = open_view();
+        behind.follow_epoch("100", false);
+        let mut ahead = open_view();
+        ahead.follow_epoch("100", false);
+        consume(&mut ahead, 1, 4, 1_000);
+        let far = ahead.position().expect("a position");
+        assert!(ahead.has_read(&far));
+        assert!(!behind.has_read(&far));
+        assert!(ahead.has_read(&behind.position().expect("a position")));
+        let restored: LogPosition = "0.200".parse().expect("a position");
+        assert!(!ahead.has_read(&restored), "another epoch is never read");
+        assert!(!LineView::default().has_read(&far));
     }
 
     #[test]

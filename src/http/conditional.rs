@@ -13,13 +13,42 @@ use crate::ports::BackendError;
 /// A JSON answer with a validator; `304 Not Modified` when the request's
 /// `If-None-Match` already names it.
 pub fn json_with_etag(request: &HeaderMap, body: &impl Serialize) -> Result<Response, ApiError> {
-    let bytes = serde_json::to_vec(body)
-        .map_err(|e| ApiError::from(BackendError::bug_caused_by("a body did not serialize", e)))?;
+    let bytes = to_json(body)?;
     let etag = etag_of(&bytes);
     if none_match(request, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        return Ok(not_modified(etag));
     }
-    Ok((
+    Ok(json_tagged(etag, bytes))
+}
+
+/// A JSON answer whose validator is the version of the state it shows (the
+/// compact seat map): a client that has that version gets `304` before any
+/// body is built.
+pub fn json_at_version(
+    request: &HeaderMap,
+    version: u64,
+    body: &impl Serialize,
+) -> Result<Response, ApiError> {
+    // Weak for the same reason as `etag_of`'s: any content coding of it is the same version.
+    let etag = HeaderValue::from_str(&format!("W/\"{version}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("W/\"\""));
+    if none_match(request, &etag) {
+        return Ok(not_modified(etag));
+    }
+    Ok(json_tagged(etag, to_json(body)?))
+}
+
+fn to_json(body: &impl Serialize) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(body)
+        .map_err(|e| ApiError::from(BackendError::bug_caused_by("a body did not serialize", e)))
+}
+
+fn not_modified(etag: HeaderValue) -> Response {
+    (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response()
+}
+
+fn json_tagged(etag: HeaderValue, bytes: Vec<u8>) -> Response {
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -29,7 +58,7 @@ pub fn json_with_etag(request: &HeaderMap, body: &impl Serialize) -> Result<Resp
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 /// A weak validator: the same JSON under any content coding (the compression
@@ -93,5 +122,27 @@ mod tests {
             conditional(Some("W/\"stale\""), &body).status(),
             StatusCode::OK
         );
+    }
+
+    #[test]
+    fn a_versioned_answer_is_tagged_with_its_version_and_304_for_a_client_that_has_it() {
+        let at_version = |if_none_match: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = if_none_match {
+                headers.insert(header::IF_NONE_MATCH, HeaderValue::from_str(value).unwrap());
+            }
+            json_at_version(&headers, 42, &serde_json::json!({"version": 42})).unwrap()
+        };
+        let first = at_version(None);
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(first.headers()[header::ETAG], "W/\"42\"");
+        for sent in ["W/\"42\"", "\"42\"", "\"41\", W/\"42\""] {
+            assert_eq!(
+                at_version(Some(sent)).status(),
+                StatusCode::NOT_MODIFIED,
+                "{sent}"
+            );
+        }
+        assert_eq!(at_version(Some("\"41\"")).status(), StatusCode::OK);
     }
 }

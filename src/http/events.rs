@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::conditional::json_with_etag;
-use super::openapi::{self, UtcTime};
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody, PathParam, RequestBody};
+use super::openapi::{self, UtcTime};
 use crate::domain::event::{
     DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second,
 };

@@ -1,64 +1,63 @@
 //! Per-client rate limits on joins (and later holds): one client cannot farm places.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use governor::clock::Clock as GovernorClock;
+use governor::state::keyed::HashMapStateStore;
+use governor::{Quota, RateLimiter};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::ports::Clock;
 
-/// Buckets untouched for this long are forgotten when the map grows large.
-const IDLE: Duration = Duration::from_secs(10);
+/// Past this many remembered clients, those whose bucket has refilled are
+/// forgotten (their state is the same as a new client's).
 const PRUNE_ABOVE: usize = 100_000;
 
-struct Bucket {
-    tokens: f64,
-    last: Instant,
+/// Governor reads the time from the app's clock, so tests that move the clock
+/// refill the buckets as time passing would.
+#[derive(Clone)]
+struct AppClock(Clock);
+
+impl GovernorClock for AppClock {
+    type Instant = Instant;
+
+    fn now(&self) -> Instant {
+        self.0.instant()
+    }
 }
 
-/// A token bucket per client address: `per_second` requests a second, with a
-/// burst of one second's worth.
+/// A token bucket per client address (governor's GCRA): `per_second`
+/// requests a second, with a burst of one second's worth.
 pub struct ClientLimiter {
-    per_second: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    limiter: Option<RateLimiter<IpAddr, HashMapStateStore<IpAddr>, AppClock>>,
+    clock: AppClock,
 }
 
 impl ClientLimiter {
     /// `per_second == 0` turns the limit off.
-    pub fn new(per_second: u32) -> Self {
-        Self {
-            per_second,
-            buckets: Mutex::new(HashMap::new()),
-        }
+    pub fn new(per_second: u32, clock: Clock) -> Self {
+        let clock = AppClock(clock);
+        let limiter = NonZeroU32::new(per_second)
+            .map(|rate| RateLimiter::hashmap_with_clock(Quota::per_second(rate), clock.clone()));
+        Self { limiter, clock }
     }
 
     /// Takes one request's token, or says how long until one is available.
-    pub fn admit(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
-        if self.per_second == 0 {
+    pub fn admit(&self, client: IpAddr) -> Result<(), Duration> {
+        let Some(limiter) = &self.limiter else {
             return Ok(());
+        };
+        if limiter.len() > PRUNE_ABOVE {
+            limiter.retain_recent();
         }
-        let rate = f64::from(self.per_second);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > PRUNE_ABOVE {
-            buckets.retain(|_, b| now.duration_since(b.last) < IDLE);
-        }
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: rate,
-            last: now,
-        });
-        bucket.tokens =
-            (bucket.tokens + rate * now.duration_since(bucket.last).as_secs_f64()).min(rate);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
-        }
+        limiter
+            .check_key(&client)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 }
 
@@ -104,7 +103,7 @@ impl FromRequestParts<AppState> for WithinClientRate {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
         state
             .limiter
-            .admit(client, state.clock.instant())
+            .admit(client)
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         Ok(WithinClientRate)
     }
@@ -117,31 +116,45 @@ mod tests {
 
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
 
+    fn paused_clock() -> ManualClock {
+        let clock = ManualClock::new();
+        clock.pause();
+        clock
+    }
+
     #[test]
     fn zero_turns_the_limit_off() {
-        let limiter = ClientLimiter::new(0);
-        let now = ManualClock::new().instant();
-        assert!((0..10_000).all(|_| limiter.admit(CLIENT, now).is_ok()));
+        let limiter = ClientLimiter::new(0, paused_clock().clock());
+        assert!((0..10_000).all(|_| limiter.admit(CLIENT).is_ok()));
     }
 
     #[test]
     fn a_client_gets_its_rate_and_then_waits() {
-        let limiter = ClientLimiter::new(5);
-        let now = ManualClock::new().instant();
-        assert!((0..5).all(|_| limiter.admit(CLIENT, now).is_ok()));
-        let wait = limiter.admit(CLIENT, now).unwrap_err();
+        let clock = paused_clock();
+        let limiter = ClientLimiter::new(5, clock.clock());
+        assert!((0..5).all(|_| limiter.admit(CLIENT).is_ok()));
+        let wait = limiter.admit(CLIENT).unwrap_err();
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_millis(200),
             "{wait:?}"
         );
         assert!(
-            limiter
-                .admit(CLIENT, now + Duration::from_millis(200))
-                .is_ok()
-        );
-        assert!(
-            limiter.admit(IpAddr::from([10, 0, 0, 2]), now).is_ok(),
+            limiter.admit(IpAddr::from([10, 0, 0, 2])).is_ok(),
             "other clients are not affected"
         );
+        clock.advance(wait);
+        assert!(limiter.admit(CLIENT).is_ok(), "the bucket refills");
+    }
+
+    #[test]
+    fn clients_whose_bucket_refilled_are_forgotten_when_many_are_remembered() {
+        let clock = paused_clock();
+        let limiter = ClientLimiter::new(1, clock.clock());
+        let many = (0..=PRUNE_ABOVE as u32).map(|n| IpAddr::from(n.to_be_bytes()));
+        assert!(many.into_iter().all(|client| limiter.admit(client).is_ok()));
+        clock.advance(Duration::from_secs(3));
+        assert!(limiter.admit(CLIENT).is_ok());
+        let remembered = limiter.limiter.as_ref().map_or(0, |l| l.len());
+        assert!(remembered <= 1, "{remembered} clients remembered");
     }
 }

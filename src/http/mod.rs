@@ -11,6 +11,7 @@ mod ops;
 mod orders;
 mod pages;
 mod queue;
+mod seatmap;
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -21,19 +22,19 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
-pub use openapi::json as openapi_json;
 pub use limit::ClientLimiter;
+pub use openapi::json as openapi_json;
 
 use crate::config::Secret;
 use crate::ports::{BackendError, Clock};
@@ -103,6 +104,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::show))
         .routes(routes!(queue::join))
         .routes(routes!(orders::seat_map))
+        .routes(routes!(seatmap::show))
         .routes(routes!(orders::hold))
         .routes(routes!(orders::propose_best))
         .routes(routes!(orders::show, orders::cancel))

@@ -23,7 +23,7 @@ use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
 
 use super::error::ErrorBody;
 use crate::domain::event::{
-    CURRENCIES, MAX_ACTIVE, MAX_PRICE_CENTS, MAX_SEATS_PER_EVENT, MAX_SECONDS, MAX_SEATS_PER_USER,
+    CURRENCIES, MAX_ACTIVE, MAX_PRICE_CENTS, MAX_SEATS_PER_EVENT, MAX_SEATS_PER_USER, MAX_SECONDS,
 };
 use crate::domain::line::Limit;
 use crate::domain::{Admission, Currency, EventId, OrderStatus, SeatId, Section};
@@ -385,12 +385,14 @@ schema_of! {
 fn narrowed(schema: &str, field: &str, value: &str) -> AllOfBuilder {
     AllOfBuilder::new()
         .item(Ref::from_schema_name(schema))
-        .item(ObjectBuilder::new().property(
-            field,
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some([value])),
-        ))
+        .item(
+            ObjectBuilder::new().property(
+                field,
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([value])),
+            ),
+        )
 }
 
 fn section_id() -> ObjectBuilder {
@@ -463,9 +465,7 @@ impl PartialSchema for SeatId {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .pattern(Some(
-                "^[A-Za-z0-9]{1,8}-[1-9][0-9]{0,9}-[1-9][0-9]{0,9}$",
-            ))
+            .pattern(Some("^[A-Za-z0-9]{1,8}-[1-9][0-9]{0,9}-[1-9][0-9]{0,9}$"))
             .description(Some(
                 "`<section>-<row>-<seat>`, rows and seats numbered from 1",
             ))
@@ -559,7 +559,9 @@ impl PartialSchema for Limit {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some([Limit::Rate, Limit::Passes, Limit::Paused].map(Limit::as_str)))
+            .enum_values(Some(
+                [Limit::Rate, Limit::Passes, Limit::Paused].map(Limit::as_str),
+            ))
             .description(Some(
                 "What the wait is for: admission's pace (rate), every pass taken, so the next \
                  place waits for one to end or run out (passes), or admission paused by the \
@@ -647,8 +649,8 @@ mod tests {
                     .map(|(_, response)| response),
             )
             .filter_map(|response| {
-                response["content"]["application/json"]["schema"]["allOf"][1]["properties"]
-                    ["error"]["enum"]
+                response["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]
+                    ["enum"]
                     .as_array()
             })
             .flatten()

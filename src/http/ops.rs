@@ -68,5 +68,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json"))
 )]
 pub async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], openapi::json())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::json(),
+    )
 }

@@ -10,20 +10,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{
     AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
-use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
 use super::conditional::json_with_etag;
-use super::openapi::{self, CancelledOrder, PaidOrder, PendingOrder, SectionId, UtcTime};
 use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody, bearer};
 use super::limit::WithinClientRate;
+use super::openapi::{self, CancelledOrder, PaidOrder, PendingOrder, SectionId, UtcTime};
 use crate::domain::{EventId, Order, OrderStatus, Pass, SeatId};
 use crate::ports::{BackendError, SeatState};
 use crate::services::booking::{BookingError, SeatRequest};

@@ -8,9 +8,9 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::ApiError;
-use super::openapi;
 use super::extract::PathParam;
 use super::i18n::{Lang, Texts};
+use super::openapi;
 use crate::domain::EventId;
 use crate::domain::event::{CURRENCIES, SaleState};
 use time::format_description::well_known::Rfc3339;

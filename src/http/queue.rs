@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -12,14 +13,20 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::openapi::{self, LeftStatus, UtcTime};
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
+use super::openapi::{self, LeftStatus, UtcTime};
 use crate::domain::line::{Limit, poll_after_ms};
-use crate::domain::{Event, EventId, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::domain::{Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::services::line::Standing;
 
 pub(super) const MAX_VISITOR_CHARS: usize = 64;
+
+/// How far into the line's log an answer was read. A client sends back the
+/// last one it got, so that whichever instance answers next has read at least
+/// as much: behind a balancer, a position never goes up from one poll to the next.
+pub static LOG_POSITION: HeaderName = HeaderName::from_static("anteroom-log-position");
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = Join)]
@@ -40,13 +47,16 @@ impl RequestBody for JoinBody {
 pub struct StatusBody {
     token_id: Uuid,
     #[serde(flatten)]
-    standing: Standing,
+    state: TokenState,
+    /// Sent as the [`LOG_POSITION`] header, not in the body.
+    #[serde(skip)]
+    read_up_to: Option<LogPosition>,
 }
 
 /// Where a token stands, by `state`.
 #[derive(Serialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
-enum Standing {
+enum TokenState {
     Waiting {
         /// People ahead plus one; never increases
         #[schema(minimum = 1)]
@@ -87,8 +97,26 @@ enum Standing {
 }
 
 impl StatusBody {
-    fn new(token_id: Uuid, standing: Standing) -> Self {
-        Self { token_id, standing }
+    fn new(token_id: Uuid, state: TokenState) -> Self {
+        Self {
+            token_id,
+            state,
+            read_up_to: None,
+        }
+    }
+}
+
+/// `body` with the [`LOG_POSITION`] it was read at, when there is one.
+fn at_log_position(read_up_to: Option<&LogPosition>, body: impl Serialize) -> Response {
+    let header = read_up_to
+        .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
+        .map(|value| [(LOG_POSITION.clone(), value)]);
+    (header, Json(body)).into_response()
+}
+
+impl IntoResponse for StatusBody {
+    fn into_response(self) -> Response {
+        at_log_position(self.read_up_to.as_ref(), &self)
     }
 }
 
@@ -101,6 +129,12 @@ pub struct JoinedBody {
     token: String,
     #[serde(flatten)]
     status: StatusBody,
+}
+
+impl IntoResponse for JoinedBody {
+    fn into_response(self) -> Response {
+        at_log_position(self.status.read_up_to.as_ref(), &self)
+    }
 }
 
 #[utoipa::path(
@@ -119,12 +153,14 @@ pub struct JoinedBody {
     ),
     responses(
         (status = 201, description = "A new place", body = JoinedBody,
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
             links(
                 ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
                 ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
             )
         ),
         (status = 200, description = "The visitor's place, still live, in its current state", body = JoinedBody,
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
             links(
                 ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
                 ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
@@ -143,7 +179,7 @@ pub async fn join(
     _: WithinClientRate,
     PathParam(id): PathParam,
     JsonBody(body): JsonBody<JoinBody>,
-) -> Result<(StatusCode, Json<JoinedBody>), ApiError> {
+) -> Result<(StatusCode, JoinedBody), ApiError> {
     let event = find(&state, &id)?;
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
@@ -166,7 +202,7 @@ pub async fn join(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(answer)))
+    Ok((status, answer))
 }
 
 #[utoipa::path(
@@ -175,17 +211,29 @@ pub async fn join(
     operation_id = "pollQueue",
     summary = "Short-poll your place",
     tag = "queue",
-    params(("token" = String, Path, min_length = 1, description = "The queue token from the join")),
+    params(
+        ("token" = String, Path, min_length = 1, description = "The queue token from the join"),
+        ("Anteroom-Log-Position" = Option<String>, Header, max_length = 64,
+            description = "The `Anteroom-Log-Position` of the client's last status answer. Optional; anything that is not one is ignored."),
+    ),
     responses(
-        (status = 200, description = "The token's state", body = StatusBody),
+        (status = 200, description = "The token's state", body = StatusBody, headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up."))),
         (status = 401, response = openapi::InvalidToken),
     )
 )]
 pub async fn poll(
     State(state): State<AppState>,
+    headers: HeaderMap,
     token: Result<PathParam, ApiError>,
-) -> Result<Json<StatusBody>, ApiError> {
+) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
+    let last_read = headers
+        .get(&LOG_POSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<LogPosition>().ok());
+    if let Some(position) = last_read {
+        state.line.read_up_to(&token.event, &position).await;
+    }
     // Only in the moment after the sale opens, before this process has read the
     // pre-queue's close: without it a regular token's position would later go up.
     if !state.line.can_place(&token)
@@ -193,7 +241,7 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(Json(describe(&state, &event, &token, state.clock.now())))
+    Ok(describe(&state, &event, &token, state.clock.now()))
 }
 
 #[utoipa::path(
@@ -212,10 +260,10 @@ pub async fn poll(
 pub async fn leave(
     State(state): State<AppState>,
     token: Result<PathParam, ApiError>,
-) -> Result<Json<StatusBody>, ApiError> {
+) -> Result<StatusBody, ApiError> {
     let (token, _) = verify(&state, token)?;
     state.line.leave(&token).await?;
-    Ok(Json(StatusBody::new(token.token_id, Standing::Left)))
+    Ok(StatusBody::new(token.token_id, TokenState::Left))
 }
 
 /// A path that does not even decode is no token of ours either.
@@ -244,16 +292,29 @@ fn describe(
     now: OffsetDateTime,
 ) -> StatusBody {
     let standing = state.line.standing(token, event, now);
+    StatusBody {
+        read_up_to: standing.read_up_to.clone(),
+        ..status_body(state, event, token, standing, now)
+    }
+}
+
+fn status_body(
+    state: &AppState,
+    event: &Event,
+    token: &QueueToken,
+    standing: Standing,
+    now: OffsetDateTime,
+) -> StatusBody {
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
-    let standing = match standing.status {
+    let token_state = match standing.status {
         TokenStatus::Waiting { .. } | TokenStatus::PreQueue if state.booking.sold_out(event) => {
-            Standing::SoldOut
+            TokenState::SoldOut
         }
         TokenStatus::Waiting { position } => {
             let estimate = standing.estimate;
             let eta_seconds = estimate.map(|e| e.eta.seconds);
-            Standing::Waiting {
+            TokenState::Waiting {
                 position,
                 eta_seconds,
                 eta_max_seconds: estimate.map(|e| e.eta.max_seconds),
@@ -268,7 +329,7 @@ fn describe(
         TokenStatus::PreQueue => {
             let opens_at = event.spec.on_sale_at.unwrap_or(now);
             let until_open = (opens_at - now).whole_seconds().max(0) as u64;
-            Standing::PreQueue {
+            TokenState::PreQueue {
                 opens_at,
                 poll_after_ms: poll_after_ms(until_open, admission.abandon_seconds, jitter),
             }
@@ -280,14 +341,14 @@ fn describe(
                 token_id: token.token_id,
                 expires_at_ms,
             };
-            Standing::Admitted {
+            TokenState::Admitted {
                 pass: state.line.signer().sign_pass(&pass),
                 pass_expires_at: from_unix_ms(expires_at_ms),
                 poll_after_ms: 0,
             }
         }
-        TokenStatus::Expired => Standing::Expired,
-        TokenStatus::Left => Standing::Left,
+        TokenStatus::Expired => TokenState::Expired,
+        TokenStatus::Left => TokenState::Left,
     };
-    StatusBody::new(token.token_id, standing)
+    StatusBody::new(token.token_id, token_state)
 }

@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use crate::domain::{Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, unix_ms};
+use crate::domain::{
+    Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, VersionedSeats, unix_ms,
+};
 use crate::ports::{
     BackendError, BackendResult, Clock, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
-    OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SellOutcome, Transition,
+    OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, Transition,
 };
 
 /// The seat map may lag the truth by this much (API.md).
@@ -29,6 +31,10 @@ const SWEEP_BATCH: i64 = 500;
 pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
 /// A hold still in the fast store this long after it should have ended is reconciled.
 const REAP_GRACE: Duration = Duration::from_secs(5);
+/// A changed seat costs a client about ten times what its character in the
+/// whole compact map does (`"A-12-34":"h",`): past a tenth of the seats, the
+/// whole map is the smaller answer.
+const CHANGE_COST_IN_SEATS: u64 = 10;
 
 /// Times are kept to the millisecond, so that every read of an order shows the
 /// same instant as the answer that created it.
@@ -99,12 +105,27 @@ impl SeatMap {
     }
 }
 
+/// What the compact seat map answers a client.
+pub enum VersionedAnswer {
+    /// The whole map: the client had no version, or the store no longer has
+    /// the changes since the one it had (or they would be longer than the map).
+    Whole(Arc<VersionedSeats>),
+    /// The seats that changed after the client's version, as they are at `version`.
+    Changes {
+        version: u64,
+        seats: Vec<(String, SeatState)>,
+    },
+}
+
 pub struct Booking {
     catalog: Arc<Catalog>,
     seats: Arc<dyn SeatStore>,
     orders: Arc<dyn OrderRepository>,
     delays: Arc<dyn DelayQueue>,
     maps: RwLock<HashMap<EventId, Arc<SeatMap>>>,
+    /// The latest compact map this process built of each event: brought up to
+    /// date from the store's log of changes, not read whole each time.
+    versioned: RwLock<HashMap<EventId, Arc<VersionedSeats>>>,
     counts: RwLock<HashMap<EventId, SeatCounts>>,
     /// One best-available pick at a time per event in this process, so that
     /// concurrent requests do not all reach for the same block.
@@ -131,6 +152,7 @@ impl Booking {
             delays,
             clock,
             maps: RwLock::default(),
+            versioned: RwLock::default(),
             counts: RwLock::default(),
             pickers: Mutex::default(),
             unfollowed: Mutex::default(),
@@ -661,6 +683,68 @@ impl Booking {
             maps.insert(event.id().clone(), map.clone());
         }
         Ok(map)
+    }
+
+    /// The compact seat map at the store's current version, or only what
+    /// changed after `since` (a version the client has) while the store keeps
+    /// those changes. The same version shows the same states on every process.
+    pub async fn versioned_map(
+        &self,
+        event: &Event,
+        since: Option<u64>,
+    ) -> BackendResult<VersionedAnswer> {
+        // Without a client version, the changes since this process's own copy bring it up to date.
+        let base = match since {
+            Some(_) => None,
+            None => self
+                .versioned
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(event.id())
+                .cloned(),
+        };
+        let asked = since.or(base.as_ref().map(|map| map.version()));
+        let max_changes = event.spec.seats_total() / CHANGE_COST_IN_SEATS;
+        let read = match self
+            .seats
+            .seats_since(event.id(), asked, max_changes)
+            .await?
+        {
+            Some(read) => read,
+            None => {
+                self.rebuild(event.id(), false).await?;
+                self.seats
+                    .seats_since(event.id(), asked, max_changes)
+                    .await?
+                    .ok_or_else(|| {
+                        BackendError::unavailable("redis", "seat state missing after a rebuild")
+                    })?
+            }
+        };
+        let venue = Venue::of(&event.spec);
+        let map = match (read, base) {
+            (SeatsAt::Changed { version, seats }, Some(base)) => {
+                if seats.is_empty() && version == base.version() {
+                    return Ok(VersionedAnswer::Whole(base));
+                }
+                Arc::new(base.changed(&venue, version, &seats))
+            }
+            (SeatsAt::Changed { version, seats }, None) => {
+                return Ok(VersionedAnswer::Changes { version, seats });
+            }
+            (SeatsAt::Taken { version, seats }, _) => {
+                Arc::new(VersionedSeats::with_taken(&venue, version, &seats))
+            }
+        };
+        let mut kept = self.versioned.write().unwrap_or_else(|p| p.into_inner());
+        // A slower read of an earlier version must not replace a newer copy.
+        if kept
+            .get(event.id())
+            .is_none_or(|copy| copy.version() < map.version())
+        {
+            kept.insert(event.id().clone(), map.clone());
+        }
+        Ok(VersionedAnswer::Whole(map))
     }
 
     /// Shows a change this process made in its cached map at once; other

@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::catalog::Catalog;
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
-    Departure, Event, EventId, EventSpec, LineView, QueueToken, Signer, TokenKey, TokenKind,
-    TokenStatus, unix_ms,
+    Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, TokenKey,
+    TokenKind, TokenStatus, unix_ms,
 };
 use crate::ports::{
     AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, Clock,
@@ -30,6 +30,11 @@ const GROUPS_IN_FLIGHT: usize = 8;
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 /// How often polls are reported as signs of life (see `abandon_seconds`).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a poll waits for this process to read the log as far as the
+/// client's last answer did. A healthy follower gets there within one
+/// `FOLLOW_INTERVAL`; this bound is for a stalled one (the store slow or away),
+/// past which the poll answers from what this process has.
+const READ_UP_TO_WAIT: Duration = Duration::from_secs(1);
 /// How often the line's gauges (waiting, active) are refreshed for `/metrics`.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// Places reserved in the durable record at a time: one write per this many
@@ -52,11 +57,12 @@ struct JoinRequest {
 }
 
 /// What a poll reads: the token's status and, while it waits, how long it can
-/// expect to wait and what for.
-#[derive(Debug, Clone, Copy)]
+/// expect to wait and what for; and how far into the log it was read.
+#[derive(Debug, Clone)]
 pub struct Standing {
     pub status: TokenStatus,
     pub estimate: Option<Estimate>,
+    pub read_up_to: Option<LogPosition>,
 }
 
 /// One event's line as this process sees it.
@@ -67,6 +73,8 @@ struct EventLine {
     seen: Mutex<HashSet<TokenKey>>,
     /// Held while this process restores the line: one restore at a time.
     restoring: tokio::sync::Mutex<()>,
+    /// Woken whenever the view has read more of the log.
+    read_more: Notify,
 }
 
 impl EventLine {
@@ -228,7 +236,7 @@ impl Line {
         let line = self.line(&token.event);
         let now_ms = unix_ms(now);
         let admission = &event.spec.admission;
-        let (status, estimate) = {
+        let (status, estimate, read_up_to) = {
             let view = line.view();
             let status = view.status(
                 token.key,
@@ -245,7 +253,7 @@ impl Line {
                 )),
                 _ => None,
             };
-            (status, estimate)
+            (status, estimate, view.position())
         };
         if matches!(status, TokenStatus::Waiting { .. } | TokenStatus::PreQueue) {
             line.seen
@@ -253,7 +261,37 @@ impl Line {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(token.key);
         }
-        Standing { status, estimate }
+        Standing {
+            status,
+            estimate,
+            read_up_to,
+        }
+    }
+
+    /// Waits (briefly, for the follower: no I/O) until this process has read
+    /// `event`'s log as far as `position`, the one a client's last answer was
+    /// read at, perhaps by another process. Past [`READ_UP_TO_WAIT`] it goes
+    /// on: a client's position is a hint, and a bogus one costs only its sender
+    /// the wait.
+    pub async fn read_up_to(&self, event: &EventId, position: &LogPosition) {
+        let line = self.line(event);
+        let caught_up = async {
+            loop {
+                let read_more = line.read_more.notified();
+                let mut read_more = std::pin::pin!(read_more);
+                read_more.as_mut().enable();
+                if line.view().has_read(position) {
+                    return;
+                }
+                read_more.await;
+            }
+        };
+        if tokio::time::timeout(READ_UP_TO_WAIT, caught_up)
+            .await
+            .is_err()
+        {
+            metrics::counter!("anteroom_poll_read_up_to_timeouts_total").increment(1);
+        }
     }
 
     /// Whether this process's view can place `token` yet: a regular token ranks
@@ -533,6 +571,8 @@ impl Line {
                 break;
             }
             read.entries.into_iter().for_each(|e| v.apply(e));
+            drop(v);
+            line.read_more.notify_waiters();
         }
         if line.view().needs_draw()
             && let Some(draw) = self.store.read_draw(id).await?

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app};
 
 /// A GET with extra headers, answered as it is on the wire (no decompression).
-async fn get(
+pub(crate) async fn get(
     app: &TestApp,
     path: &str,
     headers: &[(reqwest::header::HeaderName, &str)],

@@ -17,5 +17,6 @@ mod process;
 mod proxy;
 mod queue;
 mod record;
+mod seatmap;
 mod servers_only;
 mod shutdown;

@@ -1181,6 +1181,113 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
     app.finish().await;
 }
 
+/// A poll that sends back the log position of the client's last answer, as
+/// the waiting-room page does: the answer and the position it was read at, or
+/// `None` when the poll was refused (502/503) or not answered.
+pub async fn poll_echoing(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    last_read: Option<&str>,
+) -> Option<(serde_json::Value, Option<String>)> {
+    let mut request = client.get(format!("{base}/api/queue/{token}"));
+    if let Some(position) = last_read {
+        request = request.header("anteroom-log-position", position);
+    }
+    let response = request.send().await.ok()?;
+    if matches!(
+        response.status(),
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    assert_eq!(response.status(), StatusCode::OK);
+    let read_at = response
+        .headers()
+        .get("anteroom-log-position")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Some((response.json().await.ok()?, read_at))
+}
+
+async fn poll_from(
+    app: &TestApp,
+    token: &str,
+    last_read: Option<&str>,
+) -> (serde_json::Value, Option<String>) {
+    poll_echoing(&app.client, &app.address, token, last_read)
+        .await
+        .expect("the poll is answered")
+}
+
+#[tokio::test]
+async fn a_position_never_goes_up_when_polls_reach_instances_that_have_read_less() {
+    let namespace = fresh_namespace();
+    let ahead = spawn_app_in(&namespace).await;
+    let behind = spawn_app_in(&namespace).await;
+    ahead
+        .event(
+            "relay",
+            json!({ "admission": { "per_second": 40, "max_active": 1000, "pass_seconds": 600 } }),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(5),
+        "the other instance knows the event",
+        || async {
+            behind
+                .request(Method::GET, "/api/events/relay", None, None)
+                .await
+                .status
+                == StatusCode::OK
+        },
+    )
+    .await;
+    let mut last = String::new();
+    for _ in 0..60 {
+        last = ahead.joined("relay").await;
+    }
+
+    // `ahead` reads the log right before each of its answers; `behind` only
+    // every follow interval, so it has often read less when the client comes
+    // to it next: it must catch up before it answers.
+    let (mut last_read, mut last_position, mut polls) = (None, u64::MAX, 0);
+    loop {
+        ahead.workers.line.follow_once().await;
+        let (answer, read_at) = poll_from(&ahead, &last, last_read.as_deref()).await;
+        let (answer_behind, read_behind) = poll_from(&behind, &last, read_at.as_deref()).await;
+        polls += 2;
+        for answer in [&answer, &answer_behind] {
+            match answer["state"].as_str() {
+                Some("waiting") => {
+                    let position = answer["position"].as_u64().expect("a position");
+                    assert!(
+                        position <= last_position,
+                        "{position} after {last_position}, poll {polls}"
+                    );
+                    last_position = position;
+                }
+                Some("admitted") => {}
+                other => panic!("unexpected state {other:?}: {answer}"),
+            }
+        }
+        assert!(
+            answer["state"] != "admitted" || answer_behind["state"] == "admitted",
+            "admitted, then waiting again: {answer_behind}"
+        );
+        if answer_behind["state"] == "admitted" {
+            break;
+        }
+        last_read = read_behind;
+        assert!(polls < 2_000, "never admitted");
+        // Visitors poll every so often, not in a busy loop.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(last_position < 60, "the line moved while it was watched");
+    behind.finish().await;
+    ahead.finish().await;
+}
+
 #[tokio::test]
 async fn a_process_that_has_not_yet_read_the_prequeue_close_still_counts_the_prequeue() {
     use time::format_description::well_known::Rfc3339;

@@ -24,7 +24,7 @@ use crate::ports::{
     AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError,
     BackendResult, Candidate, GapProbe, HeldOrder, HoldOutcome, JoinCommit, LeaveOutcome,
     LineCounters, LineLost, LineMessage, LineRecord, LineStart, LiveSeat, LogRead, PassTerms,
-    SeatCounts, SeatState, SeatStore, SellOutcome, VisitorPlace,
+    SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, VisitorPlace,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -130,11 +130,13 @@ struct Scripts {
     extend_reservation: LuaScript,
     read_log: LuaScript,
     seats_ready: LuaScript,
+    seat_changes: LuaScript,
 }
 
 /// A script of lua/, by its file name, with the keys it is called with.
 /// Every script starts with lua/fence.lua (which node serves its keys);
-/// `writes_log` also prepends lua/log_entry.lua, the one encoding of log entries.
+/// `writes_log` also prepends lua/log_entry.lua, the one encoding of log entries;
+/// `changes_seats` prepends lua/seat_log.lua, which versions every change of a seat's state.
 macro_rules! script {
     ($name:literal, [$($key:ident),* $(,)?]) => {
         LuaScript::new(
@@ -152,6 +154,17 @@ macro_rules! script {
             concat!(
                 include_str!("lua/fence.lua"),
                 include_str!("lua/log_entry.lua"),
+                include_str!(concat!("lua/", $name, ".lua"))
+            ),
+            &[$(KeyName::$key),*],
+        )
+    };
+    ($name:literal, changes_seats, [$($key:ident),* $(,)?]) => {
+        LuaScript::new(
+            $name,
+            concat!(
+                include_str!("lua/fence.lua"),
+                include_str!("lua/seat_log.lua"),
                 include_str!(concat!("lua/", $name, ".lua"))
             ),
             &[$(KeyName::$key),*],
@@ -193,6 +206,7 @@ impl Scripts {
             ),
             hold: script!(
                 "hold",
+                changes_seats,
                 [
                     Seats,
                     Holders,
@@ -203,29 +217,64 @@ impl Scripts {
                     HoldSeats,
                     Line,
                     UnknownPasses,
-                    HonouredPasses
+                    HonouredPasses,
+                    SeatVersion,
+                    SeatLog
                 ]
             ),
             release: script!(
                 "release",
-                [Seats, Holders, SeatCounts, SeatsReady, Holds, HoldSeats]
+                changes_seats,
+                [
+                    Seats,
+                    Holders,
+                    SeatCounts,
+                    SeatsReady,
+                    Holds,
+                    HoldSeats,
+                    SeatVersion,
+                    SeatLog
+                ]
             ),
-            sell: script!("sell", [Seats, SeatCounts, SeatsReady, Holds, HoldSeats]),
+            sell: script!(
+                "sell",
+                changes_seats,
+                [
+                    Seats,
+                    SeatCounts,
+                    SeatsReady,
+                    Holds,
+                    HoldSeats,
+                    SeatVersion,
+                    SeatLog
+                ]
+            ),
             rebuild: script!(
                 "rebuild",
-                [Seats, Holders, SeatCounts, SeatsReady, Holds, HoldSeats]
+                changes_seats,
+                [
+                    Seats,
+                    Holders,
+                    SeatCounts,
+                    SeatsReady,
+                    Holds,
+                    HoldSeats,
+                    SeatVersion,
+                    SeatLog
+                ]
             ),
             start_line: script!("start_line", writes_log, [Line, Log, Draw, UnknownPasses]),
             extend_reservation: script!("extend_reservation", [Line]),
             read_log: script!("read_log", [Line, Log]),
             seats_ready: script!("seats_ready", [SeatsReady]),
+            seat_changes: script!("seat_changes", [Seats, SeatsReady, SeatVersion, SeatLog]),
         }
     }
 
     /// Every script, for the tests that check them all. The pattern names every
     /// field, so a new script that is not listed here does not compile.
     #[cfg(test)]
-    fn all(&self) -> [&LuaScript; 15] {
+    fn all(&self) -> [&LuaScript; 16] {
         let Scripts {
             allocate,
             commit_joins,
@@ -242,6 +291,7 @@ impl Scripts {
             extend_reservation,
             read_log,
             seats_ready,
+            seat_changes,
         } = self;
         [
             allocate,
@@ -259,6 +309,7 @@ impl Scripts {
             extend_reservation,
             read_log,
             seats_ready,
+            seat_changes,
         ]
     }
 }
@@ -310,10 +361,14 @@ enum KeyName {
     SeatsReady,
     Holds,
     HoldSeats,
+    /// The seat state's version (lua/seat_log.lua).
+    SeatVersion,
+    /// The seats that changed in the last versions, by version.
+    SeatLog,
 }
 
 impl KeyName {
-    const ALL: [KeyName; 17] = [
+    const ALL: [KeyName; 19] = [
         KeyName::Line,
         KeyName::Visitors,
         KeyName::Seen,
@@ -331,6 +386,8 @@ impl KeyName {
         KeyName::SeatsReady,
         KeyName::Holds,
         KeyName::HoldSeats,
+        KeyName::SeatVersion,
+        KeyName::SeatLog,
     ];
 
     fn name(self) -> &'static str {
@@ -352,6 +409,8 @@ impl KeyName {
             KeyName::SeatsReady => "seats_ready",
             KeyName::Holds => "holds",
             KeyName::HoldSeats => "hold_seats",
+            KeyName::SeatVersion => "seat_version",
+            KeyName::SeatLog => "seat_log",
         }
     }
 }
@@ -1069,6 +1128,38 @@ impl SeatStore for RedisStore {
             sold: field(1),
         }))
     }
+
+    async fn seats_since(
+        &self,
+        event: &EventId,
+        since: Option<u64>,
+        max_changes: u64,
+    ) -> BackendResult<Option<SeatsAt>> {
+        let since = since.map(|v| v.to_string()).unwrap_or_default();
+        let script = &self.scripts.seat_changes;
+        let reply: Vec<String> = self
+            .run(script, event, vec![since, max_changes.to_string()])
+            .await?;
+        let (version, listed, pairs) = match reply.as_slice() {
+            [rebuild] if rebuild == "rebuild" => return Ok(None),
+            [version, listed, pairs @ ..] if pairs.len() % 2 == 0 => (version, listed, pairs),
+            _ => return Err(script.unexpected(&reply)),
+        };
+        let version = parse_num(version)?;
+        let seats = pairs
+            .chunks_exact(2)
+            .map(|pair| {
+                let state =
+                    SeatState::from_code(&pair[1]).ok_or_else(|| script.unexpected(pair))?;
+                Ok((pair[0].clone(), state))
+            })
+            .collect::<BackendResult<Vec<_>>>()?;
+        match listed.as_str() {
+            "changes" => Ok(Some(SeatsAt::Changed { version, seats })),
+            "taken" => Ok(Some(SeatsAt::Taken { version, seats })),
+            _ => Err(script.unexpected(&reply)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1220,6 +1311,167 @@ mod tests {
             assert_eq!(raw.parse::<LogEntry>().ok(), Some(entry), "{raw:?}");
             assert_eq!(&entry.to_string(), raw);
         }
+    }
+
+    #[test]
+    fn every_script_that_changes_a_seat_versions_the_change_in_the_same_step() {
+        let fence = include_str!("lua/fence.lua");
+        let helper = include_str!("lua/seat_log.lua");
+        for script in Scripts::new().all() {
+            let source = script.source.strip_prefix(fence).unwrap_or(&script.source);
+            let own = source.strip_prefix(helper).unwrap_or(source);
+            let changes_seats = ["'HSET', seats_key", "'HDEL', seats_key", "'DEL', seats_key"]
+                .iter()
+                .any(|write| own.contains(write));
+            let versions = own.contains("seat_log.changed(") || own.contains("seat_log.restarted(");
+            assert_eq!(
+                changes_seats, versions,
+                "{}.lua: versions a change of a seat's state exactly when it makes one",
+                script.name
+            );
+            assert_eq!(
+                versions,
+                source.starts_with(helper),
+                "{}.lua: calls seat_log exactly when it is prepended",
+                script.name
+            );
+        }
+    }
+
+    /// The store over a fresh embedded keyspace, which runs the same scripts.
+    async fn embedded_store() -> RedisStore {
+        let path =
+            std::env::temp_dir().join(format!("anteroom-seat-log-{}.db", Uuid::new_v4().simple()));
+        let pool =
+            crate::adapters::embedded::open_database(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+        let keyspace = Keyspace::open(pool, &crate::tasks::Tasks::new())
+            .await
+            .unwrap();
+        RedisStore::embedded(keyspace, "t")
+    }
+
+    fn seats(pairs: &[(&str, SeatState)]) -> Vec<(String, SeatState)> {
+        pairs.iter().map(|&(id, s)| (id.to_owned(), s)).collect()
+    }
+
+    /// Every taken seat in id order, whatever order the hash gave them in.
+    fn sorted(at: Option<SeatsAt>) -> Option<SeatsAt> {
+        at.map(|at| match at {
+            SeatsAt::Taken { version, mut seats } => {
+                seats.sort_by(|a, b| a.0.cmp(&b.0));
+                SeatsAt::Taken { version, seats }
+            }
+            changed => changed,
+        })
+    }
+
+    #[tokio::test]
+    async fn the_seat_log_answers_the_changes_since_a_version_only_as_far_back_as_it_reaches() {
+        use SeatState::{Free, Held, Sold};
+        let store = embedded_store().await;
+        let event = EventId::parse("ev").unwrap();
+        let holder = Holder::from_stored("r1:holder".to_owned());
+        let (o1, o2, o3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let live = |seat: &str, order| LiveSeat {
+            seat: seat.to_owned(),
+            order,
+            holder: holder.clone(),
+            sold: false,
+        };
+        let since = async |version: u64, max_changes: u64| {
+            sorted(
+                store
+                    .seats_since(&event, Some(version), max_changes)
+                    .await
+                    .unwrap(),
+            )
+        };
+        let changed = |version, pairs: &[(&str, SeatState)]| {
+            Some(SeatsAt::Changed {
+                version,
+                seats: seats(pairs),
+            })
+        };
+        let taken = |version, pairs: &[(&str, SeatState)]| {
+            Some(SeatsAt::Taken {
+                version,
+                seats: seats(pairs),
+            })
+        };
+        assert_eq!(store.seats_since(&event, None, 10).await.unwrap(), None);
+
+        // A rebuild starts a history at now_ms * 1000.
+        let rebuilt = [live("A-1-1", o1), live("A-1-2", o2), live("A-1-3", o3)];
+        store.rebuild(&event, &rebuilt, true, 1_000).await.unwrap();
+        let start = 1_000_000;
+        let all_held = [("A-1-1", Held), ("A-1-2", Held), ("A-1-3", Held)];
+        assert_eq!(
+            sorted(store.seats_since(&event, None, 10).await.unwrap()),
+            taken(start, &all_held)
+        );
+        assert_eq!(since(start, 10).await, changed(start, &[]));
+        assert_eq!(since(start - 1, 10).await, taken(start, &all_held));
+
+        // Each change is one version; a release that frees nothing is none.
+        let sold = store.sell(&event, o1, &holder, &["A-1-1".into()]).await;
+        assert_eq!(sold.unwrap(), SellOutcome::Sold);
+        for _ in 0..2 {
+            store
+                .release(&event, o2, &holder, &["A-1-2".into()])
+                .await
+                .unwrap();
+        }
+        let now = [("A-1-1", Sold), ("A-1-3", Held)];
+        assert_eq!(
+            since(start, 10).await,
+            changed(start + 2, &[("A-1-1", Sold), ("A-1-2", Free)])
+        );
+        assert_eq!(
+            since(start + 1, 10).await,
+            changed(start + 2, &[("A-1-2", Free)])
+        );
+        assert_eq!(since(start + 2, 10).await, changed(start + 2, &[]));
+        assert_eq!(
+            since(start + 3, 10).await,
+            taken(start + 2, &now),
+            "from the future"
+        );
+        assert_eq!(
+            since(start, 1).await,
+            taken(start + 2, &now),
+            "too many changes"
+        );
+
+        // The log keeps the changes of its last versions only.
+        let trimmed = LuaScript::new(
+            "trimmed",
+            concat!(
+                include_str!("lua/fence.lua"),
+                include_str!("lua/seat_log.lua"),
+                "local seat_version_key, seat_log_key = KEYS[1], KEYS[2]
+                 seat_log.kept_versions = 2
+                 for i = 4, 6 do seat_log.changed(seat_version_key, seat_log_key, { 'A-1-' .. i }) end
+                 return 1"
+            ),
+            &[KeyName::SeatVersion, KeyName::SeatLog],
+        );
+        let _: i64 = store
+            .run(&trimmed, &event, Vec::<Value>::new())
+            .await
+            .unwrap();
+        assert_eq!(since(start + 2, 10).await, taken(start + 5, &now));
+        assert_eq!(
+            since(start + 3, 10).await,
+            changed(start + 5, &[("A-1-5", Free), ("A-1-6", Free)])
+        );
+
+        // A rebuild is a new history, above every earlier version even on a clock that is behind.
+        store.rebuild(&event, &[], true, 500).await.unwrap();
+        assert_eq!(since(start + 5, 10).await, taken(start + 6, &[]));
+        store.rebuild(&event, &[], true, 2_000).await.unwrap();
+        assert_eq!(since(start + 6, 10).await, taken(2_000_000, &[]));
     }
 
     #[test]

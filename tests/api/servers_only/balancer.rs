@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::helpers::{Reply, event_body, forget, fresh_namespace, send, try_send};
 use crate::process::{Service, free_port};
+use crate::servers_only::poll_echoing;
 
 /// nginx in front of the given ports, with its own prefix directory.
 struct Nginx {
@@ -143,20 +144,27 @@ async fn visit(base: String, ledger: Arc<Mutex<Ledger>>, seed: usize, visits: us
         );
         let token = joined.str("token").to_owned();
         note(&mut |l| l.joins.push(token.clone()));
+        // Consecutive polls reach different instances: sending back where the
+        // last answer was read, the visitor never sees its position go up.
+        let (mut last_read, mut last_position) = (None::<String>, u64::MAX);
+        let deadline = Instant::now() + Duration::from_secs(60);
         let pass = loop {
-            let poll = until_acknowledged(
-                &client,
-                &base,
-                Method::GET,
-                &format!("/api/queue/{token}"),
-                None,
-                None,
-            )
-            .await;
-            assert_eq!(poll.status, StatusCode::OK, "{}", poll.body);
-            if let Some(pass) = poll.body["pass"].as_str() {
+            assert!(Instant::now() < deadline, "{token} was never admitted");
+            let Some((poll, read_at)) =
+                poll_echoing(&client, &base, &token, last_read.as_deref()).await
+            else {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            if let Some(pass) = poll["pass"].as_str() {
                 break pass.to_owned();
             }
+            let position = poll["position"].as_u64().expect("waiting, with a position");
+            assert!(
+                position <= last_position,
+                "{position} after {last_position}"
+            );
+            (last_read, last_position) = (read_at.or(last_read), position);
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let hold = json!({ "best_available": { "count": 1 } });

@@ -3,7 +3,7 @@
 -- limit (pending and paid seats count), all in one atomic step.
 -- Each hold is also recorded (when, by whom, which seats), so that a hold whose
 -- order never reached the record (a crash in between) can be found and undone.
--- KEYS: seats, holders, seat_counts, seats_ready, active, holds, hold_seats, line, unknown_passes, honoured_passes
+-- KEYS: seats, holders, seat_counts, seats_ready, active, holds, hold_seats, line, unknown_passes, honoured_passes, seat_version, seat_log
 -- ARGV: order, holder, pass key, max per holder, now_ms, pass issued at ms, pass expires at ms, seat ids...
 -- Returns: {"held", held, sold} | {"taken", seat...} | {"limit"} | {"pass"} | {"rebuild"} | {"lost"}
 -- seats: hash seat -> "h|s:<order>:<holder>"; holders: hash holder -> seats; seat_counts: hash held, sold
@@ -14,6 +14,8 @@ local seats_ready_key, active_key, holds_key = KEYS[4], KEYS[5], KEYS[6]
 local hold_seats_key, line_key = KEYS[7], KEYS[8]
 -- unknown_passes: hash expires_at_ms -> count; honoured_passes: set of pass keys
 local unknown_passes_key, honoured_passes_key = KEYS[9], KEYS[10]
+-- seat_version: hash; seat_log: zset (see seat_log.lua)
+local seat_version_key, seat_log_key = KEYS[11], KEYS[12]
 local order, holder, pass_key, max_per_holder = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now, issued_at_ms, expires_at_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local first_seat = 8
@@ -58,5 +60,6 @@ end
 redis.call('ZADD', holds_key, now, order)
 redis.call('HSET', hold_seats_key, order, holder .. '|' .. table.concat(seats, ','))
 redis.call('HINCRBY', holders_key, holder, count)
+seat_log.changed(seat_version_key, seat_log_key, seats)
 local held = redis.call('HINCRBY', seat_counts_key, 'held', count)
 return { 'held', tostring(held), redis.call('HGET', seat_counts_key, 'sold') or '0' }
