@@ -603,7 +603,9 @@ mod tests {
             crate::http::orders::MAX_PAYMENT_REF_CHARS
         );
         assert_eq!(
-            schemas["EventPatch"]["properties"]["admission"]["properties"]["max_active"]["maximum"],
+            // `admission` is `oneOf: [the object, null]`.
+            schemas["EventPatch"]["properties"]["admission"]["oneOf"][0]["properties"]["max_active"]
+                ["maximum"],
             MAX_ACTIVE
         );
     }

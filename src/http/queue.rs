@@ -213,7 +213,7 @@ pub async fn join(
     tag = "queue",
     params(
         ("token" = String, Path, min_length = 1, description = "The queue token from the join"),
-        ("Anteroom-Log-Position" = Option<String>, Header, max_length = 64,
+        ("Anteroom-Log-Position" = Option<String>, Header,
             description = "The `Anteroom-Log-Position` of the client's last status answer. Optional; anything that is not one is ignored."),
     ),
     responses(

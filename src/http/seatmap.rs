@@ -25,8 +25,17 @@ use crate::services::booking::VersionedAnswer;
 #[into_params(parameter_in = Query)]
 pub struct SeatMapQuery {
     /// A version the client has: only the seats changed after it are answered, or the whole map when those changes are no longer kept, would be longer than the whole map, or the version is from the future. Not a whole number 0 or more: 422
-    #[param(value_type = Option<u64>)]
+    #[param(schema_with = version)]
     since: Option<String>,
+}
+
+/// A seat map's version: any `u64` (`format: int64` would refuse the upper half).
+fn version() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .description(Some("A version of the seat map the client has"))
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(u64::MAX))
 }
 
 #[derive(Serialize, ToSchema)]
