@@ -126,12 +126,16 @@ values = ["A", "B"]
 values = ["A-1-1", "A-1-2", "A-1-3", "A-1-50", "A-2-7", "A-3-3", "A-5-25", "A-10-10", "A-20-1", "A-20-50",
           "B-1-1", "B-1-2", "B-2-9", "B-5-5", "B-10-20"]
 
+[dictionaries.files]
+values = ["anteroom.css", "common.js", "waiting.js", "seats.js", "admin.js", "home.js"]
+
 [dictionaries.orders]
 values = [@ORDERS@]
 
 [parameters]
 "path.id" = { dictionary = "events", probability = 0.5 }
 "path.order_id" = { dictionary = "orders", probability = 0.6 }
+"path.file" = { dictionary = "files", probability = 0.5 }
 "body.seats[*]" = { dictionary = "seats", probability = 0.8 }
 "body.best_available.section" = { dictionary = "sections", probability = 0.8 }
 "query.section" = { dictionary = "sections", probability = 0.8 }

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use anteroom::app::{self, App};
@@ -27,11 +28,18 @@ enum Command {
     Worker,
     /// Apply the database migrations and exit
     Migrate,
+    /// Print the OpenAPI document (what GET /api/openapi.json serves) and exit
+    Openapi,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        // Needs no settings: the document is the same for every deployment.
+        return print_openapi();
+    }
     telemetry::init_logs();
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -40,14 +48,30 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = match cli.command.unwrap_or(Command::Serve) {
+    let outcome = match command {
         Command::Serve => serve(config).await,
         Command::Worker => app::run_workers(config, app::shutdown_signal()).await,
         Command::Migrate => app::Backends::connect(&config, &Clock::system())
             .await
             .map(|_| println!("migrations applied")),
+        Command::Openapi => unreachable!("answered before the settings are read"),
     };
     match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("anteroom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes the document as `static/openapi.json` holds it: `anteroom openapi > static/openapi.json`.
+fn print_openapi() -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(&anteroom::http::openapi_json())
+        .and_then(|()| out.flush())
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("anteroom: {e}");

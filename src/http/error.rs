@@ -46,12 +46,16 @@ pub enum ApiError {
     Internal(#[source] Bug),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// The body of every error response. `error` is one of the codes listed per route.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorBody<'a> {
     error: &'a str,
+    /// Human text; for invalid_request it names the field
     message: String,
-    /// The seats that were not free, for `seat_unavailable`.
+    /// seat_unavailable only: the seats that were not free ([] when no block of best_available seats exists)
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<crate::domain::SeatId>>)]
     seats: Option<&'a [String]>,
 }
 
@@ -59,7 +63,7 @@ struct ErrorBody<'a> {
 const RETRY_AFTER_SECONDS: &str = "1";
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(super) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidRequest(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -6,11 +6,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::conditional::json_with_etag;
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody, PathParam, RequestBody};
+use super::openapi::{self, UtcTime};
 use crate::domain::event::{
     DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second,
 };
@@ -18,32 +20,57 @@ use crate::domain::{
     Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Section, prequeue,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = EventCreate, example = json!({
+    "id": "rock-2027",
+    "name": "Rock Night 2027",
+    "venue": "Arena",
+    "starts_at": "2027-06-01T19:00:00Z",
+    "on_sale_at": "2027-01-15T10:00:00Z",
+    "hold_seconds": 300,
+    "max_seats_per_user": 4,
+    "currency": "EUR",
+    "admission": {"per_second": 50, "max_active": 500, "pass_seconds": 600},
+    "sections": [{"id": "A", "name": "Floor", "price_cents": 9900, "rows": 10, "seats_per_row": 20}]
+}))]
 pub struct CreateEvent {
+    #[schema(value_type = EventId)]
     id: String,
+    #[schema(schema_with = openapi::some_text)]
     name: String,
     venue: String,
     #[serde(deserialize_with = "instant")]
     starts_at: OffsetDateTime,
+    /// Absent (or null): on sale now. Before it, joins enter the pre-queue
     #[serde(default, deserialize_with = "optional_instant")]
     on_sale_at: Option<OffsetDateTime>,
+    #[schema(schema_with = openapi::seconds)]
     hold_seconds: u32,
+    #[schema(schema_with = openapi::max_seats_per_user)]
     max_seats_per_user: u32,
     admission: CreateAdmission,
     #[serde(default)]
+    #[schema(default = false)]
     paused: bool,
     /// Absent: euros, as every event was before events had a currency.
     #[serde(default)]
+    #[schema(value_type = Option<Currency>, default = "EUR")]
     currency: Option<String>,
+    #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AdmissionCreate)]
 struct CreateAdmission {
+    #[schema(schema_with = openapi::per_second)]
     per_second: f64,
+    #[schema(schema_with = openapi::max_active)]
     max_active: u64,
+    #[schema(schema_with = openapi::seconds)]
     pass_seconds: u32,
     #[serde(default = "default_abandon_seconds")]
+    #[schema(schema_with = openapi::abandon_seconds)]
     abandon_seconds: u32,
 }
 
@@ -110,26 +137,39 @@ impl CreateEvent {
     }
 }
 
-/// An event as API.md shows it: as created, without secrets, plus live fields.
-#[derive(Serialize)]
+/// An event as created (without secrets), plus live fields and the pre-queue commitment
+#[derive(Serialize, ToSchema)]
+#[schema(as = Event)]
 pub struct EventBody {
     id: EventId,
+    #[schema(schema_with = openapi::some_text)]
     name: String,
     venue: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = UtcTime)]
     starts_at: OffsetDateTime,
+    /// Null: on sale since creation
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<UtcTime>)]
     on_sale_at: Option<OffsetDateTime>,
+    #[schema(schema_with = openapi::seconds)]
     hold_seconds: u32,
+    #[schema(schema_with = openapi::max_seats_per_user)]
     max_seats_per_user: u32,
     admission: Admission,
     paused: bool,
     currency: Currency,
+    #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
+    #[schema(minimum = 1)]
     seats_total: u64,
     seats_available: u64,
+    /// Hex sha256 of the pre-queue draw's secret 32-byte seed
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     prequeue_commitment: String,
+    /// The hex seed, shown once on_sale_at has passed. Pre-queued tokens are placed in ascending hex sha256(seed_bytes || token_id_utf8)
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     prequeue_seed: Option<String>,
 }
 
@@ -164,6 +204,33 @@ pub(super) fn find(state: &AppState, id: &str) -> Result<std::sync::Arc<Event>, 
     state.catalog.get(&id).ok_or(ApiError::NotFound)
 }
 
+/// A venue of 100,000 seats is created in under 5 s.
+#[utoipa::path(
+    post,
+    path = "/api/admin/events",
+    operation_id = "createEvent",
+    summary = "Create an event",
+    tag = "admin",
+    security(("admin" = [])),
+    request_body = CreateEvent,
+    responses(
+        (status = 201, description = "The event, as GET /api/events/{id} shows it", body = EventBody,
+            links(
+                ("GetEvent" = (operation_id = "getEvent", parameters(("id" = "$response.body#/id")))),
+                ("UpdateEvent" = (operation_id = "updateEvent", parameters(("id" = "$response.body#/id")))),
+                ("GetEventStats" = (operation_id = "getEventStats", parameters(("id" = "$response.body#/id")))),
+                ("GetSeatMap" = (operation_id = "getSeatMap", parameters(("id" = "$response.body#/id")))),
+                ("JoinQueue" = (operation_id = "joinQueue", parameters(("id" = "$response.body#/id")))),
+            )
+        ),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 409, response = inline(openapi::EventExists)),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::InvalidRequest),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     _: Admin,
@@ -177,17 +244,22 @@ pub async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+/// Any of the fields; absent (or null) ones are unchanged. A paused event admits nobody; joins are still accepted
+#[derive(Deserialize, ToSchema)]
+#[schema(as = EventPatch)]
 pub struct UpdateEvent {
     #[serde(default)]
+    #[schema(inline)]
     admission: Option<UpdateAdmission>,
     #[serde(default)]
     paused: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UpdateAdmission {
+    #[schema(exclusive_minimum = 0)]
     per_second: Option<f64>,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_active: Option<u64>,
 }
 
@@ -195,6 +267,30 @@ impl RequestBody for UpdateEvent {
     const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"]];
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/admin/events/{id}",
+    operation_id = "updateEvent",
+    summary = "Change admission while live, or pause",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("id" = EventId, Path, description = "The event's id")),
+    // A `ref` leaves the body optional (an empty one reads as `{}`) without making `null` valid.
+    request_body(
+        content = ref("#/components/schemas/EventPatch"),
+        content_type = "application/json",
+        description = "An empty body changes nothing"
+    ),
+    responses(
+        (status = 200, description = "The event", body = EventBody),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::InvalidRequest),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     _: Admin,
@@ -219,10 +315,12 @@ pub async fn update(
     Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Stats {
+    /// Joined, not yet admitted nor abandoned
     waiting: u64,
     admitted_total: u64,
+    /// Admitted passes still valid
     active: u64,
     held_seats: u64,
     sold_seats: u64,
@@ -231,6 +329,22 @@ pub struct Stats {
     orders_expired: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/admin/events/{id}/stats",
+    operation_id = "getEventStats",
+    summary = "Live counts",
+    tag = "admin",
+    security(("admin" = [])),
+    params(("id" = EventId, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The counts", body = Stats),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn stats(
     State(state): State<AppState>,
     _: Admin,
@@ -257,11 +371,19 @@ pub async fn stats(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventList {
     events: Vec<EventBody>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    operation_id = "listEvents",
+    summary = "Every event",
+    tag = "public",
+    responses((status = 200, description = "The events", body = EventList))
+)]
 pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     let now = state.clock.now();
     Json(EventList {
@@ -274,6 +396,23 @@ pub async fn list(State(state): State<AppState>) -> Json<EventList> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}",
+    operation_id = "getEvent",
+    summary = "One event",
+    tag = "public",
+    params(
+        ("id" = EventId, Path, description = "The event's id"),
+        openapi::IfNoneMatch,
+    ),
+    responses(
+        (status = 200, description = "The event", body = EventBody,
+            headers(("ETag" = String, description = "The validator to send back in If-None-Match"))),
+        (status = 304, response = openapi::NotModified),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     PathParam(id): PathParam,

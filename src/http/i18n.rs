@@ -11,6 +11,9 @@ use std::sync::LazyLock;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
+use utoipa::PartialSchema;
+use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 
 /// The cookie that remembers a language chosen with the switch.
 const COOKIE: &str = "anteroom_lang";
@@ -162,6 +165,26 @@ fn best_accepted(header: &str) -> Option<&'static Texts> {
             },
         )
         .map(|(texts, _)| texts)
+}
+
+/// Documents `?lang=`; the cookie and `Accept-Language` are what browsers send anyway.
+impl utoipa::IntoParams for Lang {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let codes: Vec<&str> = LANGUAGES.iter().map(|texts| texts.lang).collect();
+        // Text, not an enum: an unknown code is not refused, the page falls back.
+        let choice = ParameterBuilder::new()
+            .name("lang")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(format!(
+                "The page's language ({}), remembered in a cookie; without it the cookie's, \
+                 then Accept-Language's, then {}",
+                codes.join(", "),
+                codes[0]
+            )))
+            .schema(Some(String::schema()));
+        vec![choice.build()]
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Lang {

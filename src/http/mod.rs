@@ -6,6 +6,7 @@ mod events;
 mod extract;
 mod i18n;
 mod limit;
+mod openapi;
 mod ops;
 mod orders;
 mod pages;
@@ -21,16 +22,19 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use metrics::Histogram;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use limit::ClientLimiter;
+pub use openapi::json as openapi_json;
 
 use crate::config::Secret;
 use crate::ports::{BackendError, Clock};
@@ -82,42 +86,46 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
+/// Every route with its handler and its description: the OpenAPI document
+/// ([`openapi::document`]) is what this registers, so that a route cannot be
+/// served without being described.
+pub fn routes() -> OpenApiRouter<AppState> {
     // API.md: every JSON and HTML answer over 1 KB, gzip or brotli as the client allows.
     let compression = CompressionLayer::new().gzip(true).br(true).compress_when(
         SizeAbove::new(1024)
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES),
     );
-    let compressed = Router::new()
-        .route("/api/admin/events", post(events::create))
-        .route(
-            "/api/admin/events/{id}",
-            axum::routing::patch(events::update),
-        )
-        .route("/api/admin/events/{id}/stats", get(events::stats))
-        .route("/api/events", get(events::list))
-        .route("/api/events/{id}", get(events::show))
-        .route("/api/events/{id}/queue", post(queue::join))
-        .route("/api/events/{id}/seats", get(orders::seat_map))
-        .route("/api/events/{id}/seatmap", get(seatmap::show))
-        .route("/api/events/{id}/holds", post(orders::hold))
-        .route("/api/events/{id}/best_available", get(orders::propose_best))
-        .route("/api/orders/{id}", get(orders::show).delete(orders::cancel))
-        .route("/api/orders/{id}/pay", post(orders::pay))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/", get(pages::home))
-        .route("/static/{file}", get(pages::asset))
-        .route("/events/{id}", get(pages::waiting))
-        .route("/events/{id}/seats", get(pages::seats))
-        .route("/admin", get(pages::admin))
-        .route("/api/openapi.json", get(ops::openapi))
+    let compressed = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(events::create))
+        .routes(routes!(events::update))
+        .routes(routes!(events::stats))
+        .routes(routes!(events::list))
+        .routes(routes!(events::show))
+        .routes(routes!(queue::join))
+        .routes(routes!(orders::seat_map))
+        .routes(routes!(seatmap::show))
+        .routes(routes!(orders::hold))
+        .routes(routes!(orders::propose_best))
+        .routes(routes!(orders::show, orders::cancel))
+        .routes(routes!(orders::pay))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+        .routes(routes!(pages::home))
+        .routes(routes!(pages::waiting))
+        .routes(routes!(pages::seats))
+        .routes(routes!(pages::admin))
+        .routes(routes!(pages::asset))
         .route_layer(compression);
     // The hottest route answers well under 1 KB: it never pays for the compression layer.
-    let api = compressed
-        .route("/api/queue/{token}", get(queue::poll).delete(queue::leave))
+    compressed.routes(routes!(queue::poll, queue::leave))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, _) = routes().split_for_parts();
+    let api = api
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     api.layer(axum::middleware::from_fn(record_metrics))

@@ -1,5 +1,7 @@
 //! Seats and orders: the seat map, holds (needs a pass), and the pass's orders.
 
+use std::borrow::Cow;
+
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
@@ -8,6 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
@@ -16,11 +23,12 @@ use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody, bearer};
 use super::limit::WithinClientRate;
-use crate::domain::{EventId, Order, Pass};
+use super::openapi::{self, CancelledOrder, PaidOrder, PendingOrder, SectionId, UtcTime};
+use crate::domain::{EventId, Order, OrderStatus, Pass, SeatId};
 use crate::ports::{BackendError, SeatState};
 use crate::services::booking::{BookingError, SeatRequest};
 
-const MAX_PAYMENT_REF_CHARS: usize = 128;
+pub(super) const MAX_PAYMENT_REF_CHARS: usize = 128;
 
 /// The admission pass in `Authorization: Bearer`, signature checked. Whether it
 /// is still valid is for the route to decide: order routes accept expired passes.
@@ -43,18 +51,48 @@ impl FromRequestParts<AppState> for PassAuth {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SeatView {
+    #[schema(value_type = SeatId)]
     id: String,
-    state: &'static str,
+    state: SeatMark,
 }
 
-#[derive(Serialize)]
+/// A seat's state on the map.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum SeatMark {
+    Free,
+    Held,
+    Sold,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = SeatMap)]
 pub struct SeatMapBody {
     event: EventId,
+    /// In section, row, seat order
     seats: Vec<SeatView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}/seats",
+    operation_id = "getSeatMap",
+    summary = "The seat map (may lag the truth by up to 1 s)",
+    tag = "public",
+    params(
+        ("id" = EventId, Path, description = "The event's id"),
+        openapi::IfNoneMatch,
+    ),
+    responses(
+        (status = 200, description = "Every seat in section, row, seat order", body = SeatMapBody,
+            headers(("ETag" = String, description = "The validator to send back in If-None-Match"))),
+        (status = 304, response = openapi::NotModified),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn seat_map(
     State(state): State<AppState>,
     PathParam(id): PathParam,
@@ -69,9 +107,9 @@ pub async fn seat_map(
         .map(|(seat, s)| SeatView {
             id: venue.id(seat).to_string(),
             state: match s {
-                SeatState::Free => "free",
-                SeatState::Held => "held",
-                SeatState::Sold => "sold",
+                SeatState::Free => SeatMark::Free,
+                SeatState::Held => SeatMark::Held,
+                SeatState::Sold => SeatMark::Sold,
             },
         })
         .collect();
@@ -86,20 +124,42 @@ pub async fn seat_map(
 
 /// `?count=<n>&section=<id>`, read as text so that a bad value is the API's
 /// own `422` naming the parameter.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ProposalQuery {
+    /// How many adjacent seats, 1 to the event's max_seats_per_user
+    #[param(value_type = u32, required = true, minimum = 1)]
     count: Option<String>,
+    /// Only in this section (absent or empty: any section)
     section: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProposalBody {
+    #[schema(value_type = Vec<SeatId>, min_items = 1)]
     seats: Vec<String>,
 }
 
 /// The seats a best-available hold would take now, held for nobody: the page
 /// shows them for the buyer to confirm (hold) or change. `409 seat_unavailable`
 /// with `"seats": []` when no such block is free.
+#[utoipa::path(
+    get,
+    path = "/api/events/{id}/best_available",
+    operation_id = "proposeBestAvailable",
+    summary = "The seats a best-available hold would take now, held for nobody (the page proposes them for the buyer to confirm or change)",
+    tag = "public",
+    params(("id" = EventId, Path, description = "The event's id"), ProposalQuery),
+    responses(
+        (status = 200, body = inline(ProposalBody),
+            description = "`count` adjacent free seats in one row, best first (lowest section, row, seat), as `best_available` in a hold picks them; the map may lag the truth by up to 1 s"),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = inline(openapi::NoFreeBlock)),
+        (status = 422, response = openapi::InvalidRequest),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn propose_best(
     State(state): State<AppState>,
     _: WithinClientRate,
@@ -125,6 +185,7 @@ pub async fn propose_best(
     Ok(Json(ProposalBody { seats }))
 }
 
+/// Exactly one of `seats` or `best_available`.
 #[derive(Deserialize)]
 pub struct HoldBody {
     #[serde(default)]
@@ -133,25 +194,80 @@ pub struct HoldBody {
     best_available: Option<BestAvailable>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct BestAvailable {
+    #[schema(minimum = 1, maximum = 4_294_967_295_u32)]
     count: u32,
     #[serde(default)]
+    #[schema(value_type = Option<SectionId>)]
     section: Option<String>,
+}
+
+/// Written by hand: that exactly one of the two fields is given is a rule
+/// across fields, which the derive cannot say.
+impl PartialSchema for HoldBody {
+    fn schema() -> RefOr<Schema> {
+        let nullable = |schema_type: Type| SchemaType::from_iter([schema_type, Type::Null]);
+        let seats = ArrayBuilder::new()
+            .schema_type(nullable(Type::Array))
+            .items(SeatId::schema())
+            .min_items(Some(1))
+            .unique_items(true);
+        let best_available = OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(BestAvailable::schema());
+        // Present and not null: what the handler takes as given.
+        let given = |field: &str, schema_type: Type| {
+            ObjectBuilder::new()
+                .property(field, ObjectBuilder::new().schema_type(schema_type))
+                .required(field)
+        };
+        AllOfBuilder::new()
+            .description(Some(
+                "Exactly one of `seats` (1 to max_seats_per_user distinct ids) or \
+                 `best_available` (`count` adjacent free seats in one row, best first)",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .property("seats", seats)
+                    .property("best_available", best_available),
+            )
+            .item(
+                OneOfBuilder::new()
+                    .item(given("seats", Type::Array))
+                    .item(given("best_available", Type::Object)),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for HoldBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Hold")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        BestAvailable::schemas(schemas);
+    }
 }
 
 impl RequestBody for HoldBody {
     const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["best_available"]];
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderBody {
     order_id: Uuid,
     event: EventId,
+    #[schema(value_type = OrderStatus)]
     status: &'static str,
+    #[schema(value_type = Vec<SeatId>, min_items = 1)]
     seats: Vec<String>,
+    #[schema(minimum = 0)]
     amount_cents: i64,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = UtcTime)]
     expires_at: OffsetDateTime,
 }
 
@@ -168,6 +284,32 @@ impl From<Order> for OrderBody {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/events/{id}/holds",
+    operation_id = "holdSeats",
+    summary = "Hold seats, all or none (needs a valid pass for this event)",
+    tag = "booking",
+    security(("pass" = [])),
+    params(("id" = EventId, Path, description = "The event's id")),
+    request_body = HoldBody,
+    responses(
+        (status = 201, description = "The pending order", body = inline(PendingOrder),
+            links(
+                ("GetOrder" = (operation_id = "getOrder", parameters(("order_id" = "$response.body#/order_id")))),
+                ("PayOrder" = (operation_id = "payOrder", parameters(("order_id" = "$response.body#/order_id")))),
+                ("CancelOrder" = (operation_id = "cancelOrder", parameters(("order_id" = "$response.body#/order_id")))),
+            )
+        ),
+        (status = 401, response = openapi::InvalidPass),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = inline(openapi::SeatsNotFree)),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = inline(openapi::HoldRefused)),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn hold(
     State(state): State<AppState>,
     _: WithinClientRate,
@@ -218,6 +360,21 @@ fn order_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/orders/{order_id}",
+    operation_id = "getOrder",
+    summary = "An order of this pass (an expired pass still identifies its holder)",
+    tag = "booking",
+    security(("pass" = [])),
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = OrderBody),
+        (status = 401, response = openapi::InvalidPass),
+        (status = 404, response = inline(openapi::OrderNotFound)),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     PathParam(id): PathParam,
@@ -228,8 +385,10 @@ pub async fn show(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Pay)]
 pub struct PayBody {
+    #[schema(min_length = 1, max_length = 128)]
     payment_ref: String,
 }
 
@@ -237,6 +396,25 @@ impl RequestBody for PayBody {
     const OBJECTS: &'static [&'static [&'static str]] = &[&[]];
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/orders/{order_id}/pay",
+    operation_id = "payOrder",
+    summary = "Pay (paying a paid order again changes nothing)",
+    tag = "booking",
+    security(("pass" = [])),
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    request_body = PayBody,
+    responses(
+        (status = 200, description = "Paid", body = inline(PaidOrder)),
+        (status = 401, response = openapi::InvalidPass),
+        (status = 404, response = inline(openapi::OrderNotFound)),
+        (status = 410, response = inline(openapi::PaymentTooLate)),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::InvalidRequest),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn pay(
     State(state): State<AppState>,
     PathParam(id): PathParam,
@@ -258,6 +436,23 @@ pub async fn pay(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/orders/{order_id}",
+    operation_id = "cancelOrder",
+    summary = "Cancel a pending order; its seats are free at once",
+    tag = "booking",
+    security(("pass" = [])),
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "Cancelled (again: unchanged)", body = inline(CancelledOrder)),
+        (status = 401, response = openapi::InvalidPass),
+        (status = 404, response = inline(openapi::OrderNotFound)),
+        (status = 409, response = inline(openapi::AlreadyPaid)),
+        (status = 410, response = inline(openapi::HoldExpired)),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     PathParam(id): PathParam,

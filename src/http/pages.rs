@@ -10,6 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::PathParam;
 use super::i18n::{Lang, Texts};
+use super::openapi;
 use crate::domain::EventId;
 use crate::domain::event::{CURRENCIES, SaleState};
 use time::format_description::well_known::Rfc3339;
@@ -76,6 +77,18 @@ struct Home {
 }
 
 /// Events that have not started yet, soonest first, each with where its sale stands.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "homePage",
+    summary = "Page: events on sale",
+    tag = "pages",
+    params(Lang),
+    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
+            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
+            ("Vary" = String, description = "accept-language, cookie")
+        )))
+)]
 pub async fn home(State(state): State<AppState>, lang: Lang) -> Response {
     let now = state.clock.now();
     let events = state
@@ -173,6 +186,18 @@ fn event_page(
 }
 
 /// The waiting room: join, live position, then on to the seat map.
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    operation_id = "waitingRoomPage",
+    summary = "Page: the waiting room (join, live position, progress and ETA, then on to the seat map)",
+    tag = "pages",
+    params(("id" = EventId, Path, description = "The event's id"), Lang),
+    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
+            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
+            ("Vary" = String, description = "accept-language, cookie")
+        )), (status = 404, response = openapi::PageNotFound))
+)]
 pub async fn waiting(
     State(state): State<AppState>,
     lang: Lang,
@@ -190,6 +215,18 @@ pub async fn waiting(
 }
 
 /// The seat map: pick, hold, pay, confirmation.
+#[utoipa::path(
+    get,
+    path = "/events/{id}/seats",
+    operation_id = "seatMapPage",
+    summary = "Page: the seat map (pick, hold, timer, pay, confirmation)",
+    tag = "pages",
+    params(("id" = EventId, Path, description = "The event's id"), Lang),
+    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
+            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
+            ("Vary" = String, description = "accept-language, cookie")
+        )), (status = 404, response = openapi::PageNotFound))
+)]
 pub async fn seats(
     State(state): State<AppState>,
     lang: Lang,
@@ -207,6 +244,18 @@ pub async fn seats(
 }
 
 /// The operator's dashboard; it signs in with the admin token in the browser.
+#[utoipa::path(
+    get,
+    path = "/admin",
+    operation_id = "adminPage",
+    summary = "Page: live dashboard of every event's stats, with admission rate and pause controls",
+    tag = "pages",
+    params(Lang),
+    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
+            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
+            ("Vary" = String, description = "accept-language, cookie")
+        )))
+)]
 pub async fn admin(lang: Lang) -> Response {
     render(
         &lang,
@@ -219,6 +268,23 @@ pub async fn admin(lang: Lang) -> Response {
 
 /// The pages' scripts and stylesheet, compiled into the binary: no build step,
 /// nothing loaded from other hosts.
+#[utoipa::path(
+    get,
+    path = "/static/{file}",
+    operation_id = "asset",
+    summary = "The pages' scripts and stylesheet",
+    tag = "pages",
+    params(("file" = String, Path, description = "anteroom.css, common.js, waiting.js, seats.js, admin.js or home.js")),
+    responses(
+        (status = 200, description = "The file; revalidated before each use",
+            content(
+                (String = "text/css"),
+                (String = "text/javascript"),
+            ),
+            headers(("Cache-Control" = String, description = "no-cache"))),
+        (status = 404, response = openapi::NotFound),
+    )
+)]
 pub async fn asset(PathParam(file): PathParam) -> Response {
     let (content_type, body) = match file.as_str() {
         "anteroom.css" => (

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
@@ -15,20 +16,24 @@ use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
-use crate::domain::line::poll_after_ms;
-use crate::domain::{Event, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use super::openapi::{self, LeftStatus, UtcTime};
+use crate::domain::line::{Limit, poll_after_ms};
+use crate::domain::{Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
 use crate::services::line::Standing;
 
-const MAX_VISITOR_CHARS: usize = 64;
+pub(super) const MAX_VISITOR_CHARS: usize = 64;
 
 /// How far into the line's log an answer was read. A client sends back the
 /// last one it got, so that whichever instance answers next has read at least
 /// as much: behind a balancer, a position never goes up from one poll to the next.
 pub static LOG_POSITION: HeaderName = HeaderName::from_static("anteroom-log-position");
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = Join)]
 pub struct JoinBody {
+    /// Client-chosen id: joining again with it returns the same token (200) while that place is live (pre_queue, waiting, or admitted with a valid pass); once it has ended (left, abandoned, expired, its pass ran out or was ended) the same id gets a new place at the back of the line (201, a new token)
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     visitor: Option<String>,
 }
 
@@ -36,77 +41,145 @@ impl RequestBody for JoinBody {
     const OBJECTS: &'static [&'static [&'static str]] = &[&[]];
 }
 
-/// What a join or a poll answers. Fields a state does not have are left out.
-#[derive(Serialize)]
+/// A token's state; `token_id` is in every one, and each state only the fields it has.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Status)]
 pub struct StatusBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-    state: &'static str,
     token_id: Uuid,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    position: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eta_seconds: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    eta_max_seconds: Option<u64>,
-    /// What the wait is for: `rate`, `passes` (every pass is taken) or `paused`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limited_by: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pass: Option<String>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pass_expires_at: Option<OffsetDateTime>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    opens_at: Option<OffsetDateTime>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    poll_after_ms: Option<u64>,
+    #[serde(flatten)]
+    state: TokenState,
     /// Sent as the [`LOG_POSITION`] header, not in the body.
     #[serde(skip)]
     read_up_to: Option<LogPosition>,
 }
 
-impl IntoResponse for StatusBody {
-    fn into_response(self) -> Response {
-        let header = self
-            .read_up_to
-            .as_ref()
-            .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
-            .map(|value| [(LOG_POSITION.clone(), value)]);
-        (header, Json(self)).into_response()
-    }
+/// Where a token stands, by `state`.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum TokenState {
+    Waiting {
+        /// People ahead plus one; never increases
+        #[schema(minimum = 1)]
+        position: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_seconds: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_max_seconds: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<Limit>)]
+        limited_by: Option<&'static str>,
+        /// When to ask again
+        poll_after_ms: u64,
+    },
+    PreQueue {
+        #[serde(with = "time::serde::rfc3339")]
+        #[schema(value_type = UtcTime)]
+        opens_at: OffsetDateTime,
+        /// When to ask again
+        poll_after_ms: u64,
+    },
+    Admitted {
+        /// Bearer credential for holds
+        #[schema(min_length = 1)]
+        pass: String,
+        #[serde(
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schema(value_type = Option<UtcTime>)]
+        pass_expires_at: Option<OffsetDateTime>,
+        /// When to ask again
+        poll_after_ms: u64,
+    },
+    Expired,
+    Left,
+    SoldOut,
 }
 
 impl StatusBody {
-    fn new(state: &'static str, token_id: Uuid) -> Self {
+    fn new(token_id: Uuid, state: TokenState) -> Self {
         Self {
-            token: None,
-            state,
             token_id,
-            position: None,
-            eta_seconds: None,
-            eta_max_seconds: None,
-            limited_by: None,
-            pass: None,
-            pass_expires_at: None,
-            opens_at: None,
-            poll_after_ms: None,
+            state,
             read_up_to: None,
         }
     }
 }
 
+/// `body` with the [`LOG_POSITION`] it was read at, when there is one.
+fn at_log_position(read_up_to: Option<&LogPosition>, body: impl Serialize) -> Response {
+    let header = read_up_to
+        .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
+        .map(|value| [(LOG_POSITION.clone(), value)]);
+    (header, Json(body)).into_response()
+}
+
+impl IntoResponse for StatusBody {
+    fn into_response(self) -> Response {
+        at_log_position(self.read_up_to.as_ref(), &self)
+    }
+}
+
+/// What a join answers: the token to poll with, and its status.
+#[derive(Serialize, ToSchema)]
+#[schema(as = JoinResult)]
+pub struct JoinedBody {
+    /// Opaque, signed
+    #[schema(min_length = 1)]
+    token: String,
+    #[serde(flatten)]
+    status: StatusBody,
+}
+
+impl IntoResponse for JoinedBody {
+    fn into_response(self) -> Response {
+        at_log_position(self.status.read_up_to.as_ref(), &self)
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/events/{id}/queue",
+    operation_id = "joinQueue",
+    summary = "Join the waiting room",
+    description = "Before on_sale_at the join enters the pre-queue (state pre_queue). A 201 is durable.",
+    tag = "queue",
+    params(("id" = EventId, Path, description = "The event's id")),
+    // A `ref` leaves the body optional (an empty one reads as `{}`) without making `null` valid.
+    request_body(
+        content = ref("#/components/schemas/Join"),
+        content_type = "application/json",
+        description = "May be empty"
+    ),
+    responses(
+        (status = 201, description = "A new place", body = JoinedBody,
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
+            links(
+                ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
+                ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
+            )
+        ),
+        (status = 200, description = "The visitor's place, still live, in its current state", body = JoinedBody,
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
+            links(
+                ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
+                ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
+            )
+        ),
+        (status = 404, response = openapi::NotFound),
+        (status = 410, response = inline(openapi::SoldOut)),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 422, response = openapi::InvalidRequest),
+        (status = 429, response = openapi::RateLimited),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn join(
     State(state): State<AppState>,
     _: WithinClientRate,
     PathParam(id): PathParam,
     JsonBody(body): JsonBody<JoinBody>,
-) -> Result<(StatusCode, StatusBody), ApiError> {
+) -> Result<(StatusCode, JoinedBody), ApiError> {
     let event = find(&state, &id)?;
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
@@ -120,8 +193,10 @@ pub async fn join(
     }
     let joined = state.line.join(event.clone(), body.visitor).await?;
     let token = state.line.token_for(event.id(), joined.message);
-    let mut answer = describe(&state, &event, &token, state.clock.now());
-    answer.token = Some(state.line.signer().sign_token(&token));
+    let answer = JoinedBody {
+        token: state.line.signer().sign_token(&token),
+        status: describe(&state, &event, &token, state.clock.now()),
+    };
     let status = if joined.created {
         StatusCode::CREATED
     } else {
@@ -130,6 +205,22 @@ pub async fn join(
     Ok((status, answer))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/queue/{token}",
+    operation_id = "pollQueue",
+    summary = "Short-poll your place",
+    tag = "queue",
+    params(
+        ("token" = String, Path, min_length = 1, description = "The queue token from the join"),
+        ("Anteroom-Log-Position" = Option<String>, Header,
+            description = "The `Anteroom-Log-Position` of the client's last status answer. Optional; anything that is not one is ignored."),
+    ),
+    responses(
+        (status = 200, description = "The token's state", body = StatusBody, headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up."))),
+        (status = 401, response = openapi::InvalidToken),
+    )
+)]
 pub async fn poll(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -153,13 +244,26 @@ pub async fn poll(
     Ok(describe(&state, &event, &token, state.clock.now()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/queue/{token}",
+    operation_id = "leaveQueue",
+    summary = "Leave the line, or end an admission pass early",
+    tag = "queue",
+    params(("token" = String, Path, min_length = 1, description = "The queue token from the join")),
+    responses(
+        (status = 200, description = "Left; the token then reads `left`", body = inline(LeftStatus)),
+        (status = 401, response = openapi::InvalidToken),
+        (status = 503, response = openapi::Unavailable),
+    )
+)]
 pub async fn leave(
     State(state): State<AppState>,
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
     let (token, _) = verify(&state, token)?;
     state.line.leave(&token).await?;
-    Ok(StatusBody::new("left", token.token_id))
+    Ok(StatusBody::new(token.token_id, TokenState::Left))
 }
 
 /// A path that does not even decode is no token of ours either.
@@ -203,33 +307,31 @@ fn status_body(
 ) -> StatusBody {
     let admission = &event.spec.admission;
     let jitter = token.token_id.as_u64_pair().1;
-    match standing.status {
+    let token_state = match standing.status {
         TokenStatus::Waiting { .. } | TokenStatus::PreQueue if state.booking.sold_out(event) => {
-            StatusBody::new("sold_out", token.token_id)
+            TokenState::SoldOut
         }
         TokenStatus::Waiting { position } => {
             let estimate = standing.estimate;
             let eta_seconds = estimate.map(|e| e.eta.seconds);
-            StatusBody {
-                position: Some(position),
+            TokenState::Waiting {
+                position,
                 eta_seconds,
                 eta_max_seconds: estimate.map(|e| e.eta.max_seconds),
                 limited_by: estimate.map(|e| e.limited_by.as_str()),
-                poll_after_ms: Some(poll_after_ms(
+                poll_after_ms: poll_after_ms(
                     eta_seconds.unwrap_or(0),
                     admission.abandon_seconds,
                     jitter,
-                )),
-                ..StatusBody::new("waiting", token.token_id)
+                ),
             }
         }
         TokenStatus::PreQueue => {
             let opens_at = event.spec.on_sale_at.unwrap_or(now);
             let until_open = (opens_at - now).whole_seconds().max(0) as u64;
-            StatusBody {
-                opens_at: Some(opens_at),
-                poll_after_ms: Some(poll_after_ms(until_open, admission.abandon_seconds, jitter)),
-                ..StatusBody::new("pre_queue", token.token_id)
+            TokenState::PreQueue {
+                opens_at,
+                poll_after_ms: poll_after_ms(until_open, admission.abandon_seconds, jitter),
             }
         }
         TokenStatus::Admitted { expires_at_ms } => {
@@ -239,14 +341,14 @@ fn status_body(
                 token_id: token.token_id,
                 expires_at_ms,
             };
-            StatusBody {
-                pass: Some(state.line.signer().sign_pass(&pass)),
+            TokenState::Admitted {
+                pass: state.line.signer().sign_pass(&pass),
                 pass_expires_at: from_unix_ms(expires_at_ms),
-                poll_after_ms: Some(0),
-                ..StatusBody::new("admitted", token.token_id)
+                poll_after_ms: 0,
             }
         }
-        TokenStatus::Expired => StatusBody::new("expired", token.token_id),
-        TokenStatus::Left => StatusBody::new("left", token.token_id),
-    }
+        TokenStatus::Expired => TokenState::Expired,
+        TokenStatus::Left => TokenState::Left,
+    };
+    StatusBody::new(token.token_id, token_state)
 }
