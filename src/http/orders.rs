@@ -18,7 +18,7 @@ use super::extract::{JsonBody, PathParam, RequestBody, bearer};
 use super::limit::WithinClientRate;
 use crate::domain::{EventId, Order, Pass};
 use crate::ports::{BackendError, SeatState};
-use crate::services::booking::{BookingError, SeatRequest};
+use crate::services::booking::{BestAvailable, BookingError, SeatRequest};
 
 const MAX_PAYMENT_REF_CHARS: usize = 128;
 
@@ -84,12 +84,13 @@ pub async fn seat_map(
     )
 }
 
-/// `?count=<n>&section=<id>`, read as text so that a bad value is the API's
-/// own `422` naming the parameter.
+/// `?count=<n>&section=<id>&max_price_cents=<n>`, read as text so that a bad
+/// value is the API's own `422` naming the parameter.
 #[derive(Deserialize)]
 pub struct ProposalQuery {
     count: Option<String>,
     section: Option<String>,
+    max_price_cents: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -99,7 +100,7 @@ pub struct ProposalBody {
 
 /// The seats a best-available hold would take now, held for nobody: the page
 /// shows them for the buyer to confirm (hold) or change. `409 seat_unavailable`
-/// with `"seats": []` when no such block is free.
+/// with `"seats": []`, and what is available, when no such block is free.
 pub async fn propose_best(
     State(state): State<AppState>,
     _: WithinClientRate,
@@ -119,9 +120,21 @@ pub async fn propose_best(
             )));
         }
     };
-    // An empty section, as a form sends "any section", is no section.
-    let section = query.section.as_deref().filter(|s| !s.is_empty());
-    let seats = state.booking.propose_best(&event, count, section).await?;
+    // An empty value, as a form sends "any section" or "any price", is no value.
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let max_price_cents = given(query.max_price_cents)
+        .map(|raw| {
+            raw.parse::<i64>().map_err(|_| {
+                ApiError::InvalidRequest("max_price_cents: must be a whole number of cents".into())
+            })
+        })
+        .transpose()?;
+    let asked = BestAvailable {
+        count,
+        section: given(query.section),
+        max_price_cents,
+    };
+    let seats = state.booking.propose_best(&event, &asked).await?;
     Ok(Json(ProposalBody { seats }))
 }
 
@@ -130,14 +143,16 @@ pub struct HoldBody {
     #[serde(default)]
     seats: Option<Vec<String>>,
     #[serde(default)]
-    best_available: Option<BestAvailable>,
+    best_available: Option<BestAvailableBody>,
 }
 
 #[derive(Deserialize)]
-struct BestAvailable {
+struct BestAvailableBody {
     count: u32,
     #[serde(default)]
     section: Option<String>,
+    #[serde(default)]
+    max_price_cents: Option<i64>,
 }
 
 impl RequestBody for HoldBody {
@@ -178,10 +193,11 @@ pub async fn hold(
     let event = find(&state, &id)?;
     let request = match (body.seats, body.best_available) {
         (Some(seats), None) => SeatRequest::Seats(seats),
-        (None, Some(best)) => SeatRequest::BestAvailable {
+        (None, Some(best)) => SeatRequest::BestAvailable(BestAvailable {
             count: best.count,
             section: best.section,
-        },
+            max_price_cents: best.max_price_cents,
+        }),
         _ => {
             return Err(ApiError::InvalidRequest(
                 "give either seats or best_available".into(),
