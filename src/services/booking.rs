@@ -353,7 +353,7 @@ impl Booking {
                 Err(other) => return Err(other),
             }
         }
-        // Every block tried was taken first by another instance.
+        // Every block tried was taken first by another request.
         let map = self.seat_map(event).await?;
         Err(asked.refused(venue.largest_free_block(filter, |seat| map.is_free(&venue, seat))))
     }
@@ -373,8 +373,7 @@ impl Booking {
     /// being taken until the returned `Picked` is dropped. When only blocks being
     /// taken are left, one of those: the fast store decides between the two
     /// requests, and neither answers that nothing is free while the other's take
-    /// may yet fail.
-    /// Refused, with what is left, when no block fits the map at all.
+    /// may yet fail. Refused, with what is left, when no block fits the map at all.
     fn pick(
         &self,
         event: &Event,
