@@ -14,7 +14,7 @@ pub use event::{
     Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, InvalidField, Section,
 };
 pub use order::{Holder, Order, OrderStatus};
-pub use seat::{SeatId, SeatRef, SeatState, Venue, VersionedSeats};
+pub use seat::{BlockFilter, SeatId, SeatRef, SeatState, Venue, VersionedSeats};
 pub use time::{from_unix_ms, unix_ms};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
 pub use view::{Departure, LineView, LogEntry, LogPosition, TokenStatus};

@@ -190,47 +190,127 @@ impl<'a> Venue<'a> {
         })
     }
 
-    /// The first `count` adjacent seats in one row for which `free` holds,
-    /// lowest section, row and seat first; only in `section` if given.
+    /// The block of `count` adjacent seats in one row for which `free` holds that a
+    /// box office would sell, among the sections `filter` allows: the lowest
+    /// section, then the front-most row with such a block (API.md's order); within
+    /// that row a block that leaves no single free seat stranded beside it when the
+    /// row has one, then the lowest seat. (Not the centre of the row: API.md
+    /// promises the lowest seat, and clients are written against it.)
     pub fn best_block(
         &self,
         count: u32,
-        section: Option<usize>,
+        filter: BlockFilter,
         free: impl Fn(SeatRef) -> bool,
     ) -> Option<Vec<SeatRef>> {
-        for (index, s) in self.sections.iter().enumerate() {
-            if section.is_some_and(|only| only != index) || count > s.seats_per_row || count == 0 {
-                continue;
-            }
-            for row in 1..=s.rows {
-                let mut run = 0;
-                for number in 1..=s.seats_per_row {
-                    run = if free(SeatRef {
-                        section: index,
+        if count == 0 {
+            return None;
+        }
+        self.rows(filter).find_map(|(section, row, seats_per_row)| {
+            let first = best_in_row(count, seats_per_row, |number| {
+                free(SeatRef {
+                    section,
+                    row,
+                    number,
+                })
+            })?;
+            Some(
+                (first..first + count)
+                    .map(|number| SeatRef {
+                        section,
                         row,
                         number,
-                    }) {
-                        run + 1
-                    } else {
-                        0
-                    };
-                    if run == count {
-                        let first = number + 1 - count;
-                        return Some(
-                            (first..=number)
-                                .map(|n| SeatRef {
-                                    section: index,
-                                    row,
-                                    number: n,
-                                })
-                                .collect(),
-                        );
-                    }
-                }
-            }
-        }
-        None
+                    })
+                    .collect(),
+            )
+        })
     }
+
+    /// The most adjacent seats in one row for which `free` holds, among the
+    /// sections `filter` allows: what a refused best-available request can still have.
+    pub fn largest_free_block(&self, filter: BlockFilter, free: impl Fn(SeatRef) -> bool) -> u32 {
+        self.rows(filter)
+            .flat_map(|(section, row, seats_per_row)| {
+                free_runs(seats_per_row, |number| {
+                    free(SeatRef {
+                        section,
+                        row,
+                        number,
+                    })
+                })
+                .map(|run| run.len)
+                .max()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Every row `filter` allows, front first, as (section, row, seats in the row).
+    fn rows(&self, filter: BlockFilter) -> impl Iterator<Item = (usize, u32, u32)> + '_ {
+        self.sections
+            .iter()
+            .enumerate()
+            .filter(move |&(index, s)| filter.allows(index, s))
+            .flat_map(|(index, s)| (1..=s.rows).map(move |row| (index, row, s.seats_per_row)))
+    }
+}
+
+/// Where a best-available block may be: one section, seats at or under a price,
+/// both, or anywhere (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockFilter {
+    pub section: Option<usize>,
+    pub max_price_cents: Option<i64>,
+}
+
+impl BlockFilter {
+    fn allows(&self, index: usize, section: &Section) -> bool {
+        self.section.is_none_or(|only| only == index)
+            && self
+                .max_price_cents
+                .is_none_or(|max| section.price_cents <= max)
+    }
+}
+
+/// A run of adjacent free seats in a row that cannot grow: taken seats or the
+/// row's ends on both sides.
+#[derive(Debug, Clone, Copy)]
+struct FreeRun {
+    first: u32,
+    len: u32,
+}
+
+/// The free runs of a row of `seats_per_row` seats, lowest seat first.
+fn free_runs(seats_per_row: u32, free: impl Fn(u32) -> bool) -> impl Iterator<Item = FreeRun> {
+    let mut number = 1;
+    std::iter::from_fn(move || {
+        while number <= seats_per_row && !free(number) {
+            number += 1;
+        }
+        let first = number;
+        while number <= seats_per_row && free(number) {
+            number += 1;
+        }
+        (number > first).then_some(FreeRun {
+            first,
+            len: number - first,
+        })
+    })
+}
+
+/// The first seat of the best block of `count` seats in one row, if the row has
+/// one. A block at the start of a free run leaves the rest of the run whole, so
+/// it strands a single seat only when the run is exactly one seat longer than
+/// the block, and then so does every block in that run: the lowest run that is
+/// not one seat too long is the best, else the lowest run that fits at all.
+fn best_in_row(count: u32, seats_per_row: u32, free: impl Fn(u32) -> bool) -> Option<u32> {
+    let mut strands_one = None;
+    for run in free_runs(seats_per_row, free).filter(|run| run.len >= count) {
+        if run.len != count + 1 {
+            return Some(run.first);
+        }
+        strands_one = strands_one.or(Some(run.first));
+    }
+    strands_one
 }
 
 fn is_decimal(s: &str) -> bool {
@@ -366,50 +446,111 @@ mod tests {
         }
     }
 
+    /// Seat ids as the venue spells them, for short assertions.
+    fn names(venue: &Venue<'_>, block: Option<Vec<SeatRef>>) -> Option<Vec<String>> {
+        block.map(|b| b.into_iter().map(|s| venue.id(s).to_string()).collect())
+    }
+
+    /// Free unless listed.
+    fn free_but<'v>(venue: &'v Venue<'_>, taken: &[&str]) -> impl Fn(SeatRef) -> bool + 'v {
+        let taken: Vec<SeatRef> = taken.iter().map(|id| venue.parse(id).unwrap()).collect();
+        move |seat: SeatRef| !taken.contains(&seat)
+    }
+
+    fn only(section: usize) -> BlockFilter {
+        BlockFilter {
+            section: Some(section),
+            ..BlockFilter::default()
+        }
+    }
+
     #[test]
-    fn best_available_takes_the_first_adjacent_block() {
+    fn best_available_keeps_the_lowest_section_and_row_first() {
         let s = two_sections();
         let venue = Venue::of(&s);
-        let taken = |ids: &[&str]| {
-            let taken: Vec<SeatRef> = ids.iter().map(|id| venue.parse(id).unwrap()).collect();
-            move |seat: SeatRef| !taken.contains(&seat)
+        let any = BlockFilter::default();
+        let best = |count, filter, taken: &[&str]| {
+            names(
+                &venue,
+                venue.best_block(count, filter, free_but(&venue, taken)),
+            )
         };
-        let names = |block: Option<Vec<SeatRef>>| {
-            block.map(|b| {
-                b.into_iter()
-                    .map(|s| venue.id(s).to_string())
-                    .collect::<Vec<_>>()
-            })
+        let ids = |ids: &[&str]| Some(ids.iter().map(|&id| id.to_owned()).collect::<Vec<_>>());
+        // Every block of two in a row of three strands one seat: the front row still comes first.
+        assert_eq!(best(2, any, &[]), ids(&["A-1-1", "A-1-2"]));
+        assert_eq!(best(2, any, &["A-1-2"]), ids(&["A-2-1", "A-2-2"]));
+        assert_eq!(best(3, any, &["A-2-2"]), ids(&["A-1-1", "A-1-2", "A-1-3"]));
+        assert_eq!(
+            best(4, any, &[]),
+            ids(&["B2-1-1", "B2-1-2", "B2-1-3", "B2-1-4"])
+        );
+        assert_eq!(best(1, only(1), &[]), ids(&["B2-1-1"]));
+        assert_eq!(best(5, any, &[]), None);
+        assert_eq!(best(0, any, &[]), None);
+        assert_eq!(best(2, only(1), &["B2-1-2", "B2-1-3"]), None);
+    }
+
+    #[test]
+    fn best_available_leaves_no_single_seat_stranded_in_its_row_when_it_can() {
+        let mut s = spec();
+        s.sections[0].rows = 2;
+        s.sections[0].seats_per_row = 8;
+        let venue = Venue::of(&s);
+        let any = BlockFilter::default();
+        let best = |count, taken: &[&str]| {
+            names(
+                &venue,
+                venue.best_block(count, any, free_but(&venue, taken)),
+            )
         };
+        let ids = |ids: &[&str]| Some(ids.iter().map(|&id| id.to_owned()).collect::<Vec<_>>());
+        // A-1-1 alone would strand A-1-2 between it and the taken A-1-3.
+        assert_eq!(best(1, &["A-1-3"]), ids(&["A-1-4"]));
+        // Two fill that gap exactly.
+        assert_eq!(best(2, &["A-1-3"]), ids(&["A-1-1", "A-1-2"]));
+        // A single stranded seat is the best place for one.
+        assert_eq!(best(1, &["A-1-2"]), ids(&["A-1-1"]));
+        // Three in the six from A-1-3 would strand nothing; in A-1-1..4 they would.
+        assert_eq!(best(3, &["A-1-5"]), ids(&["A-1-6", "A-1-7", "A-1-8"]));
+        // When every block of the front row strands a seat, the front row still wins.
         assert_eq!(
-            names(venue.best_block(2, None, taken(&[]))),
-            Some(vec!["A-1-1".into(), "A-1-2".into()])
+            best(3, &["A-1-5", "A-1-8"]),
+            ids(&["A-1-1", "A-1-2", "A-1-3"])
+        );
+        // An empty row: its lowest seats, not its centre (API.md: lowest section, row, seat).
+        assert_eq!(best(2, &[]), ids(&["A-1-1", "A-1-2"]));
+    }
+
+    #[test]
+    fn best_available_keeps_to_the_section_and_price_asked_for() {
+        let s = two_sections();
+        let venue = Venue::of(&s);
+        let cheap = |max| BlockFilter {
+            section: None,
+            max_price_cents: Some(max),
+        };
+        let free = |_| true;
+        assert_eq!(
+            names(&venue, venue.best_block(2, cheap(500), free)),
+            Some(vec!["B2-1-1".into(), "B2-1-2".into()]),
+            "A costs more than 500"
         );
         assert_eq!(
-            names(venue.best_block(2, None, taken(&["A-1-2"]))),
-            Some(vec!["A-2-1".into(), "A-2-2".into()])
+            names(&venue, venue.best_block(1, cheap(9900), free)),
+            Some(vec!["A-1-1".into()]),
+            "a price ceiling is inclusive"
         );
+        assert_eq!(venue.best_block(1, cheap(499), free), None);
+        let both = BlockFilter {
+            section: Some(0),
+            max_price_cents: Some(500),
+        };
+        assert_eq!(venue.best_block(1, both, free), None);
+        assert_eq!(venue.largest_free_block(both, free), 0);
+        assert_eq!(venue.largest_free_block(cheap(500), free), 4);
         assert_eq!(
-            names(venue.best_block(3, None, taken(&["A-2-2"]))),
-            Some(vec!["A-1-1".into(), "A-1-2".into(), "A-1-3".into()])
-        );
-        assert_eq!(
-            names(venue.best_block(4, None, taken(&[]))),
-            Some(vec![
-                "B2-1-1".into(),
-                "B2-1-2".into(),
-                "B2-1-3".into(),
-                "B2-1-4".into()
-            ])
-        );
-        assert_eq!(
-            names(venue.best_block(1, Some(1), taken(&[]))),
-            Some(vec!["B2-1-1".into()])
-        );
-        assert_eq!(venue.best_block(5, None, taken(&[])), None);
-        assert_eq!(
-            venue.best_block(2, Some(1), taken(&["B2-1-2", "B2-1-3"])),
-            None
+            venue.largest_free_block(only(0), free_but(&venue, &["A-1-2", "A-2-3"])),
+            2
         );
     }
 
@@ -481,24 +622,42 @@ mod tests {
         })
     }
 
-    /// The contract of `best_block`, by brute force: every window of `count` seats
-    /// in every row, in section, row and seat order.
-    fn first_free_run(
+    /// The rule of `best_block`, by brute force: every window of `count` seats in
+    /// every row the filter allows, ranked by section, row, whether taking it leaves
+    /// a free seat with no free neighbour next to it, and seat.
+    fn best_window(
         spec: &EventSpec,
         count: u32,
-        only: Option<usize>,
+        filter: BlockFilter,
         free: impl Fn(SeatRef) -> bool,
     ) -> Option<Vec<SeatRef>> {
         if count == 0 {
             return None;
         }
-        let sections = spec
-            .sections
+        windows(spec, count, filter)
+            .filter(|window| window.iter().all(|&seat| free(seat)))
+            .min_by_key(|window| {
+                let first = window[0];
+                (
+                    first.section,
+                    first.row,
+                    strands_a_seat(spec, window, &free),
+                    first.number,
+                )
+            })
+    }
+
+    /// Every window of `count` adjacent seats in the rows `filter` allows.
+    fn windows(
+        spec: &EventSpec,
+        count: u32,
+        filter: BlockFilter,
+    ) -> impl Iterator<Item = Vec<SeatRef>> + '_ {
+        spec.sections
             .iter()
             .enumerate()
-            .filter(|&(i, _)| only.is_none_or(|only| only == i));
-        sections
-            .flat_map(|(section, s)| {
+            .filter(move |&(i, s)| filter.allows(i, s))
+            .flat_map(move |(section, s)| {
                 (1..=s.rows).flat_map(move |row| {
                     (1..=s.seats_per_row.saturating_sub(count - 1)).map(move |first| {
                         (first..first + count)
@@ -511,7 +670,56 @@ mod tests {
                     })
                 })
             })
-            .find(|run| run.iter().all(|&seat| free(seat)))
+    }
+
+    /// Whether taking `window` leaves, right beside it, a free seat whose other
+    /// side is a taken seat or the end of the row.
+    fn strands_a_seat(
+        spec: &EventSpec,
+        window: &[SeatRef],
+        free: impl Fn(SeatRef) -> bool,
+    ) -> bool {
+        let (first, last) = (window[0], window[window.len() - 1]);
+        let seats_per_row = spec.sections[first.section].seats_per_row;
+        let free_at = |number: u32| {
+            (1..=seats_per_row).contains(&number) && free(SeatRef { number, ..first })
+        };
+        // Seat 0 is off the row: never free, so never stranded.
+        let stranded = |beside: u32, beyond: u32| free_at(beside) && !free_at(beyond);
+        stranded(first.number - 1, first.number.saturating_sub(2))
+            || stranded(last.number + 1, last.number + 2)
+    }
+
+    /// A venue, which seats are free (about `free_share` of them), and a filter of it.
+    fn venue_with_free_seats(
+        free_share: f64,
+    ) -> impl Strategy<Value = (EventSpec, Vec<bool>, BlockFilter)> {
+        specs(4, 8)
+            .prop_flat_map(move |s| {
+                let free = prop::collection::vec(
+                    prop::bool::weighted(free_share),
+                    s.seats_total() as usize,
+                );
+                let prices = prop::collection::vec(
+                    prop_oneof![Just(100i64), Just(500), Just(900)],
+                    s.sections.len(),
+                );
+                (Just(s), free, prices)
+            })
+            .prop_flat_map(|(mut s, free, prices)| {
+                for (section, price) in s.sections.iter_mut().zip(prices) {
+                    section.price_cents = price;
+                }
+                let filter = (
+                    prop::option::of(0..5usize),
+                    prop::option::of(prop_oneof![Just(100i64), Just(499), Just(500), Just(1000)]),
+                )
+                    .prop_map(|(section, max_price_cents)| BlockFilter {
+                        section,
+                        max_price_cents,
+                    });
+                (Just(s), Just(free), filter)
+            })
     }
 
     proptest! {
@@ -556,32 +764,62 @@ mod tests {
             }
         }
 
-        /// `best_block` is exactly the first run of `count` free adjacent seats in one
-        /// row, lowest section, row and seat first, or nothing when there is none.
+        /// `best_block` is exactly the brute-force ranking's best window, or nothing
+        /// when no window of `count` free seats exists.
         #[test]
-        fn best_block_is_the_first_free_adjacent_run_or_nothing(
-            (spec, free) in specs(4, 8).prop_flat_map(|s| {
-                let free = prop::collection::vec(prop::bool::weighted(0.7), s.seats_total() as usize);
-                (Just(s), free)
-            }),
+        fn best_block_is_the_best_ranked_free_window_or_nothing(
+            (spec, free, filter) in venue_with_free_seats(0.7),
             count in 0..=9u32,
-            only in prop::option::of(0..5usize),
         ) {
             let venue = Venue::of(&spec);
             let is_free = |seat: SeatRef| free[venue.index(seat)];
-            let block = venue.best_block(count, only, is_free);
-            if let Some(block) = &block {
-                prop_assert_eq!(block.len(), count as usize);
-                let first = block[0];
-                prop_assert!(only.is_none_or(|only| only == first.section));
-                for (offset, &seat) in block.iter().enumerate() {
-                    prop_assert!(is_free(seat));
-                    let next = SeatRef { number: first.number + offset as u32, ..first };
-                    prop_assert_eq!(seat, next);
+            let block = venue.best_block(count, filter, is_free);
+            prop_assert_eq!(&block, &best_window(&spec, count, filter, is_free));
+        }
+
+        /// The block is `count` free adjacent seats of one row, in a section the
+        /// filter allows; there is one exactly when a free run is that long.
+        #[test]
+        fn the_block_is_free_adjacent_and_allowed(
+            (spec, free, filter) in venue_with_free_seats(0.7),
+            count in 1..=9u32,
+        ) {
+            let venue = Venue::of(&spec);
+            let is_free = |seat: SeatRef| free[venue.index(seat)];
+            let largest = venue.largest_free_block(filter, is_free);
+            match venue.best_block(count, filter, is_free) {
+                Some(block) => {
+                    prop_assert_eq!(block.len(), count as usize);
+                    let first = block[0];
+                    prop_assert!(filter.allows(first.section, &spec.sections[first.section]));
+                    for (offset, &seat) in block.iter().enumerate() {
+                        prop_assert!(is_free(seat));
+                        prop_assert_eq!(seat, SeatRef { number: first.number + offset as u32, ..first });
+                    }
+                    prop_assert!(count <= largest);
                 }
+                None => prop_assert!(count > largest),
             }
-            let expected = first_free_run(&spec, count, only, is_free);
-            prop_assert_eq!(block, expected);
+        }
+
+        /// No block strands a single seat when the row the ranking chooses (the
+        /// first, in section and row order, with `count` free adjacent seats at all)
+        /// has a block of that size that strands none.
+        #[test]
+        fn no_seat_is_stranded_when_the_chosen_row_can_avoid_it(
+            (spec, free, filter) in venue_with_free_seats(0.6),
+            count in 1..=4u32,
+        ) {
+            let venue = Venue::of(&spec);
+            let is_free = |seat: SeatRef| free[venue.index(seat)];
+            let Some(block) = venue.best_block(count, filter, is_free) else {
+                return Ok(());
+            };
+            let chosen_row = |window: &Vec<SeatRef>| (window[0].section, window[0].row) == (block[0].section, block[0].row);
+            let avoidable = windows(&spec, count, filter)
+                .filter(chosen_row)
+                .any(|window| window.iter().all(|&seat| is_free(seat)) && !strands_a_seat(&spec, &window, is_free));
+            prop_assert!(!avoidable || !strands_a_seat(&spec, &block, is_free), "{:?}", block);
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::domain::InvalidField;
 use crate::ports::{BackendError, Bug, InsertEventError};
-use crate::services::booking::BookingError;
+use crate::services::booking::{BookingError, NoBlock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -29,6 +29,10 @@ pub enum ApiError {
     InvalidPass,
     #[error("some of the seats are not available; nothing was held")]
     SeatUnavailable(Vec<String>),
+    /// No block fits a best-available request: `seat_unavailable` with no seats,
+    /// and what is available instead.
+    #[error("{0}")]
+    NoBlock(NoBlock),
     #[error("this pass would hold more seats than the event allows")]
     LimitExceeded,
     #[error("the hold has expired or was cancelled; its seats are free again")]
@@ -57,6 +61,17 @@ pub(super) struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<crate::domain::SeatId>>)]
     seats: Option<&'a [String]>,
+    /// What a refused best-available request can still have.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    available: Option<Available>,
+}
+
+/// When no block fits a best-available request: what it can still have where it looked.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BestAvailableLeft)]
+struct Available {
+    /// The most adjacent seats free in one row where the request looked.
+    largest_block: u32,
 }
 
 /// Seconds a client should wait before retrying after a 503.
@@ -73,7 +88,9 @@ impl ApiError {
             ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::InvalidPass => (StatusCode::UNAUTHORIZED, "invalid_pass"),
-            ApiError::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
+            ApiError::SeatUnavailable(_) | ApiError::NoBlock(_) => {
+                (StatusCode::CONFLICT, "seat_unavailable")
+            }
             ApiError::LimitExceeded => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
             ApiError::Expired => (StatusCode::GONE, "expired"),
             ApiError::AlreadyPaid => (StatusCode::CONFLICT, "already_paid"),
@@ -102,14 +119,21 @@ impl IntoResponse for ApiError {
             )),
             _ => None,
         };
-        let seats = match &self {
-            ApiError::SeatUnavailable(seats) => Some(seats.as_slice()),
-            _ => None,
+        let (seats, available) = match &self {
+            ApiError::SeatUnavailable(seats) => (Some(seats.as_slice()), None),
+            ApiError::NoBlock(refusal) => (
+                Some(&[][..]),
+                Some(Available {
+                    largest_block: refusal.largest_block,
+                }),
+            ),
+            _ => (None, None),
         };
         let body = ErrorBody {
             error: code,
             message: self.to_string(),
             seats,
+            available,
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(value) = retry_after {
@@ -135,6 +159,7 @@ impl From<BookingError> for ApiError {
             BookingError::InvalidPass => ApiError::InvalidPass,
             BookingError::Invalid(message) => ApiError::InvalidRequest(message),
             BookingError::SeatsUnavailable(seats) => ApiError::SeatUnavailable(seats),
+            BookingError::NoBlock(refusal) => ApiError::NoBlock(refusal),
             BookingError::LimitExceeded => ApiError::LimitExceeded,
             BookingError::NotFound => ApiError::NotFound,
             BookingError::Expired => ApiError::Expired,

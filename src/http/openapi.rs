@@ -112,6 +112,10 @@ impl Modify for SharedComponents {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+        // And the schemas the error body refers to.
+        let mut referred = Vec::new();
+        ErrorBody::schemas(&mut referred);
+        components.schemas.extend(referred);
     }
 }
 
@@ -181,7 +185,8 @@ impl ErrorAnswer {
             SeatsListed::Some => narrowed.required("seats"),
             SeatsListed::Empty => narrowed
                 .property("seats", seats.max_items(Some(0)))
-                .required("seats"),
+                .required("seats")
+                .required("available"),
         };
         let codes = self
             .codes
@@ -260,8 +265,9 @@ error_answers! {
     NoFreeBlock => ErrorAnswer {
         seats: SeatsListed::Empty,
         ..ErrorAnswer::of(
-            "No block of `count` adjacent free seats in one row (in `section`, if given) is free \
-             now, with `\"seats\": []`",
+            "No block of `count` adjacent free seats in one row (in `section` and at most \
+             `max_price_cents`, if given) is free now, with `\"seats\": []` and `available` (the \
+             message says the same in words)",
             &["seat_unavailable"],
         )
     };
@@ -659,6 +665,33 @@ mod tests {
             .filter_map(Value::as_str)
             .collect();
         assert_eq!(documented, answered);
+    }
+
+    /// Every `$ref` names a component the document has: a schema a type refers
+    /// to is registered with it.
+    #[test]
+    fn every_reference_resolves() {
+        fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+            match value {
+                Value::Object(fields) => fields.iter().for_each(|(name, field)| match field {
+                    Value::String(target) if name == "$ref" => found.push(target),
+                    other => refs(other, found),
+                }),
+                Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+                _ => {}
+            }
+        }
+        let doc = document_value();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let pointer = target.strip_prefix('#').unwrap_or(target);
+            assert!(
+                doc.pointer(pointer).is_some(),
+                "{target} resolves to nothing"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ use super::limit::WithinClientRate;
 use super::openapi::{self, CancelledOrder, PaidOrder, PendingOrder, SectionId, UtcTime};
 use crate::domain::{EventId, Order, OrderStatus, Pass, SeatId};
 use crate::ports::{BackendError, SeatState};
-use crate::services::booking::{BookingError, SeatRequest};
+use crate::services::booking::{BestAvailable, BookingError, SeatRequest};
 
 pub(super) const MAX_PAYMENT_REF_CHARS: usize = 128;
 
@@ -122,8 +122,8 @@ pub async fn seat_map(
     )
 }
 
-/// `?count=<n>&section=<id>`, read as text so that a bad value is the API's
-/// own `422` naming the parameter.
+/// `?count=<n>&section=<id>&max_price_cents=<n>`, read as text so that a bad
+/// value is the API's own `422` naming the parameter.
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProposalQuery {
@@ -132,6 +132,9 @@ pub struct ProposalQuery {
     count: Option<String>,
     /// Only in this section (absent or empty: any section)
     section: Option<String>,
+    /// Only in sections whose price_cents is at most this (absent or empty: any price)
+    #[param(value_type = Option<u64>, minimum = 0)]
+    max_price_cents: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -142,7 +145,7 @@ pub struct ProposalBody {
 
 /// The seats a best-available hold would take now, held for nobody: the page
 /// shows them for the buyer to confirm (hold) or change. `409 seat_unavailable`
-/// with `"seats": []` when no such block is free.
+/// with `"seats": []`, and what is available, when no such block is free.
 #[utoipa::path(
     get,
     path = "/api/events/{id}/best_available",
@@ -152,7 +155,7 @@ pub struct ProposalBody {
     params(("id" = EventId, Path, description = "The event's id"), ProposalQuery),
     responses(
         (status = 200, body = inline(ProposalBody),
-            description = "`count` adjacent free seats in one row, best first (lowest section, row, seat), as `best_available` in a hold picks them; the map may lag the truth by up to 1 s"),
+            description = "`count` adjacent free seats in one row, best first: lowest section, then lowest row; within that row a block that leaves no single free seat stranded (between taken seats, or at the row's end) when the row has one, then the lowest seat, as `best_available` in a hold picks them; the map may lag the truth by up to 1 s"),
         (status = 404, response = openapi::NotFound),
         (status = 409, response = inline(openapi::NoFreeBlock)),
         (status = 422, response = openapi::InvalidRequest),
@@ -179,9 +182,21 @@ pub async fn propose_best(
             )));
         }
     };
-    // An empty section, as a form sends "any section", is no section.
-    let section = query.section.as_deref().filter(|s| !s.is_empty());
-    let seats = state.booking.propose_best(&event, count, section).await?;
+    // An empty value, as a form sends "any section" or "any price", is no value.
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let max_price_cents = given(query.max_price_cents)
+        .map(|raw| {
+            raw.parse::<i64>().map_err(|_| {
+                ApiError::InvalidRequest("max_price_cents: must be a whole number of cents".into())
+            })
+        })
+        .transpose()?;
+    let asked = BestAvailable {
+        count,
+        section: given(query.section),
+        max_price_cents,
+    };
+    let seats = state.booking.propose_best(&event, &asked).await?;
     Ok(Json(ProposalBody { seats }))
 }
 
@@ -191,16 +206,21 @@ pub struct HoldBody {
     #[serde(default)]
     seats: Option<Vec<String>>,
     #[serde(default)]
-    best_available: Option<BestAvailable>,
+    best_available: Option<BestAvailableBody>,
 }
 
 #[derive(Deserialize, ToSchema)]
-struct BestAvailable {
+#[schema(as = BestAvailable)]
+struct BestAvailableBody {
     #[schema(minimum = 1, maximum = 4_294_967_295_u32)]
     count: u32,
     #[serde(default)]
     #[schema(value_type = Option<SectionId>)]
     section: Option<String>,
+    /// Only in sections whose price_cents is at most this
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    max_price_cents: Option<i64>,
 }
 
 /// Written by hand: that exactly one of the two fields is given is a rule
@@ -215,7 +235,7 @@ impl PartialSchema for HoldBody {
             .unique_items(true);
         let best_available = OneOfBuilder::new()
             .item(ObjectBuilder::new().schema_type(Type::Null))
-            .item(BestAvailable::schema());
+            .item(BestAvailableBody::schema());
         // Present and not null: what the handler takes as given.
         let given = |field: &str, schema_type: Type| {
             ObjectBuilder::new()
@@ -225,7 +245,9 @@ impl PartialSchema for HoldBody {
         AllOfBuilder::new()
             .description(Some(
                 "Exactly one of `seats` (1 to max_seats_per_user distinct ids) or \
-                 `best_available` (`count` adjacent free seats in one row, best first)",
+                 `best_available` (`count` adjacent free seats in one row, best first: lowest \
+                 section, then lowest row; within that row a block that leaves no single free \
+                 seat stranded when the row has one, then the lowest seat)",
             ))
             .item(
                 ObjectBuilder::new()
@@ -247,7 +269,7 @@ impl ToSchema for HoldBody {
     }
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        BestAvailable::schemas(schemas);
+        BestAvailableBody::schemas(schemas);
     }
 }
 
@@ -320,10 +342,11 @@ pub async fn hold(
     let event = find(&state, &id)?;
     let request = match (body.seats, body.best_available) {
         (Some(seats), None) => SeatRequest::Seats(seats),
-        (None, Some(best)) => SeatRequest::BestAvailable {
+        (None, Some(best)) => SeatRequest::BestAvailable(BestAvailable {
             count: best.count,
             section: best.section,
-        },
+            max_price_cents: best.max_price_cents,
+        }),
         _ => {
             return Err(ApiError::InvalidRequest(
                 "give either seats or best_available".into(),

@@ -5,7 +5,8 @@
 //! is rebuilt from. Pay, cancel and expire are each one compare-and-set on the
 //! record, so exactly one of them ends a pending order; the fast store follows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,8 @@ use uuid::Uuid;
 
 use super::catalog::Catalog;
 use crate::domain::{
-    Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, VersionedSeats, unix_ms,
+    BlockFilter, Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, VersionedSeats,
+    unix_ms,
 };
 use crate::ports::{
     BackendError, BackendResult, Clock, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
@@ -51,6 +53,8 @@ pub enum BookingError {
     Invalid(String),
     #[error("seats are not available")]
     SeatsUnavailable(Vec<String>),
+    #[error("{0}")]
+    NoBlock(NoBlock),
     #[error("the pass would hold more seats than the event allows")]
     LimitExceeded,
     #[error("no such order")]
@@ -65,29 +69,87 @@ pub enum BookingError {
 
 pub enum SeatRequest {
     Seats(Vec<String>),
-    BestAvailable { count: u32, section: Option<String> },
+    BestAvailable(BestAvailable),
 }
 
-/// A best-available request's section (by index), after the checks a hold and a
-/// proposal share; `field` prefixes the names of the fields in messages.
-fn best_available_section(
-    venue: &Venue<'_>,
-    count: u32,
-    section: Option<&str>,
-    field: &str,
-) -> Result<Option<usize>, BookingError> {
-    if count == 0 {
-        return Err(BookingError::Invalid(format!(
-            "{field}count: must be at least 1"
-        )));
-    }
-    section
-        .map(|id| {
-            venue.section_index(id).ok_or_else(|| {
-                BookingError::Invalid(format!("{field}section: unknown section {id:?}"))
+/// What a best-available request asks for: `count` adjacent seats in one row,
+/// in one section and at or under a price per seat if given.
+#[derive(Debug, Clone)]
+pub struct BestAvailable {
+    pub count: u32,
+    pub section: Option<String>,
+    pub max_price_cents: Option<i64>,
+}
+
+impl BestAvailable {
+    /// The sections it allows, after the checks a hold and a proposal share;
+    /// `field` prefixes the names of the fields in messages.
+    fn filter(&self, venue: &Venue<'_>, field: &str) -> Result<BlockFilter, BookingError> {
+        if self.count == 0 {
+            return Err(BookingError::Invalid(format!(
+                "{field}count: must be at least 1"
+            )));
+        }
+        if self.max_price_cents.is_some_and(|max| max < 0) {
+            return Err(BookingError::Invalid(format!(
+                "{field}max_price_cents: must be 0 or more"
+            )));
+        }
+        let section = self
+            .section
+            .as_deref()
+            .map(|id| {
+                venue.section_index(id).ok_or_else(|| {
+                    BookingError::Invalid(format!("{field}section: unknown section {id:?}"))
+                })
             })
+            .transpose()?;
+        Ok(BlockFilter {
+            section,
+            max_price_cents: self.max_price_cents,
         })
-        .transpose()
+    }
+
+    /// The refusal when no block fits, saying what is left where it looked.
+    fn refused(&self, largest_block: u32) -> BookingError {
+        BookingError::NoBlock(NoBlock {
+            asked: self.clone(),
+            largest_block,
+        })
+    }
+}
+
+/// A best-available request no block fits, and the most adjacent seats in one
+/// row still free where it looked: the buyer can ask again for fewer.
+#[derive(Debug)]
+pub struct NoBlock {
+    pub asked: BestAvailable,
+    pub largest_block: u32,
+}
+
+impl fmt::Display for NoBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut scope = String::new();
+        if let Some(section) = &self.asked.section {
+            scope.push_str(&format!(" in section {section}"));
+        }
+        if let Some(max) = self.asked.max_price_cents {
+            scope.push_str(&format!(" at {max} cents a seat or less"));
+        }
+        match self.largest_block {
+            0 => write!(f, "no seat is free{scope}"),
+            1 => write!(
+                f,
+                "no {} adjacent seats are free in one row{scope}; only single seats are",
+                self.asked.count
+            ),
+            largest => write!(
+                f,
+                "no {} adjacent seats are free in one row{scope}; the largest block free is {largest} seats",
+                self.asked.count
+            ),
+        }
+    }
 }
 
 /// Every seat's state in seat-map order, as of `taken_at`, with the changes
@@ -102,6 +164,25 @@ impl SeatMap {
     /// Whether `seat` of `venue` (the event this map is of) is free.
     fn is_free(&self, venue: &Venue<'_>, seat: SeatRef) -> bool {
         self.states.get(venue.index(seat)) == Some(&SeatState::Free)
+    }
+}
+
+/// A block picked for a best-available hold. The seats it marked as being
+/// taken are given back to other picks when it is dropped, whatever the fast
+/// store answered: by then a taken seat is noted in the map.
+struct Picked {
+    seats: Vec<SeatRef>,
+    /// The seats no other pick was taking when this one took them.
+    reserved: Vec<SeatRef>,
+    picking: Arc<Mutex<HashSet<SeatRef>>>,
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        let mut in_flight = self.picking.lock().unwrap_or_else(|p| p.into_inner());
+        for seat in &self.reserved {
+            in_flight.remove(seat);
+        }
     }
 }
 
@@ -127,9 +208,11 @@ pub struct Booking {
     /// date from the store's log of changes, not read whole each time.
     versioned: RwLock<HashMap<EventId, Arc<VersionedSeats>>>,
     counts: RwLock<HashMap<EventId, SeatCounts>>,
-    /// One best-available pick at a time per event in this process, so that
-    /// concurrent requests do not all reach for the same block.
-    pickers: Mutex<HashMap<EventId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per event, the seats best-available holds of this process are taking:
+    /// picked under this lock, taken in the fast store outside it, so that
+    /// concurrent requests neither reach for the same block nor wait for each
+    /// other's round trip.
+    picking: Mutex<HashMap<EventId, Arc<Mutex<HashSet<SeatRef>>>>>,
     /// Paid orders whose sale the fast store missed (it was out of reach,
     /// e.g. failing over): followed again by every sweep until it answers,
     /// not left reading `held` until the reaper's time.
@@ -154,7 +237,7 @@ impl Booking {
             maps: RwLock::default(),
             versioned: RwLock::default(),
             counts: RwLock::default(),
-            pickers: Mutex::default(),
+            picking: Mutex::default(),
             unfollowed: Mutex::default(),
         }
     }
@@ -198,88 +281,140 @@ impl Booking {
                 let ids = self.take(event, pass, order, &seats, now).await?;
                 self.record_hold(event, pass, order, &seats, ids, now).await
             }
-            SeatRequest::BestAvailable { count, section } => {
-                let section =
-                    best_available_section(&venue, count, section.as_deref(), "best_available.")?;
-                if count > max {
+            SeatRequest::BestAvailable(asked) => {
+                let filter = asked.filter(&venue, "best_available.")?;
+                if asked.count > max {
                     return Err(BookingError::LimitExceeded);
                 }
                 let order = Uuid::new_v4();
                 let (seats, ids) = self
-                    .take_best(event, pass, order, count, section, now)
+                    .take_best(event, pass, order, &asked, filter, now)
                     .await?;
                 self.record_hold(event, pass, order, &seats, ids, now).await
             }
         }
     }
 
-    /// The seats a best-available hold of `count` seats (in `section`, if given)
-    /// would take now, held for nobody: the page proposes them, the buyer
-    /// confirms or changes them. The same rule as `hold`, read from the same map.
+    /// The seats a best-available hold of `asked` would take now, held for
+    /// nobody: the page proposes them, the buyer confirms or changes them. The
+    /// same rule as `hold`, read from the same map.
     pub async fn propose_best(
         &self,
         event: &Event,
-        count: u32,
-        section: Option<&str>,
+        asked: &BestAvailable,
     ) -> Result<Vec<String>, BookingError> {
         let venue = Venue::of(&event.spec);
-        let section = best_available_section(&venue, count, section, "")?;
+        let filter = asked.filter(&venue, "")?;
         let max = event.spec.max_seats_per_user;
-        if count > max {
+        if asked.count > max {
             return Err(BookingError::Invalid(format!(
                 "count: must be from 1 to {max}"
             )));
         }
         let map = self.seat_map(event).await?;
+        let is_free = |seat| map.is_free(&venue, seat);
         let block = venue
-            .best_block(count, section, |seat| map.is_free(&venue, seat))
-            .ok_or(BookingError::SeatsUnavailable(Vec::new()))?;
+            .best_block(asked.count, filter, is_free)
+            .ok_or_else(|| asked.refused(venue.largest_free_block(filter, is_free)))?;
         Ok(block
             .into_iter()
             .map(|seat| venue.id(seat).to_string())
             .collect())
     }
 
-    /// Picks the best free block from the cached map and takes it in the fast
-    /// store; a block taken meanwhile elsewhere is marked so and the next one tried.
+    /// Picks the best free block under the event's lock, then takes it in the
+    /// fast store outside the lock, so that concurrent requests pick their blocks
+    /// while this one waits for its answer; a block taken meanwhile elsewhere is
+    /// marked so and the next one tried.
     async fn take_best(
         &self,
         event: &Event,
         pass: &Pass,
         order: Uuid,
-        count: u32,
-        section: Option<usize>,
+        asked: &BestAvailable,
+        filter: BlockFilter,
         now: OffsetDateTime,
     ) -> Result<(Vec<SeatRef>, Vec<String>), BookingError> {
-        let picker = self
-            .pickers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(event.id().clone())
-            .or_default()
-            .clone();
-        let _one_at_a_time = picker.lock().await;
         let venue = Venue::of(&event.spec);
         for attempt in 0..BEST_AVAILABLE_ATTEMPTS {
             // After a lost race the cached map is known to be behind: other
             // instances hold seats it shows free. Read the seats afresh.
-            let map = if attempt == 0 {
+            let read = if attempt == 0 {
                 self.seat_map(event).await?
             } else {
                 self.read_seat_map(event).await?
             };
-            let Some(block) = venue.best_block(count, section, |seat| map.is_free(&venue, seat))
-            else {
-                break;
-            };
-            match self.take(event, pass, order, &block, now).await {
-                Ok(ids) => return Ok((block, ids)),
+            let picked = self.pick(event, read, asked, filter)?;
+            match self.take(event, pass, order, &picked.seats, now).await {
+                // `take` noted the seats held before `picked` lets go of them.
+                Ok(ids) => return Ok((picked.seats.clone(), ids)),
                 // Taken since the map was read: note them, look again.
                 Err(BookingError::SeatsUnavailable(taken)) => self.note_taken(event.id(), &taken),
                 Err(other) => return Err(other),
             }
         }
-        Err(BookingError::SeatsUnavailable(Vec::new()))
+        // Every block tried was taken first by another request.
+        let map = self.seat_map(event).await?;
+        Err(asked.refused(venue.largest_free_block(filter, |seat| map.is_free(&venue, seat))))
+    }
+
+    /// The seats this process is taking for best-available holds of `event`.
+    fn picking(&self, event: &EventId) -> Arc<Mutex<HashSet<SeatRef>>> {
+        self.picking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// The best block free in this process's latest map (`read`, or a newer one
+    /// noted since) that no concurrent pick of this process is taking, marked as
+    /// being taken until the returned `Picked` is dropped. When only blocks being
+    /// taken are left, one of those: the fast store decides between the two
+    /// requests, and neither answers that nothing is free while the other's take
+    /// may yet fail. Refused, with what is left, when no block fits the map at all.
+    fn pick(
+        &self,
+        event: &Event,
+        read: Arc<SeatMap>,
+        asked: &BestAvailable,
+        filter: BlockFilter,
+    ) -> Result<Picked, BookingError> {
+        let venue = Venue::of(&event.spec);
+        let picking = self.picking(event.id());
+        let mut in_flight = picking.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.latest_map(event.id(), read);
+        let is_free = |seat| map.is_free(&venue, seat);
+        let seats = venue
+            .best_block(asked.count, filter, |seat| {
+                is_free(seat) && !in_flight.contains(&seat)
+            })
+            .or_else(|| venue.best_block(asked.count, filter, is_free))
+            .ok_or_else(|| asked.refused(venue.largest_free_block(filter, is_free)))?;
+        let reserved = seats
+            .iter()
+            .copied()
+            .filter(|&seat| in_flight.insert(seat))
+            .collect();
+        drop(in_flight);
+        Ok(Picked {
+            seats,
+            reserved,
+            picking,
+        })
+    }
+
+    /// This process's latest map of `event`: `read`, or the cached map if it is
+    /// as new and has changes this process noted since.
+    fn latest_map(&self, event: &EventId, read: Arc<SeatMap>) -> Arc<SeatMap> {
+        self.maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(event)
+            .filter(|cached| cached.taken_at >= read.taken_at)
+            .cloned()
+            .unwrap_or(read)
     }
 
     /// The fast store's atomic step of a hold: every seat or none, within the

@@ -583,6 +583,202 @@ async fn best_available_picks_adjacent_seats_lowest_first() {
 }
 
 #[tokio::test]
+async fn best_available_keeps_to_a_price_and_says_what_is_left_when_nothing_fits() {
+    let app = spawn_app().await;
+    let sections = json!([
+        { "id": "A", "name": "Front", "price_cents": 5000, "rows": 1, "seats_per_row": 6 },
+        { "id": "B", "name": "Back", "price_cents": 2000, "rows": 1, "seats_per_row": 5 }
+    ]);
+    sale(&app, "priced", json!({ "sections": sections })).await;
+    let passes = app.admitted_passes("priced", 4).await;
+    let best = |pass: &str, asked: Value| {
+        let (app, pass) = (&app, pass.to_owned());
+        async move {
+            app.hold("priced", &pass, json!({ "best_available": asked }))
+                .await
+        }
+    };
+    let cheap = best(&passes[0], json!({ "count": 2, "max_price_cents": 2000 })).await;
+    assert_eq!(cheap.status, StatusCode::CREATED, "{}", cheap.body);
+    assert_eq!(seats_of(&cheap), ["B-1-1", "B-1-2"], "A costs more");
+    // B-1-3 and B-1-5 stay free: single seats, no pair.
+    assert_eq!(
+        app.hold_seats("priced", &passes[1], &["B-1-4"])
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let refused = best(&passes[2], json!({ "count": 2, "max_price_cents": 2000 })).await;
+    assert_eq!(
+        (refused.status, refused.error()),
+        (StatusCode::CONFLICT, "seat_unavailable")
+    );
+    assert_eq!(seats_of(&refused), Vec::<String>::new());
+    assert_eq!(refused.body["available"], json!({ "largest_block": 1 }));
+    assert_eq!(
+        refused.str("message"),
+        "no 2 adjacent seats are free in one row at 2000 cents a seat or less; only single seats are"
+    );
+    let in_a = best(
+        &passes[2],
+        json!({ "count": 4, "section": "A", "max_price_cents": 4999 }),
+    )
+    .await;
+    assert_eq!(in_a.body["available"], json!({ "largest_block": 0 }));
+    assert_eq!(
+        in_a.str("message"),
+        "no seat is free in section A at 4999 cents a seat or less"
+    );
+    let proposal = app
+        .request(
+            Method::GET,
+            "/api/events/priced/best_available?count=4&max_price_cents=",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        seats_of(&proposal),
+        ["A-1-1", "A-1-2", "A-1-3", "A-1-4"],
+        "an empty price is any price"
+    );
+    let too_many = app
+        .request(
+            Method::GET,
+            "/api/events/priced/best_available?count=3&section=B",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (too_many.status, &too_many.body["available"]),
+        (StatusCode::CONFLICT, &json!({ "largest_block": 1 }))
+    );
+    assert_eq!(
+        too_many.str("message"),
+        "no 3 adjacent seats are free in one row in section B; only single seats are"
+    );
+    for (body, field) in [
+        (
+            json!({ "count": 1, "max_price_cents": -1 }),
+            "best_available.max_price_cents",
+        ),
+        (
+            json!({ "count": 1, "max_price_cents": "cheap" }),
+            "best_available.max_price_cents",
+        ),
+    ] {
+        let reply = best(&passes[3], body.clone()).await;
+        assert_eq!(
+            (reply.status, reply.error()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            "{body}"
+        );
+        assert!(
+            reply.str("message").starts_with(&format!("{field}:")),
+            "{body}: {}",
+            reply.body
+        );
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_best_available_holds_never_share_a_seat_and_refuse_only_when_no_pair_is_left() {
+    let app = spawn_app().await;
+    let sections = json!([
+        { "id": "A", "name": "Front", "price_cents": 5000, "rows": 3, "seats_per_row": 7 },
+        { "id": "B", "name": "Back", "price_cents": 2000, "rows": 2, "seats_per_row": 5 }
+    ]);
+    sale(&app, "rush", json!({ "sections": sections })).await;
+    let passes = app.admitted_passes("rush", 64).await;
+    let replies = join_all(
+        passes
+            .iter()
+            .map(|pass| app.hold("rush", pass, json!({ "best_available": { "count": 2 } }))),
+    )
+    .await;
+
+    let mut held: HashSet<String> = HashSet::new();
+    let mut orders = Vec::new();
+    for (reply, pass) in replies.iter().zip(&passes) {
+        match reply.status {
+            StatusCode::CREATED => {
+                let seats = seats_of(reply);
+                let coords: Vec<(&str, &str, u32)> = seats
+                    .iter()
+                    .map(|id| {
+                        let mut parts = id.split('-');
+                        let (section, row) = (parts.next().unwrap(), parts.next().unwrap());
+                        (section, row, parts.next().unwrap().parse().unwrap())
+                    })
+                    .collect();
+                assert!(
+                    coords.len() == 2
+                        && coords[0].0 == coords[1].0
+                        && coords[0].1 == coords[1].1
+                        && coords[0].2 + 1 == coords[1].2,
+                    "not two adjacent seats in one row: {seats:?}"
+                );
+                for seat in seats {
+                    assert!(held.insert(seat.clone()), "{seat} is in two orders");
+                }
+                orders.push((reply.str("order_id").to_owned(), pass));
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(reply.error(), "seat_unavailable");
+                assert_eq!(seats_of(reply), Vec::<String>::new());
+                assert!(
+                    matches!(
+                        reply.body["available"]["largest_block"].as_u64(),
+                        Some(0 | 1)
+                    ),
+                    "refused while a pair looked free: {}",
+                    reply.body
+                );
+            }
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    for (id, pass) in &orders {
+        let order = app.order(id, pass).await;
+        assert_eq!(order.str("status"), "pending", "{}", order.body);
+    }
+    assert!(orders.len() < 64, "64 pairs cannot fit 31 seats");
+
+    eventually(
+        Duration::from_secs(3),
+        "the seat map shows exactly the held seats held",
+        || async {
+            let map = app.seat_states("rush").await;
+            map.len() == 31
+                && map
+                    .iter()
+                    .all(|(seat, state)| (state == "held") == held.contains(seat))
+        },
+    )
+    .await;
+    let map = app.seat_states("rush").await;
+    let free = |section: &str, row: u32, seat: u32| {
+        map.get(&format!("{section}-{row}-{seat}"))
+            .is_some_and(|state| state == "free")
+    };
+    let pair_left = [("A", 3, 7), ("B", 2, 5)]
+        .iter()
+        .any(|&(section, rows, per_row)| {
+            (1..=rows).any(|row| {
+                (1..per_row).any(|seat| free(section, row, seat) && free(section, row, seat + 1))
+            })
+        });
+    assert!(
+        !pair_left,
+        "a request was refused while a pair was free: {map:?}"
+    );
+    assert_eq!(app.stats("rush").await.u64("held_seats"), held.len() as u64);
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn a_best_available_proposal_is_what_a_hold_would_take_and_holds_nothing() {
     let app = spawn_app().await;
     let sections = json!([
