@@ -132,8 +132,8 @@ pub struct ProposalQuery {
     count: Option<String>,
     /// Only in this section (absent or empty: any section)
     section: Option<String>,
-    /// Only in sections whose price_cents is at most this (absent or empty: any price)
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// Only in sections whose price_cents is at most this, in cents (absent or empty: any price)
+    #[param(value_type = Option<String>, pattern = "^[0-9]{0,18}$")]
     max_price_cents: Option<String>,
 }
 
