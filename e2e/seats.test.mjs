@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
+import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS, clickSeat, seatCentre, seatShown, mapReady, fingers, line } from "./support.mjs";
 
 const up = serviceAndBrowser();
 
@@ -23,7 +23,7 @@ async function snap(page, name) {
 async function enterSeats(page, id, query = "") {
   await page.goto(up.service.base + "/events/" + id + query);
   await page.waitForURL("**/events/" + id + "/seats", { timeout: 15000 });
-  await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]')?.getAttribute("aria-label"));
+  await mapReady(page);
 }
 
 /// Someone else: a pass of their own, through the API.
@@ -37,9 +37,7 @@ async function otherPass(id) {
   throw new Error("the other visitor was never admitted");
 }
 
-const seat = (page, id) => page.locator(`rect[data-id="${id}"]`);
 const basket = (page) => page.locator("#picked .seat-name").allTextContents();
-const seatClass = (page, id) => seat(page, id).getAttribute("class");
 
 for (const [size, options] of Object.entries(SIZES)) {
   test(`${size}: the pass's time is shown, its last minute announced, and once it ends the way back to the line`, async () => {
@@ -52,7 +50,7 @@ for (const [size, options] of Object.entries(SIZES)) {
       await warning.waitFor({ state: "visible" });
       assert.equal(await warning.getAttribute("role"), "alert");
       assert.match(await warning.textContent(), /Less than a minute left on your admission pass/);
-      await seat(page, "A-1-1").click();
+      await clickSeat(page, "A-1-1");
       await snap(page, "pass-warning-" + size);
 
       await page.locator("#pass-ended").waitFor({ state: "visible", timeout: 10000 });
@@ -71,8 +69,8 @@ for (const [size, options] of Object.entries(SIZES)) {
     await createEvent(up.service.base, id);
     await withPage(up.browser, "seats-taken-" + size, options, async (page) => {
       await enterSeats(page, id);
-      await seat(page, "A-1-3").click();
-      await seat(page, "A-1-4").click();
+      await clickSeat(page, "A-1-3");
+      await clickSeat(page, "A-1-4");
       assert.deepEqual(await basket(page), ["Floor, row 1, seat 3", "Floor, row 1, seat 4"]);
       assert.match(await page.locator("#total").textContent(), /€100\.00/);
       assert.equal((await api(up.service.base, "POST", `/api/events/${id}/holds`, { seats: ["A-1-3"] }, await otherPass(id))).status, 201);
@@ -83,7 +81,7 @@ for (const [size, options] of Object.entries(SIZES)) {
       assert.equal(await problem.getAttribute("role"), "alert");
       assert.deepEqual(await basket(page), ["Floor, row 1, seat 4"]);
       assert.match(await page.locator("#total").textContent(), /€50\.00/);
-      assert.equal(await seatClass(page, "A-1-3"), "seat held");
+      assert.equal(await seatShown(page, "A-1-3"), "held");
       await snap(page, "taken-" + size);
     });
   });
@@ -99,14 +97,14 @@ for (const [size, options] of Object.entries(SIZES)) {
       assert.match(await page.locator("#proposal").textContent(),
         /^We suggest Floor, row 1, seat 1; Floor, row 1, seat 2; Floor, row 1, seat 3\. Hold them/);
       assert.deepEqual(await basket(page), ["Floor, row 1, seat 1", "Floor, row 1, seat 2", "Floor, row 1, seat 3"]);
-      assert.equal(await seatClass(page, "A-1-2"), "seat picked");
+      assert.equal(await seatShown(page, "A-1-2"), "picked");
       assert.equal(await page.locator("#checkout").isVisible(), false, "nothing is held before the buyer says so");
       const stats = await api(up.service.base, "GET", `/api/admin/events/${id}/stats`, undefined, ADMIN);
       assert.equal(stats.body.held_seats, 0);
       await snap(page, "proposal-" + size);
 
       await page.click('#picked button[aria-label="Remove Floor, row 1, seat 3"]');
-      await seat(page, "A-2-5").click();
+      await clickSeat(page, "A-2-5");
       assert.deepEqual(await basket(page), ["Floor, row 1, seat 1", "Floor, row 1, seat 2", "Floor, row 2, seat 5"]);
       await page.click("#hold");
       await page.locator("#checkout").waitFor({ state: "visible" });
@@ -123,7 +121,7 @@ test("a hold made before the pass ends can still be paid after it", async () => 
   await createEvent(up.service.base, "passhold", { admission: { per_second: 50, max_active: 100, pass_seconds: 5 } });
   await withPage(up.browser, "seats-passhold", SIZES.phone, async (page) => {
     await enterSeats(page, "passhold");
-    await seat(page, "A-1-1").click();
+    await clickSeat(page, "A-1-1");
     await page.click("#hold");
     await page.locator("#checkout").waitFor({ state: "visible" });
     await page.waitForFunction(() => /has ended, but the seats you hold stay yours/.test(document.getElementById("pass-left").textContent),
@@ -166,8 +164,10 @@ test("keyboard: the map is one Tab stop moved by arrow keys, the skip link leads
   await createEvent(up.service.base, "keys");
   await withPage(up.browser, "seats-keys", SIZES.desktop, async (page) => {
     await enterSeats(page, "keys");
-    const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.dataset.id || document.activeElement.textContent);
-    assert.equal(await page.locator('rect[tabindex="0"]').count(), 1, "one Tab stop for all 24 seats");
+    const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.textContent);
+    assert.equal(await page.locator("#map").getAttribute("tabindex"), "0", "one Tab stop for all 24 seats");
+    assert.equal(await page.locator("#map").getAttribute("role"), "application");
+    assert.match(await page.locator("#map-help").textContent(), /arrow keys move from seat to seat/, "the map's description");
 
     // From the top of the page, Tab reaches the skip link before the map.
     await page.locator("body").focus();
@@ -193,21 +193,30 @@ test("keyboard: the map is one Tab stop moved by arrow keys, the skip link leads
     assert.deepEqual(await basket(page), ["Floor, row 2, seat 3"]);
     assert.equal(await page.locator("#status").textContent(), "Floor, row 2, seat 3 added to your seats.");
 
-    // The map: one stop, then the arrow keys; from it a few Tabs reach "Choose for me".
-    await seat(page, "A-1-1").focus();
+    // The map: one stop, reached with Tab from the skip link, whose seat is named;
+    // then the arrow keys; from it a few Tabs reach "Choose for me".
+    await page.locator("#skip-map").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await focused(), "map");
+    assert.equal(await page.locator("#map-seat").textContent(), "Floor, row 1, seat 1: free");
     await page.keyboard.press("ArrowRight");
     await page.keyboard.press("ArrowDown");
-    assert.equal(await focused(), "A-2-2");
+    assert.equal(await focused(), "map");
+    assert.equal(await page.locator("#map-seat").textContent(), "Floor, row 2, seat 2: free");
     await page.keyboard.press("Enter");
     assert.deepEqual(await basket(page), ["Floor, row 2, seat 3", "Floor, row 2, seat 2"]);
-    assert.equal(await page.locator('rect[tabindex="0"]').getAttribute("data-id"), "A-2-2");
+    assert.equal(await page.locator("#map-seat").textContent(), "Floor, row 2, seat 2: picked");
+    await page.keyboard.press("+");
+    assert.ok((await seatCentre(page, "A-2-2")).size > 20, "+ zooms in");
+    await snap(page, "keyboard-cursor-desktop");
     presses = 0;
-    while ((await focused()) !== "choose" && presses < 12) {
+    while ((await focused()) !== "choose" && presses < 14) {
       await page.keyboard.press("Tab");
       presses++;
     }
+    // The three zoom buttons, the lists (section, row, seat, add) and the count and section of "Choose for me".
     assert.equal(await focused(), "choose", "Choose for me is a few Tabs after the map, not one per seat");
-    assert.ok(presses <= 8, presses + " Tabs");
+    assert.ok(presses <= 10, presses + " Tabs");
   });
 });
 
@@ -215,38 +224,43 @@ test("the map shows the seats free the moment the page says the hold ran out", a
   await createEvent(up.service.base, "runout", { hold_seconds: 2 });
   await withPage(up.browser, "seats-runout", SIZES.desktop, async (page) => {
     await enterSeats(page, "runout");
-    await seat(page, "A-1-1").click();
-    await seat(page, "A-1-2").click();
+    await clickSeat(page, "A-1-1");
+    await clickSeat(page, "A-1-2");
     await page.click("#hold");
     await page.locator("#checkout").waitFor({ state: "visible" });
-    await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]').classList.contains("mine"));
+    await page.waitForFunction(() => document.getElementById("map").seatShown("A-1-1") === "mine");
     // The moment the words appear, the map must already agree with them.
     const atThatMoment = await page.waitForFunction(() => {
       const said = [...document.querySelectorAll("[role=alert]")].some((el) => !el.hidden && /free again/.test(el.textContent));
       if (!said) return false;
-      return ["A-1-1", "A-1-2"].map((id) => document.querySelector(`rect[data-id="${id}"]`).getAttribute("class"));
+      return ["A-1-1", "A-1-2"].map((id) => document.getElementById("map").seatShown(id));
     }, null, { timeout: 15000 });
-    assert.deepEqual(await atThatMoment.jsonValue(), ["seat free", "seat free"]);
+    assert.deepEqual(await atThatMoment.jsonValue(), ["free", "free"]);
     assert.equal(await page.locator("#picker-problem").textContent(), "Your time to pay ran out; the seats are free again.");
     await snap(page, "hold-ran-out-desktop");
   });
 });
 
-test("phone: seats are drawn at 24 CSS px or more and a wide map scrolls", async () => {
+test("phone: seats are drawn at 24 CSS px or more and a wide map pans", async () => {
   await createEvent(up.service.base, "touch", { sections: [{ id: "A", name: "Floor", price_cents: 5000, rows: 4, seats_per_row: 20 }] });
   await withPage(up.browser, "seats-touch", SIZES.phone, async (page) => {
     await enterSeats(page, "touch");
     for (const id of ["A-1-1", "A-2-10", "A-4-20"]) {
-      const box = await seat(page, id).boundingBox();
-      assert.ok(box.width >= 24 && box.height >= 24, `${id}: ${box.width}×${box.height}`);
+      const { size } = await seatCentre(page, id);
+      assert.ok(size >= 24, `${id}: ${size} px`);
     }
-    const wrap = await page.locator(".map-wrap").evaluate((el) => [el.scrollWidth, el.clientWidth]);
-    assert.ok(wrap[0] > wrap[1], "the map pans rather than shrinking: " + wrap);
-    assert.equal(await page.locator("#map-hint").isVisible(), true, "and says so");
+    assert.equal((await seatCentre(page, "A-4-20")).inSight, false, "the map pans rather than shrinking");
+    assert.match(await page.locator("#map-help").textContent(), /Drag to move the map/, "and says so");
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "the page itself does not overflow");
-    await seat(page, "A-1-2").tap();
+    await clickSeat(page, "A-1-2", "tap");
     assert.deepEqual(await basket(page), ["Floor, row 1, seat 2"]);
     await snap(page, "map-phone");
+    // A finger dragging the map to the left brings the row's end into sight.
+    const from = await seatCentre(page, "A-4-12");
+    await fingers(page, [line(from, { x: from.x - 300, y: from.y })]);
+    assert.equal((await seatCentre(page, "A-4-20")).inSight, true, "dragged into sight");
+    await clickSeat(page, "A-4-20", "tap");
+    assert.deepEqual(await basket(page), ["Floor, row 1, seat 2", "Floor, row 4, seat 20"], "a drag picks nothing; a tap does");
   });
 });
 
@@ -255,8 +269,10 @@ test("German: the seat page speaks German, seats named the German way", async ()
   await withPage(up.browser, "seats-german", { ...SIZES.phone, locale: "de-DE" }, async (page) => {
     await enterSeats(page, "deutsch");
     assert.equal(await page.getAttribute("html", "lang"), "de");
-    assert.equal(await seat(page, "A-1-1").getAttribute("aria-label"), "Floor, Reihe 1, Platz 1: frei");
-    await seat(page, "A-1-1").click();
+    await page.locator("#skip-map").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.locator("#map-seat").textContent(), "Floor, Reihe 1, Platz 1: frei");
+    await clickSeat(page, "A-1-1");
     assert.deepEqual(await basket(page), ["Floor, Reihe 1, Platz 1"]);
     assert.equal(await page.locator("#basket-title").textContent(), "Ihre Plätze");
     assert.match(await page.locator("#total").textContent(), /^Summe: 50,00\s€$/);

@@ -233,6 +233,10 @@ pub async fn asset(PathParam(file): PathParam) -> Response {
             "text/javascript; charset=utf-8",
             include_str!("../../static/waiting.js"),
         ),
+        "seatcanvas.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/seatcanvas.js"),
+        ),
         "seats.js" => (
             "text/javascript; charset=utf-8",
             include_str!("../../static/seats.js"),
