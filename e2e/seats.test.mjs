@@ -256,8 +256,10 @@ test("phone: seats are drawn at 24 CSS px or more and a wide map pans", async ()
     assert.deepEqual(await basket(page), ["Floor, row 1, seat 2"]);
     await snap(page, "map-phone");
     // A finger dragging the map to the left brings the row's end into sight.
-    const from = await seatCentre(page, "A-4-12");
-    await fingers(page, [line(from, { x: from.x - 300, y: from.y })]);
+    for (let swipe = 0; swipe < 2; swipe++) {
+      const from = await seatCentre(page, "A-4-8");
+      await fingers(page, [line(from, { x: from.x - 250, y: from.y })]);
+    }
     assert.equal((await seatCentre(page, "A-4-20")).inSight, true, "dragged into sight");
     await clickSeat(page, "A-4-20", "tap");
     assert.deepEqual(await basket(page), ["Floor, row 1, seat 2", "Floor, row 4, seat 20"], "a drag picks nothing; a tap does");
@@ -278,5 +280,146 @@ test("German: the seat page speaks German, seats named the German way", async ()
     assert.match(await page.locator("#total").textContent(), /^Summe: 50,00\s€$/);
     assert.match(await page.locator("#pass-left").textContent(), /Mit Ihrem Einlassschein können Sie noch \d+ min \d+ s lang Plätze reservieren/);
     await snap(page, "german-phone");
+  });
+});
+
+// --- A stadium: two sections of 100 rows × 500 seats -----------------------------
+
+const STADIUM = [
+  { id: "N", name: "North", price_cents: 9000, rows: 100, seats_per_row: 500 },
+  { id: "S", name: "South", price_cents: 6000, rows: 100, seats_per_row: 500 },
+];
+
+/// Admitted through the waiting room, then onto the seat page again as a fresh
+/// navigation: how long until its map is drawn and takes input (ms).
+async function timeToMap(page, id) {
+  await enterSeats(page, id);
+  const started = Date.now();
+  await page.goto(up.service.base + "/events/" + id + "/seats");
+  await mapReady(page);
+  return Date.now() - started;
+}
+
+const heapBytes = async (page) => {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("HeapProfiler.collectGarbage");
+  const { usedSize } = await cdp.send("Runtime.getHeapUsage");
+  await cdp.detach();
+  return usedSize;
+};
+
+test("stadium, desktop: usable within 1.5 s, picked by mouse, by arrow keys and by name, held; small heap; only small since answers", async (t) => {
+  const id = "stadium";
+  await createEvent(up.service.base, id, { sections: STADIUM });
+  await withPage(up.browser, "seats-stadium-desktop", SIZES.desktop, async (page) => {
+    const reads = [];
+    page.on("request", (request) => {
+      const url = new URL(request.url());
+      if (url.pathname.startsWith("/api/events/" + id + "/seat")) reads.push({ url, response: request.response() });
+    });
+    const ms = await timeToMap(page, id);
+    t.diagnostic(`map usable ${ms} ms after navigation`);
+    assert.ok(ms <= 1500, `the map took ${ms} ms`);
+    reads.length = 0;
+    const loaded = Date.now();
+    await snap(page, "stadium-overview-desktop");
+
+    // The whole venue is in sight, too small to aim at: a click zooms in there, the next picks.
+    const aim = await seatCentre(page, "N-50-250");
+    assert.ok(aim.inSight && aim.size < 7, "the overview: " + JSON.stringify(aim));
+    await page.mouse.click(aim.x, aim.y);
+    const zoomed = await seatCentre(page, "N-50-250");
+    assert.ok(zoomed.inSight && zoomed.size >= 18, "zoomed in around the click: " + JSON.stringify(zoomed));
+    assert.deepEqual(await basket(page), [], "the first click only zooms");
+    await snap(page, "stadium-zoomed-desktop");
+    await clickSeat(page, "N-50-250");
+    assert.deepEqual(await basket(page), ["North, row 50, seat 250"]);
+    assert.equal(await seatShown(page, "N-50-250"), "picked");
+
+    // The wheel zooms out around the pointer, and the zoom buttons work too.
+    await page.mouse.move(zoomed.x, zoomed.y);
+    await page.mouse.wheel(0, 400);
+    assert.ok((await seatCentre(page, "N-50-250")).size < zoomed.size, "the wheel zooms out");
+    await page.click("#zoom-in");
+    await page.click("#zoom-in");
+
+    // The keyboard: the map's cursor is on the seat just clicked; one to the right, Enter.
+    await page.locator("#map").focus();
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await page.locator("#map-seat").textContent(), "North, row 50, seat 251: free");
+    await page.keyboard.press("Enter");
+    // And by name, from lists of 100 rows and 500 seats.
+    await page.selectOption("#pick-section", "S");
+    await page.selectOption("#pick-row", "100");
+    await page.selectOption("#pick-seat", "500");
+    await page.click("#add-seat");
+    assert.deepEqual(await basket(page), ["North, row 50, seat 250", "North, row 50, seat 251", "South, row 100, seat 500"]);
+    await snap(page, "stadium-picked-desktop");
+
+    // Twenty seconds of someone else buying: each change reaches the map in a small answer.
+    const other = await otherPass(id);
+    for (const seats of [["N-1-1", "N-1-2"], ["S-77-400"], ["N-50-252"]]) {
+      assert.equal((await api(up.service.base, "POST", `/api/events/${id}/holds`, { seats }, other)).status, 201);
+      await page.waitForTimeout(4000);
+    }
+    await page.waitForTimeout(Math.max(0, 20000 - (Date.now() - loaded)));
+    assert.equal(await seatShown(page, "S-77-400"), "held");
+    assert.equal(await seatShown(page, "N-50-252"), "held");
+    const answers = await Promise.all(reads.map(async ({ url, response }) => {
+      const res = await response;
+      return { url: url.pathname + url.search, status: res.status(), bytes: res.status() === 200 ? (await res.body()).length : 0 };
+    }));
+    assert.ok(answers.length >= 8, "the map was read every 2 s: " + answers.length);
+    for (const answer of answers) {
+      assert.match(answer.url, /\/seatmap\?since=\d+$/, "only since reads after the first load");
+      assert.ok(answer.status === 200 || answer.status === 304, JSON.stringify(answer));
+      assert.ok(answer.bytes <= 1024, "a small answer: " + JSON.stringify(answer));
+    }
+    assert.ok(answers.some((a) => a.status === 200 && a.bytes > 0), "the changes came in since answers");
+    t.diagnostic(`${answers.length} map reads in 20 s, at most ${Math.max(...answers.map((a) => a.bytes))} bytes: ` +
+      answers.map((a) => a.status + ":" + a.bytes).join(" "));
+
+    const heap = await heapBytes(page);
+    t.diagnostic(`JS heap ${(heap / 1e6).toFixed(1)} MB`);
+    assert.ok(heap < 60e6, `JS heap ${heap} bytes`);
+
+    await page.click("#hold");
+    await page.locator("#checkout").waitFor({ state: "visible" });
+    assert.deepEqual(await page.locator("#held-seats .seat-name").allTextContents(),
+      ["North, row 50, seat 250", "North, row 50, seat 251", "South, row 100, seat 500"]);
+    assert.equal(await seatShown(page, "N-50-251"), "mine");
+  });
+});
+
+test("stadium, phone: usable within 1.5 s; a tap zooms in, a pinch zooms, a tap picks and the seat is held", async (t) => {
+  const id = "stadium-phone";
+  await createEvent(up.service.base, id, { sections: STADIUM });
+  await withPage(up.browser, "seats-stadium-phone", SIZES.phone, async (page) => {
+    const ms = await timeToMap(page, id);
+    t.diagnostic(`map usable ${ms} ms after navigation`);
+    assert.ok(ms <= 1500, `the map took ${ms} ms`);
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), "the page does not overflow");
+    await snap(page, "stadium-overview-phone");
+
+    const aim = await seatCentre(page, "S-20-100");
+    await page.touchscreen.tap(aim.x, aim.y);
+    const zoomed = await seatCentre(page, "S-20-100");
+    assert.ok(zoomed.inSight && zoomed.size >= 24, "a tap on the overview zooms in to finger size: " + JSON.stringify(zoomed));
+    assert.deepEqual(await basket(page), []);
+
+    // Two fingers apart: bigger seats, around the fingers.
+    const c = { x: zoomed.x, y: zoomed.y };
+    await fingers(page, [line({ x: c.x - 30, y: c.y }, { x: c.x - 60, y: c.y }), line({ x: c.x + 30, y: c.y }, { x: c.x + 60, y: c.y })]);
+    const pinched = await seatCentre(page, "S-20-100");
+    assert.ok(pinched.size > zoomed.size * 1.5, `pinched from ${zoomed.size} to ${pinched.size} px`);
+    assert.ok(pinched.inSight, "the seat between the fingers stays in sight");
+    await snap(page, "stadium-zoomed-phone");
+
+    await clickSeat(page, "S-20-100", "tap");
+    assert.deepEqual(await basket(page), ["South, row 20, seat 100"]);
+    await snap(page, "stadium-picked-phone");
+    await page.click("#hold");
+    await page.locator("#checkout").waitFor({ state: "visible" });
+    assert.equal(await seatShown(page, "S-20-100"), "mine");
   });
 });
