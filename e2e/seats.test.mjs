@@ -283,6 +283,26 @@ test("German: the seat page speaks German, seats named the German way", async ()
   });
 });
 
+test("a whole map in answer to a since read (the service no longer has those changes) replaces every state", async () => {
+  await createEvent(up.service.base, "wholemap");
+  await withPage(up.browser, "seats-wholemap", SIZES.desktop, async (page) => {
+    await enterSeats(page, "wholemap");
+    await clickSeat(page, "A-2-3");
+    // From now on every since read is answered as if its changes were gone: the whole map.
+    const asked = [];
+    await page.route("**/api/events/wholemap/seatmap?since=*", (route) => {
+      asked.push(route.request().url());
+      return route.continue({ url: up.service.base + "/api/events/wholemap/seatmap" });
+    });
+    const other = await otherPass("wholemap");
+    assert.equal((await api(up.service.base, "POST", "/api/events/wholemap/holds", { seats: ["A-2-3", "A-3-8"] }, other)).status, 201);
+    await page.locator("#picker-problem").waitFor({ state: "visible", timeout: 5000 });
+    assert.equal(await page.locator("#picker-problem").textContent(), "Floor, row 2, seat 3 was just taken by someone else; pick another.");
+    assert.deepEqual([await seatShown(page, "A-2-3"), await seatShown(page, "A-3-8"), await seatShown(page, "A-1-1")], ["held", "held", "free"]);
+    assert.ok(asked.length > 0);
+  });
+});
+
 // --- A stadium: two sections of 100 rows × 500 seats -----------------------------
 
 const STADIUM = [

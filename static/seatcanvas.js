@@ -392,7 +392,7 @@ class SeatCanvas {
   drawLabels() {
     const C = SeatCanvas, ctx = this.ctx, p = this.pitch;
     ctx.textBaseline = "alphabetic";
-    const rowNumbers = p >= 12;
+    const rowNumbers = p >= 13;
     if (rowNumbers) {
       if (this.x < 0) {
         ctx.fillStyle = "#fbfbfd";
@@ -400,7 +400,7 @@ class SeatCanvas {
         ctx.fillStyle = "#e3e3e8";
         ctx.fillRect(C.GUTTER - 2, 0, 1, this.height);
       }
-      ctx.font = Math.round(Math.min(12, p * 0.45)) + "px system-ui, sans-serif";
+      ctx.font = Math.round(Math.max(9, Math.min(12, p * 0.5))) + "px system-ui, sans-serif";
       ctx.textAlign = "right";
       ctx.fillStyle = "#55555a";
     }
