@@ -424,6 +424,11 @@ mod tests {
         assert!(html.contains("Pick up to 4 seats"), "{html}");
         assert!(html.contains("4242 4242 4242 4242"));
         assert!(html.contains(r#"aria-label="Seat map""#));
+        assert!(html.contains(r#"aria-describedby="map-help""#));
+        // The canvas view before the page's script, which uses it.
+        let view = html.find(r#"<script src="/static/seatcanvas.js" defer>"#);
+        let page = html.find(r#"<script src="/static/seats.js" defer>"#);
+        assert!(view.is_some() && view < page, "{html}");
     }
 
     #[test]
