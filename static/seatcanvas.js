@@ -7,7 +7,6 @@
 
 /// What the map shows of a seat, in drawing order of importance.
 const SHOWN = { free: 0, held: 1, sold: 2, mine: 3, picked: 4 };
-const SHOWN_NAMES = ["free", "held", "sold", "mine", "picked"];
 /// The legend's colours (anteroom.css), by SHOWN code.
 const SEAT_COLOURS = ["#34a853", "#f0a500", "#9a9aa2", "#0b5cad", "#7b2ff7"];
 
@@ -359,6 +358,8 @@ class SeatCanvas {
   drawSeatNumbers(section, top, left, firstRow, lastRow, firstSeat, lastSeat) {
     const ctx = this.ctx, p = this.pitch, size = p * SeatCanvas.SEAT;
     ctx.font = Math.round(Math.min(12, p * 0.36)) + "px system-ui, sans-serif";
+    // Only where the longest number of the section fits inside its seat with room to spare.
+    if (ctx.measureText(String(section.seats_per_row)).width > size * 0.8) return;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     ctx.fillStyle = "#fff";
