@@ -332,10 +332,14 @@ test("stadium, desktop: usable within 1.5 s, picked by mouse, by arrow keys and 
   const id = "stadium";
   await createEvent(up.service.base, id, { sections: STADIUM });
   await withPage(up.browser, "seats-stadium-desktop", SIZES.desktop, async (page) => {
+    // Every answer to a map read: where, its status and its body's size (read at
+    // once, so that none is left pending when the page closes).
     const reads = [];
-    page.on("request", (request) => {
-      const url = new URL(request.url());
-      if (url.pathname.startsWith("/api/events/" + id + "/seat")) reads.push({ url, response: request.response() });
+    page.on("response", (res) => {
+      const url = new URL(res.url());
+      if (!url.pathname.startsWith("/api/events/" + id + "/seat")) return;
+      const bytes = res.status() === 200 ? res.body().then((body) => body.length, () => Infinity) : 0;
+      reads.push({ url: url.pathname + url.search, status: res.status(), bytes });
     });
     const ms = await timeToMap(page, id);
     t.diagnostic(`map usable ${ms} ms after navigation`);
@@ -385,10 +389,7 @@ test("stadium, desktop: usable within 1.5 s, picked by mouse, by arrow keys and 
     await page.waitForTimeout(Math.max(0, 20000 - (Date.now() - loaded)));
     assert.equal(await seatShown(page, "S-77-400"), "held");
     assert.equal(await seatShown(page, "N-50-252"), "held");
-    const answers = await Promise.all(reads.map(async ({ url, response }) => {
-      const res = await response;
-      return { url: url.pathname + url.search, status: res.status(), bytes: res.status() === 200 ? (await res.body()).length : 0 };
-    }));
+    const answers = await Promise.all(reads.map(async (read) => ({ ...read, bytes: await read.bytes })));
     assert.ok(answers.length >= 8, "the map was read every 2 s: " + answers.length);
     for (const answer of answers) {
       assert.match(answer.url, /\/seatmap\?since=\d+$/, "only since reads after the first load");
