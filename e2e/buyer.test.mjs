@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS } from "./support.mjs";
+import { serviceAndBrowser, createEvent, withPage, api, ADMIN, SCREENSHOTS, clickSeat, seatShown, mapReady } from "./support.mjs";
 
 const up = serviceAndBrowser();
 
@@ -19,13 +19,13 @@ for (const [size, viewport] of [["phone", { width: 390, height: 844 }], ["deskto
     await withPage(up.browser, "buyer-" + size, { viewport, timezoneId: "Europe/Berlin" }, async (page) => {
       await page.goto(up.service.base + "/events/" + id);
       await page.waitForURL(`**/events/${id}/seats`, { timeout: 15000 });
-      const seat = (seatId) => page.locator(`rect[data-id="${seatId}"]`);
-      await seat("A-1-1").waitFor();
-      await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]')?.classList.contains("free"));
-      assert.equal(await seat("A-1-1").getAttribute("aria-label"), "Floor, row 1, seat 1: free");
+      await mapReady(page);
+      assert.equal(await seatShown(page, "A-1-1"), "free");
+      assert.equal(await page.getAttribute("#map", "aria-label"), "Seat map");
       await shot(page, "map-" + size);
 
-      await seat("A-1-1").click();
+      await clickSeat(page, "A-1-1");
+      assert.equal(await page.locator("#map-seat").textContent(), "Floor, row 1, seat 1: picked");
       await page.keyboard.press("ArrowRight");
       await page.keyboard.press("Enter");
       assert.deepEqual(await page.locator("#picked .seat-name").allTextContents(), ["Floor, row 1, seat 1", "Floor, row 1, seat 2"]);
@@ -54,7 +54,7 @@ for (const [size, viewport] of [["phone", { width: 390, height: 844 }], ["deskto
       assert.match(await page.locator("#confirmed-when").textContent(), /^Saturday, June 1, 2030 at 09:00 PM GMT\+2$/);
       assert.match(await page.locator("#order-id").textContent(), /^[0-9a-f-]{36}$/);
       assert.match(await page.locator("#confirmation").textContent(), /keep your order number, your tickets are tied to it/);
-      await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-1"]')?.classList.contains("mine"));
+      assert.equal(await seatShown(page, "A-1-1"), "mine");
       await shot(page, "confirmation-" + size);
     });
     const stats = await api(up.service.base, "GET", `/api/admin/events/${id}/stats`, undefined, ADMIN);
@@ -68,11 +68,11 @@ test("a seat taken by someone else just before the hold is explained in words an
   await withPage(up.browser, "race", {}, async (page) => {
     await page.goto(up.service.base + "/events/race");
     await page.waitForURL("**/events/race/seats", { timeout: 15000 });
-    await page.waitForFunction(() => document.querySelector('rect[data-id="A-1-3"]')?.classList.contains("free"));
-    await page.locator('rect[data-id="A-1-3"]').click();
-    await page.locator('rect[data-id="A-1-4"]').click();
+    await mapReady(page);
+    await clickSeat(page, "A-1-3");
+    await clickSeat(page, "A-1-4");
     // The map stops refreshing, so only the hold can tell the page.
-    await page.route("**/api/events/race/seats", (route) => route.abort());
+    await page.route("**/api/events/race/seatmap*", (route) => route.abort());
     // Another person takes A-1-3 first, through the API.
     const join = await api(up.service.base, "POST", "/api/events/race/queue");
     let pass;
@@ -85,7 +85,7 @@ test("a seat taken by someone else just before the hold is explained in words an
     await page.locator("#picker-problem").waitFor({ state: "visible" });
     assert.equal(await page.locator("#picker-problem").textContent(), "Floor, row 1, seat 3 was just taken by someone else; pick another.");
     assert.deepEqual(await page.locator("#picked .seat-name").allTextContents(), ["Floor, row 1, seat 4"]);
-    assert.equal(await page.locator('rect[data-id="A-1-3"]').getAttribute("class"), "seat held");
+    assert.equal(await seatShown(page, "A-1-3"), "held");
   });
 });
 

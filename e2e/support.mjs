@@ -111,3 +111,47 @@ export function serviceAndBrowser() {
   });
   return shared;
 }
+
+// The seat page's map is one canvas: a seat is aimed at where the page draws it.
+
+/// A seat's centre on the canvas map, in the viewport's coordinates (the map
+/// scrolled into the viewport first), and whether it is in sight within the map.
+export async function seatCentre(page, id) {
+  return page.evaluate((id) => {
+    const map = document.getElementById("map");
+    map.scrollIntoView({ block: "nearest" });
+    const box = map.seatBox(id), frame = map.getBoundingClientRect();
+    const x = box.x + box.width / 2, y = box.y + box.height / 2;
+    return { x, y, size: box.width, inSight: x > frame.left && x < frame.right && y > frame.top && y < frame.bottom };
+  }, id);
+}
+
+/// Clicks (or taps) a seat on the map; it must be in sight, as for a person.
+export async function clickSeat(page, id, how = "click") {
+  const at = await seatCentre(page, id);
+  if (!at.inSight) throw new Error(id + " is not in sight on the map");
+  if (how === "tap") await page.touchscreen.tap(at.x, at.y);
+  else await page.mouse.click(at.x, at.y);
+}
+
+/// What the map shows of a seat: free, held, sold, mine or picked.
+export const seatShown = (page, id) => page.evaluate((id) => document.getElementById("map").seatShown(id), id);
+
+/// The seat page's map is drawn with the seats' states and takes input.
+export const mapReady = (page) => page.waitForSelector('#map[aria-busy="false"]');
+
+/// Fingers moving on the screen together, each along its own path of points (as
+/// many points for each); playwright itself only taps, so through the DevTools protocol.
+export async function fingers(page, paths) {
+  const cdp = await page.context().newCDPSession(page);
+  const at = (i) => paths.map((path, id) => ({ x: path[i].x, y: path[i].y, id }));
+  await cdp.send("Input.dispatchTouchEvent", { type: "touchStart", touchPoints: at(0) });
+  for (let i = 1; i < paths[0].length; i++) await cdp.send("Input.dispatchTouchEvent", { type: "touchMove", touchPoints: at(i) });
+  await cdp.send("Input.dispatchTouchEvent", { type: "touchEnd", touchPoints: [] });
+  await cdp.detach();
+}
+
+/// Points from `from` to `to` in `steps` even steps.
+export function line(from, to, steps = 8) {
+  return Array.from({ length: steps + 1 }, (_, i) => ({ x: from.x + (to.x - from.x) * i / steps, y: from.y + (to.y - from.y) * i / steps }));
+}

@@ -17,8 +17,9 @@ function t(key, values) {
 /// less (a position never goes up).
 let logPosition = null;
 
-async function api(method, path, body, bearer) {
-  const headers = {};
+/// `extra`: more request headers (such as `If-None-Match`).
+async function api(method, path, body, bearer, extra) {
+  const headers = { ...extra };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (bearer) headers["Authorization"] = "Bearer " + bearer;
   if (logPosition) headers["Anteroom-Log-Position"] = logPosition;

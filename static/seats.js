@@ -1,7 +1,8 @@
-// The seat map: an SVG of the venue refreshed live, picking by click, by arrow
-// keys or by name from lists, best-available proposals, hold, a countdown, a
-// simulated payment and the confirmation. The pass comes from the waiting room
-// (localStorage); its end is read from the pass itself and announced.
+// The seat page: the venue's map on a canvas (seatcanvas.js), kept live from the
+// compact seat map's changes, picking by click or tap, by arrow keys or by name
+// from lists, best-available proposals, hold, a countdown, a simulated payment and
+// the confirmation. The pass comes from the waiting room (localStorage); its end
+// is read from the pass itself and announced.
 "use strict";
 
 (function () {
@@ -10,13 +11,9 @@
   const $ = (id) => document.getElementById(id);
   const pass = localStorage.getItem("anteroom.pass." + eventId);
   const orderKey = "anteroom.order." + eventId;
-  const SVG = "http://www.w3.org/2000/svg";
-  // Map units; the map is drawn at SCALE_FINE (seats of 20 CSS px) with a mouse and at
-  // SCALE_TOUCH (28 CSS px, above the 24 px a finger needs) on touch or narrow screens,
-  // where the map scrolls instead of shrinking.
-  const PITCH = 20, SIZE = 16, LEFT = 26, HEADER = 26;
-  const SCALE_FINE = 1.25, SCALE_TOUCH = 1.75;
-  const touchLike = matchMedia("(pointer: coarse), (max-width: 40rem)");
+  const mapPath = "/api/events/" + eventId + "/seatmap";
+  // How often the map asks for what changed, unless the service asks for a pause (Retry-After).
+  const MAP_EVERY_MS = 2000;
   const TEST_CARD = "4242424242424242";
   // The pass's last minute is announced.
   const PASS_WARNING_SECONDS = 60;
@@ -31,10 +28,13 @@
   let event = null;
   let picked = new Set();
   let order = null;
-  const seatEls = new Map();
-  const states = new Map();
+  // The venue (seatcanvas.js's SeatLayout), each seat's state as the service last
+  // said it (a STATE code per seat, in the layout's order), the version read, the view.
+  let layout = null;
+  let states = null;
+  let version = null;
+  let view = null;
   const freed = new Map();
-  let focusedSeat = null;
   let countdown = null;
   let passEnded = false;
   let passWarned = false;
@@ -44,6 +44,9 @@
   let holding = false;
 
   const currency = () => event.currency || "EUR";
+  /// The compact map's one-letter states, and the words for them.
+  const STATE = { f: SHOWN.free, h: SHOWN.held, s: SHOWN.sold };
+  const STATE_NAMES = ["free", "held", "sold"];
   const STATE_WORDS = {
     free: t("seats.state_free"), held: t("seats.state_held"), sold: t("seats.state_sold"),
     mine: t("seats.state_mine"), picked: t("seats.state_picked"),
@@ -66,7 +69,7 @@
 
   // --- Seats by name ---------------------------------------------------------
 
-  function sectionOf(id) { return event.sections.find((s) => s.id === id); }
+  function sectionOf(id) { return layout.byId.get(id); }
 
   function parts(id) {
     const [section, row, seat] = id.split("-");
@@ -79,6 +82,16 @@
   }
 
   function seatIdOf(section, row, seat) { return section.id + "-" + row + "-" + seat; }
+
+  /// A seat's state as the page should believe it: the service's word, except for
+  /// seats our own ended hold freed a moment ago.
+  function stateOf(id) {
+    const index = layout.indexOf(id);
+    if (index < 0) return "sold";
+    return (freed.get(id) || 0) > Date.now() ? "free" : STATE_NAMES[states[index]];
+  }
+
+  function shownOf(id) { return orderHolds(id) ? "mine" : picked.has(id) ? "picked" : stateOf(id); }
 
   /// Several seats in one sentence; each name has commas of its own, so they are set apart by semicolons.
   function names(ids) { return ids.map(seatName).join("; "); }
@@ -136,155 +149,133 @@
 
   // --- The map -----------------------------------------------------------------
 
-  function draw() {
-    const map = $("map");
-    let y = 0, width = 0;
-    for (const section of event.sections) {
-      const label = document.createElementNS(SVG, "text");
-      label.setAttribute("x", LEFT);
-      label.setAttribute("y", y + 16);
-      label.setAttribute("class", "section-label");
-      label.textContent = section.name + " · " + money(section.price_cents, currency());
-      map.appendChild(label);
-      y += HEADER;
-      for (let row = 1; row <= section.rows; row++) {
-        const rowLabel = document.createElementNS(SVG, "text");
-        rowLabel.setAttribute("x", 4);
-        rowLabel.setAttribute("y", y + 13);
-        rowLabel.setAttribute("class", "row-label");
-        rowLabel.textContent = row;
-        map.appendChild(rowLabel);
-        for (let n = 1; n <= section.seats_per_row; n++) {
-          const id = seatIdOf(section, row, n);
-          const rect = document.createElementNS(SVG, "rect");
-          rect.setAttribute("x", LEFT + (n - 1) * PITCH);
-          rect.setAttribute("y", y);
-          rect.setAttribute("width", SIZE);
-          rect.setAttribute("height", SIZE);
-          rect.setAttribute("rx", 3);
-          rect.setAttribute("tabindex", "-1");
-          rect.setAttribute("role", "checkbox");
-          rect.dataset.id = id;
-          rect.addEventListener("click", () => { focusSeat(id, false); toggle(id); });
-          rect.addEventListener("keydown", (e) => onSeatKey(e, id));
-          seatEls.set(id, rect);
-          states.set(id, "free");
-          map.appendChild(rect);
-        }
-        y += PITCH;
-      }
-      y += 10;
-      width = Math.max(width, LEFT + section.seats_per_row * PITCH);
-    }
-    map.setAttribute("viewBox", "0 0 " + width + " " + y);
-    map.dataset.width = width;
-    map.dataset.height = y;
-    scaleMap();
-    // One Tab stop for the whole map: the arrow keys move between seats.
-    focusSeat(seatIdOf(event.sections[0], 1, 1), false);
+  function drawMap(sections) {
+    layout = new SeatLayout(sections);
+    const canvas = $("map");
+    view = new SeatCanvas(canvas, layout, {
+      shown: shownCode,
+      free: (index) => states[index] === STATE.f,
+      label: (section, free, short) => {
+        const price = money(section.price_cents, currency());
+        if (short) return t("seats.section_label_short", { section: section.name, price });
+        const total = (section.rows * section.seats_per_row).toLocaleString(LANG);
+        return t("seats.section_label", { section: section.name, price, free: free.toLocaleString(LANG), total });
+      },
+      marked: () => [...picked, ...(order ? order.seats : [])].map((id) => layout.indexOf(id)),
+      onPick: (index) => {
+        const id = layout.idOf(index);
+        toggle(id);
+        pointAt(index);
+      },
+      onPoint: pointAt,
+    });
+    // Read by the browser tests, which aim at a seat the way a person would.
+    canvas.seatBox = (id) => view.seatBox(layout.indexOf(id));
+    canvas.seatShown = (id) => shownOf(id);
+    $("zoom-in").addEventListener("click", () => view.zoomBy(2));
+    $("zoom-out").addEventListener("click", () => view.zoomBy(0.5));
+    $("zoom-all").addEventListener("click", () => view.showAll());
   }
 
-  function scaleMap() {
-    const map = $("map");
-    const scale = touchLike.matches ? SCALE_TOUCH : SCALE_FINE;
-    map.setAttribute("width", Math.ceil(map.dataset.width * scale));
-    map.setAttribute("height", Math.ceil(map.dataset.height * scale));
-    const wrap = map.parentElement;
-    show($("map-hint"), wrap.scrollWidth > wrap.clientWidth || wrap.scrollHeight > wrap.clientHeight);
+  /// Says which seat the pointer or the keyboard is on, and in what state.
+  function pointAt(index) {
+    if (index < 0) return;
+    const id = layout.idOf(index);
+    $("map-seat").textContent = t("seats.seat_state", { seat: seatName(id), state: STATE_WORDS[shownOf(id)] });
   }
 
-  function focusSeat(id, moveFocus) {
-    const el = seatEls.get(id);
-    if (!el) return;
-    if (focusedSeat && focusedSeat !== id) seatEls.get(focusedSeat)?.setAttribute("tabindex", "-1");
-    focusedSeat = id;
-    el.setAttribute("tabindex", "0");
-    if (moveFocus) el.focus();
-  }
-
-  /// The seat an arrow key leads to: along the row, or to the same seat number
-  /// (or the nearest) in the row above or below, across sections.
-  function neighbour(id, key) {
-    const p = parts(id);
-    const index = event.sections.indexOf(p.section);
-    const clampSeat = (section, seat) => Math.min(seat, section.seats_per_row);
-    switch (key) {
-      case "ArrowLeft": return seatIdOf(p.section, p.row, Math.max(1, p.seat - 1));
-      case "ArrowRight": return seatIdOf(p.section, p.row, clampSeat(p.section, p.seat + 1));
-      case "Home": return seatIdOf(p.section, p.row, 1);
-      case "End": return seatIdOf(p.section, p.row, p.section.seats_per_row);
-      case "ArrowDown": {
-        if (p.row < p.section.rows) return seatIdOf(p.section, p.row + 1, p.seat);
-        const next = event.sections[index + 1];
-        return next ? seatIdOf(next, 1, clampSeat(next, p.seat)) : id;
-      }
-      case "ArrowUp": {
-        if (p.row > 1) return seatIdOf(p.section, p.row - 1, p.seat);
-        const previous = event.sections[index - 1];
-        return previous ? seatIdOf(previous, previous.rows, clampSeat(previous, p.seat)) : id;
-      }
-      default: return null;
-    }
-  }
-
-  function onSeatKey(e, id) {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      return toggle(id);
-    }
-    const next = neighbour(id, e.key);
-    if (next) {
-      e.preventDefault();
-      focusSeat(next, true);
-    }
-  }
-
-  /// Scrolls the map (not the page) so that the seat is in view.
-  function revealInMap(id) {
-    const wrap = $("map").parentElement;
-    const seatBox = seatEls.get(id).getBoundingClientRect();
-    const wrapBox = wrap.getBoundingClientRect();
-    wrap.scrollLeft += seatBox.left - wrapBox.left - wrapBox.width / 2;
-    wrap.scrollTop += seatBox.top - wrapBox.top - wrapBox.height / 2;
-  }
+  /// Brings a seat into sight on the map, zoomed in enough to pick it.
+  function revealInMap(id) { view.reveal(layout.indexOf(id), SeatCanvas.PICK_TOUCH); }
 
   function orderHolds(id) {
     return order && (order.status === "pending" || order.status === "paid") && order.seats.includes(id);
   }
 
-  function paint(id) {
-    const el = seatEls.get(id);
-    if (!el) return;
-    const state = states.get(id);
-    const shown = orderHolds(id) ? "mine" : picked.has(id) ? "picked" : state;
-    el.setAttribute("class", "seat " + shown);
-    el.setAttribute("aria-checked", picked.has(id) ? "true" : "false");
-    el.setAttribute("aria-disabled", state === "free" ? "false" : "true");
-    el.setAttribute("aria-label", seatName(id) + ": " + STATE_WORDS[shown]);
+  /// The few seats not shown as the service says: picked, ours, or just freed by our ended hold.
+  let ownSeats = new Set();
+
+  /// What the map shows of a seat (a SHOWN code; the service's STATE codes are the same numbers).
+  function shownCode(index) { return ownSeats.has(index) ? SHOWN[shownOf(layout.idOf(index))] : states[index]; }
+
+  /// These seats changed in the page's eyes; the map follows.
+  function paint(ids) {
+    const graced = [...freed].filter(([, until]) => until > Date.now()).map(([id]) => id);
+    const own = [...picked, ...graced, ...(order ? order.seats : [])];
+    ownSeats = new Set(own.map((id) => layout.indexOf(id)));
+    view.repaint(ids.map((id) => layout.indexOf(id)));
   }
 
-  async function refresh() {
+  /// The states of the whole venue, one letter per seat.
+  function readStates(letters) {
+    if (!states || states.length !== letters.length) states = new Uint8Array(letters.length);
+    for (let i = 0; i < letters.length; i++) states[i] = STATE[letters[i]] ?? STATE.s;
+  }
+
+  /// Reads what changed on the map since the version the page has (the whole map
+  /// the first time, or when the service no longer keeps the changes since then),
+  /// and tells the buyer about picked seats someone else took.
+  async function readMap() {
     const started = generation;
-    const res = await api("GET", "/api/events/" + eventId + "/seats");
-    if (res.status !== 200 || started !== generation || holding) return;
-    const readAt = Date.now();
-    const taken = [];
-    for (const seat of res.body.seats) {
-      const stillFreed = seat.state === "held" && (freed.get(seat.id) || 0) > readAt;
-      const state = stillFreed ? "free" : seat.state;
-      states.set(seat.id, state);
-      if (state !== "free" && picked.has(seat.id)) {
-        picked.delete(seat.id);
-        taken.push(seat.id);
+    const since = version;
+    const res = since === null
+      ? await api("GET", mapPath)
+      : await api("GET", mapPath + "?since=" + since, undefined, undefined, { "If-None-Match": 'W/"' + since + '"' });
+    if (res.status === 304) return MAP_EVERY_MS;
+    if (res.status !== 200 || !res.body) return Math.max(MAP_EVERY_MS, res.retryAfter * 1000);
+    // A read overlapping a hold of ours could show its seats as taken by someone
+    // else: it is dropped, and the next read asks again from the same version.
+    if (started !== generation || holding || since !== version) return MAP_EVERY_MS;
+    let rowChanged = false;
+    if (typeof res.body.states === "string") {
+      readStates(res.body.states);
+      view.repaintAll();
+      rowChanged = true;
+    } else {
+      const changed = [];
+      const listed = $("pick-section").value + "-" + $("pick-row").value + "-";
+      for (const [id, letter] of Object.entries(res.body.changes || {})) {
+        const index = layout.indexOf(id);
+        if (index < 0) continue;
+        states[index] = STATE[letter] ?? STATE.s;
+        changed.push(index);
+        rowChanged ||= id.startsWith(listed);
       }
-      paint(seat.id);
+      if (changed.length) view.repaint(changed);
     }
+    version = String(res.body.version);
+    const taken = [...picked].filter((id) => stateOf(id) !== "free");
     if (taken.length) {
+      taken.forEach((id) => picked.delete(id));
+      paint(taken);
       say(takenText(taken));
       hideProposal();
+      summarize();
     }
-    fillSeatOptions();
-    summarize();
+    if (rowChanged || taken.length) fillSeatOptions();
+    return MAP_EVERY_MS;
+  }
+
+  /// One read at a time; asked for during one, another follows it.
+  let reading = null, readAgain = false;
+  function refresh() {
+    if (reading) {
+      readAgain = true;
+      return reading;
+    }
+    reading = readMap().finally(() => {
+      reading = null;
+      if (readAgain) {
+        readAgain = false;
+        refresh();
+      }
+    });
+    return reading;
+  }
+
+  /// Reads the map every MAP_EVERY_MS (longer when the service asks), only while the page is seen.
+  async function keepMapLive() {
+    const wait = document.hidden ? MAP_EVERY_MS : await refresh();
+    setTimeout(keepMapLive, wait || MAP_EVERY_MS);
   }
 
   // --- Picking -----------------------------------------------------------------
@@ -292,7 +283,7 @@
   /// Picks a free seat, within the limit; says why not otherwise.
   function pick(id) {
     if (picked.has(id)) return true;
-    if (states.get(id) !== "free") {
+    if (stateOf(id) !== "free") {
       say(t("seats.not_free", { seat: seatName(id) }));
       return false;
     }
@@ -321,13 +312,13 @@
 
   function changed(id) {
     hideProposal();
-    paint(id);
+    paint([id]);
     fillSeatOptions();
     summarize();
   }
 
   function toggle(id) {
-    if (!seatEls.has(id) || order && order.status === "pending") return;
+    if (order && order.status === "pending") return;
     if (picked.has(id)) unpick(id);
     else pick(id);
   }
@@ -372,7 +363,7 @@
     }
     for (const option of seats.options) {
       const id = seatIdOf(section, row, Number(option.value));
-      const state = picked.has(id) ? "picked" : orderHolds(id) ? "mine" : states.get(id);
+      const state = picked.has(id) ? "picked" : orderHolds(id) ? "mine" : stateOf(id);
       option.textContent = state === "free"
         ? t("seats.seat_n", { seat: option.value })
         : t("seats.seat_n_state", { seat: option.value, state: STATE_WORDS[state] });
@@ -475,7 +466,7 @@
     };
     tick();
     countdown = setInterval(tick, 1000);
-    o.seats.forEach(paint);
+    paint(o.seats);
     refresh();
   }
 
@@ -502,11 +493,10 @@
   function showFreed(ids) {
     generation++;
     const until = Date.now() + FREED_GRACE_MS;
-    for (const id of ids) {
-      freed.set(id, until);
-      states.set(id, "free");
-      paint(id);
-    }
+    for (const id of ids) freed.set(id, until);
+    paint(ids);
+    // Once the grace is over, the service's word shows again, whatever it is.
+    setTimeout(() => paint(ids), FREED_GRACE_MS);
     fillSeatOptions();
   }
 
@@ -521,7 +511,7 @@
     fillList($("confirmed-seats"), o.seats, false);
     $("paid-amount").textContent = money(o.amount_cents, currency());
     $("order-id").textContent = o.order_id;
-    o.seats.forEach(paint);
+    paint(o.seats);
     refresh();
   }
 
@@ -541,10 +531,11 @@
     const taken = res.status === 409 && res.body ? res.body.seats || [] : [];
     for (const id of taken) {
       picked.delete(id);
-      states.set(id, "held");
-      paint(id);
+      const index = layout.indexOf(id);
+      if (index >= 0) states[index] = STATE.h;
     }
     if (taken.length) {
+      paint(taken);
       hideProposal();
       fillSeatOptions();
       summarize();
@@ -563,8 +554,7 @@
     if (res.status === 200) {
       const before = [...picked];
       picked = new Set(res.body.seats);
-      before.forEach(paint);
-      res.body.seats.forEach(paint);
+      paint([...before, ...res.body.seats]);
       fillSeatOptions();
       summarize();
       const proposal = t("seats.proposed", { seats: names(res.body.seats) });
@@ -596,7 +586,6 @@
     e.preventDefault();
     $("pick-section").focus();
   });
-  touchLike.addEventListener("change", scaleMap);
   $("pay").addEventListener("submit", async (e) => {
     e.preventDefault();
     const digits = $("card").value.replace(/\D/g, "");
@@ -641,7 +630,7 @@
       show($("picker"), false);
       return;
     }
-    const res = await api("GET", "/api/events/" + eventId);
+    const [res, map] = await Promise.all([api("GET", "/api/events/" + eventId), api("GET", mapPath)]);
     if (res.status !== 200) return say(t("seats.no_event"));
     event = res.body;
     // The Date header is whole seconds, rounded down, and stamped before the answer
@@ -654,7 +643,19 @@
     for (let n = 1; n <= event.max_seats_per_user; n++) {
       $("best-count").add(new Option(String(n), String(n), n === 2, n === 2));
     }
-    draw();
+    // The map is drawn from the compact map's sections and states; without them
+    // (a busy service), from the event's sections, all free until the first read.
+    const whole = map.status === 200 && map.body && typeof map.body.states === "string";
+    const sections = whole ? map.body.sections : event.sections;
+    if (whole) {
+      readStates(map.body.states);
+      version = String(map.body.version);
+    } else {
+      states = new Uint8Array(sections.reduce((seats, s) => seats + s.rows * s.seats_per_row, 0));
+    }
+    drawMap(sections);
+    $("map").setAttribute("aria-busy", "false");
+    performance.mark("seat-map-ready");
     fillSections();
     panel("picker");
     const saved = localStorage.getItem(orderKey);
@@ -665,8 +666,8 @@
       else remember(null);
     }
     watchPass();
-    await refresh();
-    setInterval(refresh, 2000);
+    setTimeout(keepMapLive, whole ? MAP_EVERY_MS : 0);
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
   }
 
   start();

@@ -299,6 +299,10 @@ pub async fn asset(PathParam(file): PathParam) -> Response {
             "text/javascript; charset=utf-8",
             include_str!("../../static/waiting.js"),
         ),
+        "seatcanvas.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/seatcanvas.js"),
+        ),
         "seats.js" => (
             "text/javascript; charset=utf-8",
             include_str!("../../static/seats.js"),
@@ -486,6 +490,11 @@ mod tests {
         assert!(html.contains("Pick up to 4 seats"), "{html}");
         assert!(html.contains("4242 4242 4242 4242"));
         assert!(html.contains(r#"aria-label="Seat map""#));
+        assert!(html.contains(r#"aria-describedby="map-help""#));
+        // The canvas view before the page's script, which uses it.
+        let view = html.find(r#"<script src="/static/seatcanvas.js" defer>"#);
+        let page = html.find(r#"<script src="/static/seats.js" defer>"#);
+        assert!(view.is_some() && view < page, "{html}");
     }
 
     #[test]
