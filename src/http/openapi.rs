@@ -58,6 +58,7 @@ use crate::domain::{Admission, Currency, EventId, OrderStatus, SeatId, Section};
         RateLimited,
         Unavailable,
         PageNotFound,
+        HtmlPage,
         NotModified
     )),
     modifiers(&SharedComponents)
@@ -287,6 +288,33 @@ error_answers! {
         retry_after: true,
         ..ErrorAnswer::of("A backend does not answer", &["unavailable"])
     };
+}
+
+/// `200` for a page: HTML in the visitor's language (`?lang=`, the cookie, or
+/// `Accept-Language`).
+pub enum HtmlPage {}
+
+impl<'r> ToResponse<'r> for HtmlPage {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let header = |description: &str| {
+            HeaderBuilder::new()
+                .schema(Some(String::schema()))
+                .description(Some(description))
+                .build()
+        };
+        let page = ResponseBuilder::new()
+            .description("HTML page")
+            .content(
+                "text/html",
+                ContentBuilder::new().schema(Some(String::schema())).build(),
+            )
+            .header(
+                "Set-Cookie",
+                header("Remembers the language chosen with `?lang=` for a year"),
+            )
+            .header("Vary", header("accept-language, cookie"));
+        ("HtmlPage", page.build().into())
+    }
 }
 
 /// `404` for a page: the not-found page in the visitor's language.

@@ -84,10 +84,7 @@ struct Home {
     summary = "Page: events on sale",
     tag = "pages",
     params(Lang),
-    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
-            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
-            ("Vary" = String, description = "accept-language, cookie")
-        )))
+    responses((status = 200, response = openapi::HtmlPage))
 )]
 pub async fn home(State(state): State<AppState>, lang: Lang) -> Response {
     let now = state.clock.now();
@@ -193,10 +190,7 @@ fn event_page(
     summary = "Page: the waiting room (join, live position, progress and ETA, then on to the seat map)",
     tag = "pages",
     params(("id" = EventId, Path, description = "The event's id"), Lang),
-    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
-            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
-            ("Vary" = String, description = "accept-language, cookie")
-        )), (status = 404, response = openapi::PageNotFound))
+    responses((status = 200, response = openapi::HtmlPage), (status = 404, response = openapi::PageNotFound))
 )]
 pub async fn waiting(
     State(state): State<AppState>,
@@ -222,10 +216,7 @@ pub async fn waiting(
     summary = "Page: the seat map (pick, hold, timer, pay, confirmation)",
     tag = "pages",
     params(("id" = EventId, Path, description = "The event's id"), Lang),
-    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
-            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
-            ("Vary" = String, description = "accept-language, cookie")
-        )), (status = 404, response = openapi::PageNotFound))
+    responses((status = 200, response = openapi::HtmlPage), (status = 404, response = openapi::PageNotFound))
 )]
 pub async fn seats(
     State(state): State<AppState>,
@@ -251,10 +242,7 @@ pub async fn seats(
     summary = "Page: live dashboard of every event's stats, with admission rate and pause controls",
     tag = "pages",
     params(Lang),
-    responses((status = 200, description = "HTML page", body = String, content_type = "text/html", headers(
-            ("Set-Cookie" = String, description = "Remembers the language chosen with `?lang=` for a year"),
-            ("Vary" = String, description = "accept-language, cookie")
-        )))
+    responses((status = 200, response = openapi::HtmlPage))
 )]
 pub async fn admin(lang: Lang) -> Response {
     render(
