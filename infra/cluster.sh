@@ -3,8 +3,8 @@
 #   - a Redis Cluster of 3 masters + 3 replicas   (ports 7101-7106)
 #   - a Redis primary + replica + 3 Sentinels     (ports 7201-7202, 7301-7303)
 #   - a RabbitMQ cluster of 3 nodes               (AMQP 5681-5683, dist 25681-25683)
-# Usage: infra/cluster.sh up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE
-# (the kill commands are for the node-loss tests: `up` starts the killed node again).
+# Usage: infra/cluster.sh up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel
+# (the kill and failover commands are for the node-loss tests: `up` starts a killed node again).
 # `up` starts what does not answer yet (a node start takes seconds: start them
 # once and share them between test runs; each run uses its own namespace) and
 # prints the URLs to give Anteroom. Data lives under $CLUSTER_DIR.
@@ -96,6 +96,24 @@ kill_redis_owner() {
   [ -n "$master" ] || { say "no master serves slot $slot"; return 1; }
   kill -9 "$(redis-cli -p "$master" info server | tr -d '\r' | awk -F: '$1 == "process_id" { print $2 }')"
   echo "$master"
+}
+
+# The port of the primary the Sentinels name now.
+sentinel_primary() {
+  redis-cli -p "${SENTINEL_PORTS[0]}" sentinel get-master-addr-by-name anteroom | tail -1
+}
+
+# A planned failover of the Sentinel set's primary; prints the new primary's port.
+failover_sentinel() {
+  local before after
+  before=$(sentinel_primary)
+  redis-cli -p "${SENTINEL_PORTS[0]}" sentinel failover anteroom >/dev/null
+  for _ in $(seq 150); do
+    after=$(sentinel_primary)
+    if [ "$after" != "$before" ]; then echo "$after"; return; fi
+    sleep 0.2
+  done
+  say "the sentinels did not fail over from $before"; return 1
 }
 
 sentinel_up() {
@@ -211,5 +229,6 @@ case "${1:-up}" in
   urls) urls ;;
   kill-redis-owner) kill_redis_owner "$2" ;;
   kill-rabbit-leader) kill_rabbit_leader "$2" ;;
-  *) say "usage: $0 up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE"; exit 2 ;;
+  failover-sentinel) failover_sentinel ;;
+  *) say "usage: $0 up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel"; exit 2 ;;
 esac

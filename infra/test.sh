@@ -37,9 +37,12 @@ if cluster_urls=$(bash infra/cluster.sh up | grep '_URL='); then
     TEST_REDIS_URL="$redis" TEST_AMQP_URL="$AMQP_CLUSTER_URL" cargo test --locked --test api -- \
       --test-threads "$threads" --skip servers_only --skip process --skip embedded_only || status=$?
   done
-  echo "== a node of each cluster dies mid-sale (alone: they kill shared nodes, and start them again)"
+  echo "== a node of each cluster dies mid-sale, and the Sentinels fail over (alone: they kill shared nodes, and start them again)"
   TEST_REDIS_URL="$REDIS_CLUSTER_URL" TEST_AMQP_URL="$AMQP_CLUSTER_URL" cargo test --locked --test api \
-    servers_only::node_loss -- --ignored --test-threads 1 || status=$?
+    servers_only::node_loss -- --ignored --test-threads 1 --skip sentinel || status=$?
+  TEST_REDIS_URL="$REDIS_SENTINEL_URL" TEST_AMQP_URL="$AMQP_CLUSTER_URL" cargo test --locked --test api \
+    servers_only::node_loss::three_instances_behind_nginx_keep_a_sale_going_through_a_sentinel_failover \
+    -- --ignored --test-threads 1 || status=$?
 else
   echo "the clusters did not start"; status=1
 fi

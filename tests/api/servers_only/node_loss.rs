@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use super::balancer::a_sale_through_nginx_survives;
 use super::{acknowledged_tokens, every_reply, join_until_stopped, until_available};
 use crate::helpers::{TestApp, amqp_url, eventually, redis_url, spawn_app};
 use crate::orders::{one_row, sale};
@@ -189,4 +190,48 @@ async fn the_redis_master_serving_an_event_dies_and_every_paid_seat_reads_sold()
         .expect("the buyers are done")
         .finish()
         .await;
+}
+
+/// Three instances behind nginx on the clusters, through the death of the
+/// Redis master that serves the event's keys.
+#[tokio::test]
+#[ignore = "kills a node of the shared clusters: infra/test.sh runs it alone, with --ignored"]
+async fn three_instances_behind_nginx_keep_a_sale_going_when_the_redis_master_dies() {
+    require_clusters();
+    a_sale_through_nginx_survives("nginxredis", async |_, namespace| {
+        cluster(&["kill-redis-owner", &format!("{{{namespace}:nginxredis}}")]);
+    })
+    .await;
+    cluster(&["up"]);
+}
+
+/// Three instances behind nginx on the clusters, through the death of the
+/// RabbitMQ node that leads the event's line queue.
+#[tokio::test]
+#[ignore = "kills a node of the shared clusters: infra/test.sh runs it alone, with --ignored"]
+async fn three_instances_behind_nginx_keep_a_sale_going_when_the_line_leader_dies() {
+    require_clusters();
+    a_sale_through_nginx_survives("nginxrabbit", async |_, namespace| {
+        cluster(&[
+            "kill-rabbit-leader",
+            &format!("{namespace}.line.nginxrabbit"),
+        ]);
+    })
+    .await;
+    cluster(&["up"]);
+}
+
+/// Three instances behind nginx on the Sentinel set (`TEST_REDIS_URL` its
+/// `redis-sentinel://` URL), through a failover of its primary.
+#[tokio::test]
+#[ignore = "fails over the shared Sentinel set: infra/test.sh runs it alone, with --ignored"]
+async fn three_instances_behind_nginx_keep_a_sale_going_through_a_sentinel_failover() {
+    assert!(
+        redis_url().starts_with("redis-sentinel://"),
+        "TEST_REDIS_URL must name infra/cluster.sh's Sentinel set"
+    );
+    a_sale_through_nginx_survives("nginxsentinel", async |_, _| {
+        cluster(&["failover-sentinel"]);
+    })
+    .await;
 }
