@@ -93,13 +93,17 @@ struct Ledger {
     /// Order, its pass.
     holds: Vec<(String, String)>,
     paid: HashSet<String>,
+    /// When a join, hold or payment was refused (502/503, or no answer).
+    refusals: Vec<Instant>,
 }
 
-/// A request through the balancer; a refusal while an instance dies (502/503)
-/// acknowledged nothing and is tried again.
+/// A request through the balancer; a refusal while a node dies (502 from
+/// nginx, 503 with `Retry-After` from the service, or no answer) acknowledged
+/// nothing: it is noted and tried again.
 async fn until_acknowledged(
     client: &reqwest::Client,
     base: &str,
+    ledger: &Mutex<Ledger>,
     method: Method,
     path: &str,
     body: Option<serde_json::Value>,
@@ -107,15 +111,22 @@ async fn until_acknowledged(
 ) -> Reply {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(reply) = try_send(client, base, method.clone(), path, body.clone(), bearer).await
-            && !matches!(
-                reply.status,
-                StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
-            )
-        {
-            return reply;
+        match try_send(client, base, method.clone(), path, body.clone(), bearer).await {
+            Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => assert!(
+                reply.headers.contains_key("retry-after"),
+                "a 503 without Retry-After: {}",
+                reply.body
+            ),
+            Ok(reply) if reply.status != StatusCode::BAD_GATEWAY => return reply,
+            _ => {}
         }
-        assert!(Instant::now() < deadline, "{method} {path} never answered");
+        let refused = Instant::now();
+        ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refusals
+            .push(refused);
+        assert!(refused < deadline, "{method} {path} never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -137,6 +148,7 @@ async fn visit(
         let joined = until_acknowledged(
             &client,
             &base,
+            &ledger,
             Method::POST,
             &format!("/api/events/{event}/queue"),
             visitor,
@@ -177,6 +189,7 @@ async fn visit(
         let held = until_acknowledged(
             &client,
             &base,
+            &ledger,
             Method::POST,
             &format!("/api/events/{event}/holds"),
             Some(hold),
@@ -189,8 +202,16 @@ async fn visit(
         if visit % 2 == 0 {
             let path = format!("/api/orders/{order}/pay");
             let body = Some(json!({ "payment_ref": "x" }));
-            let paid =
-                until_acknowledged(&client, &base, Method::POST, &path, body, Some(&pass)).await;
+            let paid = until_acknowledged(
+                &client,
+                &base,
+                &ledger,
+                Method::POST,
+                &path,
+                body,
+                Some(&pass),
+            )
+            .await;
             assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
             note(&mut |l| {
                 l.paid.insert(order.clone());
@@ -198,6 +219,9 @@ async fn visit(
         }
     }
 }
+
+/// How long the deployment may refuse requests after a node is lost.
+const FAILOVER_WITHIN: Duration = Duration::from_secs(15);
 
 /// A sale through nginx in front of three instances of one deployment: 12
 /// visitors × 6 visits, and `mid_sale` (a fault) 1.5 s in. Afterwards every
@@ -251,14 +275,30 @@ pub async fn a_sale_through_nginx_survives(
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let fault = Instant::now();
     mid_sale(&mut instances, &namespace).await;
     for visitor in visitors {
         visitor.await.expect("a visitor's checks held");
     }
 
-    let Ledger { joins, holds, paid } =
-        std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
+    let Ledger {
+        joins,
+        holds,
+        paid,
+        refusals,
+    } = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
     assert_eq!(joins.len(), 72, "every visit was acknowledged in the end");
+    // Refused only while a node was going: not before the fault, and not
+    // once the deployment had taken over (a failover here takes seconds).
+    let while_failing = fault..fault + FAILOVER_WITHIN;
+    assert!(
+        refusals.iter().all(|at| while_failing.contains(at)),
+        "refusals at {:?} after the fault",
+        refusals
+            .iter()
+            .map(|at| at.saturating_duration_since(fault))
+            .collect::<Vec<_>>()
+    );
     // Every acknowledged join was admitted, every hold and payment is as acknowledged.
     for token in &joins {
         let poll = send(
