@@ -127,7 +127,7 @@ values = ["A-1-1", "A-1-2", "A-1-3", "A-1-50", "A-2-7", "A-3-3", "A-5-25", "A-10
           "B-1-1", "B-1-2", "B-2-9", "B-5-5", "B-10-20"]
 
 [dictionaries.files]
-values = ["anteroom.css", "common.js", "waiting.js", "seats.js", "seatcanvas.js", "admin.js", "home.js"]
+values = ["anteroom.css", "common.js", "waiting.js", "pow.js", "seats.js", "seatcanvas.js", "admin.js", "home.js"]
 
 [dictionaries.orders]
 values = [@ORDERS@]
