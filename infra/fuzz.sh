@@ -148,9 +148,10 @@ values = [@ORDERS@]
 include-operation-id = "createEvent"
 checks.positive_data_acceptance.expected-statuses = [201, 401, 409, 422]
 
+# 409 and 428: an event the fuzzer gave a join challenge (challenge_used, challenge_required).
 [[operations]]
 include-operation-id = "joinQueue"
-checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 410]
+checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 409, 410, 428]
 
 [[operations]]
 include-operation-id = "holdSeats"

@@ -68,8 +68,29 @@ pub struct CreateEvent {
 #[derive(Deserialize, Serialize, ToSchema)]
 struct JoinChallenge {
     /// Leading zero bits that sha256(challenge + ":" + nonce) needs; 0: off. A solution takes 2^bits hashes on average
+    #[serde(deserialize_with = "whole_number")]
     #[schema(minimum = 0, maximum = 32)]
     bits: u64,
+}
+
+const NOT_A_WHOLE_NUMBER: &str = "must be a whole number, 0 or more";
+
+/// A number without a fractional part, `11` or `11.0` alike (JSON Schema's
+/// `integer`, which the document promises); one too large for `u64` saturates,
+/// for the range check to refuse.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))?;
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                // Saturating: a float beyond u64 becomes u64::MAX.
+                .map(|n| n as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))
 }
 
 impl JoinChallenge {

@@ -99,6 +99,11 @@ async fn bits_out_of_range_are_refused_naming_the_field() {
     }
     app.event("door", json!({ "join_challenge": { "bits": 32 } }))
         .await;
+    // A whole number written with a fraction is a whole number (JSON Schema's integer).
+    let patched = app
+        .patch_event("door", json!({ "join_challenge": { "bits": 11.0 } }))
+        .await;
+    assert_eq!(patched.body["join_challenge"], json!({ "bits": 11 }));
     let refused = app
         .patch_event("door", json!({ "join_challenge": { "bits": 40 } }))
         .await;
