@@ -203,3 +203,87 @@ test("in German, the paused wait and the confirmation speak German", async () =>
     await snap(page, "waiting-de-paused-phone");
   });
 });
+
+// The join challenge: the page solves it in a worker before joining, says so
+// in words with its progress, and solves a fresh one when the difficulty rose
+// between fetching and joining.
+
+/// Where the solving state's screenshots are kept for review, besides SCREENSHOTS.
+const SHOTS = process.env.POW_SHOTS;
+
+test("with a join challenge of 12 bits, the page checks it is not a bot, then joins", async () => {
+  const event = "pow-12";
+  await createEvent(up.service.base, event, { paused: true, join_challenge: { bits: 12 } });
+  await withPage(up.browser, "waiting-pow-12", { viewport: SIZES.desktop }, async (page) => {
+    const seen = [];
+    await page.exposeFunction("sawProgress", (t) => seen.push(t));
+    await page.addInitScript(() => {
+      new MutationObserver(() => {
+        const el = document.getElementById("solving-text");
+        if (el && el.textContent) window.sawProgress(el.textContent);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
+    await page.goto(`${up.service.base}/events/${event}`);
+    await page.locator("#waiting").waitFor({ state: "visible" });
+    assert.ok(seen.some((t) => /^Checking you're not a bot… \d+%$/.test(t)), JSON.stringify(seen));
+    assert.equal(await text(page, "position"), "1");
+    assert.ok(await token(page, event));
+  });
+});
+
+test("a difficulty raised between fetching and joining: the page solves the fresh challenge", async () => {
+  const event = "pow-raised";
+  await createEvent(up.service.base, event, { paused: true, join_challenge: { bits: 4 } });
+  await withPage(up.browser, "waiting-pow-raised", { viewport: SIZES.phone }, async (page) => {
+    let raised = false;
+    await page.route("**/api/events/*/queue", async (route) => {
+      if (!raised) {
+        raised = true;
+        await api(up.service.base, "PATCH", `/api/admin/events/${event}`, { join_challenge: { bits: 14 } }, ADMIN);
+      }
+      await route.continue();
+    });
+    const answers = [];
+    page.on("response", (r) => { if (r.url().endsWith("/queue")) answers.push(r.status()); });
+    await page.goto(`${up.service.base}/events/${event}`);
+    await page.locator("#waiting").waitFor({ state: "visible" });
+    assert.deepEqual(answers, [428, 201]);
+  });
+});
+
+/// Joins `event` through a fresh page; how long the page took to solve.
+async function solveTime(event, viewport) {
+  let ms = null;
+  await withPage(up.browser, "waiting-" + event, { viewport }, async (page) => {
+    await page.goto(`${up.service.base}/events/${event}`);
+    await page.locator("#waiting").waitFor({ state: "visible", timeout: 120_000 });
+    ms = Number(await page.locator("#solving").getAttribute("data-solved-in-ms"));
+  });
+  return ms;
+}
+
+test("the solving state, and the page's solve time at 16 and 20 bits (reported, not asserted)", { timeout: 600_000 }, async () => {
+  for (const [size, viewport] of Object.entries(SIZES)) {
+    const event = "pow-shot-" + size;
+    // Hard enough to be caught solving.
+    await createEvent(up.service.base, event, { paused: true, join_challenge: { bits: 26 } });
+    await withPage(up.browser, "waiting-solving-" + size, { viewport }, async (page) => {
+      await page.goto(`${up.service.base}/events/${event}`);
+      await page.locator("#solving").waitFor({ state: "visible" });
+      await page.waitForFunction(() => /[1-9]\d%/.test(document.getElementById("solving-text").textContent));
+      await snap(page, `waiting-solving-${size}`);
+      if (SHOTS) {
+        mkdirSync(SHOTS, { recursive: true });
+        await page.screenshot({ path: join(SHOTS, `waiting-solving-${size}.png`) });
+      }
+    });
+  }
+  for (const [bits, runs] of [[16, 8], [20, 5]]) {
+    const event = "pow-time-" + bits;
+    await createEvent(up.service.base, event, { paused: true, join_challenge: { bits } });
+    const times = [];
+    for (let i = 0; i < runs; i++) times.push(await solveTime(event, SIZES.desktop));
+    const mean = Math.round(times.reduce((a, b) => a + b, 0) / times.length);
+    console.log(`solve time at ${bits} bits over ${runs} joins: mean ${mean} ms, each ${times.join(", ")} ms`);
+  }
+});

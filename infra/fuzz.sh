@@ -127,7 +127,7 @@ values = ["A-1-1", "A-1-2", "A-1-3", "A-1-50", "A-2-7", "A-3-3", "A-5-25", "A-10
           "B-1-1", "B-1-2", "B-2-9", "B-5-5", "B-10-20"]
 
 [dictionaries.files]
-values = ["anteroom.css", "common.js", "waiting.js", "seats.js", "seatcanvas.js", "admin.js", "home.js"]
+values = ["anteroom.css", "common.js", "waiting.js", "pow.js", "seats.js", "seatcanvas.js", "admin.js", "home.js"]
 
 [dictionaries.orders]
 values = [@ORDERS@]
@@ -148,9 +148,10 @@ values = [@ORDERS@]
 include-operation-id = "createEvent"
 checks.positive_data_acceptance.expected-statuses = [201, 401, 409, 422]
 
+# 409 and 428: an event the fuzzer gave a join challenge (challenge_used, challenge_required).
 [[operations]]
 include-operation-id = "joinQueue"
-checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 410]
+checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 409, 410, 428]
 
 [[operations]]
 include-operation-id = "holdSeats"

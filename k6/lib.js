@@ -11,6 +11,7 @@
 // `ledger_gap_*` counter must end at exactly 0.
 
 import http from 'k6/http';
+import crypto from 'k6/crypto';
 import { check, sleep } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
 import exec from 'k6/execution';
@@ -60,6 +61,7 @@ const outcomes = {
   abandoned: new Counter('orders_abandoned'), // left to expire, and seen expired
   payTooLate: new Counter('pay_too_late'), // 410 on pay: the hold had expired
   cancelTooLate: new Counter('cancel_too_late'), // 410 on cancel: the same
+  challengesRenewed: new Counter('challenges_renewed'), // 428 on join: solved the fresh challenge
 };
 const queueWait = new Trend('queue_wait', true);
 // When, after expires_at, an abandoned order was first seen expired (read every
@@ -123,7 +125,10 @@ const routes = {
   createEvent: (spec) => ['POST', '/api/admin/events', { name: 'admin', expect: [201], body: spec, auth: admin }],
   stats: (id) => ['GET', `/api/admin/events/${id}/stats`, { name: 'admin', expect: [200], auth: admin }],
   seats: (id) => ['GET', `/api/events/${id}/seats`, { name: 'seats', expect: [200] }],
-  join: (id, visitor, expect = [201, 410]) => ['POST', `/api/events/${id}/queue`, { name: 'join', expect, body: { visitor } }],
+  challenge: (id) => ['GET', `/api/events/${id}/challenge`, { name: 'challenge', expect: [200] }],
+  // `door`: the solved join challenge ({challenge, nonce}), or {} when the event asks none.
+  join: (id, visitor, door = {}, expect = [201, 410]) =>
+    ['POST', `/api/events/${id}/queue`, { name: 'join', expect, body: { visitor, ...door } }],
   poll: (token) => ['GET', `/api/queue/${token}`, { name: 'poll', expect: [200] }],
   leave: (token) => ['DELETE', `/api/queue/${token}`, { name: 'leave', expect: [200] }],
   hold: (id, pass, body) => ['POST', `/api/events/${id}/holds`, { name: 'hold', expect: [201, 409], body, auth: pass }],
@@ -185,7 +190,8 @@ const randomInt = (lo, hi) => lo + Math.floor(Math.random() * (hi - lo + 1));
 const randomItem = (items) => items[Math.floor(Math.random() * items.length)];
 
 // Creates the run's own event. `spec` is the API.md body without `id`, `name`,
-// `venue` and `starts_at` (filled in here). Returns what the VUs and teardown need.
+// `venue` and `starts_at` (filled in here); its join challenge is CHALLENGE_BITS
+// (default 0: off). Returns what the VUs and teardown need.
 export function createEvent(script, spec) {
   const id = `k6-${script}-${Date.now()}-${randomHex(6)}`;
   const res = api.createEvent(Object.assign({
@@ -193,6 +199,7 @@ export function createEvent(script, spec) {
     name: `k6 ${script}`,
     venue: 'Load test hall',
     starts_at: new Date(Date.now() + 30 * 86400e3).toISOString(),
+    join_challenge: { bits: envInt('CHALLENGE_BITS', 0) },
   }, spec));
   if (res.status !== 201 || !res.body || res.body.id !== id) {
     throw new Error(`setup: creating event ${id} answered ${res.status}: ${JSON.stringify(res.body)}`);
@@ -201,9 +208,10 @@ export function createEvent(script, spec) {
   if (res.body.seats_total !== seatsTotal) {
     throw new Error(`setup: event ${id} has seats_total ${res.body.seats_total}, expected ${seatsTotal}`);
   }
-  console.log(`event ${id}: ${seatsTotal} seats, hold ${spec.hold_seconds} s, admission ${JSON.stringify(spec.admission)}`);
+  console.log(`event ${id}: ${seatsTotal} seats, hold ${spec.hold_seconds} s, admission ${JSON.stringify(spec.admission)}, join challenge ${res.body.join_challenge.bits} bits`);
   return {
     id,
+    challengeBits: res.body.join_challenge.bits,
     seatsTotal,
     holdSeconds: spec.hold_seconds,
     maxSeats: spec.max_seats_per_user,
@@ -240,10 +248,44 @@ export function uniqueVisitor(script) {
   return `k6-${script}-${exec.vu.idInTest}-${exec.vu.iterationInInstance}-${randomHex(8)}`.slice(0, 64);
 }
 
+// ---------------------------------------------------------------- the join challenge
+
+// Leading zero bits of a hex digest.
+function zeroBits(hex) {
+  let zeros = 0;
+  for (const digit of hex) {
+    const value = parseInt(digit, 16);
+    if (value !== 0) return zeros + Math.clz32(value) - 28;
+    zeros += 4;
+  }
+  return zeros;
+}
+
+// The first nonce that makes sha256(challenge + ":" + nonce) start with `bits`
+// zero bits: 2^bits hashes on average, as a visitor's browser pays.
+function solve(challenge, bits) {
+  for (let n = 0; ; n++) {
+    if (zeroBits(crypto.sha256(`${challenge}:${n}`, 'hex')) >= bits) return { challenge, nonce: String(n) };
+  }
+}
+
+// What a join brings to the door: a solved challenge when the event asks for one.
+function passDoor(ev) {
+  if (!ev.challengeBits) return {};
+  const res = api.challenge(ev.id);
+  return res.status === 200 ? solve(res.body.challenge, res.body.bits) : {};
+}
+
 // Joins the line. Returns the 201 body, or null when sold out (410) or broken.
+// A 428 (the difficulty rose since the challenge was fetched) is answered
+// once, by solving the fresh challenge it carries.
 export function joinLine(ev, visitor) {
   outcomes.visitors.add(1);
-  const res = api.join(ev.id, visitor);
+  let res = api.join(ev.id, visitor, passDoor(ev), [201, 410, 428]);
+  if (res.status === 428) {
+    outcomes.challengesRenewed.add(1);
+    res = api.join(ev.id, visitor, solve(res.body.challenge, res.body.bits));
+  }
   if (res.status === 410) {
     if (!check(res, { 'join 410 is sold_out': (r) => r.body && r.body.error === 'sold_out' })) violation('join_body', JSON.stringify(res.body));
     outcomes.soldOutAtJoin.add(1);
@@ -267,7 +309,8 @@ export function joinLine(ev, visitor) {
 // Joining again with the same visitor (a page reload) must give the same token,
 // 200 (or 410 if the event sold out in between).
 export function rejoin(ev, visitor, joined) {
-  const res = api.join(ev.id, visitor, [200, 410]);
+  // A live place is returned without a challenge, whatever the event asks.
+  const res = api.join(ev.id, visitor, {}, [200, 410]);
   if (res.status === 410 && !check(res.body, { 'rejoin 410 is sold_out': (b) => b && b.error === 'sold_out' })) violation('rejoin', JSON.stringify(res.body));
   if (res.status !== 200) return;
   const b = res.body || {};

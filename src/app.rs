@@ -12,7 +12,7 @@ use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue};
 use crate::adapters::record::{PostgresRecord, SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
-use crate::domain::{Admission, Currency, EventId, EventSpec, Section, Signer};
+use crate::domain::{Admission, Currency, Difficulty, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
     AdmissionStore, BackendError, Clock, DelayQueue, EventRepository, InsertEventError, LineQueue,
@@ -387,6 +387,7 @@ async fn seed_demo(line: &Line, now: OffsetDateTime) -> Result<EventId, StartErr
         },
         paused: false,
         currency: Currency::EUR,
+        join_challenge: Difficulty::OFF,
         sections: vec![
             section("A", "Floor", 6_500, 8, 20),
             section("B", "Balcony", 3_900, 6, 15),

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use std::collections::HashMap;
 
 use crate::domain::{
-    AdmissionPatch, Event, EventId, Holder, LogEntry, Order, OrderStatus, TokenKey, TokenKind,
+    Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey, TokenKind,
 };
 
 /// Why a backend operation did not succeed, as its caller must act on it.
@@ -127,12 +127,7 @@ pub enum InsertEventError {
 #[async_trait]
 pub trait EventRepository: Send + Sync {
     async fn insert_event(&self, event: &Event) -> Result<(), InsertEventError>;
-    async fn update_event(
-        &self,
-        id: &EventId,
-        patch: AdmissionPatch,
-        paused: Option<bool>,
-    ) -> BackendResult<Option<Event>>;
+    async fn update_event(&self, id: &EventId, patch: EventPatch) -> BackendResult<Option<Event>>;
     async fn list_events(&self) -> BackendResult<Vec<Event>>;
     /// The stored value of a deployment setting, storing `candidate` first if there is none.
     async fn setting_or_insert(&self, name: &str, candidate: &str) -> BackendResult<String>;
@@ -330,6 +325,26 @@ pub enum VisitorPlace {
     /// join gets a new place, which takes over the visitor id only if the id
     /// still names this one when the join is committed.
     Ended(LineMessage),
+    /// No live place, and the join's ticket does not buy a new one.
+    Refused(DoorRefusal),
+}
+
+/// Why the door refused a join a new place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoorRefusal {
+    /// The event asks for a solved challenge and the join brought none.
+    ChallengeRequired,
+    /// The challenge has already bought a place.
+    ChallengeUsed,
+}
+
+/// One join of a group to allocate: its visitor id, the token id a new place
+/// would get, and what it brings to the door.
+#[derive(Debug, Clone, Copy)]
+pub struct AllocateRequest<'a> {
+    pub visitor: Option<&'a str>,
+    pub token_id: Uuid,
+    pub ticket: &'a Ticket,
 }
 
 /// A confirmed join to record: its entry, its visitor id, and the ended place it replaces.
@@ -465,15 +480,17 @@ pub trait AdmissionStore: Send + Sync {
         kind: TokenKind,
         reserved: u64,
     ) -> BackendResult<()>;
-    /// Allocates sequence numbers for a group of joins, each a visitor id and
-    /// the token id a new place would get (`open` once the sale is open), and
-    /// marks the new places, and the live places joined again, seen at `now_ms`.
-    /// A visitor id whose place ended gets a new place.
+    /// Allocates sequence numbers for a group of joins (`open` once the sale
+    /// is open), and marks the new places, and the live places joined again,
+    /// seen at `now_ms`. A visitor id whose place ended gets a new place. A
+    /// join without a live place takes a new one only if its ticket allows:
+    /// a solved challenge is marked used (until it expires) with the place it
+    /// buys, atomically, so that it buys one place across every instance.
     async fn allocate(
         &self,
         event: &EventId,
         open: bool,
-        requests: &[(Option<&str>, Uuid)],
+        requests: &[AllocateRequest<'_>],
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.

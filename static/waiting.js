@@ -1,6 +1,8 @@
 // The waiting room: join on arrival (a visitor id in localStorage keeps the
 // place across reloads), poll exactly as poll_after_ms says, count the wait
 // down between polls, and move on to the seat map with the admission pass.
+// An event that asks for a proof of work gets it solved in a Web Worker
+// (static/pow.js) before the join, with the progress shown in words.
 "use strict";
 
 (function () {
@@ -40,7 +42,7 @@
   }
 
   function panel(name) {
-    for (const id of ["joining", "waiting", "prequeue", "ended"]) show($(id), id === name);
+    for (const id of ["joining", "solving", "waiting", "prequeue", "ended"]) show($(id), id === name);
     show($("leave"), name === "waiting" || name === "prequeue");
     if (name !== "waiting") last = null;
   }
@@ -50,9 +52,65 @@
     timer = setTimeout(fn, ms);
   }
 
+  function showSolving(percent) {
+    $("solving-text").textContent = t("waiting.solving", { percent });
+    $("solving-bar").style.width = percent + "%";
+    $("solving").querySelector(".progress").setAttribute("aria-valuenow", String(percent));
+  }
+
+  /// Solves a challenge in a worker: `{challenge, nonce}` for the join, or
+  /// null if the worker failed. The progress shown is the chance that a
+  /// solution has been found by now (2^bits hashes are expected): it never
+  /// reaches 100 before one has.
+  function solve(challenge, bits) {
+    panel("solving");
+    showSolving(0);
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const worker = new Worker("/static/pow.js");
+      worker.onmessage = (message) => {
+        const { nonce, hashes } = message.data;
+        if (nonce === undefined) {
+          return showSolving(Math.min(99, Math.floor(100 * (1 - Math.exp(-hashes / 2 ** bits)))));
+        }
+        worker.terminate();
+        showSolving(100);
+        // How long this device took, for whoever tunes the difficulty.
+        $("solving").dataset.solvedInMs = String(Math.round(performance.now() - started));
+        resolve({ challenge, nonce });
+      };
+      worker.onerror = () => {
+        worker.terminate();
+        resolve(null);
+      };
+      worker.postMessage({ challenge, bits });
+    });
+  }
+
+  /// What the event asks of a join: nothing, or a solved challenge (null if
+  /// solving failed). A challenge that cannot be fetched is left to the
+  /// join's 428, which carries a fresh one.
+  async function passDoor() {
+    const res = await api("GET", "/api/events/" + eventId + "/challenge");
+    if (res.status !== 200 || res.body.bits === 0) return {};
+    return solve(res.body.challenge, res.body.bits);
+  }
+
   /// Joins the line; a visitor id whose place ended gets a new place at the back.
-  async function join(retried) {
-    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor(false) });
+  /// `door`: the solved challenge to join with, if one is already at hand.
+  async function join(retried, door) {
+    const proof = door || (await passDoor());
+    if (!proof) {
+      problem($("problem"), t("waiting.problem_join"));
+      return later(2000, () => join(retried));
+    }
+    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor(false), ...proof });
+    if (res.status === 428 && res.body && res.body.challenge) {
+      // The difficulty may have risen since the challenge was fetched: solve the fresh one.
+      return join(retried, await solve(res.body.challenge, res.body.bits));
+    }
+    // Used already (a join sent twice): another challenge.
+    if (res.status === 409 && res.body && res.body.error === "challenge_used") return join(retried);
     if (res.status === 201 || res.status === 200) {
       if (!retried && (res.body.state === "left" || res.body.state === "expired")) {
         // A service that answers an ended place to a join: never a dead end, ask
@@ -103,7 +161,7 @@
         const done = first > 1 ? Math.round((100 * (first - status.position)) / (first - 1)) : 100;
         $("position").textContent = status.position.toLocaleString(LANG);
         $("bar").style.width = done + "%";
-        document.querySelector(".progress").setAttribute("aria-valuenow", String(done));
+        $("waiting").querySelector(".progress").setAttribute("aria-valuenow", String(done));
         last = status;
         lastAt = Date.now();
         tick();

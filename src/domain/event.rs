@@ -5,6 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::challenge::Difficulty;
+
 /// Which field of a request was rejected, and why; becomes `422 invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -137,6 +139,14 @@ pub struct AdmissionPatch {
     pub max_active: Option<u64>,
 }
 
+/// Everything a live event may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventPatch {
+    pub admission: AdmissionPatch,
+    pub paused: Option<bool>,
+    pub join_challenge: Option<Difficulty>,
+}
+
 /// Everything an operator specifies when creating an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventSpec {
@@ -151,6 +161,8 @@ pub struct EventSpec {
     pub paused: bool,
     /// What `price_cents` are hundredths of.
     pub currency: Currency,
+    /// The proof of work each new place costs (off by default).
+    pub join_challenge: Difficulty,
     pub sections: Vec<Section>,
 }
 
@@ -339,15 +351,18 @@ impl Event {
         (prices.clone().min().unwrap_or(0), prices.max().unwrap_or(0))
     }
 
-    pub fn apply(&mut self, patch: AdmissionPatch, paused: Option<bool>) {
-        if let Some(per_second) = patch.per_second {
+    pub fn apply(&mut self, patch: EventPatch) {
+        if let Some(per_second) = patch.admission.per_second {
             self.spec.admission.per_second = per_second;
         }
-        if let Some(max_active) = patch.max_active {
+        if let Some(max_active) = patch.admission.max_active {
             self.spec.admission.max_active = max_active;
         }
-        if let Some(paused) = paused {
+        if let Some(paused) = patch.paused {
             self.spec.paused = paused;
+        }
+        if let Some(bits) = patch.join_challenge {
+            self.spec.join_challenge = bits;
         }
     }
 }
@@ -390,6 +405,7 @@ pub(crate) mod tests {
             },
             paused: false,
             currency: Currency::EUR,
+            join_challenge: Difficulty::OFF,
             sections: vec![Section {
                 id: "A".into(),
                 name: "Floor".into(),

@@ -1,5 +1,6 @@
 //! Pure rules of the waiting room: no I/O, no clocks, no backends.
 
+pub mod challenge;
 pub mod door;
 pub mod event;
 pub mod line;
@@ -10,8 +11,10 @@ pub mod time;
 pub mod token;
 pub mod view;
 
+pub use challenge::{Difficulty, Ticket};
 pub use event::{
-    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, InvalidField, Section,
+    Admission, AdmissionPatch, Currency, Event, EventId, EventPatch, EventSpec, InvalidField,
+    Section,
 };
 pub use order::{Holder, Order, OrderStatus};
 pub use seat::{BlockFilter, SeatId, SeatRef, SeatState, Venue, VersionedSeats};

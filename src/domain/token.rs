@@ -1,4 +1,4 @@
-//! Server-signed queue tokens and admission passes.
+//! Server-signed queue tokens and admission passes (and, in `challenge`, join challenges).
 //!
 //! Both are `base64url(payload) "." base64url(hmac)`, verified locally on every
 //! request: no database and no Redis round trip. The MAC also covers the
@@ -149,14 +149,14 @@ impl Signer {
         parts.next().is_none().then_some(pass)
     }
 
-    fn seal(&self, payload: &str) -> String {
+    pub(super) fn seal(&self, payload: &str) -> String {
         let mut mac = self.keyed.clone();
         mac.update(payload.as_bytes());
         let tag = mac.finalize().into_bytes();
         format!("{}.{}", B64.encode(payload), B64.encode(tag))
     }
 
-    fn open(&self, raw: &str) -> Option<String> {
+    pub(super) fn open(&self, raw: &str) -> Option<String> {
         if raw.len() > 512 {
             return None;
         }

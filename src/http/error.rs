@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::challenge::ChallengeBody;
 use crate::domain::InvalidField;
 use crate::ports::{BackendError, Bug, InsertEventError};
 use crate::services::booking::{BookingError, NoBlock};
@@ -23,6 +24,15 @@ pub enum ApiError {
     EventExists,
     #[error("no seats remain")]
     SoldOut,
+    /// The event asks for a solved challenge and the join brought none that
+    /// holds: `428`, with a fresh challenge at the event's current difficulty.
+    #[error("{reason}; solve this fresh challenge and join with it")]
+    ChallengeRequired {
+        reason: String,
+        fresh: Box<ChallengeBody>,
+    },
+    #[error("this challenge has already bought a place; fetch a new one to join again")]
+    ChallengeUsed,
     #[error("the queue token is malformed, forged or from another deployment")]
     InvalidToken,
     #[error("the admission pass is missing, forged, expired or for another event")]
@@ -64,6 +74,14 @@ pub(super) struct ErrorBody<'a> {
     /// What a refused best-available request can still have.
     #[serde(skip_serializing_if = "Option::is_none")]
     available: Option<Available>,
+    /// challenge_required only: a fresh challenge to solve
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
+    challenge: Option<&'a str>,
+    /// challenge_required only: the leading zero bits the event asks for now
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 32)]
+    bits: Option<u8>,
 }
 
 /// When no block fits a best-available request: what it can still have where it looked.
@@ -86,6 +104,10 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::EventExists => (StatusCode::CONFLICT, "event_exists"),
             ApiError::SoldOut => (StatusCode::GONE, "sold_out"),
+            ApiError::ChallengeRequired { .. } => {
+                (StatusCode::PRECONDITION_REQUIRED, "challenge_required")
+            }
+            ApiError::ChallengeUsed => (StatusCode::CONFLICT, "challenge_used"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::InvalidPass => (StatusCode::UNAUTHORIZED, "invalid_pass"),
             ApiError::SeatUnavailable(_) | ApiError::NoBlock(_) => {
@@ -129,11 +151,19 @@ impl IntoResponse for ApiError {
             ),
             _ => (None, None),
         };
+        let (challenge, bits) = match &self {
+            ApiError::ChallengeRequired { fresh, .. } => {
+                (Some(fresh.challenge.as_str()), Some(fresh.bits))
+            }
+            _ => (None, None),
+        };
         let body = ErrorBody {
             error: code,
             message: self.to_string(),
             seats,
             available,
+            challenge,
+            bits,
         };
         let mut response = (status, Json(body)).into_response();
         if let Some(value) = retry_after {

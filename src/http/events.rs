@@ -17,7 +17,8 @@ use crate::domain::event::{
     DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second,
 };
 use crate::domain::{
-    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Section, prequeue,
+    Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
+    Section, prequeue,
 };
 
 #[derive(Deserialize, ToSchema)]
@@ -56,8 +57,46 @@ pub struct CreateEvent {
     #[serde(default)]
     #[schema(value_type = Option<Currency>, default = "EUR")]
     currency: Option<String>,
+    /// Absent (or null): no challenge
+    #[serde(default)]
+    join_challenge: Option<JoinChallenge>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
+}
+
+/// The proof of work each new place costs: a join must bring a challenge from GET /api/events/{id}/challenge, solved
+#[derive(Deserialize, Serialize, ToSchema)]
+struct JoinChallenge {
+    /// Leading zero bits that sha256(challenge + ":" + nonce) needs; 0: off. A solution takes 2^bits hashes on average
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 32)]
+    bits: u64,
+}
+
+const NOT_A_WHOLE_NUMBER: &str = "must be a whole number, 0 or more";
+
+/// A number without a fractional part, `11` or `11.0` alike (JSON Schema's
+/// `integer`, which the document promises); one too large for `u64` saturates,
+/// for the range check to refuse.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)
+        .map_err(|_| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))?;
+    number
+        .as_u64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+                // Saturating: a float beyond u64 becomes u64::MAX.
+                .map(|n| n as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))
+}
+
+impl JoinChallenge {
+    fn difficulty(&self) -> Result<Difficulty, ApiError> {
+        Ok(Difficulty::parse(self.bits)?)
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -101,7 +140,12 @@ fn optional_instant<'de, D: serde::Deserializer<'de>>(
 }
 
 impl RequestBody for CreateEvent {
-    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"], &["sections", "[]"]];
+    const OBJECTS: &'static [&'static [&'static str]] = &[
+        &[],
+        &["admission"],
+        &["join_challenge"],
+        &["sections", "[]"],
+    ];
 }
 
 impl CreateEvent {
@@ -130,6 +174,12 @@ impl CreateEvent {
                 .map(Currency::parse)
                 .transpose()?
                 .unwrap_or_default(),
+            join_challenge: self
+                .join_challenge
+                .as_ref()
+                .map(JoinChallenge::difficulty)
+                .transpose()?
+                .unwrap_or(Difficulty::OFF),
             sections: self.sections,
         };
         spec.validate()?;
@@ -159,6 +209,8 @@ pub struct EventBody {
     admission: Admission,
     paused: bool,
     currency: Currency,
+    /// bits 0: off
+    join_challenge: JoinChallenge,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
     #[schema(minimum = 1)]
@@ -187,6 +239,9 @@ impl EventBody {
             admission: s.admission,
             paused: s.paused,
             currency: s.currency,
+            join_challenge: JoinChallenge {
+                bits: s.join_challenge.bits().into(),
+            },
             sections: s.sections.clone(),
             seats_total: s.seats_total(),
             seats_available: state.booking.seats_available(event),
@@ -253,6 +308,9 @@ pub struct UpdateEvent {
     admission: Option<UpdateAdmission>,
     #[serde(default)]
     paused: Option<bool>,
+    /// Takes effect at once: a join whose solution falls short of new, higher bits gets 428 with a fresh challenge
+    #[serde(default)]
+    join_challenge: Option<JoinChallenge>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -264,7 +322,7 @@ struct UpdateAdmission {
 }
 
 impl RequestBody for UpdateEvent {
-    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"]];
+    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"], &["join_challenge"]];
 }
 
 #[utoipa::path(
@@ -298,20 +356,30 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateEvent>,
 ) -> Result<Json<EventBody>, ApiError> {
     let event = find(&state, &id)?;
-    let patch = body
+    let admission = body
         .admission
         .map_or_else(AdmissionPatch::default, |a| AdmissionPatch {
             per_second: a.per_second,
             max_active: a.max_active,
         });
-    patch.per_second.map(validate_per_second).transpose()?;
-    patch.max_active.map(validate_max_active).transpose()?;
+    admission.per_second.map(validate_per_second).transpose()?;
+    admission.max_active.map(validate_max_active).transpose()?;
+    let patch = EventPatch {
+        admission,
+        paused: body.paused,
+        join_challenge: body
+            .join_challenge
+            .as_ref()
+            .map(JoinChallenge::difficulty)
+            .transpose()?,
+    };
     let event = state
         .catalog
-        .update(event.id(), patch, body.paused)
+        .update(event.id(), patch)
         .await?
         .ok_or(ApiError::NotFound)?;
-    tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused, "event changed");
+    tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused,
+        join_challenge = %event.spec.join_challenge, "event changed");
     Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP surface: API.md's routes, the pages, and operations endpoints.
 
+mod challenge;
 mod conditional;
 mod error;
 mod events;
@@ -47,8 +48,9 @@ use crate::tasks::Tasks;
 
 /// Request bodies above this are refused with 413 (API.md).
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// Scripts and styles from this origin only, and no inline script.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// Scripts and styles from this origin only, and no inline script; workers
+/// (the join challenge's solver) from this origin only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
 
 /// No request is worked on for longer than this.
@@ -102,6 +104,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::stats))
         .routes(routes!(events::list))
         .routes(routes!(events::show))
+        .routes(routes!(challenge::show))
         .routes(routes!(queue::join))
         .routes(routes!(orders::seat_map))
         .routes(routes!(seatmap::show))

@@ -161,6 +161,8 @@ struct ErrorAnswer {
     codes: &'static [&'static str],
     retry_after: bool,
     seats: SeatsListed,
+    /// Carries a fresh `challenge` and its `bits` (API.md: `challenge_required`).
+    fresh_challenge: bool,
 }
 
 impl ErrorAnswer {
@@ -170,6 +172,7 @@ impl ErrorAnswer {
             codes,
             retry_after: false,
             seats: SeatsListed::No,
+            fresh_challenge: false,
         }
     }
 
@@ -189,6 +192,9 @@ impl ErrorAnswer {
                 .required("seats")
                 .required("available"),
         };
+        if self.fresh_challenge {
+            narrowed = narrowed.required("challenge").required("bits");
+        }
         let codes = self
             .codes
             .iter()
@@ -255,6 +261,20 @@ error_answers! {
     };
     EventExists => ErrorAnswer::of("The id is taken", &["event_exists"]);
     SoldOut => ErrorAnswer::of("No seats remain and none are held", &["sold_out"]);
+    ChallengeRequired => ErrorAnswer {
+        fresh_challenge: true,
+        ..ErrorAnswer::of(
+            "The event asks for a proof of work and the join's challenge is missing, malformed, \
+             altered, for another event, expired, or not solved at the event's current `bits` \
+             (which may have been raised since it was fetched): `challenge` is a fresh one to \
+             solve, `bits` the difficulty now; `message` says which",
+            &["challenge_required"],
+        )
+    };
+    ChallengeUsed => ErrorAnswer::of(
+        "The challenge has already bought a place (each buys one); fetch a new one",
+        &["challenge_used"],
+    );
     SeatsNotFree => ErrorAnswer {
         seats: SeatsListed::Some,
         ..ErrorAnswer::of(
@@ -654,6 +674,15 @@ mod tests {
             ApiError::NotFound,
             ApiError::EventExists,
             ApiError::SoldOut,
+            ApiError::ChallengeRequired {
+                reason: String::new(),
+                fresh: Box::new(crate::http::challenge::ChallengeBody {
+                    challenge: String::new(),
+                    bits: 1,
+                    expires_at: time::OffsetDateTime::UNIX_EPOCH,
+                }),
+            },
+            ApiError::ChallengeUsed,
             ApiError::InvalidToken,
             ApiError::InvalidPass,
             ApiError::SeatUnavailable(Vec::new()),

@@ -262,7 +262,7 @@ pub async fn admin(lang: Lang) -> Response {
     operation_id = "asset",
     summary = "The pages' scripts and stylesheet",
     tag = "pages",
-    params(("file" = String, Path, description = "anteroom.css, common.js, waiting.js, seats.js, admin.js or home.js")),
+    params(("file" = String, Path, description = "anteroom.css, common.js, waiting.js, pow.js (the join challenge's worker), seatcanvas.js, seats.js, admin.js or home.js")),
     responses(
         (status = 200, description = "The file; revalidated before each use",
             content(
@@ -286,6 +286,10 @@ pub async fn asset(PathParam(file): PathParam) -> Response {
         "waiting.js" => (
             "text/javascript; charset=utf-8",
             include_str!("../../static/waiting.js"),
+        ),
+        "pow.js" => (
+            "text/javascript; charset=utf-8",
+            include_str!("../../static/pow.js"),
         ),
         "seatcanvas.js" => (
             "text/javascript; charset=utf-8",

@@ -12,13 +12,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
+use super::challenge;
 use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
 use super::limit::WithinClientRate;
 use super::openapi::{self, LeftStatus, UtcTime};
+use crate::domain::challenge::{MAX_NONCE_CHARS, Unsolved};
 use crate::domain::line::{Limit, poll_after_ms};
 use crate::domain::{Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::ports::DoorRefusal;
 use crate::services::line::Standing;
 
 pub(super) const MAX_VISITOR_CHARS: usize = 64;
@@ -35,6 +38,13 @@ pub struct JoinBody {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 64)]
     visitor: Option<String>,
+    /// On an event with a join_challenge: a challenge from GET /api/events/{id}/challenge
+    #[serde(default)]
+    challenge: Option<String>,
+    /// On an event with a join_challenge: makes sha256(challenge + ":" + nonce) start with the event's `bits` zero bits
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    nonce: Option<String>,
 }
 
 impl RequestBody for JoinBody {
@@ -167,9 +177,11 @@ impl IntoResponse for JoinedBody {
             )
         ),
         (status = 404, response = openapi::NotFound),
+        (status = 409, response = inline(openapi::ChallengeUsed)),
         (status = 410, response = inline(openapi::SoldOut)),
         (status = 413, response = openapi::PayloadTooLarge),
         (status = 422, response = openapi::InvalidRequest),
+        (status = 428, response = inline(openapi::ChallengeRequired)),
         (status = 429, response = openapi::RateLimited),
         (status = 503, response = openapi::Unavailable),
     )
@@ -188,10 +200,32 @@ pub async fn join(
             "visitor: must be 1 to {MAX_VISITOR_CHARS} characters"
         )));
     }
+    if let Some(nonce) = &body.nonce
+        && nonce.chars().count() > MAX_NONCE_CHARS
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "nonce: must be at most {MAX_NONCE_CHARS} characters"
+        )));
+    }
     if state.booking.sold_out(&event) {
         return Err(ApiError::SoldOut);
     }
-    let joined = state.line.join(event.clone(), body.visitor).await?;
+    let (ticket, unsolved) = challenge::ticket(
+        &state,
+        &event,
+        body.challenge.as_deref(),
+        body.nonce.as_deref(),
+    );
+    let joined = match state.line.join(event.clone(), body.visitor, ticket).await? {
+        Ok(joined) => joined,
+        Err(DoorRefusal::ChallengeUsed) => return Err(ApiError::ChallengeUsed),
+        Err(DoorRefusal::ChallengeRequired) => {
+            return Err(ApiError::ChallengeRequired {
+                reason: unsolved.unwrap_or(Unsolved::Missing).to_string(),
+                fresh: Box::new(challenge::issue(&state, &event)?),
+            });
+        }
+    };
     let token = state.line.token_for(event.id(), joined.message);
     let answer = JoinedBody {
         token: state.line.signer().sign_token(&token),

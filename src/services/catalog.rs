@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::domain::{AdmissionPatch, Event, EventId, EventSpec};
+use crate::domain::{Event, EventId, EventPatch, EventSpec};
 use crate::ports::{BackendResult, EventRepository, InsertEventError};
 
 pub struct Catalog {
@@ -70,12 +70,11 @@ impl Catalog {
     pub async fn update(
         &self,
         id: &EventId,
-        patch: AdmissionPatch,
-        paused: Option<bool>,
+        patch: EventPatch,
     ) -> BackendResult<Option<Arc<Event>>> {
         Ok(self
             .repo
-            .update_event(id, patch, paused)
+            .update_event(id, patch)
             .await?
             .map(|e| self.remember(e)))
     }

@@ -11,13 +11,13 @@ use uuid::Uuid;
 use super::catalog::Catalog;
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
-    Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, TokenKey,
-    TokenKind, TokenStatus, unix_ms,
+    Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, Ticket,
+    TokenKey, TokenKind, TokenStatus, unix_ms,
 };
 use crate::ports::{
-    AdmissionStore, AllocateOutcome, Allocation, BackendError, BackendResult, Clock,
-    InsertEventError, JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineQueue,
-    LineRecords, LineStart, Reserved, VisitorPlace,
+    AdmissionStore, AllocateOutcome, AllocateRequest, Allocation, BackendError, BackendResult,
+    Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, LineCounters, LineLost,
+    LineMessage, LineQueue, LineRecords, LineStart, Reserved, VisitorPlace,
 };
 use crate::tasks::Tasks;
 
@@ -50,10 +50,14 @@ pub struct Joined {
     pub message: LineMessage,
 }
 
+/// A join's answer: a place, or the door's refusal of a new one.
+pub type JoinOutcome = Result<Joined, DoorRefusal>;
+
 struct JoinRequest {
     event: Arc<Event>,
     visitor: Option<String>,
-    reply: oneshot::Sender<BackendResult<Joined>>,
+    ticket: Ticket,
+    reply: oneshot::Sender<BackendResult<JoinOutcome>>,
 }
 
 /// What a poll reads: the token's status and, while it waits, how long it can
@@ -206,13 +210,21 @@ impl Line {
         Ok(())
     }
 
-    /// Places a person in the line; returns once the join is durable.
-    pub async fn join(&self, event: Arc<Event>, visitor: Option<String>) -> BackendResult<Joined> {
+    /// Places a person in the line; returns once the join is durable. A
+    /// visitor's live place is returned whatever the ticket; a new place is
+    /// taken only if the ticket passes the door.
+    pub async fn join(
+        &self,
+        event: Arc<Event>,
+        visitor: Option<String>,
+        ticket: Ticket,
+    ) -> BackendResult<JoinOutcome> {
         let (reply, answer) = oneshot::channel();
         self.joins
             .send(JoinRequest {
                 event,
                 visitor,
+                ticket,
                 reply,
             })
             .await
@@ -388,20 +400,30 @@ impl Line {
     #[tracing::instrument(skip_all, fields(event = %group[0].event.id(), joins = group.len()))]
     async fn commit_group(&self, group: Vec<JoinRequest>) {
         let event = group[0].event.clone();
-        let visitors: Vec<Option<&str>> = group.iter().map(|r| r.visitor.as_deref()).collect();
-        let outcome = self.commit(&event, &visitors).await;
+        // Token ids are drawn up front: a pre-queue place records its id when allocated.
+        let requests: Vec<AllocateRequest<'_>> = group
+            .iter()
+            .map(|r| AllocateRequest {
+                visitor: r.visitor.as_deref(),
+                token_id: Uuid::new_v4(),
+                ticket: &r.ticket,
+            })
+            .collect();
+        let outcome = self.commit(&event, &requests).await;
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, "a group of joins failed");
         }
-        let results: Vec<BackendResult<Joined>> = match outcome {
+        let results: Vec<BackendResult<JoinOutcome>> = match outcome {
             Ok(joined) => joined.into_iter().map(Ok).collect(),
             Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut outcomes: HashMap<&'static str, u64> = HashMap::new();
         for (request, result) in group.into_iter().zip(results) {
             let outcome = match &result {
-                Ok(j) if j.created => "created",
-                Ok(_) => "existing",
+                Ok(Ok(j)) if j.created => "created",
+                Ok(Ok(_)) => "existing",
+                Ok(Err(DoorRefusal::ChallengeRequired)) => "challenge_required",
+                Ok(Err(DoorRefusal::ChallengeUsed)) => "challenge_used",
                 Err(_) => "unavailable",
             };
             *outcomes.entry(outcome).or_default() += 1;
@@ -414,13 +436,14 @@ impl Line {
         }
     }
 
-    async fn commit(&self, event: &Event, visitors: &[Option<&str>]) -> BackendResult<Vec<Joined>> {
+    async fn commit(
+        &self,
+        event: &Event,
+        requests: &[AllocateRequest<'_>],
+    ) -> BackendResult<Vec<JoinOutcome>> {
         let now = self.clock.now();
         let id = event.id();
-        // Token ids are drawn up front: a pre-queue place records its id when allocated.
-        let requests: Vec<(Option<&str>, Uuid)> =
-            visitors.iter().map(|&v| (v, Uuid::new_v4())).collect();
-        let allocation = self.allocate(event, &requests, now).await?;
+        let allocation = self.allocate(event, requests, now).await?;
         if let Some(prequeue) = allocation.prequeue {
             self.line(id).view_mut().note_frozen(prequeue);
         }
@@ -428,7 +451,7 @@ impl Line {
         let mut fresh = Vec::new();
         for (index, existing) in allocation.existing.iter().enumerate() {
             let replaces = match *existing {
-                VisitorPlace::Live(_) => continue,
+                VisitorPlace::Live(_) | VisitorPlace::Refused(_) => continue,
                 VisitorPlace::None => None,
                 VisitorPlace::Ended(ended) => Some(ended),
             };
@@ -438,13 +461,13 @@ impl Line {
             };
             let message = LineMessage {
                 key,
-                token_id: requests[index].1,
+                token_id: requests[index].token_id,
             };
             fresh.push((
                 index,
                 JoinCommit {
                     message,
-                    visitor: visitors[index],
+                    visitor: requests[index].visitor,
                     replaces,
                 },
             ));
@@ -464,19 +487,20 @@ impl Line {
             let joins: Vec<JoinCommit> = fresh.iter().map(|&(_, join)| join).collect();
             winners = self.store.commit_joins(id, &joins).await?;
         }
-        let mut joined: Vec<Option<Joined>> = allocation
+        let mut joined: Vec<Option<JoinOutcome>> = allocation
             .existing
             .iter()
             .map(|e| match *e {
-                VisitorPlace::Live(message) => Some(Joined {
+                VisitorPlace::Live(message) => Some(Ok(Joined {
                     created: false,
                     message,
-                }),
+                })),
+                VisitorPlace::Refused(refusal) => Some(Err(refusal)),
                 VisitorPlace::None | VisitorPlace::Ended(_) => None,
             })
             .collect();
         for ((index, join), winner) in fresh.into_iter().zip(winners) {
-            joined[index] = Some(match winner {
+            joined[index] = Some(Ok(match winner {
                 Some(message) => Joined {
                     created: false,
                     message,
@@ -485,7 +509,7 @@ impl Line {
                     created: true,
                     message: join.message,
                 },
-            });
+            }));
         }
         joined
             .into_iter()
@@ -500,7 +524,7 @@ impl Line {
     async fn allocate(
         &self,
         event: &Event,
-        requests: &[(Option<&str>, Uuid)],
+        requests: &[AllocateRequest<'_>],
         now: OffsetDateTime,
     ) -> BackendResult<Allocation> {
         let id = event.id();

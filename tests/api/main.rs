@@ -5,6 +5,7 @@
 
 mod admission;
 mod caching;
+mod challenge;
 mod disposable;
 mod door;
 mod embedded_only;

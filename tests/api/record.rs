@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anteroom::domain::{
-    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Holder, Order, OrderStatus,
-    Section, TokenKey, TokenKind,
+    Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder,
+    Order, OrderStatus, Section, TokenKey, TokenKind,
 };
 use anteroom::ports::{
     EventRepository, InsertEventError, InsertOrderError, LineRecord, LineRecords, OrderRepository,
@@ -45,6 +45,7 @@ fn event(id: &str, starts_in: Duration, on_sale_at: Option<OffsetDateTime>) -> E
             },
             paused: false,
             currency: Currency::EUR,
+            join_challenge: Difficulty::parse(12).unwrap(),
             sections: vec![section("A", 1000), section("B", 2500)],
         },
         prequeue_seed: [7; 32],
@@ -84,31 +85,32 @@ async fn events_cases(record: &(impl EventRepository + ?Sized)) {
         Err(InsertEventError::Exists)
     ));
 
-    let patch = AdmissionPatch {
-        per_second: Some(7.5),
-        max_active: Some(9),
+    let patch = EventPatch {
+        admission: AdmissionPatch {
+            per_second: Some(7.5),
+            max_active: Some(9),
+        },
+        paused: Some(true),
+        join_challenge: Some(Difficulty::parse(20).unwrap()),
     };
     let updated = record
-        .update_event(&sooner.spec.id, patch, Some(true))
+        .update_event(&sooner.spec.id, patch)
         .await
         .unwrap()
         .expect("the event exists");
     let mut expected = sooner.clone();
-    expected.apply(patch, Some(true));
+    expected.apply(patch);
     assert_eq!(updated, expected);
-    let untouched = AdmissionPatch::default();
+    let untouched = EventPatch::default();
     assert_eq!(
         record
-            .update_event(&sooner.spec.id, untouched, None)
+            .update_event(&sooner.spec.id, untouched)
             .await
             .unwrap(),
         Some(expected.clone())
     );
     let missing = EventId::parse("missing").unwrap();
-    assert_eq!(
-        record.update_event(&missing, patch, None).await.unwrap(),
-        None
-    );
+    assert_eq!(record.update_event(&missing, patch).await.unwrap(), None);
     assert_eq!(record.list_events().await.unwrap(), [expected, later]);
 
     assert_eq!(

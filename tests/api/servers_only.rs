@@ -9,6 +9,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::admission::admission;
+use crate::challenge;
 use crate::disposable::{DisposableRabbit, DisposableRedis};
 use crate::helpers::{
     ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in,
@@ -19,6 +20,26 @@ use crate::proxy::FaultProxy;
 
 mod balancer;
 mod node_loss;
+
+#[tokio::test]
+async fn a_challenge_buys_one_place_across_instances() {
+    let app = spawn_app().await;
+    app.event("one-door", json!({ "join_challenge": { "bits": 8 } }))
+        .await;
+    let other = spawn_app_in(&app.namespace).await;
+    let body = challenge::solved(&app, "one-door", 8).await;
+    let first = challenge::join_with(&app, "one-door", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let replay = challenge::join_with(&other, "one-door", body).await;
+    assert_eq!(
+        (replay.status, replay.error()),
+        (StatusCode::CONFLICT, "challenge_used"),
+        "{}",
+        replay.body
+    );
+    other.stop().await;
+    app.finish().await;
+}
 
 #[tokio::test]
 async fn every_process_sees_a_patch_within_a_second() {

@@ -53,6 +53,8 @@ pub struct EventShape {
     pub max_seats_per_user: u32,
     pub abandon_seconds: u32,
     pub paused: bool,
+    /// The join challenge's difficulty (0: off).
+    pub challenge_bits: u32,
 }
 
 /// Rows of 100 seats in one section (a partial last row when `seats` is not a multiple).
@@ -128,6 +130,7 @@ impl Admin {
                 "abandon_seconds": shape.abandon_seconds,
             },
             "sections": shape.sections(),
+            "join_challenge": { "bits": shape.challenge_bits },
         });
         self.call(
             conn,

@@ -1,6 +1,7 @@
 //! anteroom-bench: the load generator and the benchmarks of docs/benchmarks.md.
 
 mod api;
+mod challenge;
 mod client;
 mod micro;
 mod report;
@@ -19,7 +20,8 @@ const USAGE: &str = "usage: anteroom-bench <command> [--option value …]
   spike  --url U --admin-token T  the million-person spike (load generator); checks the books
          [--people 1000000] [--seats 10000] [--connections 256] [--arrival-seconds 20]
          [--per-second 200] [--max-active 2000] [--hold-seconds 10] [--max-seats 4]
-         [--abandon-seconds 120]
+         [--abandon-seconds 120] [--challenge-bits 0]
+                                  (each join solves the event's proof-of-work challenge when it asks)
   drain  --url U --admin-token T  admission worker drain with no rate limit [--people 200000] [--connections 64]
   hold   --url U --admin-token T --database-url D
                                   holds over HTTP vs bare sqlx inserts [--holds 20000] [--connections 64]
@@ -139,6 +141,7 @@ async fn run(command: &str, args: Args) -> Result<bool, String> {
                     max_seats_per_user: args.number("max-seats", 4)?,
                     abandon_seconds: args.number("abandon-seconds", 120)?,
                     paused: false,
+                    challenge_bits: args.number("challenge-bits", 0)?,
                 },
             };
             let report = spike::run(options).await.map_err(|e| e.to_string())?;

@@ -151,6 +151,7 @@ pub async fn drain(
         // Nobody polls during the drain: nobody may be abandoned either.
         abandon_seconds: 86_400,
         paused: true,
+        challenge_bits: 0,
     };
     let event = admin.create_event(&mut conn, "drain", shape).await?;
     eprintln!("drain: joining {people} people to the paused event {event}");
@@ -208,6 +209,7 @@ pub async fn hold(
         max_seats_per_user: 1,
         abandon_seconds: 86_400,
         paused: false,
+        challenge_bits: 0,
     };
     let event = admin.create_event(&mut conn, "hold", shape).await?;
     eprintln!("hold: admitting {holds} people to {event}");

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{self, Admin, EventShape};
+use crate::challenge;
 use crate::client::{Answer, Connection};
 use crate::report::{Latencies, Route, RouteSummary, print_latencies};
 
@@ -86,6 +87,8 @@ struct Counters {
     joined: AtomicU64,
     join_sold_out: AtomicU64,
     retried: AtomicU64,
+    /// Join challenges solved (one per 428 answered).
+    challenges_solved: AtomicU64,
     polls: AtomicU64,
     admitted: AtomicU64,
     read_sold_out: AtomicU64,
@@ -298,12 +301,36 @@ impl Driver {
     async fn join(&mut self, person: u64) {
         let path = format!("/api/events/{}/queue", self.shared.event);
         // A visitor id makes a retried join idempotent: the same place, never two.
-        let body = json!({ "visitor": format!("person-{person}") });
-        let Some(answer) = self
-            .call(Route::Join, Method::POST, &path, None, Some(body))
-            .await
-        else {
-            return self.shared.schedule(DEFAULT_RETRY, person, Step::Join);
+        let mut body = json!({ "visitor": format!("person-{person}") });
+        let answer = loop {
+            let Some(answer) = self
+                .call(Route::Join, Method::POST, &path, None, Some(body.clone()))
+                .await
+            else {
+                return self.shared.schedule(DEFAULT_RETRY, person, Step::Join);
+            };
+            if answer.status != StatusCode::PRECONDITION_REQUIRED {
+                break answer;
+            }
+            // The event asks for a proof of work: the 428 carries a fresh challenge.
+            let asked = match answer.json::<challenge::Asked>(&Method::POST, &path) {
+                Ok(asked) => asked,
+                Err(e) => {
+                    self.shared.problem(e.to_string());
+                    return self.shared.finish();
+                }
+            };
+            let solving = asked.challenge.clone();
+            let Ok(nonce) =
+                tokio::task::spawn_blocking(move || challenge::solve(&solving, asked.bits)).await
+            else {
+                self.shared
+                    .problem("the challenge's solver panicked".into());
+                return self.shared.finish();
+            };
+            bump(&self.shared.counters.challenges_solved);
+            body["challenge"] = asked.challenge.into();
+            body["nonce"] = nonce.into();
         };
         let since_start =
             u64::try_from(self.shared.started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -568,6 +595,7 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
         ("joined", &c.joined),
         ("join_sold_out", &c.join_sold_out),
         ("retried", &c.retried),
+        ("challenges_solved", &c.challenges_solved),
         ("admitted", &c.admitted),
         ("read_sold_out", &c.read_sold_out),
         ("read_expired", &c.read_expired),

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{
-    Admission, AdmissionPatch, Currency, Event, EventId, EventSpec, Holder, Order, OrderStatus,
-    Section, TokenKind, Venue,
+    Admission, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder, Order,
+    OrderStatus, Section, TokenKind, Venue,
 };
 use crate::ports::{
     BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
@@ -173,7 +173,7 @@ impl<D: Dialect> SqlRecord<D> {
                 sqlx::query(
                     "SELECT id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                             per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
-                            prequeue_seed
+                            join_challenge_bits, prequeue_seed
                      FROM events WHERE CAST($1 AS TEXT) IS NULL OR id = $1 ORDER BY starts_at, id",
                 )
                 .arg(id.clone()),
@@ -226,6 +226,8 @@ impl<D: Dialect> SqlRecord<D> {
                         },
                         paused: row.get("paused")?,
                         currency: Currency::parse(&currency).map_err(malformed::<D>)?,
+                        join_challenge: Difficulty::parse(row.size("join_challenge_bits")?.into())
+                            .map_err(malformed::<D>)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
                     prequeue_seed: seed
@@ -273,8 +275,8 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
         let sql = format!(
             "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                                  per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
-                                 prequeue_seed, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {now}, {now})
+                                 join_challenge_bits, prequeue_seed, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, {now}, {now})
              ON CONFLICT (id) DO NOTHING RETURNING id",
             now = D::NOW,
         );
@@ -292,6 +294,7 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             .arg(i64::from(s.admission.abandon_seconds))
             .arg(s.paused)
             .arg(s.currency.code())
+            .arg(i64::from(s.join_challenge.bits()))
             .arg(event.prequeue_seed.as_slice())
             .fetch_optional(D::on(&mut tx))
             .await
@@ -334,18 +337,15 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
         Ok(())
     }
 
-    async fn update_event(
-        &self,
-        id: &EventId,
-        patch: AdmissionPatch,
-        paused: Option<bool>,
-    ) -> BackendResult<Option<Event>> {
+    async fn update_event(&self, id: &EventId, patch: EventPatch) -> BackendResult<Option<Event>> {
         let max_active = patch
+            .admission
             .max_active
             .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
         let sql = format!(
             "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
-                               paused = COALESCE($4, paused), updated_at = {}
+                               paused = COALESCE($4, paused),
+                               join_challenge_bits = COALESCE($5, join_challenge_bits), updated_at = {}
              WHERE id = $1 RETURNING id",
             D::NOW,
         );
@@ -353,9 +353,10 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             .row(
                 sqlx::query(AssertSqlSafe(sql))
                     .arg(id.as_str())
-                    .arg(patch.per_second)
+                    .arg(patch.admission.per_second)
                     .arg(max_active)
-                    .arg(paused),
+                    .arg(patch.paused)
+                    .arg(patch.join_challenge.map(|bits| i64::from(bits.bits()))),
             )
             .await?;
         if updated.is_none() {

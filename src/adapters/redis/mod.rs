@@ -20,12 +20,12 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
-use crate::domain::{EventId, Holder, LogEntry, TokenKey, TokenKind};
+use crate::domain::{EventId, Holder, LogEntry, Ticket, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, Allocation, BackendError,
-    BackendResult, Candidate, GapProbe, HeldOrder, HoldOutcome, JoinCommit, LeaveOutcome,
-    LineCounters, LineLost, LineMessage, LineRecord, LineStart, LiveSeat, LogRead, PassTerms,
-    SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, VisitorPlace,
+    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest, Allocation,
+    BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder, HoldOutcome,
+    JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineRecord, LineStart, LiveSeat,
+    LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, VisitorPlace,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -240,7 +240,17 @@ impl Scripts {
             allocate: script!(
                 "allocate",
                 writes_log,
-                [Line, Visitors, Log, Seen, PrequeueIds, Left, Active, Draw]
+                [
+                    Line,
+                    Visitors,
+                    Log,
+                    Seen,
+                    PrequeueIds,
+                    Left,
+                    Active,
+                    Draw,
+                    UsedChallenges
+                ]
             ),
             commit_joins: script!(
                 "commit_joins",
@@ -427,10 +437,12 @@ enum KeyName {
     SeatVersion,
     /// The seats that changed in the last versions, by version.
     SeatLog,
+    /// The join challenges that have bought a place, until they expire.
+    UsedChallenges,
 }
 
 impl KeyName {
-    const ALL: [KeyName; 19] = [
+    const ALL: [KeyName; 20] = [
         KeyName::Line,
         KeyName::Visitors,
         KeyName::Seen,
@@ -450,6 +462,7 @@ impl KeyName {
         KeyName::HoldSeats,
         KeyName::SeatVersion,
         KeyName::SeatLog,
+        KeyName::UsedChallenges,
     ];
 
     fn name(self) -> &'static str {
@@ -473,6 +486,7 @@ impl KeyName {
             KeyName::HoldSeats => "hold_seats",
             KeyName::SeatVersion => "seat_version",
             KeyName::SeatLog => "seat_log",
+            KeyName::UsedChallenges => "used_challenges",
         }
     }
 }
@@ -604,11 +618,16 @@ fn parse_entry(raw: &str) -> BackendResult<Option<LineMessage>> {
         .ok_or_else(|| malformed(format!("line entry {raw:?}")))
 }
 
-/// An allocation's answer for one visitor id: its live entry, `~` and its ended entry, or nothing.
+/// An allocation's answer for one visitor id: its live entry, `~` and its
+/// ended entry, nothing, or the door's refusal.
 fn parse_visitor_place(raw: &str) -> BackendResult<VisitorPlace> {
-    Ok(match raw.strip_prefix('~') {
-        Some(ended) => parse_entry(ended)?.map_or(VisitorPlace::None, VisitorPlace::Ended),
-        None => parse_entry(raw)?.map_or(VisitorPlace::None, VisitorPlace::Live),
+    Ok(match raw {
+        "!required" => VisitorPlace::Refused(DoorRefusal::ChallengeRequired),
+        "!used" => VisitorPlace::Refused(DoorRefusal::ChallengeUsed),
+        _ => match raw.strip_prefix('~') {
+            Some(ended) => parse_entry(ended)?.map_or(VisitorPlace::None, VisitorPlace::Ended),
+            None => parse_entry(raw)?.map_or(VisitorPlace::None, VisitorPlace::Live),
+        },
     })
 }
 
@@ -690,13 +709,18 @@ impl AdmissionStore for RedisStore {
         &self,
         event: &EventId,
         open: bool,
-        requests: &[(Option<&str>, Uuid)],
+        requests: &[AllocateRequest<'_>],
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome> {
         let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_ms.to_string()];
-        for (visitor, token_id) in requests {
-            args.push(visitor.unwrap_or_default().to_owned());
-            args.push(token_id.to_string());
+        for request in requests {
+            args.push(request.visitor.unwrap_or_default().to_owned());
+            args.push(request.token_id.to_string());
+            args.push(match request.ticket {
+                Ticket::NotAsked => String::new(),
+                Ticket::Unsolved => "-".to_owned(),
+                Ticket::Solved(solved) => format!("{}@{}", solved.id, solved.expires_at_ms),
+            });
         }
         let script = &self.scripts.allocate;
         let reply: Vec<String> = self.run(script, event, args).await?;

@@ -10,15 +10,22 @@
 -- One whose place has ended (left, abandoned, its pass ran out or was ended)
 -- gets a new place at the back; commit_joins.lua claims the id for it only if
 -- the id still names the ended place, so racing joins still make one place.
--- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw
+-- A join without a live place passes the door first: on an event that asks
+-- for a proof of work its ticket must be a solved challenge that has bought
+-- no place yet; the challenge is marked used with the place it buys (never
+-- when the group only asks for a reservation), until it expires.
+-- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw, used_challenges
 -- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix milliseconds);
---   then pairs: visitor id ("" for none), token id for a new place
+--   then triples: visitor id ("" for none), token id for a new place, ticket
+--   ("" when no challenge is asked, "-" when none was solved, or
+--   "<challenge id>@<expiry, unix milliseconds>")
 -- Returns: { kind, first_seq, prequeue_size or "", per visitor: its live entry,
---   "~" .. its ended entry, or "" }
+--   "~" .. its ended entry, "" or, refused at the door, "!required" | "!used" }
 --   | { "reserve", kind, places needed } | { "lost" }
 local line_key, visitors_key, log_key, seen_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- hash, hash, list, hash
 local prequeue_ids_key = KEYS[5] -- hash seq -> token id
 local left_key, active_key, draw_key = KEYS[6], KEYS[7], KEYS[8] -- set, zset, string
+local used_key = KEYS[9] -- zset challenge id -> its expiry (unix milliseconds)
 local open = ARGV[1] == '1'
 local now_ms = tonumber(ARGV[2])
 local first_request = 3
@@ -61,25 +68,46 @@ local function liveness(key)
   return rank > consumed, false
 end
 
+-- A used challenge is forgotten once it has expired: it no longer verifies.
+redis.call('ZREMRANGEBYSCORE', used_key, '-inf', now_ms)
+-- The challenges this group's new places use, by id: their expiries.
+local claims = {}
+-- Nil when the ticket lets the join take a new place, else the refusal.
+local function refusal(ticket)
+  if ticket == '' then return nil end
+  if ticket == '-' then return '!required' end
+  local id, expires = string.match(ticket, '^(.+)@(%d+)$')
+  if not id then return '!required' end
+  if claims[id] or redis.call('ZSCORE', used_key, id) then return '!used' end
+  claims[id] = expires
+  return nil
+end
+
 local reply = { '', '', prequeue or '' }
 local fresh = {}
-for i = first_request, #ARGV, 2 do
+for i = first_request, #ARGV, 3 do
   local entry = ARGV[i] ~= '' and redis.call('HGET', visitors_key, ARGV[i])
-  if not entry then
-    reply[#reply + 1] = ''
-    fresh[#fresh + 1] = ARGV[i + 1]
-  else
+  local answer = ''
+  if entry then
     local key = string.match(entry, '^[^:]+')
     local live, admitted = liveness(key)
     if live then
-      reply[#reply + 1] = entry
+      answer = entry
       -- Joining again is a sign of life, as a poll is.
       if not admitted then redis.call('HSET', seen_key, key, now_s) end
     else
-      reply[#reply + 1] = '~' .. entry
+      answer = '~' .. entry
+    end
+  end
+  if answer == '' or string.sub(answer, 1, 1) == '~' then
+    local refused = refusal(ARGV[i + 2])
+    if refused then
+      answer = refused
+    else
       fresh[#fresh + 1] = ARGV[i + 1]
     end
   end
+  reply[#reply + 1] = answer
 end
 local new = #fresh
 
@@ -88,6 +116,9 @@ local kind = prequeue and 'r' or 'p'
 local needed = tonumber(redis.call('HGET', line_key, counter) or '0') + new
 if needed > tonumber((prequeue and limits[1] or limits[2]) or '0') then
   return { 'reserve', kind, tostring(needed) }
+end
+for id, expires in pairs(claims) do
+  redis.call('ZADD', used_key, expires, id)
 end
 local first = redis.call('HINCRBY', line_key, counter, new) - new + 1
 for n = 1, new do
