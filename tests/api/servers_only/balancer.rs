@@ -357,10 +357,13 @@ pub async fn a_sale_through_nginx_survives(
         "{}",
         stats.body
     );
-    assert_eq!(
-        count("admitted_total"),
-        joins.len() as u64,
-        "nobody admitted twice: {}",
+    // Likewise a join whose answer was lost (refused, then retried) may have
+    // taken a place before its instance died: at most one per refusal.
+    let admitted = count("admitted_total");
+    let (acknowledged, refused) = (joins.len() as u64, refusals.len() as u64);
+    assert!(
+        (acknowledged..=acknowledged + refused).contains(&admitted),
+        "{admitted} admitted for {acknowledged} acknowledged joins and {refused} refusals: {}",
         stats.body
     );
 
