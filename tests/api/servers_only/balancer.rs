@@ -288,11 +288,12 @@ pub async fn a_sale_through_nginx_survives(
         refusals,
     } = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
     assert_eq!(joins.len(), 72, "every visit was acknowledged in the end");
-    // Refused only while a node was going: not before the fault, and not
-    // once the deployment had taken over (a failover here takes seconds).
-    let while_failing = fault..fault + FAILOVER_WITHIN;
+    // Refused only until the deployment had taken over (a failover here takes
+    // seconds). Before the fault a loaded host may shed a request too (503 with
+    // Retry-After, checked above): not what this test is about.
+    let taken_over = fault + FAILOVER_WITHIN;
     assert!(
-        refusals.iter().all(|at| while_failing.contains(at)),
+        refusals.iter().all(|at| *at < taken_over),
         "refusals at {:?} after the fault",
         refusals
             .iter()
