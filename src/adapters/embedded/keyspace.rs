@@ -108,6 +108,7 @@ const READ_ONLY: &[&str] = &[
     "HEXISTS",
     "HMGET",
     "HGETALL",
+    "SCARD",
     "SISMEMBER",
     "SMISMEMBER",
     "SMEMBERS",
@@ -555,6 +556,11 @@ impl Data {
                 Some(Entry::Set(s)) => i64::from(s.contains(&text(arg(1)?)?)),
                 _ => 0,
             }),
+            "SCARD" => Value::Integer(match self.get(arg(0)?) {
+                Some(Entry::Set(s)) => s.len() as i64,
+                Some(_) => return Err(WRONG_TYPE.into()),
+                None => 0,
+            }),
             "SMISMEMBER" => {
                 arg(1)?;
                 let members = &args[1..];
@@ -764,9 +770,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn smismember_answers_for_each_member_in_order() {
+    async fn scard_and_smismember_answer_as_redis_does() {
         let kv = open(&temp_db()).await;
         kv.call("SADD", args(&["s", "a", "c"])).await.unwrap();
+        assert_eq!(
+            kv.call("SCARD", args(&["s"])).await.unwrap(),
+            Value::Integer(2)
+        );
+        assert_eq!(
+            kv.call("SCARD", args(&["missing"])).await.unwrap(),
+            Value::Integer(0)
+        );
         let found: Vec<i64> = kv
             .call("SMISMEMBER", args(&["s", "a", "b", "c", "a"]))
             .await
@@ -786,10 +800,14 @@ mod tests {
             "at least one member, as Redis asks"
         );
         kv.call("SET", args(&["str", "v"])).await.unwrap();
-        assert!(
-            kv.call("SMISMEMBER", args(&["str", "a"])).await.is_err(),
-            "wrong type"
-        );
+        for command in [args(&["str"]), args(&["str", "a"])] {
+            let name = if command.len() == 1 {
+                "SCARD"
+            } else {
+                "SMISMEMBER"
+            };
+            assert!(kv.call(name, command).await.is_err(), "{name}: wrong type");
+        }
     }
 
     #[tokio::test]

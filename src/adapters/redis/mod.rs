@@ -955,7 +955,18 @@ impl AdmissionStore for RedisStore {
         candidates: &[Candidate],
         r: AdmitRequest,
     ) -> BackendResult<AdmitOutcome> {
-        let mut args = Vec::with_capacity(7 + candidates.len() * 2);
+        let first_rank = candidates.first().map_or(0, Candidate::rank);
+        // The script reads each candidate's rank from its position.
+        let contiguous = candidates
+            .iter()
+            .zip(first_rank..)
+            .all(|(c, rank)| c.rank() == rank);
+        if !contiguous {
+            return Err(BackendError::bug(
+                "admission candidates with a gap in their ranks",
+            ));
+        }
+        let mut args = Vec::with_capacity(8 + candidates.len());
         args.extend([
             r.now_ms.to_string(),
             r.pass_ms.to_string(),
@@ -964,15 +975,13 @@ impl AdmissionStore for RedisStore {
             r.max_admit.to_string(),
             r.seats_total.to_string(),
             r.consumed_floor.to_string(),
+            first_rank.to_string(),
         ]);
-        for c in candidates {
-            args.push(c.rank().to_string());
-            args.push(match c {
-                Candidate::Arrived { key, .. } => key.to_string(),
-                Candidate::Absent { key: Some(key), .. } => format!("!{key}"),
-                Candidate::Absent { key: None, .. } => String::new(),
-            });
-        }
+        args.extend(candidates.iter().map(|c| match c {
+            Candidate::Arrived { key, .. } => key.to_string(),
+            Candidate::Absent { key: Some(key), .. } => format!("!{key}"),
+            Candidate::Absent { key: None, .. } => String::new(),
+        }));
         let script = &self.scripts.admit;
         let k = self.keys(event);
         let keys = script.keys.iter().map(|&key| k.get(key)).collect();

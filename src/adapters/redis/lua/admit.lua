@@ -9,9 +9,9 @@
 -- place goes in a few commands for many places each, not in one per place.
 -- KEYS: line, active, left, seen, log, seat_counts, unknown_passes, failed, seats_ready
 -- ARGV: now_ms, pass_ms, max_active, seen_cutoff_s, max_admit, seats_total, the worker's
---   watermark, then pairs: rank, key
---   where key is "" for a place nobody holds, and "!<key>" for a join that never
---   arrived (logged as departed, so that its token can never read admitted)
+--   watermark, the first candidate's rank, then the key of each candidate, rank by rank
+--   ("" for a place nobody holds, "!<key>" for a join that never arrived: logged
+--   as departed, so that its token can never read admitted)
 -- Returns: { consumed, admitted, room, replicas of this node } | { "lost" }
 local line_key, active_key, left_key = KEYS[1], KEYS[2], KEYS[3] -- hash, zset, set
 local seen_key, log_key, seat_counts_key = KEYS[4], KEYS[5], KEYS[6] -- hash, list, hash
@@ -19,8 +19,8 @@ local seen_key, log_key, seat_counts_key = KEYS[4], KEYS[5], KEYS[6] -- hash, li
 local unknown_passes_key, failed_key, seats_ready_key = KEYS[7], KEYS[8], KEYS[9] -- hash, set, string
 local now, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local max_active, cutoff, max_admit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local seats_total, floor = tonumber(ARGV[6]), tonumber(ARGV[7])
-local first_candidate = 8
+local seats_total, floor, first_rank = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local first_candidate = 9
 
 -- Redis runs Lua 5.1 (unpack), the embedded store Lua 5.4 (table.unpack).
 local unpack = table.unpack or unpack
@@ -65,21 +65,26 @@ local room = max_active - redis.call('ZCARD', active_key) - unknown
 -- Who left, whose join failed and when each was last seen, read for the
 -- candidates as the loop reaches them: in parts that start small (a step
 -- with no room stops at its first valid place) and double, one command each.
-local candidates = math.floor((#ARGV - first_candidate + 1) / 2)
+local candidates = #ARGV - first_candidate + 1
+-- Candidates must start at the watermark: otherwise nobody is consumed.
+if first_rank ~= consumed + 1 then candidates = 0 end
 local has_left, has_failed, last_seen = {}, {}, {}
+-- Usually nobody left or failed: those sets are then not asked about each place.
+local anyone_left = redis.call('SCARD', left_key) > 0
+local anyone_failed = redis.call('SCARD', failed_key) > 0
 local read, part = 0, 64
 local function read_part()
   local upto = math.min(read + part, candidates)
   local at, keys = {}, {}
   for n = read + 1, upto do
-    local key = ARGV[first_candidate + 2 * n - 1]
+    local key = ARGV[first_candidate + n - 1]
     if key ~= '' and string.sub(key, 1, 1) ~= '!' then
       at[#at + 1], keys[#keys + 1] = n, key
     end
   end
   if #keys > 0 then
-    local left = redis.call('SMISMEMBER', left_key, unpack(keys))
-    local failed = redis.call('SMISMEMBER', failed_key, unpack(keys))
+    local left = anyone_left and redis.call('SMISMEMBER', left_key, unpack(keys)) or {}
+    local failed = anyone_failed and redis.call('SMISMEMBER', failed_key, unpack(keys)) or {}
     local seen = redis.call('HMGET', seen_key, unpack(keys))
     for i, n in ipairs(at) do
       has_left[n], has_failed[n], last_seen[n] = left[i] == 1, failed[i] == 1, seen[i]
@@ -90,10 +95,10 @@ end
 
 local last, admitted, abandoned = consumed, 0, 0
 local passes, entries = {}, {}
-local expires = now + pass_ms
+-- One score for every pass of the step, written once as Redis will read it.
+local expires = string.format('%d', now + pass_ms)
 for n = 1, candidates do
-  local rank, key = tonumber(ARGV[first_candidate + 2 * n - 2]), ARGV[first_candidate + 2 * n - 1]
-  if rank ~= last + 1 then break end
+  local rank, key = consumed + n, ARGV[first_candidate + n - 1]
   if n > read then read_part() end
   if key == '' or has_left[n] then
     last = rank
