@@ -20,7 +20,8 @@ use crate::ports::{
 /// at once by many processes, and to keep a fast drain busy.
 pub const PREFETCH: u16 = 60_000;
 /// Places presented to the store in one step at most, when the credit allows
-/// that many: the step is one script that Redis runs alone (~10 ms at most).
+/// that many. The step is one script that Redis runs alone: 20,000 places took
+/// 40–50 ms on the two shared cores of docs/benchmarks.md.
 const MAX_STEP: usize = 20_000;
 /// Extra places presented beyond the admissions allowed, so that those who left
 /// or were abandoned are skipped in the same step.
@@ -573,6 +574,16 @@ mod tests {
             vec![20, 20, 20],
             "MAX_BURST is 200 ms of the rate"
         );
+    }
+
+    #[test]
+    fn only_whole_unspent_admissions_are_available() {
+        let mut credit = Credit::new(ManualClock::new().instant());
+        assert_eq!(credit.earn(20.0, Duration::from_millis(125)), 2);
+        credit.spend(2);
+        assert_eq!(credit.available(), 0, "half an admission is not one");
+        assert_eq!(credit.earn(20.0, Duration::from_millis(125)), 3);
+        assert_eq!(credit.available(), 3);
     }
 
     #[test]
