@@ -108,7 +108,9 @@ const READ_ONLY: &[&str] = &[
     "HEXISTS",
     "HMGET",
     "HGETALL",
+    "SCARD",
     "SISMEMBER",
+    "SMISMEMBER",
     "SMEMBERS",
     "ZSCORE",
     "ZCARD",
@@ -554,6 +556,25 @@ impl Data {
                 Some(Entry::Set(s)) => i64::from(s.contains(&text(arg(1)?)?)),
                 _ => 0,
             }),
+            "SCARD" => Value::Integer(match self.get(arg(0)?) {
+                Some(Entry::Set(s)) => s.len() as i64,
+                Some(_) => return Err(WRONG_TYPE.into()),
+                None => 0,
+            }),
+            "SMISMEMBER" => {
+                arg(1)?;
+                let members = &args[1..];
+                match self.get(arg(0)?) {
+                    Some(Entry::Set(s)) => Value::Array(
+                        members
+                            .iter()
+                            .map(|m| Ok(Value::Integer(i64::from(s.contains(&text(m)?)))))
+                            .collect::<Result<_, String>>()?,
+                    ),
+                    Some(_) => return Err(WRONG_TYPE.into()),
+                    None => Value::Array(members.iter().map(|_| Value::Integer(0)).collect()),
+                }
+            }
             "SMEMBERS" => match self.get(arg(0)?) {
                 Some(Entry::Set(s)) => {
                     Value::Array(s.iter().map(|m| Value::String(m.as_str().into())).collect())
@@ -746,6 +767,47 @@ mod tests {
             Value::Integer(2),
         ]);
         assert_eq!(reply, expected);
+    }
+
+    #[tokio::test]
+    async fn scard_and_smismember_answer_as_redis_does() {
+        let kv = open(&temp_db()).await;
+        kv.call("SADD", args(&["s", "a", "c"])).await.unwrap();
+        assert_eq!(
+            kv.call("SCARD", args(&["s"])).await.unwrap(),
+            Value::Integer(2)
+        );
+        assert_eq!(
+            kv.call("SCARD", args(&["missing"])).await.unwrap(),
+            Value::Integer(0)
+        );
+        let found: Vec<i64> = kv
+            .call("SMISMEMBER", args(&["s", "a", "b", "c", "a"]))
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert_eq!(found, [1, 0, 1, 1]);
+        let none: Vec<i64> = kv
+            .call("SMISMEMBER", args(&["missing", "a", "b"]))
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert_eq!(none, [0, 0], "a missing set has no members");
+        assert!(
+            kv.call("SMISMEMBER", args(&["s"])).await.is_err(),
+            "at least one member, as Redis asks"
+        );
+        kv.call("SET", args(&["str", "v"])).await.unwrap();
+        for command in [args(&["str"]), args(&["str", "a"])] {
+            let name = if command.len() == 1 {
+                "SCARD"
+            } else {
+                "SMISMEMBER"
+            };
+            assert!(kv.call(name, command).await.is_err(), "{name}: wrong type");
+        }
     }
 
     #[tokio::test]

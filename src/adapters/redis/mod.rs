@@ -979,7 +979,18 @@ impl AdmissionStore for RedisStore {
         candidates: &[Candidate],
         r: AdmitRequest,
     ) -> BackendResult<AdmitOutcome> {
-        let mut args = Vec::with_capacity(7 + candidates.len() * 2);
+        let first_rank = candidates.first().map_or(0, Candidate::rank);
+        // The script reads each candidate's rank from its position.
+        let contiguous = candidates
+            .iter()
+            .zip(first_rank..)
+            .all(|(c, rank)| c.rank() == rank);
+        if !contiguous {
+            return Err(BackendError::bug(
+                "admission candidates with a gap in their ranks",
+            ));
+        }
+        let mut args = Vec::with_capacity(8 + candidates.len());
         args.extend([
             r.now_ms.to_string(),
             r.pass_ms.to_string(),
@@ -988,15 +999,13 @@ impl AdmissionStore for RedisStore {
             r.max_admit.to_string(),
             r.seats_total.to_string(),
             r.consumed_floor.to_string(),
+            first_rank.to_string(),
         ]);
-        for c in candidates {
-            args.push(c.rank().to_string());
-            args.push(match c {
-                Candidate::Arrived { key, .. } => key.to_string(),
-                Candidate::Absent { key: Some(key), .. } => format!("!{key}"),
-                Candidate::Absent { key: None, .. } => String::new(),
-            });
-        }
+        args.extend(candidates.iter().map(|c| match c {
+            Candidate::Arrived { key, .. } => key.to_string(),
+            Candidate::Absent { key: Some(key), .. } => format!("!{key}"),
+            Candidate::Absent { key: None, .. } => String::new(),
+        }));
         let script = &self.scripts.admit;
         let k = self.keys(event);
         let keys = script.keys.iter().map(|&key| k.get(key)).collect();
@@ -1269,6 +1278,7 @@ impl SeatStore for RedisStore {
 mod tests {
     use super::*;
     use crate::domain::Departure;
+    use crate::ports::Reserved;
 
     /// The key names of a script's `-- KEYS: a, b, c` header line, in order.
     fn header_keys(source: &str) -> Option<Vec<&str>> {
@@ -1575,6 +1585,97 @@ mod tests {
         assert_eq!(since(start + 5, 10).await, taken(start + 6, &[]));
         store.rebuild(&event, &[], true, 2_000).await.unwrap();
         assert_eq!(since(start + 6, 10).await, taken(2_000_000, &[]));
+    }
+
+    /// A step longer than the script's parts (64, 128, … 4,000 places): its
+    /// batched reads and writes decide each place as one command each would.
+    #[tokio::test]
+    async fn a_long_step_skips_and_admits_each_place_as_its_own_facts_say() {
+        let store = embedded_store().await;
+        let event = EventId::parse("long").unwrap();
+        let (now_ms, places) = (1_764_547_200_000, 9_000);
+        let start = LineStart::Open {
+            reserved: Reserved {
+                regular: places,
+                prequeue: 0,
+            },
+        };
+        assert!(store.start_line(&event, &start, now_ms).await.unwrap());
+        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        let key = TokenKey::regular;
+        // Either side of the edges of the parts read (after 4,032 and 8,032 places).
+        let (left, failed, unseen) = ([4_032, 8_033], 4_033, 8_032);
+        for rank in left {
+            store.leave(&event, key(rank), Some(rank)).await.unwrap();
+        }
+        store.abort_joins(&event, &[key(failed)]).await.unwrap();
+        let seen: Vec<TokenKey> = (1..=places).filter(|&r| r != unseen).map(key).collect();
+        store
+            .heartbeat(&event, &seen, now_ms / 1_000)
+            .await
+            .unwrap();
+        let candidates: Vec<Candidate> = (1..=places)
+            .map(|rank| match rank {
+                100 => Candidate::Absent { rank, key: None },
+                200 => Candidate::Absent {
+                    rank,
+                    key: Some(key(rank)),
+                },
+                _ => Candidate::Arrived {
+                    rank,
+                    key: key(rank),
+                },
+            })
+            .collect();
+        let logged_before = store.read_log(&event, 0).await.unwrap().entries.len();
+        let request = |max_admit, consumed_floor| AdmitRequest {
+            now_ms,
+            pass_ms: 600_000,
+            max_active: 1_000_000,
+            seen_cutoff_s: now_ms / 1_000 - 60,
+            max_admit,
+            seats_total: 1,
+            consumed_floor,
+        };
+
+        // 8,000 admitted: ranks 1 to 8,004 less the four skipped among them.
+        let first = store.admit(&event, &candidates, request(8_000, 0)).await;
+        let expected = AdmitOutcome {
+            consumed: 8_004,
+            admitted: 8_000,
+            room: 992_000,
+        };
+        assert_eq!(first.unwrap(), expected);
+        let rest = store.admit(&event, &candidates[8_004..], request(100_000, 8_004));
+        let expected = AdmitOutcome {
+            consumed: places,
+            admitted: 994,
+            room: 991_006,
+        };
+        assert_eq!(rest.await.unwrap(), expected);
+
+        let log = store.read_log(&event, 0).await.unwrap().entries;
+        let abandoned = |rank| LogEntry::Departed {
+            key: key(rank),
+            why: Departure::Abandoned,
+        };
+        let consumed = |from, to, admitted| LogEntry::Consumed {
+            from,
+            to,
+            admitted,
+            at_ms: now_ms,
+        };
+        let expected = [
+            abandoned(200),
+            abandoned(failed),
+            consumed(1, 8_004, 8_000),
+            abandoned(unseen),
+            consumed(8_005, places, 994),
+        ];
+        assert_eq!(log[logged_before..], expected);
+        let counters = store.counters(&event, now_ms).await.unwrap();
+        assert_eq!((counters.admitted, counters.abandoned), (8_994, 1));
+        assert_eq!(counters.active, 8_994);
     }
 
     #[test]
