@@ -257,11 +257,15 @@ impl LineView {
         })
     }
 
+    /// Whether this view follows the epoch `position` was read in.
+    pub fn follows_epoch_of(&self, position: &LogPosition) -> bool {
+        self.epoch.as_deref() == Some(position.epoch.as_str())
+    }
+
     /// Whether this view has read the log at least as far as `position`. Of
     /// another epoch it cannot tell which is newer: it has not.
     pub fn has_read(&self, position: &LogPosition) -> bool {
-        self.epoch.as_deref() == Some(position.epoch.as_str())
-            && self.entries_applied >= position.entries
+        self.follows_epoch_of(position) && self.entries_applied >= position.entries
     }
 
     /// Every rank up to this one has been consumed.
@@ -520,6 +524,8 @@ mod tests {
         assert!(ahead.has_read(&behind.position().expect("a position")));
         let restored: LogPosition = "0.200".parse().expect("a position");
         assert!(!ahead.has_read(&restored), "another epoch is never read");
+        assert!(!ahead.follows_epoch_of(&restored), "nor waited for");
+        assert!(behind.follows_epoch_of(&far));
         assert!(!LineView::default().has_read(&far));
     }
 

@@ -287,6 +287,11 @@ impl Line {
     /// the wait.
     pub async fn read_up_to(&self, event: &EventId, position: &LogPosition) {
         let line = self.line(event);
+        // Of another epoch (a restore in between) this view can never have read
+        // it: the restored log is the truth now, and waiting would not help.
+        if !line.view().follows_epoch_of(position) {
+            return;
+        }
         let caught_up = async {
             loop {
                 let read_more = line.read_more.notified();

@@ -60,9 +60,15 @@ impl DisposableRedis {
         String::from_utf8_lossy(&info.stdout).into_owned()
     }
 
-    /// Stops the server (SIGSTOP) or lets it go on (SIGCONT): a replica that
-    /// hangs, still connected, as one on an overloaded or partitioned host does.
-    pub fn signal(&self, signal: &str) {
+    /// Stops the server (SIGSTOP) until the guard is dropped (SIGCONT): a
+    /// replica that hangs, still connected, as one on an overloaded or
+    /// partitioned host does. A failing test never leaves it stopped.
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal("-STOP");
+        Paused(self)
+    }
+
+    fn signal(&self, signal: &str) {
         let sent = Command::new("kill")
             .args([signal, &self.server.id().to_string()])
             .status()
@@ -132,6 +138,15 @@ impl DisposableRedis {
             .expect("redis-server is installed (infra/local-services.sh installs it)");
         until_listening("redis-server", port, Duration::from_secs(10)).await;
         server
+    }
+}
+
+/// A stopped server, let go on when dropped.
+pub struct Paused<'a>(&'a DisposableRedis);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.signal("-CONT");
     }
 }
 

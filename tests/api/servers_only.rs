@@ -888,13 +888,13 @@ async fn an_admission_step_waits_for_a_replica_and_a_hung_replica_does_not_stop_
     // then is acknowledged on the primary's word, and counted for the operator.
     // (The place reads admitted as soon as the step is in Redis; the wait,
     // and the count, come after.)
-    replica.signal("-STOP");
+    let hung = replica.pause();
     app.admitted_pass("replicated").await;
     eventually(Duration::from_secs(5), "the step is counted", || async {
         unreplicated_steps(&app, "replicated").await >= 1
     })
     .await;
-    replica.signal("-CONT");
+    drop(hung);
     app.finish().await;
 }
 

@@ -19,8 +19,13 @@ end
 function fence.seats_ready(seats_ready_key)
   return redis.call('GET', seats_ready_key) == fence.node()
 end
--- How many replicas this node has: the caller of a write that must outlive a
--- failover waits (WAIT) for one of them to have it.
+-- How many replicas of this node are online (not still synchronising): the
+-- caller of a write that must outlive a failover waits (WAIT) for one of them
+-- to have it; waiting for one in a full resync would only stall the caller.
 function fence.replicas()
-  return string.match(redis.call('INFO', 'replication'), 'connected_slaves:(%d+)') or '0'
+  local online = 0
+  for _ in string.gmatch(redis.call('INFO', 'replication'), 'slave%d+:[^\r\n]*state=online') do
+    online = online + 1
+  end
+  return tostring(online)
 end
