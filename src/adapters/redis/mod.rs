@@ -136,7 +136,7 @@ impl Kv {
         script: &LuaScript,
         keys: Vec<String>,
         args: Vec<Value>,
-        replicas: impl FnOnce(&R) -> u64,
+        replicas: impl FnOnce(&R) -> BackendResult<u64>,
         within: Duration,
     ) -> BackendResult<(R, Replication)> {
         let Kv::Redis(pool) = self else {
@@ -154,7 +154,7 @@ impl Kv {
             .evalsha_with_reload(client, keys, args)
             .await
             .map_err(redis_error)?;
-        if replicas(&reply) == 0 {
+        if replicas(&reply)? == 0 {
             return Ok((reply, Replication::NoReplica));
         }
         let timeout_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
@@ -1009,9 +1009,11 @@ impl AdmissionStore for RedisStore {
         let script = &self.scripts.admit;
         let k = self.keys(event);
         let keys = script.keys.iter().map(|&key| k.get(key)).collect();
+        // A step that stored nothing ("lost") has nothing to replicate; any
+        // other reply is checked in full below.
         let replicas = |reply: &Vec<String>| match reply.as_slice() {
-            [_, _, _, replicas] => replicas.parse().unwrap_or(0),
-            _ => 0,
+            [_, _, _, replicas] => parse_num(replicas),
+            _ => Ok(0),
         };
         // The worker acknowledges the step's deliveries to RabbitMQ once this
         // returns: from then on the step is only in Redis, so a replica must
