@@ -270,7 +270,7 @@ test("the solving state, and the page's solve time at 16 and 20 bits (reported, 
     await withPage(up.browser, "waiting-solving-" + size, { viewport }, async (page) => {
       await page.goto(`${up.service.base}/events/${event}`);
       await page.locator("#solving").waitFor({ state: "visible" });
-      await page.waitForFunction(() => /[1-9]\d%/.test(document.getElementById("solving-text").textContent));
+      await page.waitForFunction(() => /[1-9]\d*%/.test(document.getElementById("solving-text").textContent));
       await snap(page, `waiting-solving-${size}`);
       if (SHOTS) {
         mkdirSync(SHOTS, { recursive: true });
