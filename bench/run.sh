@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                        # everything, the spike with a million people
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
-#   BENCH_ONLY="poll join" bench/run.sh # some of: poll join seatmap hold drain spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions join seatmap hold drain spike
 #
 # Results: bench/results/<UTC time>/ (wrk outputs, JSON of each Rust benchmark,
 # summary.md); the summary is also printed at the end.
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
-only="${BENCH_ONLY:-poll join seatmap hold drain spike}"
+only="${BENCH_ONLY:-poll instructions join seatmap hold drain spike}"
 duration="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-256}"
 spike_people="${SPIKE_PEOPLE:-1000000}"
@@ -86,6 +86,34 @@ if [[ " $only " == *" poll "* ]]; then
   token=$(curl -sf -XPOST "$base/api/events/poll/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
   poll=$(rate poll "$base/api/queue/$token")
   row "status poll (req/s)" "$poll" "$floor" "$(ratio "$poll" "$floor")" "≥ 0.80"
+fi
+
+if [[ " $only " == *" instructions "* ]]; then
+  say "instructions per request, under valgrind's callgrind (a figure that does not drift with the machine's noise)"
+  ensure_package valgrind valgrind
+  grind="$results/callgrind"
+  mkdir -p "$grind"
+  # A second instance of the same deployment, and a second floor, run under callgrind.
+  grind_port=$(free_port)
+  grind_floor_port=$(free_port)
+  callgrind() { valgrind --tool=callgrind --callgrind-out-file="$grind/callgrind.out.%p" "$@"; }
+  REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
+  DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
+  ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$grind_port" ANTEROOM_DEMO=0 RUST_LOG=warn \
+    callgrind target/release/anteroom serve >"$grind/service.log" 2>&1 &
+  grind_service=$!
+  pids+=($grind_service)
+  callgrind target/release/anteroom-bench floor --addr "127.0.0.1:$grind_floor_port" >"$grind/floor.log" 2>&1 &
+  grind_floor=$!
+  pids+=($grind_floor)
+  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$grind_port/readyz" >/dev/null && curl -sf "http://127.0.0.1:$grind_floor_port/" >/dev/null && break; sleep 0.5; done
+  create_event instructions 1 10
+  token=$(curl -sf -XPOST "$base/api/events/instructions/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  count="${INSTRUCTIONS_REQUESTS:-2000}"
+  floor_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_floor" "http://127.0.0.1:$grind_floor_port/" "$count")
+  poll_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_service" "http://127.0.0.1:$grind_port/api/queue/$token" "$count")
+  row "status poll (instructions per request)" "$poll_instructions" "$floor_instructions" "$(ratio "$floor_instructions" "$poll_instructions")" "≥ 0.80 (floor / poll)"
+  kill "$grind_service" "$grind_floor" 2>/dev/null || true
 fi
 
 if [[ " $only " == *" join "* ]]; then

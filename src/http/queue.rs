@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +24,8 @@ use crate::ports::DoorRefusal;
 use crate::services::line::Standing;
 
 pub(super) const MAX_VISITOR_CHARS: usize = 64;
+/// The status poll's route, the hottest of all (see `super::request_span`).
+pub(super) const POLL_ROUTE: &str = "/api/queue/{token}";
 
 /// How far into the line's log an answer was read. A client sends back the
 /// last one it got, so that whichever instance answers next has read at least
@@ -116,17 +117,122 @@ impl StatusBody {
     }
 }
 
-/// `body` with the [`LOG_POSITION`] it was read at, when there is one.
-fn at_log_position(read_up_to: Option<&LogPosition>, body: impl Serialize) -> Response {
-    let header = read_up_to
-        .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
-        .map(|value| [(LOG_POSITION.clone(), value)]);
-    (header, Json(body)).into_response()
+impl StatusBody {
+    /// The body as `serde_json` writes it (a unit test holds the two equal),
+    /// after `token` when there is one, without the general machinery of a
+    /// flattened, tagged enum: the status poll is the hottest answer of all.
+    fn to_json(&self, token: Option<&str>) -> Vec<u8> {
+        let mut out = JsonObject::with_capacity(192);
+        if let Some(token) = token {
+            out.field("token", token);
+        }
+        out.field("token_id", &self.token_id);
+        match &self.state {
+            TokenState::Waiting {
+                position,
+                eta_seconds,
+                eta_max_seconds,
+                limited_by,
+                poll_after_ms,
+            } => {
+                out.field("state", "waiting");
+                out.field("position", position);
+                out.optional("eta_seconds", eta_seconds.as_ref());
+                out.optional("eta_max_seconds", eta_max_seconds.as_ref());
+                out.optional("limited_by", limited_by.as_ref());
+                out.field("poll_after_ms", poll_after_ms);
+            }
+            TokenState::PreQueue {
+                opens_at,
+                poll_after_ms,
+            } => {
+                out.field("state", "pre_queue");
+                out.field("opens_at", &UtcTimeText(*opens_at));
+                out.field("poll_after_ms", poll_after_ms);
+            }
+            TokenState::Admitted {
+                pass,
+                pass_expires_at,
+                poll_after_ms,
+            } => {
+                out.field("state", "admitted");
+                out.field("pass", pass);
+                out.optional("pass_expires_at", pass_expires_at.map(UtcTimeText).as_ref());
+                out.field("poll_after_ms", poll_after_ms);
+            }
+            TokenState::Expired => out.field("state", "expired"),
+            TokenState::Left => out.field("state", "left"),
+            TokenState::SoldOut => out.field("state", "sold_out"),
+        }
+        out.finish()
+    }
+
+    /// The answer: `body` as JSON, with the [`LOG_POSITION`] it was read at.
+    fn respond(&self, body: Vec<u8>) -> Response {
+        let mut response = (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        if let Some(value) = self
+            .read_up_to
+            .as_ref()
+            .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
+        {
+            response.headers_mut().insert(LOG_POSITION.clone(), value);
+        }
+        response
+    }
+}
+
+/// A JSON object written field by field, each value by `serde_json`.
+struct JsonObject(Vec<u8>);
+
+impl JsonObject {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut out = Vec::with_capacity(bytes);
+        out.push(b'{');
+        Self(out)
+    }
+
+    fn field(&mut self, name: &str, value: &(impl Serialize + ?Sized)) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(name.as_bytes());
+        self.0.extend_from_slice(b"\":");
+        // Writing a scalar to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn optional(&mut self, name: &str, value: Option<&impl Serialize>) {
+        if let Some(value) = value {
+            self.field(name, value);
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
+    }
+}
+
+/// A time as the API writes it (RFC 3339).
+struct UtcTimeText(OffsetDateTime);
+
+impl Serialize for UtcTimeText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        time::serde::rfc3339::serialize(&self.0, serializer)
+    }
 }
 
 impl IntoResponse for StatusBody {
     fn into_response(self) -> Response {
-        at_log_position(self.read_up_to.as_ref(), &self)
+        self.respond(self.to_json(None))
     }
 }
 
@@ -143,7 +249,7 @@ pub struct JoinedBody {
 
 impl IntoResponse for JoinedBody {
     fn into_response(self) -> Response {
-        at_log_position(self.status.read_up_to.as_ref(), &self)
+        self.status.respond(self.status.to_json(Some(&self.token)))
     }
 }
 
@@ -385,4 +491,69 @@ fn status_body(
         TokenStatus::Left => TokenState::Left,
     };
     StatusBody::new(token.token_id, token_state)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn states() -> Vec<TokenState> {
+        vec![
+            TokenState::Waiting {
+                position: 1_234_567,
+                eta_seconds: Some(90),
+                eta_max_seconds: Some(140),
+                limited_by: Some("rate"),
+                poll_after_ms: 4_321,
+            },
+            TokenState::Waiting {
+                position: 1,
+                eta_seconds: None,
+                eta_max_seconds: None,
+                limited_by: None,
+                poll_after_ms: 0,
+            },
+            TokenState::PreQueue {
+                opens_at: datetime!(2030-01-01 20:00:00.5 UTC),
+                poll_after_ms: 30_000,
+            },
+            TokenState::Admitted {
+                pass: "eyJ.pass\"with\\odd/chars".into(),
+                pass_expires_at: Some(datetime!(2030-01-01 20:10:00 UTC)),
+                poll_after_ms: 0,
+            },
+            TokenState::Admitted {
+                pass: "p".into(),
+                pass_expires_at: None,
+                poll_after_ms: 0,
+            },
+            TokenState::Expired,
+            TokenState::Left,
+            TokenState::SoldOut,
+        ]
+    }
+
+    #[test]
+    fn the_status_written_by_hand_is_what_serde_writes() {
+        let token_id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        for state in states() {
+            let status = StatusBody::new(token_id, state);
+            let expected = serde_json::to_vec(&status).expect("serializes");
+            assert_eq!(
+                String::from_utf8(status.to_json(None)),
+                String::from_utf8(expected)
+            );
+            let joined = JoinedBody {
+                token: "tok.en".into(),
+                status,
+            };
+            let expected = serde_json::to_vec(&joined).expect("serializes");
+            assert_eq!(
+                String::from_utf8(joined.status.to_json(Some(&joined.token))),
+                String::from_utf8(expected)
+            );
+        }
+    }
 }

@@ -25,8 +25,11 @@ use crate::ports::{
 
 /// The seat map may lag the truth by this much (API.md).
 const MAP_MAX_AGE: Duration = Duration::from_secs(1);
-/// Best-available tries this many blocks before answering that none is free.
-const BEST_AVAILABLE_ATTEMPTS: usize = 8;
+/// Best-available tries at most this many blocks. Each one lost was taken by
+/// another hold after a fresh read, so a request runs out of attempts only
+/// under a rush of more winners than this in its lifetime; it then answers
+/// with what the seats show, even a block that fits (the buyer may ask again).
+const BEST_AVAILABLE_ATTEMPTS: usize = 64;
 /// Orders the sweeper expires per pass.
 const SWEEP_BATCH: i64 = 500;
 /// The sweeper expires what the delay queue has not, this long after the hold ended.
@@ -353,8 +356,9 @@ impl Booking {
                 Err(other) => return Err(other),
             }
         }
-        // Every block tried was taken first by another request.
-        let map = self.seat_map(event).await?;
+        // Every block tried was taken first by another request. The cached map
+        // is behind those takes: what is left is read afresh.
+        let map = self.read_seat_map(event).await?;
         Err(asked.refused(venue.largest_free_block(filter, |seat| map.is_free(&venue, seat))))
     }
 

@@ -71,14 +71,20 @@ impl LuaScript {
 /// Where the keys live: a Redis server, or the embedded keyspace (embedded
 /// mode), which runs the same scripts with the same atomicity.
 pub enum Kv {
-    Redis(Pool),
+    Redis {
+        pool: Pool,
+        /// The connection admission steps run on. `WAIT` blocks the connection
+        /// it is sent on, and fred multiplexes every command of a client over
+        /// one: on a pool client it would stall joins and polls behind it.
+        replicated: Client,
+    },
     Embedded(Arc<Keyspace>),
 }
 
 impl Kv {
     async fn call<R: FromValue>(&self, name: &'static str, args: Vec<Value>) -> BackendResult<R> {
         match self {
-            Kv::Redis(pool) => pool
+            Kv::Redis { pool, .. } => pool
                 .next()
                 .custom(
                     CustomCommand::new_static(name, ClusterHash::FirstKey, false),
@@ -101,7 +107,7 @@ impl Kv {
         args: Vec<Value>,
     ) -> BackendResult<R> {
         match self {
-            Kv::Redis(pool) => script
+            Kv::Redis { pool, .. } => script
                 .redis
                 .evalsha_with_reload(pool.next(), keys, args)
                 .await
@@ -139,10 +145,12 @@ impl Kv {
         replicas: impl FnOnce(&R) -> BackendResult<u64>,
         within: Duration,
     ) -> BackendResult<(R, Replication)> {
-        let Kv::Redis(pool) = self else {
+        let Kv::Redis {
+            replicated: client, ..
+        } = self
+        else {
             return Ok((self.eval(script, keys, args).await?, Replication::NoReplica));
         };
-        let client = pool.next();
         // In a cluster, WAIT has no key to be routed by: it goes to the node that owns the script's keys.
         let owner = keys.first().and_then(|key| {
             client
@@ -158,15 +166,19 @@ impl Kv {
             return Ok((reply, Replication::NoReplica));
         }
         let timeout_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
-        let acknowledged: i64 = match owner {
+        let acknowledged: Result<i64, _> = match owner {
             Some(node) => client.with_cluster_node(node).wait(1, timeout_ms).await,
             None => client.wait(1, timeout_ms).await,
-        }
-        .map_err(redis_error)?;
-        let replication = if acknowledged >= 1 {
-            Replication::Replicated
-        } else {
-            Replication::NotReplicated
+        };
+        // The script's writes are made whatever WAIT answers: its failure must
+        // not turn them into a step that "failed" (and be counted unspent).
+        let replication = match acknowledged {
+            Ok(n) if n >= 1 => Replication::Replicated,
+            Ok(_) => Replication::NotReplicated,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAIT after an admission step failed");
+                Replication::NotReplicated
+            }
         };
         Ok((reply, replication))
     }
@@ -549,15 +561,19 @@ impl RedisStore {
             .build_pool(4)
             .map_err(redis_error)?;
         pool.init().await.map_err(redis_error)?;
-        Ok(Self::over(Kv::Redis(pool), namespace))
+        let replicated = pool.next().clone_new();
+        replicated.init().await.map_err(redis_error)?;
+        Ok(Self::over(Kv::Redis { pool, replicated }, namespace))
     }
 
     /// Closes the connections to Redis; the embedded keyspace closes when dropped.
     pub async fn close(&self) {
-        if let Kv::Redis(pool) = &self.kv
-            && let Err(e) = pool.quit().await
-        {
-            tracing::debug!(error = %e, "the Redis connections were already gone");
+        if let Kv::Redis { pool, replicated } = &self.kv {
+            for closed in [pool.quit().await, replicated.quit().await] {
+                if let Err(e) = closed {
+                    tracing::debug!(error = %e, "the Redis connections were already gone");
+                }
+            }
         }
     }
 

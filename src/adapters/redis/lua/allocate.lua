@@ -69,7 +69,9 @@ local function liveness(key)
 end
 
 -- A used challenge is forgotten once it has expired: it no longer verifies.
-redis.call('ZREMRANGEBYSCORE', used_key, '-inf', now_ms)
+-- Expired by this instance's clock, which may run ahead of another's: kept a
+-- minute longer, so a skew under a minute never lets a challenge buy twice.
+redis.call('ZREMRANGEBYSCORE', used_key, '-inf', now_ms - 60000)
 -- The challenges this group's new places use, by id: their expiries.
 local claims = {}
 -- Nil when the ticket lets the join take a new place, else the refusal.
