@@ -6,6 +6,10 @@
 #   bench/run.sh                        # everything, the spike with a million people
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
 #   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions join seatmap hold drain spike
+#   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
+#                                       # measures another build of the service (a
+#                                       # build of main kept aside: before and after
+#                                       # on one machine, alternately)
 #
 # Results: bench/results/<UTC time>/ (wrk outputs, JSON of each Rust benchmark,
 # summary.md); the summary is also printed at the end.
@@ -17,6 +21,7 @@ only="${BENCH_ONLY:-poll instructions join seatmap hold drain spike}"
 duration="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-256}"
 spike_people="${SPIKE_PEOPLE:-1000000}"
+service_bin="${BENCH_SERVICE_BIN:-target/release/anteroom}"
 
 bash infra/local-services.sh
 ensure_package wrk wrk
@@ -44,7 +49,7 @@ say "starting the service (namespace $run_id) and the floor"
 REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
 DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
 ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$port" ANTEROOM_DEMO=0 RUST_LOG=warn \
-  target/release/anteroom serve >"$results/service.log" 2>&1 &
+  "$service_bin" serve >"$results/service.log" 2>&1 &
 pids+=($!)
 target/release/anteroom-bench floor --addr "127.0.0.1:$floor_port" >/dev/null 2>&1 &
 pids+=($!)
@@ -67,7 +72,12 @@ create_event() { # id, per_second, seats
     \"sections\": [{\"id\": \"A\", \"name\": \"Floor\", \"price_cents\": 100, \"rows\": 100, \"seats_per_row\": $3}]}" >/dev/null
 }
 rows=()
-row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); echo "  $1: $2 vs $3 -> $4 (goal $5)"; }
+# Each figure carries the load average it was measured under: on a shared
+# machine that is what tells two runs apart.
+row() {
+  local load; load=$(cut -d' ' -f1-3 /proc/loadavg)
+  rows+=("| $1 | $2 | $3 | $4 | $5 | $load |"); echo "  $1: $2 vs $3 -> $4 (goal $5; load $load)"
+}
 
 floor=""
 measure_floor() {
@@ -190,8 +200,8 @@ fi
   echo
   echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); wrk -t1 -c$connections -d${duration}s"
   echo
-  echo "| benchmark | measured | floor | ratio | goal |"
-  echo "|---|---|---|---|---|"
+  echo "| benchmark | measured | floor | ratio | goal | load average after |"
+  echo "|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
 } >"$results/summary.md"
 echo

@@ -21,6 +21,7 @@ use crate::ports::{
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::door::{ADMIN_FAILURES, AdminDoor};
+use crate::services::group_commit::{GroupCommittedOrders, GroupCommittedTimers};
 use crate::services::line::Line;
 use crate::services::readiness::Readiness;
 use crate::tasks::Tasks;
@@ -180,11 +181,17 @@ impl Core {
             clock.clone(),
             tasks,
         );
+        // Holds' orders and timers are group-committed: concurrent holds share
+        // one transaction and one confirmed message, each answered once durable.
+        let orders: Arc<dyn OrderRepository> =
+            Arc::new(GroupCommittedOrders::start(b.orders.clone(), tasks));
+        let delays: Arc<dyn DelayQueue> =
+            Arc::new(GroupCommittedTimers::start(b.delays.clone(), tasks));
         let booking = Arc::new(Booking::new(
             catalog.clone(),
             b.seats.clone(),
-            b.orders.clone(),
-            b.delays.clone(),
+            orders,
+            delays.clone(),
             clock.clone(),
         ));
         let workers = Workers {
@@ -195,7 +202,7 @@ impl Core {
             record: b.line_records.clone(),
             queue: b.line_queue.clone(),
             watermarks: Arc::default(),
-            delays: b.delays.clone(),
+            delays,
             clock: clock.clone(),
         };
         Ok(Self {

@@ -233,16 +233,48 @@ impl QueueMessage for LineBatch {
     }
 }
 
-impl QueueMessage for ExpiryDue {
+/// The expiry timers of one group commit of an event's holds, published as
+/// one message: one broker write and one confirm for the whole group. A timer
+/// of one order (`event:order`, as timers were published before groups) is a
+/// group of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiryBatch {
+    pub event: EventId,
+    pub orders: Vec<Uuid>,
+}
+
+impl ExpiryBatch {
+    /// The expiries this message makes due.
+    pub fn dues(&self) -> impl Iterator<Item = ExpiryDue> + '_ {
+        self.orders.iter().map(|&order| ExpiryDue {
+            event: self.event.clone(),
+            order,
+        })
+    }
+}
+
+impl QueueMessage for ExpiryBatch {
     fn encode(&self) -> String {
-        format!("{}:{}", self.event, self.order)
+        let mut encoded = format!("{}:", self.event);
+        for (i, order) in self.orders.iter().enumerate() {
+            if i > 0 {
+                encoded.push(',');
+            }
+            encoded.push_str(&order.to_string());
+        }
+        encoded
     }
 
+    /// All the orders or none: a batch with one malformed order is malformed.
     fn decode(raw: &[u8]) -> Option<Self> {
-        let (event, order) = std::str::from_utf8(raw).ok()?.split_once(':')?;
+        let (event, orders) = std::str::from_utf8(raw).ok()?.split_once(':')?;
+        let orders: Option<Vec<Uuid>> = orders
+            .split(',')
+            .map(|order| Uuid::parse_str(order).ok())
+            .collect();
         Some(Self {
             event: EventId::parse(event).ok()?,
-            order: Uuid::parse_str(order).ok()?,
+            orders: orders?,
         })
     }
 }
@@ -278,13 +310,24 @@ pub trait LineQueue: Send + Sync {
 }
 
 pub type LineConsumer = dyn Consumer<LineBatch>;
-pub type ExpiryConsumer = dyn Consumer<ExpiryDue>;
+pub type ExpiryConsumer = dyn Consumer<ExpiryBatch>;
 
 /// Durable timers: each hold's expiry is due `hold_seconds` after the hold.
 #[async_trait]
 pub trait DelayQueue: Send + Sync {
-    /// Returns once the broker has confirmed the timer (it survives restarts).
-    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()>;
+    /// Schedules the expiry of `orders` of `event` as one [`ExpiryBatch`];
+    /// returns once the broker has confirmed it (the timers survive restarts).
+    async fn schedule_expiries(
+        &self,
+        event: &EventId,
+        orders: &[Uuid],
+        after: Duration,
+    ) -> BackendResult<()>;
+    /// Schedules one order's expiry; returns once it is confirmed.
+    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
+        self.schedule_expiries(&due.event, &[due.order], after)
+            .await
+    }
     /// Competing consumers of the expiries that are due.
     async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>>;
 }
@@ -664,7 +707,7 @@ pub trait SeatStore: Send + Sync {
     ) -> BackendResult<Option<SeatsAt>>;
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InsertOrderError {
     #[error("seats already taken: {0:?}")]
     SeatsTaken(Vec<String>),
@@ -693,8 +736,19 @@ pub trait WindowCounts: Send + Sync {
 
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
+    /// Inserts pending orders in one transaction, each with its own outcome:
+    /// an order with a seat already live in another order (or earlier in
+    /// `orders`) is refused alone, and the others are inserted.
+    async fn insert_orders(&self, orders: &[Order]) -> Vec<Result<(), InsertOrderError>>;
     /// Inserts a pending order; a seat already live in another order is refused.
-    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError>;
+    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
+        self.insert_orders(std::slice::from_ref(order))
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(BackendError::bug("an insert of one order answered nothing").into())
+            })
+    }
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>>;
     /// Moves a pending order to `to` in one compare-and-set, by the record's
     /// own clock: a payment only before the hold's end, an expiry only after it.
@@ -725,6 +779,32 @@ mod tests {
             .collect();
         let batch = LineBatch(joins);
         assert_eq!(LineBatch::decode(batch.encode().as_bytes()), Some(batch));
+    }
+
+    #[test]
+    fn a_batch_of_timers_travels_as_one_message_and_a_single_timer_is_a_batch_of_one() {
+        let event = EventId::parse("sale").unwrap();
+        let batch = ExpiryBatch {
+            event: event.clone(),
+            orders: vec![Uuid::new_v4(), Uuid::new_v4()],
+        };
+        assert_eq!(ExpiryBatch::decode(batch.encode().as_bytes()), Some(batch));
+        let order = Uuid::new_v4();
+        assert_eq!(
+            ExpiryBatch::decode(format!("sale:{order}").as_bytes()),
+            Some(ExpiryBatch {
+                event,
+                orders: vec![order]
+            })
+        );
+        for raw in [
+            format!("sale:{order},not-a-uuid"),
+            format!("sale:{order},"),
+            "sale:".to_owned(),
+            format!("Not An Event:{order}"),
+        ] {
+            assert_eq!(ExpiryBatch::decode(raw.as_bytes()), None, "{raw:?}");
+        }
     }
 
     #[test]

@@ -16,11 +16,12 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
+use uuid::Uuid;
 
 use crate::domain::EventId;
 use crate::ports::{
-    AnyError, BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer,
-    ExpiryDue, LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
+    AnyError, BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryBatch,
+    ExpiryConsumer, LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
 /// Publishing longer than this answers 503; the admission worker waits longer
@@ -357,10 +358,19 @@ impl LineQueue for AmqpLine {
 
 #[async_trait]
 impl DelayQueue for AmqpLine {
-    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
+    async fn schedule_expiries(
+        &self,
+        event: &EventId,
+        orders: &[Uuid],
+        after: Duration,
+    ) -> BackendResult<()> {
         // The expiry queue must exist before the first timer dead-letters into it.
-        let queues = [Queue::Delay(due.event.clone(), after), Queue::Expiry];
-        self.publish_to(&queues, &[due.encode()]).await
+        let queues = [Queue::Delay(event.clone(), after), Queue::Expiry];
+        let batch = ExpiryBatch {
+            event: event.clone(),
+            orders: orders.to_vec(),
+        };
+        self.publish_to(&queues, &[batch.encode()]).await
     }
 
     async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {

@@ -505,6 +505,7 @@ impl Booking {
     ) -> Result<Order, BookingError> {
         let venue = Venue::of(&event.spec);
         let holder = Holder::new(pass.key, pass.token_id);
+        let hold_for = Duration::from_secs(u64::from(event.spec.hold_seconds));
         let order = Order {
             id,
             event: event.id().clone(),
@@ -514,9 +515,19 @@ impl Booking {
             // Prices and the per-holder limit are bounded at creation: this cannot overflow.
             amount_cents: seats.iter().map(|&s| venue.price_cents(s)).sum(),
             created_at: now,
-            expires_at: now + Duration::from_secs(u64::from(event.spec.hold_seconds)),
+            expires_at: now + hold_for,
         };
-        if let Err(e) = self.orders.insert_order(&order).await {
+        let due = ExpiryDue {
+            event: event.id().clone(),
+            order: id,
+        };
+        // The order and its timer are written side by side: a timer whose order
+        // was refused finds no order when it fires, and does nothing.
+        let (inserted, scheduled) = tokio::join!(
+            self.orders.insert_order(&order),
+            self.delays.schedule_expiry(&due, hold_for)
+        );
+        if let Err(e) = inserted {
             // Undo the hold before answering: the two stores never disagree past this request.
             match self
                 .seats
@@ -533,18 +544,7 @@ impl Booking {
                 InsertOrderError::Backend(b) => BookingError::Backend(b),
             });
         }
-        let due = ExpiryDue {
-            event: event.id().clone(),
-            order: id,
-        };
-        if let Err(e) = self
-            .delays
-            .schedule_expiry(
-                &due,
-                Duration::from_secs(u64::from(event.spec.hold_seconds)),
-            )
-            .await
-        {
+        if let Err(e) = scheduled {
             tracing::warn!(order = %id, error = %e, "no expiry timer; the sweeper will expire the hold");
         }
         metrics::counter!("anteroom_holds_total", "event" => event.id().to_string()).increment(1);

@@ -1,14 +1,16 @@
 //! The waiting line as people see it: join (group-committed), poll, leave.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use time::OffsetDateTime;
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
+use super::group_commit::{GroupCommit, Limits};
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
     Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, Ticket,
@@ -21,11 +23,13 @@ use crate::ports::{
 };
 use crate::tasks::Tasks;
 
-/// Joins taken into one publish-and-confirm at most.
-const MAX_GROUP: usize = 2_048;
-/// Groups being published at once. While they are all in flight, new joins
-/// queue up and go out together: under load the groups grow by themselves.
-const GROUPS_IN_FLIGHT: usize = 8;
+/// Joins taken into one publish-and-confirm at most, and groups being
+/// published at once. While they are all in flight, new joins queue up and go
+/// out together: under load the groups grow by themselves.
+const JOIN_GROUPS: Limits = Limits {
+    max_group: 2_048,
+    in_flight: 8,
+};
 /// How often each process catches up with the events' logs.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 /// How often polls are reported as signs of life (see `abandon_seconds`).
@@ -57,7 +61,6 @@ struct JoinRequest {
     event: Arc<Event>,
     visitor: Option<String>,
     ticket: Ticket,
-    reply: oneshot::Sender<BackendResult<JoinOutcome>>,
 }
 
 /// What a poll reads: the token's status and, while it waits, how long it can
@@ -98,8 +101,7 @@ pub struct Line {
     catalog: Arc<Catalog>,
     signer: Signer,
     lines: RwLock<HashMap<EventId, Arc<EventLine>>>,
-    joins: mpsc::Sender<JoinRequest>,
-    tasks: Tasks,
+    joins: GroupCommit<JoinRequest, BackendResult<JoinOutcome>>,
     clock: Clock,
 }
 
@@ -116,20 +118,35 @@ impl Line {
         clock: Clock,
         tasks: &Tasks,
     ) -> Arc<Self> {
-        let (joins, requests) = mpsc::channel(MAX_GROUP * GROUPS_IN_FLIGHT);
-        let lines = RwLock::new(HashMap::new());
-        let line = Arc::new(Self {
-            store,
-            record,
-            queue,
-            catalog,
-            signer,
-            lines,
-            joins,
-            tasks: tasks.clone(),
-            clock,
+        let line = Arc::new_cyclic(|line: &Weak<Self>| {
+            let line = line.clone();
+            let joins = GroupCommit::start("anteroom_join_group_size", JOIN_GROUPS, tasks, {
+                move |group: Vec<JoinRequest>| {
+                    let line = line.upgrade();
+                    async move {
+                        match line {
+                            Some(line) => line.commit_groups(group).await,
+                            None => group
+                                .iter()
+                                .map(|_| {
+                                    Err(BackendError::unavailable("anteroom", "shutting down"))
+                                })
+                                .collect(),
+                        }
+                    }
+                }
+            });
+            Self {
+                store,
+                record,
+                queue,
+                catalog,
+                signer,
+                lines: RwLock::new(HashMap::new()),
+                joins,
+                clock,
+            }
         });
-        tasks.spawn(line.clone().group_commit(requests));
         tasks.every(FOLLOW_INTERVAL, line.clone(), |line| async move {
             line.follow_once().await
         });
@@ -219,19 +236,13 @@ impl Line {
         visitor: Option<String>,
         ticket: Ticket,
     ) -> BackendResult<JoinOutcome> {
-        let (reply, answer) = oneshot::channel();
         self.joins
-            .send(JoinRequest {
+            .submit(JoinRequest {
                 event,
                 visitor,
                 ticket,
-                reply,
             })
-            .await
-            .map_err(|_| BackendError::unavailable("anteroom", "shutting down"))?;
-        answer.await.map_err(|_| {
-            BackendError::bug("a join was dropped before its group commit answered it")
-        })?
+            .await?
     }
 
     pub fn token_for(&self, event: &EventId, message: LineMessage) -> QueueToken {
@@ -360,50 +371,47 @@ impl Line {
             .clone()
     }
 
-    async fn group_commit(self: Arc<Self>, mut requests: mpsc::Receiver<JoinRequest>) {
-        let in_flight = Arc::new(Semaphore::new(GROUPS_IN_FLIGHT));
-        loop {
-            let next = tokio::select! {
-                next = requests.recv() => next,
-                // No join is taken after this, and those already taken are still
-                // committed: their requests are waiting for the answer.
-                _ = self.tasks.stopping(), if !requests.is_closed() => {
-                    requests.close();
-                    continue;
-                }
-            };
-            let Some(first) = next else { return };
-            let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_GROUP {
-                match requests.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            metrics::histogram!("anteroom_join_group_size").record(batch.len() as f64);
-            let mut groups: HashMap<EventId, Vec<JoinRequest>> = HashMap::new();
-            for request in batch {
-                groups
-                    .entry(request.event.id().clone())
-                    .or_default()
-                    .push(request);
-            }
-            let permit = Arc::new(permit);
-            for group in groups.into_values() {
-                let (line, permit) = (self.clone(), permit.clone());
-                self.tasks.spawn(async move {
-                    line.commit_group(group).await;
-                    drop(permit);
-                });
+    /// Commits a group of joins: the joins of each event together, the events
+    /// side by side; answers in the group's order.
+    async fn commit_groups(&self, group: Vec<JoinRequest>) -> Vec<BackendResult<JoinOutcome>> {
+        let size = group.len();
+        let mut by_event: HashMap<EventId, (Vec<usize>, Vec<JoinRequest>)> = HashMap::new();
+        for (index, request) in group.into_iter().enumerate() {
+            let (indices, requests) = by_event.entry(request.event.id().clone()).or_default();
+            indices.push(index);
+            requests.push(request);
+        }
+        let committed =
+            join_all(
+                by_event
+                    .into_values()
+                    .map(|(indices, requests)| async move {
+                        (indices, self.commit_group(requests).await)
+                    }),
+            )
+            .await;
+        let mut answers: Vec<Option<BackendResult<JoinOutcome>>> =
+            (0..size).map(|_| None).collect();
+        for (indices, results) in committed {
+            for (index, result) in indices.into_iter().zip(results) {
+                answers[index] = Some(result);
             }
         }
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(BackendError::bug(
+                        "a join went unanswered by its group commit",
+                    ))
+                })
+            })
+            .collect()
     }
 
+    /// Commits the joins of one event; answers in their order.
     #[tracing::instrument(skip_all, fields(event = %group[0].event.id(), joins = group.len()))]
-    async fn commit_group(&self, group: Vec<JoinRequest>) {
+    async fn commit_group(&self, group: Vec<JoinRequest>) -> Vec<BackendResult<JoinOutcome>> {
         let event = group[0].event.clone();
         // Token ids are drawn up front: a pre-queue place records its id when allocated.
         let requests: Vec<AllocateRequest<'_>> = group
@@ -423,8 +431,8 @@ impl Line {
             Err(e) => group.iter().map(|_| Err(e.clone())).collect(),
         };
         let mut outcomes: HashMap<&'static str, u64> = HashMap::new();
-        for (request, result) in group.into_iter().zip(results) {
-            let outcome = match &result {
+        for result in &results {
+            let outcome = match result {
                 Ok(Ok(j)) if j.created => "created",
                 Ok(Ok(_)) => "existing",
                 Ok(Err(DoorRefusal::ChallengeRequired)) => "challenge_required",
@@ -432,13 +440,12 @@ impl Line {
                 Err(_) => "unavailable",
             };
             *outcomes.entry(outcome).or_default() += 1;
-            // The client may have gone; its join stands regardless.
-            let _ = request.reply.send(result);
         }
         for (outcome, count) in outcomes {
             metrics::counter!("anteroom_joins_total", "event" => event.id().to_string(), "outcome" => outcome)
                 .increment(count);
         }
+        results
     }
 
     async fn commit(

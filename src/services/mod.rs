@@ -4,5 +4,6 @@ pub mod admission;
 pub mod booking;
 pub mod catalog;
 pub mod door;
+pub mod group_commit;
 pub mod line;
 pub mod readiness;

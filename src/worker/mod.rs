@@ -7,11 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, stream};
 
 use crate::domain::EventId;
 use crate::ports::{
-    AdmissionStore, BackendResult, Clock, DelayQueue, ExpiryConsumer, LineQueue, LineRecords,
+    AdmissionStore, BackendError, BackendResult, Clock, DelayQueue, ExpiryConsumer, ExpiryDue,
+    LineQueue, LineRecords,
 };
 use crate::services::admission::{AdmissionWorker, PREFETCH};
 use crate::services::booking::Booking;
@@ -23,8 +24,10 @@ use crate::tasks::Tasks;
 const STEP_WAIT: Duration = Duration::from_millis(20);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const WATCH_EVENTS: Duration = Duration::from_millis(500);
-/// Expiries handled at once by one process.
+/// Timer messages (each the timers of a group of holds) taken at once by one process.
 const EXPIRY_PREFETCH: u16 = 64;
+/// Expiries handled at once by one process.
+const EXPIRIES_AT_ONCE: usize = 64;
 /// How long an expiry step waits for due holds.
 pub const EXPIRY_WAIT: Duration = Duration::from_millis(250);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -192,33 +195,56 @@ impl Workers {
     }
 }
 
-/// Consumes due expiries; each is acknowledged once its order has ended and
-/// its seats are free, and returned to the queue if that failed.
+/// Consumes due expiries; each message is acknowledged once its orders have
+/// ended and their seats are free, and returned to the queue if that failed
+/// (expiring again is harmless).
 pub struct ExpiryWorker {
     booking: Arc<Booking>,
     consumer: Box<ExpiryConsumer>,
 }
 
 impl ExpiryWorker {
-    /// Handles the expiries due within `wait`; returns how many were handled.
+    /// Handles the expiries due within `wait`; returns how many timers were handled.
     pub async fn step(&mut self, wait: Duration) -> BackendResult<usize> {
         let batch = self
             .consumer
             .receive(wait, usize::from(EXPIRY_PREFETCH))
             .await?;
-        // Each expiry waits on the record and the fast store: a batch is handled at once,
-        // so that a burst of due holds ends within hold_seconds + 2 (API.md).
-        let handled = join_all(batch.iter().map(|due| self.booking.expire(&due.message))).await;
-        for (due, handled) in batch.iter().zip(handled) {
-            match handled {
-                Ok(()) => self.consumer.ack(&[due.tag]).await?,
-                Err(e) => {
-                    self.consumer.retry(due.tag).await?;
+        // Each expiry waits on the record and the fast store: many are handled at
+        // once, so that a burst of due holds ends within hold_seconds + 2 (API.md),
+        // and no more than the record's pool serves without a long wait.
+        let dues: Vec<(usize, ExpiryDue)> = batch
+            .iter()
+            .enumerate()
+            .flat_map(|(message, delivered)| {
+                delivered.message.dues().map(move |due| (message, due))
+            })
+            .collect();
+        let expired: Vec<(usize, BackendResult<()>)> = stream::iter(dues)
+            .map(|(message, due)| {
+                let booking = self.booking.clone();
+                async move { (message, booking.expire(&due).await) }
+            })
+            .buffer_unordered(EXPIRIES_AT_ONCE)
+            .collect()
+            .await;
+        let mut failed: Vec<Option<BackendError>> = vec![None; batch.len()];
+        for (message, outcome) in expired {
+            if let Err(e) = outcome {
+                failed[message].get_or_insert(e);
+            }
+        }
+        // A message is acknowledged once every timer in it is handled.
+        for (delivered, failure) in batch.iter().zip(failed) {
+            match failure {
+                None => self.consumer.ack(&[delivered.tag]).await?,
+                Some(e) => {
+                    self.consumer.retry(delivered.tag).await?;
                     return Err(e);
                 }
             }
         }
-        Ok(batch.len())
+        Ok(batch.iter().map(|d| d.message.orders.len()).sum())
     }
 
     /// Stops consuming; unacknowledged expiries go back to the queue.

@@ -306,6 +306,84 @@ async fn order_cases<R: EventRepository + OrderRepository + ?Sized>(record: &R) 
     assert_eq!(record.order_counts(&sale.spec.id).await.unwrap(), (1, 1));
     let other = EventId::parse("other").unwrap();
     assert_eq!(record.order_counts(&other).await.unwrap(), (0, 0));
+
+    group_cases(record, &sale).await;
+}
+
+/// What each order of a group inserted together was answered, in words.
+fn outcomes(answers: Vec<Result<(), InsertOrderError>>) -> Vec<String> {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(()) => "inserted".to_owned(),
+            Err(InsertOrderError::SeatsTaken(seats)) => format!("taken {seats:?}"),
+            Err(InsertOrderError::Backend(_)) => "failed".to_owned(),
+        })
+        .collect()
+}
+
+/// Orders inserted as a group (one transaction): each answered on its own,
+/// a refused one leaving nothing behind and the others committed.
+async fn group_cases<R: OrderRepository + ?Sized>(record: &R, sale: &Event) {
+    let hour = Duration::from_secs(3600);
+    let group = [
+        order(sale, &["B-1-1"], hour, false),
+        order(sale, &["A-1-1", "B-1-2"], hour, false),
+        order(sale, &["B-1-3", "B-1-1"], hour, false),
+        order(sale, &["B-1-4"], hour, false),
+    ];
+    assert_eq!(
+        outcomes(record.insert_orders(&group).await),
+        [
+            "inserted",
+            r#"taken ["A-1-1"]"#, // sold before
+            r#"taken ["B-1-1"]"#, // to an order earlier in the group
+            "inserted"
+        ]
+    );
+    let live_seats = || async {
+        let mut live: Vec<_> = record
+            .live_seats(&sale.spec.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.seat, s.order))
+            .collect();
+        live.sort();
+        live
+    };
+    let live = live_seats().await;
+    assert_eq!(
+        live.iter()
+            .filter(|(seat, _)| seat.starts_with('B'))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            ("B-1-1".to_owned(), group[0].id),
+            ("B-1-4".to_owned(), group[3].id)
+        ],
+        "the refused orders' other seats are not kept"
+    );
+    assert_eq!(record.order(group[1].id).await.unwrap(), None);
+    assert_eq!(record.order(group[2].id).await.unwrap(), None);
+    assert_eq!(
+        record.order(group[3].id).await.unwrap().map(|o| o.seats),
+        Some(vec!["B-1-4".to_owned()])
+    );
+
+    // An order the database refuses outright (a seat the venue does not have)
+    // fails alone too, and the group keeps its order of arrival.
+    let group = [
+        order(sale, &["B-2-1"], hour, false),
+        order(sale, &["A-99-1"], hour, false),
+        order(sale, &["B-2-1"], hour, false),
+        order(sale, &["B-2-2"], hour, false),
+    ];
+    assert_eq!(
+        outcomes(record.insert_orders(&group).await),
+        ["inserted", "failed", r#"taken ["B-2-1"]"#, "inserted"]
+    );
+    assert_eq!(live_seats().await.len(), live.len() + 2);
 }
 
 async fn all_cases<R: EventRepository + LineRecords + OrderRepository>(record: &R) {
@@ -331,7 +409,6 @@ mod servers_only {
 mod embedded_only {
     use anteroom::adapters::embedded::open_database;
     use anteroom::adapters::record::SqliteRecord;
-    use anteroom::adapters::record::dialect::SQLITE_UNIQUE_INDEXES;
 
     use crate::helpers::{fresh_namespace, sqlite_path};
 
@@ -367,31 +444,5 @@ mod embedded_only {
         .await
         .unwrap();
         assert_eq!(stamped, 3);
-    }
-
-    /// SQLite names the columns of a violated unique index, not the index: the
-    /// dialect's table from columns to names must match the schema.
-    #[tokio::test]
-    async fn sqlite_unique_indexes_are_named_by_their_columns() {
-        let (_file, pool) = scratch().await;
-        for (index, columns) in SQLITE_UNIQUE_INDEXES {
-            let (table, unique): (String, bool) = sqlx::query_as(
-                "SELECT m.tbl_name, l.\"unique\" FROM sqlite_master m, pragma_index_list(m.tbl_name) l
-                 WHERE m.type = 'index' AND m.name = $1 AND l.name = m.name",
-            )
-            .bind(index)
-            .fetch_one(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("no index {index}: {e}"));
-            assert!(unique, "{index} is not unique");
-            let named: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
-                    .bind(index)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            let named: Vec<String> = named.iter().map(|c| format!("{table}.{c}")).collect();
-            assert_eq!(named.join(", "), *columns, "the columns of {index}");
-        }
     }
 }

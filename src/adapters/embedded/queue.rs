@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{EventId, unix_ms};
 use crate::ports::{
-    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryConsumer, ExpiryDue,
+    BackendError, BackendResult, Consumer, DelayQueue, Delivered, ExpiryBatch, ExpiryConsumer,
     LineBatch, LineConsumer, LineMessage, LineQueue, QueueMessage,
 };
 
@@ -110,9 +110,18 @@ impl LineQueue for EmbeddedQueue {
 
 #[async_trait]
 impl DelayQueue for EmbeddedQueue {
-    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
+    async fn schedule_expiries(
+        &self,
+        event: &EventId,
+        orders: &[Uuid],
+        after: Duration,
+    ) -> BackendResult<()> {
         let visible_at = now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-        EmbeddedQueue::publish(self, EXPIRY_QUEUE, &[due.encode()], visible_at).await
+        let batch = ExpiryBatch {
+            event: event.clone(),
+            orders: orders.to_vec(),
+        };
+        EmbeddedQueue::publish(self, EXPIRY_QUEUE, &[batch.encode()], visible_at).await
     }
 
     async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {

@@ -1,12 +1,11 @@
 //! What differs between PostgreSQL and SQLite for the record, in one place:
-//! the clock, how times and lists are stored, how a violated constraint is
-//! named, and the few words of SQL the two spell differently. Everything else
-//! (`$n` parameters, `ON CONFLICT`, `RETURNING`, `FILTER`) both understand.
+//! the clock, how times, lists and UUIDs are stored, and the few words of SQL
+//! the two spell differently. Everything else (`$n` parameters, `ON CONFLICT`
+//! on a partial index, `RETURNING`, `FILTER`, `->>`) both understand.
 //!
 //! The record is generic over the sqlx database rather than on `sqlx::Any`,
 //! which binds neither UUIDs nor times.
 
-use sqlx::error::DatabaseError;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Postgres, Row, Sqlite};
 use time::OffsetDateTime;
@@ -96,8 +95,13 @@ pub trait Dialect:
     fn list(param: &str) -> String;
     /// The JSON array of `value` over a group's rows in `order` (`[]` for none), as text.
     fn json_array(value: &str, order: &str) -> String;
-    /// The name of the constraint or unique index `error` violated, if any.
-    fn violated(error: &dyn DatabaseError) -> Option<&str>;
+    /// A `FROM` item `elements (value)` over `param`, a parameter holding a JSON
+    /// array: one row per element, whose fields `value ->> n` reads as text.
+    fn json_rows(param: &str) -> String;
+    /// A UUID column's value from its text (`expr`, hyphenated).
+    fn uuid_of_text(expr: &str) -> String;
+    /// A time column's value from unix milliseconds (`expr`, a number or its text).
+    fn time_of_ms(expr: &str) -> String;
     /// Binds a time as the time columns store it.
     fn bind_time(query: Statement<'_, Self>, at: Option<OffsetDateTime>) -> Statement<'_, Self>;
     /// Reads a time column.
@@ -122,8 +126,16 @@ impl Dialect for Postgres {
         format!("COALESCE(json_agg({value} ORDER BY {order}), '[]')::text")
     }
 
-    fn violated(error: &dyn DatabaseError) -> Option<&str> {
-        error.constraint()
+    fn json_rows(param: &str) -> String {
+        format!("json_array_elements(CAST({param} AS json)) AS elements (value)")
+    }
+
+    fn uuid_of_text(expr: &str) -> String {
+        format!("CAST({expr} AS UUID)")
+    }
+
+    fn time_of_ms(expr: &str) -> String {
+        format!("(TIMESTAMPTZ 'epoch' + CAST({expr} AS BIGINT) * INTERVAL '1 millisecond')")
     }
 
     fn bind_time(query: Statement<'_, Self>, at: Option<OffsetDateTime>) -> Statement<'_, Self> {
@@ -134,14 +146,6 @@ impl Dialect for Postgres {
         row.try_get(column)
     }
 }
-
-/// SQLite's unique indexes, by the columns its error messages name them with
-/// ("UNIQUE constraint failed: order_seats.event_id, order_seats.seat_id"):
-/// SQLite reports no index name. A test checks each against the schema.
-pub const SQLITE_UNIQUE_INDEXES: &[(&str, &str)] = &[(
-    "seat_live_unique",
-    "order_seats.event_id, order_seats.seat_id",
-)];
 
 impl Dialect for Sqlite {
     const SERVICE: &'static str = "sqlite";
@@ -162,12 +166,18 @@ impl Dialect for Sqlite {
         format!("json_group_array({value} ORDER BY {order})")
     }
 
-    fn violated(error: &dyn DatabaseError) -> Option<&str> {
-        let columns = error.message().strip_prefix("UNIQUE constraint failed: ")?;
-        SQLITE_UNIQUE_INDEXES
-            .iter()
-            .find(|(_, named)| *named == columns)
-            .map(|(index, _)| *index)
+    fn json_rows(param: &str) -> String {
+        format!("json_each({param}) AS elements")
+    }
+
+    // sqlx stores a UUID in SQLite as its 16 bytes.
+    fn uuid_of_text(expr: &str) -> String {
+        format!("unhex(replace({expr}, '-', ''))")
+    }
+
+    // The embedded schema stores times as unix milliseconds.
+    fn time_of_ms(expr: &str) -> String {
+        format!("CAST({expr} AS INTEGER)")
     }
 
     fn bind_time(query: Statement<'_, Self>, at: Option<OffsetDateTime>) -> Statement<'_, Self> {

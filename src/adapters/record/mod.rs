@@ -5,7 +5,7 @@
 pub mod dialect;
 mod postgres;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
+use crate::domain::unix_ms;
 use crate::domain::{
     Admission, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder, Order,
     OrderStatus, Section, TokenKind, Venue,
@@ -26,9 +27,6 @@ use crate::ports::{
 use dialect::{Binds, Dialect, Reads, Statement};
 
 pub use postgres::ACQUIRE_TIMEOUT;
-
-/// The unique index that keeps a seat in at most one live order.
-const SEAT_LIVE_UNIQUE: &str = "seat_live_unique";
 
 /// The record on database `D`: the servers' one or embedded mode's one.
 pub struct SqlRecord<D: Dialect> {
@@ -481,44 +479,26 @@ impl<D: Dialect> LineRecords for SqlRecord<D> {
 
 #[async_trait]
 impl<D: Dialect> OrderRepository for SqlRecord<D> {
-    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
-        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
-        sqlx::query(
-            "INSERT INTO orders (id, event_id, holder, status, amount_cents, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .arg(order.id)
-        .arg(order.event.as_str())
-        .arg(order.holder.as_str())
-        .arg(order.status.as_str())
-        .arg(order.amount_cents)
-        .time(order.created_at)
-        .time(order.expires_at)
-        .execute(D::on(&mut tx))
-        .await
-        .map_err(db_error::<D>)?;
-        let sql = format!(
-            "INSERT INTO order_seats (order_id, event_id, seat_id) SELECT $1, $2, value FROM {}",
-            D::list("$3"),
-        );
-        let seats = sqlx::query(AssertSqlSafe(sql))
-            .arg(order.id)
-            .arg(order.event.as_str())
-            .list(&order.seats)?
-            .execute(D::on(&mut tx))
-            .await;
-        match seats {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if D::violated(e.as_ref()) == Some(SEAT_LIVE_UNIQUE) => {
-                drop(tx);
-                return Err(InsertOrderError::SeatsTaken(
-                    self.taken(&order.event, &order.seats).await?,
-                ));
+    async fn insert_orders(&self, orders: &[Order]) -> Vec<Result<(), InsertOrderError>> {
+        match self.insert_group(orders).await {
+            Ok(outcomes) => outcomes,
+            // Refused whole for what one order holds (a seat the venue does not
+            // have, say): each order again on its own, so that only that one
+            // fails; one after the other, so that the earlier keeps a seat two want.
+            Err(BackendError::Bug(_)) if orders.len() > 1 => {
+                let mut outcomes = Vec::with_capacity(orders.len());
+                for order in orders {
+                    outcomes.push(match self.insert_group(std::slice::from_ref(order)).await {
+                        Ok(mut outcome) => outcome.pop().unwrap_or_else(|| {
+                            Err(malformed::<D>("an insert of one order answered nothing").into())
+                        }),
+                        Err(e) => Err(e.into()),
+                    });
+                }
+                outcomes
             }
-            Err(e) => return Err(db_error::<D>(e).into()),
+            Err(e) => orders.iter().map(|_| Err(e.clone().into())).collect(),
         }
-        tx.commit().await.map_err(db_error::<D>)?;
-        Ok(())
     }
 
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
@@ -632,18 +612,113 @@ impl<D: Dialect> OrderRepository for SqlRecord<D> {
 }
 
 impl<D: Dialect> SqlRecord<D> {
-    /// Which of `seats` a live order of `event` holds.
-    async fn taken(&self, event: &EventId, seats: &[String]) -> BackendResult<Vec<String>> {
+    /// Inserts `orders` in one transaction, one statement per table. An order
+    /// with a seat live in another order (the unique index's conflict, checked
+    /// inside the statement) is taken out again before the commit and answered
+    /// with those seats; the others commit.
+    async fn insert_group(
+        &self,
+        orders: &[Order],
+    ) -> BackendResult<Vec<Result<(), InsertOrderError>>> {
+        let order_rows: Vec<serde_json::Value> = orders
+            .iter()
+            .map(|o| {
+                serde_json::json!([
+                    o.id,
+                    o.event.as_str(),
+                    o.holder.as_str(),
+                    o.status.as_str(),
+                    o.amount_cents,
+                    unix_ms(o.created_at),
+                    unix_ms(o.expires_at),
+                ])
+            })
+            .collect();
+        let seat_rows: Vec<serde_json::Value> = orders
+            .iter()
+            .flat_map(|o| {
+                o.seats
+                    .iter()
+                    .map(|seat| serde_json::json!([o.id, o.event.as_str(), seat]))
+            })
+            .collect();
+        let json = |rows: &[serde_json::Value]| serde_json::to_string(rows).map_err(malformed::<D>);
+        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
         let sql = format!(
-            "SELECT seat_id FROM order_seats
-             WHERE seat_id IN (SELECT value FROM {}) AND event_id = $2 AND live = {}",
-            D::list("$1"),
-            D::TRUE,
+            "INSERT INTO orders (id, event_id, holder, status, amount_cents, created_at, expires_at)
+             SELECT {id}, value ->> 1, value ->> 2, value ->> 3, CAST(value ->> 4 AS BIGINT), {created}, {expires}
+             FROM {rows}",
+            id = D::uuid_of_text("value ->> 0"),
+            created = D::time_of_ms("value ->> 5"),
+            expires = D::time_of_ms("value ->> 6"),
+            rows = D::json_rows("$1"),
         );
-        let statement = sqlx::query(AssertSqlSafe(sql)).list(seats)?;
-        let rows = self.rows(statement.arg(event.as_str())).await?;
-        rows.iter()
-            .map(|row| Fields::<D>(row).get("seat_id"))
-            .collect()
+        sqlx::query(AssertSqlSafe(sql))
+            .arg(json(&order_rows)?)
+            .execute(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?;
+        // `WHERE TRUE`: SQLite would read an `ON CONFLICT` right after the
+        // `FROM` as a join's constraint.
+        let sql = format!(
+            "INSERT INTO order_seats (order_id, event_id, seat_id)
+             SELECT {id}, value ->> 1, value ->> 2 FROM {rows} WHERE TRUE
+             ON CONFLICT (event_id, seat_id) WHERE live = {live} DO NOTHING
+             RETURNING order_id, seat_id",
+            id = D::uuid_of_text("value ->> 0"),
+            rows = D::json_rows("$1"),
+            live = D::TRUE,
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .arg(json(&seat_rows)?)
+            .fetch_all(D::on(&mut tx))
+            .await
+            .map_err(db_error::<D>)?;
+        let mut inserted: HashMap<Uuid, HashSet<String>> = HashMap::new();
+        for row in &rows {
+            let row = Fields::<D>(row);
+            inserted
+                .entry(row.get("order_id")?)
+                .or_default()
+                .insert(row.get("seat_id")?);
+        }
+        let outcomes: Vec<Result<(), InsertOrderError>> = orders
+            .iter()
+            .map(|o| {
+                let seats = inserted.get(&o.id);
+                let taken: Vec<String> = o
+                    .seats
+                    .iter()
+                    .filter(|seat| !seats.is_some_and(|s| s.contains(*seat)))
+                    .cloned()
+                    .collect();
+                if taken.is_empty() {
+                    Ok(())
+                } else {
+                    Err(InsertOrderError::SeatsTaken(taken))
+                }
+            })
+            .collect();
+        let refused: Vec<String> = orders
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_err())
+            .map(|(o, _)| o.id.to_string())
+            .collect();
+        if !refused.is_empty() {
+            // Their seats that did go in go with them (ON DELETE CASCADE).
+            let sql = format!(
+                "DELETE FROM orders WHERE id IN (SELECT {} FROM {})",
+                D::uuid_of_text("value"),
+                D::list("$1"),
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .list(&refused)?
+                .execute(D::on(&mut tx))
+                .await
+                .map_err(db_error::<D>)?;
+        }
+        tx.commit().await.map_err(db_error::<D>)?;
+        Ok(outcomes)
     }
 }

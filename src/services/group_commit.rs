@@ -1,0 +1,685 @@
+//! Group commit: the writes of many concurrent requests made durable together.
+//!
+//! Each caller submits one item and waits for its own answer; a task takes
+//! whatever is queued (up to a group's size), commits it in one go and answers
+//! each item. An idle committer adds no wait: the first item goes at once, and
+//! the items that arrive while groups are in flight queue up and go out
+//! together, so groups grow with the load by themselves.
+//!
+//! The order record and the expiry timers are wrapped here, behind their own
+//! ports: the services that use them see one write per request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::join_all;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::{EventId, Order, OrderStatus};
+use crate::ports::{
+    BackendError, BackendResult, DelayQueue, ExpiryConsumer, ExpiryDue, InsertOrderError, LiveSeat,
+    OrderRepository, Transition,
+};
+use crate::tasks::Tasks;
+
+/// How large a group gets and how many are committed at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_group: usize,
+    pub in_flight: usize,
+}
+
+struct Submitted<T, R> {
+    item: T,
+    reply: oneshot::Sender<R>,
+}
+
+/// Commits items of type `T` in groups; each is answered with its own `R`.
+pub struct GroupCommit<T, R> {
+    requests: mpsc::Sender<Submitted<T, R>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
+    /// Starts the committer on `tasks`. `commit` gets a group and returns one
+    /// answer per item, in order. When `tasks` stop, no item is taken any
+    /// more, and those already taken are still committed and answered.
+    /// `sizes` names the histogram of the groups' sizes.
+    pub fn start<F, Fut>(sizes: &'static str, limits: Limits, tasks: &Tasks, commit: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<R>> + Send + 'static,
+    {
+        let (requests, queued) = mpsc::channel(limits.max_group * limits.in_flight);
+        tasks.spawn(commit_groups(sizes, limits, tasks.clone(), queued, commit));
+        Self { requests }
+    }
+
+    /// Commits `item` with whatever else is queued; returns its answer once
+    /// its group is committed.
+    pub async fn submit(&self, item: T) -> BackendResult<R> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Submitted { item, reply })
+            .await
+            .map_err(|_| BackendError::unavailable("anteroom", "shutting down"))?;
+        answer.await.map_err(|_| {
+            BackendError::bug("a write was dropped before its group commit answered it")
+        })
+    }
+}
+
+async fn commit_groups<T, R, F, Fut>(
+    sizes: &'static str,
+    limits: Limits,
+    tasks: Tasks,
+    mut queued: mpsc::Receiver<Submitted<T, R>>,
+    commit: F,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Vec<R>> + Send + 'static,
+{
+    let in_flight = Arc::new(Semaphore::new(limits.in_flight));
+    loop {
+        let next = tokio::select! {
+            next = queued.recv() => next,
+            // Nothing is taken after this; what was taken is still committed:
+            // its callers are waiting for the answer.
+            _ = tasks.stopping(), if !queued.is_closed() => {
+                queued.close();
+                continue;
+            }
+        };
+        let Some(first) = next else { return };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        // Whatever queued while the groups in flight were being committed.
+        let mut group = vec![first];
+        while group.len() < limits.max_group {
+            match queued.try_recv() {
+                Ok(submitted) => group.push(submitted),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!(sizes).record(group.len() as f64);
+        let (items, replies): (Vec<T>, Vec<_>) =
+            group.into_iter().map(|s| (s.item, s.reply)).unzip();
+        let committing = commit(items);
+        tasks.spawn(async move {
+            let answers = committing.await;
+            if answers.len() != replies.len() {
+                tracing::error!(
+                    group = sizes,
+                    items = replies.len(),
+                    answers = answers.len(),
+                    "a group commit answered a different number of items"
+                );
+            }
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                // The caller may have gone; its write stands regardless.
+                let _ = reply.send(answer);
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Order inserts grouped: several holds' orders in one transaction.
+const ORDER_GROUPS: Limits = Limits {
+    max_group: 256,
+    in_flight: 4,
+};
+/// Expiry timers grouped: one message (per event) for the timers of several holds.
+const TIMER_GROUPS: Limits = Limits {
+    max_group: 512,
+    in_flight: 4,
+};
+
+/// The order record, with concurrent inserts committed together (each still
+/// answered on its own: a refused order fails alone). Everything else goes
+/// straight to the record.
+pub struct GroupCommittedOrders {
+    record: Arc<dyn OrderRepository>,
+    inserts: GroupCommit<Order, Result<(), InsertOrderError>>,
+}
+
+impl GroupCommittedOrders {
+    pub fn start(record: Arc<dyn OrderRepository>, tasks: &Tasks) -> Self {
+        Self::with_limits(record, ORDER_GROUPS, tasks)
+    }
+
+    fn with_limits(record: Arc<dyn OrderRepository>, limits: Limits, tasks: &Tasks) -> Self {
+        let inserts = GroupCommit::start("anteroom_order_group_size", limits, tasks, {
+            let record = record.clone();
+            move |orders: Vec<Order>| {
+                let record = record.clone();
+                async move { record.insert_orders(&orders).await }
+            }
+        });
+        Self { record, inserts }
+    }
+}
+
+#[async_trait]
+impl OrderRepository for GroupCommittedOrders {
+    async fn insert_orders(&self, orders: &[Order]) -> Vec<Result<(), InsertOrderError>> {
+        self.record.insert_orders(orders).await
+    }
+
+    async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
+        self.inserts.submit(order.clone()).await?
+    }
+
+    async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+        self.record.order(id).await
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: OrderStatus,
+        payment_ref: Option<&str>,
+    ) -> BackendResult<Transition> {
+        self.record.transition(id, to, payment_ref).await
+    }
+
+    async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>> {
+        self.record.live_seats(event).await
+    }
+
+    async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
+        self.record.overdue(grace, limit).await
+    }
+
+    async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
+        self.record.order_counts(event).await
+    }
+}
+
+/// The expiry timers, with the timers of concurrent holds of one event
+/// published as one message and confirmed together; each hold is answered
+/// once its own timer is confirmed.
+pub struct GroupCommittedTimers {
+    queue: Arc<dyn DelayQueue>,
+    timers: GroupCommit<(ExpiryDue, Duration), BackendResult<()>>,
+}
+
+impl GroupCommittedTimers {
+    pub fn start(queue: Arc<dyn DelayQueue>, tasks: &Tasks) -> Self {
+        Self::with_limits(queue, TIMER_GROUPS, tasks)
+    }
+
+    fn with_limits(queue: Arc<dyn DelayQueue>, limits: Limits, tasks: &Tasks) -> Self {
+        let timers = GroupCommit::start("anteroom_timer_group_size", limits, tasks, {
+            let queue = queue.clone();
+            move |timers: Vec<(ExpiryDue, Duration)>| {
+                let queue = queue.clone();
+                async move { schedule_grouped(&*queue, &timers).await }
+            }
+        });
+        Self { queue, timers }
+    }
+}
+
+/// One message per event and delay (each event's delay queue has its TTL),
+/// published concurrently; each timer answered with its message's outcome.
+async fn schedule_grouped(
+    queue: &dyn DelayQueue,
+    timers: &[(ExpiryDue, Duration)],
+) -> Vec<BackendResult<()>> {
+    let mut messages: HashMap<(&EventId, Duration), Vec<Uuid>> = HashMap::new();
+    for (due, after) in timers {
+        messages
+            .entry((&due.event, *after))
+            .or_default()
+            .push(due.order);
+    }
+    let published: HashMap<(&EventId, Duration), BackendResult<()>> =
+        join_all(messages.into_iter().map(|(key, orders)| async move {
+            (key, queue.schedule_expiries(key.0, &orders, key.1).await)
+        }))
+        .await
+        .into_iter()
+        .collect();
+    timers
+        .iter()
+        .map(|(due, after)| {
+            published
+                .get(&(&due.event, *after))
+                .cloned()
+                .unwrap_or_else(|| Err(BackendError::bug("a timer was left out of its group")))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl DelayQueue for GroupCommittedTimers {
+    async fn schedule_expiries(
+        &self,
+        event: &EventId,
+        orders: &[Uuid],
+        after: Duration,
+    ) -> BackendResult<()> {
+        self.queue.schedule_expiries(event, orders, after).await
+    }
+
+    async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
+        self.timers.submit((due.clone(), after)).await?
+    }
+
+    async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {
+        self.queue.expiries(prefetch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use futures_util::future::join_all;
+    use time::OffsetDateTime;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::domain::{Holder, TokenKey};
+    use crate::ports::{Consumer, Delivered, ExpiryBatch};
+
+    /// The order record in memory, with the record's rules: a seat is in at
+    /// most one live order, and an order refused for it is refused alone. Its
+    /// commits can be held at a gate, to see what queues behind them.
+    #[derive(Default)]
+    struct MemoryOrders {
+        orders: Mutex<BTreeMap<Uuid, Order>>,
+        /// The size of each group inserted, in order.
+        groups: Mutex<Vec<usize>>,
+        /// When set, each group waits for a permit before it is inserted.
+        gate: Option<Semaphore>,
+    }
+
+    impl MemoryOrders {
+        fn gated() -> Self {
+            Self {
+                gate: Some(Semaphore::new(0)),
+                ..Self::default()
+            }
+        }
+
+        fn open_gate(&self) {
+            if let Some(gate) = &self.gate {
+                gate.add_permits(Semaphore::MAX_PERMITS / 2);
+            }
+        }
+
+        fn orders(&self) -> std::sync::MutexGuard<'_, BTreeMap<Uuid, Order>> {
+            self.orders.lock().unwrap()
+        }
+    }
+
+    #[async_trait]
+    impl OrderRepository for MemoryOrders {
+        async fn insert_orders(&self, orders: &[Order]) -> Vec<Result<(), InsertOrderError>> {
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.expect("the gate stays").forget();
+            }
+            self.groups.lock().unwrap().push(orders.len());
+            let mut stored = self.orders();
+            orders
+                .iter()
+                .map(|order| {
+                    let taken: Vec<String> = order
+                        .seats
+                        .iter()
+                        .filter(|seat| {
+                            stored.values().any(|o| {
+                                o.event == order.event
+                                    && o.status.is_live()
+                                    && o.seats.contains(seat)
+                            })
+                        })
+                        .cloned()
+                        .collect();
+                    if !taken.is_empty() {
+                        return Err(InsertOrderError::SeatsTaken(taken));
+                    }
+                    stored.insert(order.id, order.clone());
+                    Ok(())
+                })
+                .collect()
+        }
+
+        async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
+            Ok(self.orders().get(&id).cloned())
+        }
+
+        async fn transition(
+            &self,
+            id: Uuid,
+            to: OrderStatus,
+            _payment_ref: Option<&str>,
+        ) -> BackendResult<Transition> {
+            let now = OffsetDateTime::now_utc();
+            let mut stored = self.orders();
+            let Some(order) = stored.get_mut(&id) else {
+                return Ok(Transition::NotFound);
+            };
+            let allowed = order.status == OrderStatus::Pending
+                && match to {
+                    OrderStatus::Paid => order.expires_at > now,
+                    OrderStatus::Expired => order.expires_at <= now,
+                    _ => true,
+                };
+            if !allowed {
+                return Ok(Transition::Unchanged(order.clone()));
+            }
+            order.status = to;
+            Ok(Transition::Changed(order.clone()))
+        }
+
+        async fn live_seats(&self, event: &EventId) -> BackendResult<Vec<LiveSeat>> {
+            Ok(self
+                .orders()
+                .values()
+                .filter(|o| o.event == *event && o.status.is_live())
+                .flat_map(|o| {
+                    o.seats.iter().map(|seat| LiveSeat {
+                        seat: seat.clone(),
+                        order: o.id,
+                        holder: o.holder.clone(),
+                        sold: o.status == OrderStatus::Paid,
+                    })
+                })
+                .collect())
+        }
+
+        async fn overdue(&self, grace: Duration, limit: i64) -> BackendResult<Vec<ExpiryDue>> {
+            let before = OffsetDateTime::now_utc() - grace;
+            Ok(self
+                .orders()
+                .values()
+                .filter(|o| o.status == OrderStatus::Pending && o.expires_at < before)
+                .take(usize::try_from(limit).unwrap_or(0))
+                .map(|o| ExpiryDue {
+                    event: o.event.clone(),
+                    order: o.id,
+                })
+                .collect())
+        }
+
+        async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
+            let stored = self.orders();
+            let count = |status| {
+                stored
+                    .values()
+                    .filter(|o| o.event == *event && o.status == status)
+                    .count() as u64
+            };
+            Ok((count(OrderStatus::Paid), count(OrderStatus::Expired)))
+        }
+    }
+
+    fn order(seats: &[&str]) -> Order {
+        let now = OffsetDateTime::now_utc();
+        Order {
+            id: Uuid::new_v4(),
+            event: EventId::parse("sale").unwrap(),
+            holder: Holder::new(TokenKey::regular(1), Uuid::new_v4()),
+            status: OrderStatus::Pending,
+            seats: seats.iter().map(|s| s.to_string()).collect(),
+            amount_cents: 100,
+            created_at: now,
+            expires_at: now + Duration::from_secs(60),
+        }
+    }
+
+    const ONE_AT_A_TIME: Limits = Limits {
+        max_group: 100,
+        in_flight: 1,
+    };
+
+    /// Lets every spawned task run until it waits (the test runtime has one thread).
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_order_goes_at_once_and_those_arriving_meanwhile_go_together() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemoryOrders::gated());
+        let orders = Arc::new(GroupCommittedOrders::with_limits(
+            memory.clone(),
+            ONE_AT_A_TIME,
+            &tasks,
+        ));
+        let insert = |o: Order| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.insert_order(&o).await })
+        };
+        let first = insert(order(&["A-1-1"]));
+        settle().await;
+        // The first is being committed alone; ten more queue behind it.
+        let behind: Vec<_> = (2..=11)
+            .map(|n| insert(order(&[&format!("A-1-{n}")])))
+            .collect();
+        settle().await;
+        memory.open_gate();
+        first.await.unwrap().unwrap();
+        for inserted in join_all(behind).await {
+            inserted.unwrap().unwrap();
+        }
+        assert_eq!(*memory.groups.lock().unwrap(), [1, 10]);
+        assert_eq!(memory.orders().len(), 11);
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn an_order_refused_in_a_group_fails_alone_and_the_others_commit() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemoryOrders::gated());
+        let orders = Arc::new(GroupCommittedOrders::with_limits(
+            memory.clone(),
+            ONE_AT_A_TIME,
+            &tasks,
+        ));
+        let insert = |o: Order| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.insert_order(&o).await })
+        };
+        let first = insert(order(&["A-1-1"]));
+        settle().await;
+        let group = [
+            order(&["A-1-2"]),
+            order(&["A-1-1", "A-1-3"]), // A-1-1 is the first order's
+            order(&["A-1-4", "A-1-2"]), // A-1-2 goes to an order earlier in the group
+            order(&["A-1-5"]),
+        ];
+        let answers: Vec<_> = group.iter().cloned().map(insert).collect();
+        settle().await;
+        memory.open_gate();
+        first.await.unwrap().unwrap();
+        let answers: Vec<_> = join_all(answers)
+            .await
+            .into_iter()
+            .map(|a| a.unwrap().map_err(|e| e.to_string()))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                Ok(()),
+                Err(InsertOrderError::SeatsTaken(vec!["A-1-1".into()]).to_string()),
+                Err(InsertOrderError::SeatsTaken(vec!["A-1-2".into()]).to_string()),
+                Ok(()),
+            ]
+        );
+        assert_eq!(*memory.groups.lock().unwrap(), [1, 4]);
+        let stored = memory.orders();
+        assert!(stored.contains_key(&group[0].id) && stored.contains_key(&group[3].id));
+        assert!(!stored.contains_key(&group[1].id) && !stored.contains_key(&group[2].id));
+        drop(stored);
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn stopping_commits_what_was_taken_and_refuses_what_comes_after() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemoryOrders::gated());
+        let orders = Arc::new(GroupCommittedOrders::with_limits(
+            memory.clone(),
+            ONE_AT_A_TIME,
+            &tasks,
+        ));
+        let insert = |o: Order| {
+            let orders = orders.clone();
+            tokio::spawn(async move { orders.insert_order(&o).await })
+        };
+        let taken = [insert(order(&["A-1-1"])), insert(order(&["A-1-2"]))];
+        settle().await;
+        let stopped = tokio::spawn({
+            let tasks = tasks.clone();
+            async move { tasks.stop(Duration::from_secs(5)).await }
+        });
+        settle().await;
+        memory.open_gate();
+        for inserted in join_all(taken).await {
+            inserted.unwrap().unwrap();
+        }
+        assert!(stopped.await.unwrap(), "the committer ended");
+        assert!(matches!(
+            orders.insert_order(&order(&["A-1-3"])).await,
+            Err(InsertOrderError::Backend(BackendError::Unavailable(_)))
+        ));
+        assert_eq!(memory.orders().len(), 2);
+    }
+
+    /// Expiry timers in memory: each scheduled group is one message, delivered
+    /// once its delay has run out and kept until acknowledged.
+    #[derive(Default)]
+    struct MemoryTimers {
+        messages: Arc<Mutex<Vec<(u64, std::time::Instant, ExpiryBatch)>>>,
+        /// Scheduling for this event fails, as a broker that refuses it would.
+        refused: Option<EventId>,
+    }
+
+    #[async_trait]
+    impl DelayQueue for MemoryTimers {
+        async fn schedule_expiries(
+            &self,
+            event: &EventId,
+            orders: &[Uuid],
+            after: Duration,
+        ) -> BackendResult<()> {
+            if self.refused.as_ref() == Some(event) {
+                return Err(BackendError::unavailable("memory", "refused"));
+            }
+            let mut messages = self.messages.lock().unwrap();
+            let tag = messages.len() as u64 + 1;
+            let batch = ExpiryBatch {
+                event: event.clone(),
+                orders: orders.to_vec(),
+            };
+            messages.push((tag, std::time::Instant::now() + after, batch));
+            Ok(())
+        }
+
+        async fn expiries(&self, _prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {
+            Ok(Box::new(MemoryExpiries(self.messages.clone())))
+        }
+    }
+
+    struct MemoryExpiries(Arc<Mutex<Vec<(u64, std::time::Instant, ExpiryBatch)>>>);
+
+    #[async_trait]
+    impl Consumer<ExpiryBatch> for MemoryExpiries {
+        async fn receive(
+            &mut self,
+            _wait: Duration,
+            max: usize,
+        ) -> BackendResult<Vec<Delivered<ExpiryBatch>>> {
+            let now = std::time::Instant::now();
+            Ok(self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, due, _)| *due <= now)
+                .take(max)
+                .map(|(tag, _, message)| Delivered {
+                    message: message.clone(),
+                    tag: *tag,
+                })
+                .collect())
+        }
+
+        async fn ack(&mut self, tags: &[u64]) -> BackendResult<()> {
+            self.0
+                .lock()
+                .unwrap()
+                .retain(|(tag, _, _)| !tags.contains(tag));
+            Ok(())
+        }
+
+        async fn retry(&mut self, _tag: u64) -> BackendResult<()> {
+            Ok(())
+        }
+
+        async fn close(self: Box<Self>) {}
+    }
+
+    #[tokio::test]
+    async fn concurrent_timers_go_as_one_message_per_event_each_answered_with_its_own() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemoryTimers {
+            refused: Some(EventId::parse("down").unwrap()),
+            ..MemoryTimers::default()
+        });
+        let timers = GroupCommittedTimers::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
+        let due = |event: &str| ExpiryDue {
+            event: EventId::parse(event).unwrap(),
+            order: Uuid::new_v4(),
+        };
+        let dues = [due("a"), due("b"), due("a"), due("down"), due("a")];
+        let answers = join_all(
+            dues.iter()
+                .map(|d| timers.schedule_expiry(d, Duration::ZERO)),
+        )
+        .await;
+        let answered: Vec<bool> = answers.iter().map(Result::is_ok).collect();
+        assert_eq!(answered, [true, true, true, false, true]);
+
+        let mut consumer = timers.expiries(64).await.unwrap();
+        let delivered = consumer.receive(Duration::ZERO, 64).await.unwrap();
+        let mut messages: Vec<(String, Vec<Uuid>)> = delivered
+            .iter()
+            .map(|d| (d.message.event.to_string(), d.message.orders.clone()))
+            .collect();
+        messages.sort();
+        assert_eq!(
+            messages,
+            [
+                (
+                    "a".to_owned(),
+                    vec![dues[0].order, dues[2].order, dues[4].order]
+                ),
+                ("b".to_owned(), vec![dues[1].order]),
+            ]
+        );
+        let tags: Vec<u64> = delivered.iter().map(|d| d.tag).collect();
+        consumer.ack(&tags).await.unwrap();
+        assert!(
+            consumer
+                .receive(Duration::ZERO, 64)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+}
