@@ -520,10 +520,11 @@ mod tests {
             ]
         );
         assert_eq!(*memory.groups.lock().unwrap(), [1, 4]);
-        let stored = memory.orders();
-        assert!(stored.contains_key(&group[0].id) && stored.contains_key(&group[3].id));
-        assert!(!stored.contains_key(&group[1].id) && !stored.contains_key(&group[2].id));
-        drop(stored);
+        {
+            let stored = memory.orders();
+            assert!(stored.contains_key(&group[0].id) && stored.contains_key(&group[3].id));
+            assert!(!stored.contains_key(&group[1].id) && !stored.contains_key(&group[2].id));
+        }
         tasks.stop(Duration::from_secs(5)).await;
     }
 
