@@ -12,18 +12,20 @@ use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue};
 use crate::adapters::record::{PostgresRecord, SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
-use crate::domain::{Admission, Currency, Difficulty, EventId, EventSpec, Section, Signer};
+use crate::domain::{Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Section, Signer};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
-    AdmissionStore, BackendError, Clock, DelayQueue, EventRepository, InsertEventError, LineQueue,
-    LineRecords, OrderRepository, SeatStore, WindowCounts,
+    AdmissionStore, BackendError, Clock, CodeRecords, DelayQueue, EventRepository, InsertEventError, LineQueue,
+    LineRecords, OrderRepository, RefusalCounts, SeatStore, WindowCounts,
 };
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
-use crate::services::door::{ADMIN_FAILURES, AdminDoor};
+use crate::services::codes::Invitations;
+use crate::services::door::{ADMIN_FAILURES, CODE_FAILURES, FailureDoor, Failures};
 use crate::services::group_commit::{GroupCommittedOrders, GroupCommittedTimers};
 use crate::services::line::Line;
 use crate::services::readiness::Readiness;
+use crate::services::refusals::{FLUSH_INTERVAL as REFUSALS_FLUSH, Refusals};
 use crate::tasks::Tasks;
 use crate::telemetry;
 use crate::worker::Workers;
@@ -43,11 +45,13 @@ pub struct Backends {
     pub events: Arc<dyn EventRepository>,
     pub orders: Arc<dyn OrderRepository>,
     pub line_records: Arc<dyn LineRecords>,
+    pub codes: Arc<dyn CodeRecords>,
     pub line_store: Arc<dyn AdmissionStore>,
     pub seats: Arc<dyn SeatStore>,
     pub line_queue: Arc<dyn LineQueue>,
     pub delays: Arc<dyn DelayQueue>,
     pub window_counts: Arc<dyn WindowCounts>,
+    pub refusal_counts: Arc<dyn RefusalCounts>,
     /// Embedded mode's hold on its database file, for as long as the backends live.
     pub process_lock: Option<embedded::ProcessLock>,
     connections: Connections,
@@ -82,8 +86,10 @@ impl Backends {
             events: sql.clone(),
             orders: sql.clone(),
             line_records: sql.clone(),
+            codes: sql.clone(),
             line_store: redis.clone(),
             window_counts: redis.clone(),
+            refusal_counts: redis.clone(),
             seats: redis.clone(),
             line_queue: amqp.clone(),
             delays: amqp.clone(),
@@ -132,9 +138,11 @@ impl Backends {
         Ok(Self {
             events: record.clone(),
             orders: record.clone(),
+            codes: record.clone(),
             line_records: record,
             line_store: store.clone(),
             window_counts: store.clone(),
+            refusal_counts: store.clone(),
             seats: store,
             line_queue: queue.clone(),
             delays: queue,
@@ -148,6 +156,7 @@ impl Backends {
 /// The use-cases every process runs, over the backends.
 struct Core {
     catalog: Arc<Catalog>,
+    invitations: Invitations,
     line: Arc<Line>,
     booking: Arc<Booking>,
     workers: Workers,
@@ -171,6 +180,10 @@ impl Core {
             None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
         };
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
+        let invitations = Invitations::new(
+            b.codes.clone(),
+            CodeHasher::new(secret.expose().as_bytes()),
+        );
         // Every process follows the lines' logs, and restores a line the admission store lost.
         let line = Line::start(
             b.line_store.clone(),
@@ -207,6 +220,7 @@ impl Core {
         };
         Ok(Self {
             catalog,
+            invitations,
             line,
             booking,
             workers,
@@ -249,6 +263,7 @@ impl App {
         let tasks = Tasks::new();
         let Core {
             catalog,
+            invitations,
             line,
             booking,
             workers,
@@ -261,12 +276,25 @@ impl App {
         tasks.every(SEAT_COUNTS_REFRESH, booking.clone(), |b| async move {
             b.refresh_counts().await
         });
+        let refusals = Arc::new(Refusals::new(backends.refusal_counts.clone()));
+        tasks.every(REFUSALS_FLUSH, refusals.clone(), |r| async move { r.flush().await });
         let state = AppState::new(Inner {
             line,
             catalog,
             booking,
+            invitations,
+            refusals,
             admin_token,
-            admin_door: AdminDoor::new(backends.window_counts.clone(), ADMIN_FAILURES),
+            admin_door: FailureDoor::new(
+                backends.window_counts.clone(),
+                ADMIN_FAILURES,
+                Failures::AdminToken,
+            ),
+            code_door: FailureDoor::new(
+                backends.window_counts.clone(),
+                CODE_FAILURES,
+                Failures::InviteCode,
+            ),
             readiness: Readiness::new(
                 backends.events.clone(),
                 backends.line_store.clone(),
@@ -395,6 +423,8 @@ async fn seed_demo(line: &Line, now: OffsetDateTime) -> Result<EventId, StartErr
         paused: false,
         currency: Currency::EUR,
         join_challenge: Difficulty::OFF,
+        access: Access::Open,
+        address_limit: None,
         sections: vec![
             section("A", "Floor", 6_500, 8, 20),
             section("B", "Balcony", 3_900, 6, 15),

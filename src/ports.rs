@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use std::collections::HashMap;
 
+use crate::domain::door::WindowLimit;
 use crate::domain::{
-    Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey, TokenKind,
+    CodeHash, Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey, TokenKind,
 };
 
 /// Why a backend operation did not succeed, as its caller must act on it.
@@ -379,6 +380,9 @@ pub enum DoorRefusal {
     ChallengeRequired,
     /// The challenge has already bought a place.
     ChallengeUsed,
+    /// The client's address has taken the event's limit of new places in
+    /// this window.
+    TooManyPlaces,
 }
 
 /// One join of a group to allocate: its visitor id, the token id a new place
@@ -388,6 +392,8 @@ pub struct AllocateRequest<'a> {
     pub visitor: Option<&'a str>,
     pub token_id: Uuid,
     pub ticket: &'a Ticket,
+    /// The client's address, on an event that limits places per address.
+    pub address: Option<&'a str>,
 }
 
 /// A confirmed join to record: its entry, its visitor id, and the ended place it replaces.
@@ -528,12 +534,15 @@ pub trait AdmissionStore: Send + Sync {
     /// seen at `now_ms`. A visitor id whose place ended gets a new place. A
     /// join without a live place takes a new one only if its ticket allows:
     /// a solved challenge is marked used (until it expires) with the place it
-    /// buys, atomically, so that it buys one place across every instance.
+    /// buys, atomically, so that it buys one place across every instance;
+    /// and, under an `address_limit`, only while its address has taken fewer
+    /// new places than the limit in the current window.
     async fn allocate(
         &self,
         event: &EventId,
         open: bool,
         requests: &[AllocateRequest<'_>],
+        address_limit: Option<WindowLimit>,
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome>;
     /// Records confirmed joins. For each, the entry that won its visitor id if another did.
@@ -725,6 +734,28 @@ pub enum Transition {
     NotFound,
 }
 
+/// An event's invitation codes, as the record counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodeCounts {
+    pub issued: u64,
+    /// Codes that have taken a place in the line.
+    pub used: u64,
+}
+
+/// The durable record of invitation codes, kept by their keyed hash only.
+#[async_trait]
+pub trait CodeRecords: Send + Sync {
+    /// Records `codes` for `event`, all or none; a code already recorded is
+    /// left as it is. Returns how many were new.
+    async fn insert_codes(&self, event: &EventId, codes: &[CodeHash]) -> BackendResult<u64>;
+    /// Whether `code` was issued for `event` (`None`: it was not), and whether
+    /// it has taken a place.
+    async fn code_used(&self, event: &EventId, code: &CodeHash) -> BackendResult<Option<bool>>;
+    /// Notes that `code` has taken a place (the first time counts).
+    async fn mark_code_used(&self, event: &EventId, code: &CodeHash) -> BackendResult<()>;
+    async fn code_counts(&self, event: &EventId) -> BackendResult<CodeCounts>;
+}
+
 /// The durable record of orders and their seats.
 /// Counts per client in fixed windows, shared by every instance of a
 /// deployment (the limits on abuse hold across instances).
@@ -732,6 +763,15 @@ pub enum Transition {
 pub trait WindowCounts: Send + Sync {
     /// Adds `delta` to `client`'s count of `what` in `window`; returns the new count.
     async fn add(&self, what: &str, window: u64, client: &str, delta: i64) -> BackendResult<i64>;
+}
+
+/// How many joins each defence of an event's door refused, added up over
+/// every instance.
+#[async_trait]
+pub trait RefusalCounts: Send + Sync {
+    async fn add_refusals(&self, event: &EventId, counts: &[(&'static str, u64)]) -> BackendResult<()>;
+    /// The counts by the refusal's name.
+    async fn refusals(&self, event: &EventId) -> BackendResult<HashMap<String, u64>>;
 }
 
 #[async_trait]

@@ -148,6 +148,30 @@
     ["orders_paid", t("admin.stat.orders_paid")], ["orders_expired", t("admin.stat.orders_expired")],
   ];
 
+  /// Joins refused at the door, by defence (the stats' `refused`).
+  const REFUSALS = [
+    ["challenge_required", t("admin.refused.challenge_required")],
+    ["challenge_used", t("admin.refused.challenge_used")],
+    ["code_required", t("admin.refused.code_required")],
+    ["invalid_code", t("admin.refused.invalid_code")],
+    ["too_many_places", t("admin.refused.too_many_places")],
+    ["rate_limited", t("admin.refused.rate_limited")],
+  ];
+
+  /// `pairs` of [key, label] as the terms of a list, their figures from `values`.
+  function figures(pairs, values) {
+    return pairs.map(([key, label]) => {
+      const pair = document.createElement("div");
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = number(values[key] || 0);
+      dd.dataset.stat = key;
+      pair.append(dt, dd);
+      return pair;
+    });
+  }
+
   function showDetail(entry) {
     const { event, stats } = entry;
     $("detail-name").textContent = event.name + " (" + event.id + ")";
@@ -157,20 +181,16 @@
     $("detail-facts").textContent = [
       t("admin.facts.starts", { when: when.format(new Date(event.starts_at)) }),
       event.venue, opens, STATE_WORDS[saleState(event, stats)],
+      event.access === "codes" ? t("admin.facts.invitation_only") : "",
+      event.address_limit
+        ? t("admin.facts.address_limit", { places: number(event.address_limit.places), window: duration(event.address_limit.window_seconds) })
+        : "",
       t("admin.facts.seats", { total: number(event.seats_total), currency: event.currency }),
     ].filter(Boolean).join(" · ");
     $("pause").textContent = event.paused ? t("admin.resume") : t("admin.pause");
     if (!stats) return;
-    $("detail-stats").replaceChildren(...STATS.map(([key, label]) => {
-      const pair = document.createElement("div");
-      const dt = document.createElement("dt");
-      dt.textContent = label;
-      const dd = document.createElement("dd");
-      dd.textContent = number(stats[key]);
-      dd.dataset.stat = key;
-      pair.append(dt, dd);
-      return pair;
-    }));
+    $("detail-stats").replaceChildren(...figures(STATS, stats));
+    $("detail-refused").replaceChildren(...figures(REFUSALS, stats.refused || {}));
     const now = Date.now();
     chart($("chart-now"), now, entry.samples.map((s) => ({ at: s.at, waiting: s.stats.waiting, active: s.stats.active })),
       ["waiting", "active"], true);

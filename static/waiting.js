@@ -2,7 +2,9 @@
 // place across reloads), poll exactly as poll_after_ms says, count the wait
 // down between polls, and move on to the seat map with the admission pass.
 // An event that asks for a proof of work gets it solved in a Web Worker
-// (static/pow.js) before the join, with the progress shown in words.
+// (static/pow.js) before the join, with the progress shown in words. An
+// invitation-only event asks for the fan's code first; the code that joined is
+// kept, so that a reload (or the same code on another device) finds its place.
 "use strict";
 
 (function () {
@@ -12,6 +14,8 @@
   const tokenKey = "anteroom.token." + eventId;
   const firstPositionKey = "anteroom.first-position." + eventId;
   const visitorKey = "anteroom.visitor";
+  const codeKey = "anteroom.code." + eventId;
+  const invitationOnly = room.dataset.access === "codes";
   let timer = null;
   /// The last waiting status and when it arrived, for the countdown between polls.
   let last = null;
@@ -42,7 +46,7 @@
   }
 
   function panel(name) {
-    for (const id of ["joining", "solving", "waiting", "prequeue", "ended"]) show($(id), id === name);
+    for (const id of ["joining", "code", "solving", "waiting", "prequeue", "ended"]) show($(id), id === name);
     show($("leave"), name === "waiting" || name === "prequeue");
     if (name !== "waiting") last = null;
   }
@@ -96,28 +100,76 @@
     return solve(res.body.challenge, res.body.bits);
   }
 
+  /// Asks for the invitation code, saying `error` (in words) if the last one was
+  /// refused; with `waitSeconds`, the form can be sent again only after them.
+  /// Resolves with the code typed.
+  function askCode(error, waitSeconds) {
+    clearTimeout(timer);
+    panel("code");
+    const input = $("code-input");
+    const submit = $("code-submit");
+    problem($("code-error"), error);
+    input.setAttribute("aria-invalid", error ? "true" : "false");
+    submit.disabled = Boolean(waitSeconds);
+    if (waitSeconds) setTimeout(() => { submit.disabled = false; }, waitSeconds * 1000);
+    input.focus();
+    return new Promise((resolve) => {
+      $("code").onsubmit = (e) => {
+        e.preventDefault();
+        const code = input.value.trim();
+        if (!code) {
+          problem($("code-error"), t("waiting.code_missing"));
+          input.setAttribute("aria-invalid", "true");
+          return input.focus();
+        }
+        $("code").onsubmit = null;
+        problem($("code-error"), "");
+        panel("joining");
+        resolve(code);
+      };
+    });
+  }
+
   /// Joins the line; a visitor id whose place ended gets a new place at the back.
-  /// `door`: the solved challenge to join with, if one is already at hand.
-  async function join(retried, door) {
+  /// `door`: the solved challenge to join with, if one is already at hand;
+  /// `typed`: the invitation code, if the visitor has just typed it.
+  async function join(retried, door, typed) {
+    const code = invitationOnly ? typed || localStorage.getItem(codeKey) || (await askCode("")) : undefined;
     const proof = door || (await passDoor());
     if (!proof) {
       problem($("problem"), t("waiting.problem_join"));
-      return later(2000, () => join(retried));
+      return later(2000, () => join(retried, undefined, code));
     }
-    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor(false), ...proof });
+    const res = await api("POST", "/api/events/" + eventId + "/queue", { visitor: visitor(false), ...proof, ...(code ? { code } : {}) });
+    if (res.status === 403 && res.body && (res.body.error === "invalid_code" || res.body.error === "code_required")) {
+      // The code is checked before the challenge: the proof is still good for the next code.
+      localStorage.removeItem(codeKey);
+      const refused = res.body.error === "invalid_code" ? t("waiting.code_invalid") : "";
+      return join(retried, proof, await askCode(refused));
+    }
+    if (res.status === 429 && invitationOnly && res.body && res.body.error === "rate_limited") {
+      localStorage.removeItem(codeKey);
+      const wait = t("waiting.code_wait", { wait: duration(res.retryAfter) });
+      return join(retried, proof, await askCode(wait, res.retryAfter));
+    }
+    if (res.status === 429 && res.body && res.body.error === "too_many_places") {
+      problem($("problem"), t("waiting.too_many_places", { wait: duration(res.retryAfter) }));
+      return later(res.retryAfter * 1000, () => join(retried, proof, code));
+    }
     if (res.status === 428 && res.body && res.body.challenge) {
       // The difficulty may have risen since the challenge was fetched: solve the fresh one.
-      return join(retried, await solve(res.body.challenge, res.body.bits));
+      return join(retried, await solve(res.body.challenge, res.body.bits), code);
     }
     // Used already (a join sent twice): another challenge.
-    if (res.status === 409 && res.body && res.body.error === "challenge_used") return join(retried);
+    if (res.status === 409 && res.body && res.body.error === "challenge_used") return join(retried, undefined, code);
     if (res.status === 201 || res.status === 200) {
       if (!retried && (res.body.state === "left" || res.body.state === "expired")) {
         // A service that answers an ended place to a join: never a dead end, ask
         // again as a new visitor.
         visitor(true);
-        return join(true);
+        return join(true, undefined, code);
       }
+      if (code) localStorage.setItem(codeKey, code);
       localStorage.setItem(tokenKey, res.body.token);
       localStorage.removeItem(firstPositionKey);
       problem($("problem"), "");
@@ -127,7 +179,7 @@
     if (res.status === 410) return ended(endings.sold_out(), false);
     if (res.status === 404) return ended(endings.missing(), false);
     problem($("problem"), t("waiting.problem_join"));
-    later(res.retryAfter * 1000, () => join(retried));
+    later(res.retryAfter * 1000, () => join(retried, undefined, code));
   }
 
   async function poll() {

@@ -1,32 +1,38 @@
-//! How many failed attempts a client may make, counted in fixed windows that
-//! every instance of a deployment shares.
+//! How many times a client may do something (fail to sign in, guess a code,
+//! take a place in a line), counted in fixed windows that every instance of a
+//! deployment shares.
 
 use std::time::Duration;
 
-/// At most `attempts` failures per client in each window of `window_seconds`;
+/// At most `per_window` times per client in each window of `window_seconds`;
 /// past them, the client waits for the next window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureLimit {
-    pub attempts: u64,
+pub struct WindowLimit {
+    pub per_window: u64,
     pub window_seconds: u64,
 }
 
-impl FailureLimit {
+impl WindowLimit {
     /// The window an instant (unix seconds) falls in: instances agree on it
     /// without talking to each other.
     pub fn window(&self, now_unix_seconds: i64) -> u64 {
         u64::try_from(now_unix_seconds).unwrap_or(0) / self.window_seconds.max(1)
     }
 
-    /// `Ok` while `failures` (in the current window) leave room for another
-    /// attempt; else how long until the next window opens.
-    pub fn allows(&self, failures: u64, now_unix_seconds: i64) -> Result<(), Duration> {
-        if failures < self.attempts {
+    /// `Ok` while `done` (in the current window) leaves room for one more;
+    /// else how long until the next window opens.
+    pub fn allows(&self, done: u64, now_unix_seconds: i64) -> Result<(), Duration> {
+        if done < self.per_window {
             return Ok(());
         }
+        Err(self.until_next_window(now_unix_seconds))
+    }
+
+    /// How long until the window after the one `now_unix_seconds` falls in.
+    pub fn until_next_window(&self, now_unix_seconds: i64) -> Duration {
         let window = self.window_seconds.max(1);
         let into = u64::try_from(now_unix_seconds).unwrap_or(0) % window;
-        Err(Duration::from_secs(window - into))
+        Duration::from_secs(window - into)
     }
 }
 
@@ -34,8 +40,8 @@ impl FailureLimit {
 mod tests {
     use super::*;
 
-    const LIMIT: FailureLimit = FailureLimit {
-        attempts: 10,
+    const LIMIT: WindowLimit = WindowLimit {
+        per_window: 10,
         window_seconds: 60,
     };
 

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::challenge::Difficulty;
+use super::codes::Access;
+use super::door::WindowLimit;
 
 /// Which field of a request was rejected, and why; becomes `422 invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +147,9 @@ pub struct EventPatch {
     pub admission: AdmissionPatch,
     pub paused: Option<bool>,
     pub join_challenge: Option<Difficulty>,
+    pub access: Option<Access>,
+    /// `Some(None)` turns the limit off.
+    pub address_limit: Option<Option<WindowLimit>>,
 }
 
 /// Everything an operator specifies when creating an event.
@@ -163,6 +168,10 @@ pub struct EventSpec {
     pub currency: Currency,
     /// The proof of work each new place costs (off by default).
     pub join_challenge: Difficulty,
+    /// Who may join: anyone, or only with an invitation code.
+    pub access: Access,
+    /// New places per client address per window (none: no limit).
+    pub address_limit: Option<WindowLimit>,
     pub sections: Vec<Section>,
 }
 
@@ -274,6 +283,30 @@ pub fn validate_max_active(max_active: u64) -> Result<(), InvalidField> {
     }
 }
 
+/// The most places one address may be allowed per window.
+pub const MAX_ADDRESS_PLACES: u64 = 1_000_000;
+
+/// A limit of `places` new places per client address per `window_seconds`
+/// (`places` 0: no limit).
+pub fn address_limit(places: u64, window_seconds: u64) -> Result<Option<WindowLimit>, InvalidField> {
+    if places > MAX_ADDRESS_PLACES {
+        return Err(InvalidField::new(
+            "address_limit.places",
+            format!("must be 0 (no limit) to {MAX_ADDRESS_PLACES}"),
+        ));
+    }
+    if !(1..=u64::from(MAX_SECONDS)).contains(&window_seconds) {
+        return Err(InvalidField::new(
+            "address_limit.window_seconds",
+            format!("must be 1 to {MAX_SECONDS} seconds"),
+        ));
+    }
+    Ok((places > 0).then_some(WindowLimit {
+        per_window: places,
+        window_seconds,
+    }))
+}
+
 /// The earliest and latest instants an event may name: what every store and
 /// RFC 3339 in UTC can represent.
 const EARLIEST: OffsetDateTime = time::macros::datetime!(1970-01-01 0:00 UTC);
@@ -364,6 +397,12 @@ impl Event {
         if let Some(bits) = patch.join_challenge {
             self.spec.join_challenge = bits;
         }
+        if let Some(access) = patch.access {
+            self.spec.access = access;
+        }
+        if let Some(limit) = patch.address_limit {
+            self.spec.address_limit = limit;
+        }
     }
 }
 
@@ -406,6 +445,8 @@ pub(crate) mod tests {
             paused: false,
             currency: Currency::EUR,
             join_challenge: Difficulty::OFF,
+            access: Access::Open,
+            address_limit: None,
             sections: vec![Section {
                 id: "A".into(),
                 name: "Floor".into(),

@@ -2,6 +2,9 @@
 
 use super::Admission;
 
+/// The longest visitor id a join may carry.
+pub const MAX_VISITOR_CHARS: usize = 64;
+
 /// The expected wait and a pessimistic bound, in whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eta {

@@ -1,6 +1,7 @@
 //! Pure rules of the waiting room: no I/O, no clocks, no backends.
 
 pub mod challenge;
+pub mod codes;
 pub mod door;
 pub mod event;
 pub mod line;
@@ -12,6 +13,7 @@ pub mod token;
 pub mod view;
 
 pub use challenge::{Difficulty, Ticket};
+pub use codes::{Access, CodeHash, CodeHasher, InviteCode};
 pub use event::{
     Admission, AdmissionPatch, Currency, Event, EventId, EventPatch, EventSpec, InvalidField,
     Section,

@@ -33,6 +33,13 @@ pub enum ApiError {
     },
     #[error("this challenge has already bought a place; fetch a new one to join again")]
     ChallengeUsed,
+    #[error("this event is invitation-only: join with your invitation code")]
+    CodeRequired,
+    #[error("this invitation code is not one of this event's; check it and try again")]
+    InvalidCode,
+    /// The event's limit on new places per client address is reached.
+    #[error("this address has taken as many places as the event allows for now; retry later")]
+    TooManyPlaces { retry_after: std::time::Duration },
     #[error("the queue token is malformed, forged or from another deployment")]
     InvalidToken,
     #[error("the admission pass is missing, forged, expired or for another event")]
@@ -108,6 +115,9 @@ impl ApiError {
                 (StatusCode::PRECONDITION_REQUIRED, "challenge_required")
             }
             ApiError::ChallengeUsed => (StatusCode::CONFLICT, "challenge_used"),
+            ApiError::CodeRequired => (StatusCode::FORBIDDEN, "code_required"),
+            ApiError::InvalidCode => (StatusCode::FORBIDDEN, "invalid_code"),
+            ApiError::TooManyPlaces { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_places"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::InvalidPass => (StatusCode::UNAUTHORIZED, "invalid_pass"),
             ApiError::SeatUnavailable(_) | ApiError::NoBlock(_) => {
@@ -136,7 +146,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
             // Whole seconds, rounded up: never invite a retry that is refused again.
-            ApiError::RateLimited { retry_after } => Some(HeaderValue::from(
+            ApiError::RateLimited { retry_after } | ApiError::TooManyPlaces { retry_after } => Some(HeaderValue::from(
                 retry_after.as_secs_f64().ceil().max(1.0) as u64,
             )),
             _ => None,

@@ -13,11 +13,13 @@ use super::conditional::json_with_etag;
 use super::error::ApiError;
 use super::extract::{Admin, JsonBody, PathParam, RequestBody};
 use super::openapi::{self, UtcTime};
+use crate::domain::door::WindowLimit;
+use crate::services::refusals::Refusal;
 use crate::domain::event::{
-    DEFAULT_ABANDON_SECONDS, utc_instant, validate_max_active, validate_per_second,
+    DEFAULT_ABANDON_SECONDS, address_limit, utc_instant, validate_max_active, validate_per_second,
 };
 use crate::domain::{
-    Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
+    Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
     Section, prequeue,
 };
 
@@ -60,8 +62,43 @@ pub struct CreateEvent {
     /// Absent (or null): no challenge
     #[serde(default)]
     join_challenge: Option<JoinChallenge>,
+    /// Who may join: "open" (anyone; the default) or "codes" (a join must bring an invitation code from POST /api/admin/events/{id}/codes)
+    #[serde(default)]
+    #[schema(value_type = Option<Access>, default = "open")]
+    access: Option<String>,
+    /// Absent (or null): no limit
+    #[serde(default)]
+    address_limit: Option<AddressLimit>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
+}
+
+/// At most `places` new places per client address in each window of `window_seconds` (fixed windows that every instance shares); a join past it gets 429 too_many_places with Retry-After. A join that returns a live place does not count. `places` 0: no limit
+#[derive(Deserialize, Serialize, ToSchema)]
+struct AddressLimit {
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    places: u64,
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 1, maximum = 31_536_000)]
+    window_seconds: u64,
+}
+
+impl AddressLimit {
+    fn limit(&self) -> Result<Option<WindowLimit>, ApiError> {
+        Ok(address_limit(self.places, self.window_seconds)?)
+    }
+
+    fn shown(limit: Option<WindowLimit>) -> Option<Self> {
+        limit.map(|l| Self {
+            places: l.per_window,
+            window_seconds: l.window_seconds,
+        })
+    }
+}
+
+fn access(raw: Option<&str>) -> Result<Option<Access>, ApiError> {
+    Ok(raw.map(Access::parse).transpose()?)
 }
 
 /// The proof of work each new place costs: a join must bring a challenge from GET /api/events/{id}/challenge, solved
@@ -78,7 +115,7 @@ const NOT_A_WHOLE_NUMBER: &str = "must be a whole number, 0 or more";
 /// A number without a fractional part, `11` or `11.0` alike (JSON Schema's
 /// `integer`, which the document promises); one too large for `u64` saturates,
 /// for the range check to refuse.
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+pub(super) fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let number = serde_json::Number::deserialize(deserializer)
         .map_err(|_| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))?;
     number
@@ -144,6 +181,7 @@ impl RequestBody for CreateEvent {
         &[],
         &["admission"],
         &["join_challenge"],
+        &["address_limit"],
         &["sections", "[]"],
     ];
 }
@@ -180,6 +218,13 @@ impl CreateEvent {
                 .map(JoinChallenge::difficulty)
                 .transpose()?
                 .unwrap_or(Difficulty::OFF),
+            access: access(self.access.as_deref())?.unwrap_or_default(),
+            address_limit: self
+                .address_limit
+                .as_ref()
+                .map(AddressLimit::limit)
+                .transpose()?
+                .flatten(),
             sections: self.sections,
         };
         spec.validate()?;
@@ -211,6 +256,10 @@ pub struct EventBody {
     currency: Currency,
     /// bits 0: off
     join_challenge: JoinChallenge,
+    access: Access,
+    /// Absent: no limit
+    #[serde(skip_serializing_if = "Option::is_none")]
+    address_limit: Option<AddressLimit>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
     #[schema(minimum = 1)]
@@ -242,6 +291,8 @@ impl EventBody {
             join_challenge: JoinChallenge {
                 bits: s.join_challenge.bits().into(),
             },
+            access: s.access,
+            address_limit: AddressLimit::shown(s.address_limit),
             sections: s.sections.clone(),
             seats_total: s.seats_total(),
             seats_available: state.booking.seats_available(event),
@@ -311,6 +362,13 @@ pub struct UpdateEvent {
     /// Takes effect at once: a join whose solution falls short of new, higher bits gets 428 with a fresh challenge
     #[serde(default)]
     join_challenge: Option<JoinChallenge>,
+    /// Takes effect at once: from then on, a join that brings no code of the event gets 403 (a live place is kept)
+    #[serde(default)]
+    #[schema(value_type = Option<Access>)]
+    access: Option<String>,
+    /// Takes effect at once; `places` 0 turns the limit off
+    #[serde(default)]
+    address_limit: Option<AddressLimit>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -322,7 +380,12 @@ struct UpdateAdmission {
 }
 
 impl RequestBody for UpdateEvent {
-    const OBJECTS: &'static [&'static [&'static str]] = &[&[], &["admission"], &["join_challenge"]];
+    const OBJECTS: &'static [&'static [&'static str]] = &[
+        &[],
+        &["admission"],
+        &["join_challenge"],
+        &["address_limit"],
+    ];
 }
 
 #[utoipa::path(
@@ -372,6 +435,12 @@ pub async fn update(
             .as_ref()
             .map(JoinChallenge::difficulty)
             .transpose()?,
+        access: access(body.access.as_deref())?,
+        address_limit: body
+            .address_limit
+            .as_ref()
+            .map(AddressLimit::limit)
+            .transpose()?,
     };
     let event = state
         .catalog
@@ -379,7 +448,8 @@ pub async fn update(
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused,
-        join_challenge = %event.spec.join_challenge, "event changed");
+        join_challenge = %event.spec.join_challenge, access = event.spec.access.as_str(),
+        address_limit = ?event.spec.address_limit, "event changed");
     Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 
@@ -395,6 +465,26 @@ pub struct Stats {
     available_seats: u64,
     orders_paid: u64,
     orders_expired: u64,
+    /// Joins each defence of the door refused, added up over every instance (each instance adds its own within a second)
+    refused: Refused,
+}
+
+/// Refused joins, by the error code they were answered with
+#[derive(Serialize, ToSchema)]
+#[schema(as = JoinRefusals)]
+struct Refused {
+    /// No solved proof-of-work challenge (428)
+    challenge_required: u64,
+    /// A challenge that had bought a place already (409)
+    challenge_used: u64,
+    /// Invitation-only, and no code (403)
+    code_required: u64,
+    /// A code not issued for the event (403)
+    invalid_code: u64,
+    /// The address took address_limit.places new places in this window (429)
+    too_many_places: u64,
+    /// Over ANTEROOM_CLIENT_RATE, or ten unknown codes this minute (429)
+    rate_limited: u64,
 }
 
 #[utoipa::path(
@@ -419,11 +509,13 @@ pub async fn stats(
     PathParam(id): PathParam,
 ) -> Result<Json<Stats>, ApiError> {
     let event = find(&state, &id)?;
-    let (line, seats, orders) = tokio::try_join!(
+    let (line, seats, orders, refused) = tokio::try_join!(
         state.line.counters(event.id(), state.clock.now()),
         state.booking.fresh_counts(event.id()),
         state.booking.order_counts(event.id()),
+        state.refusals.counts(event.id()),
     )?;
+    let refused = |why: Refusal| refused.get(&why).copied().unwrap_or(0);
     Ok(Json(Stats {
         waiting: line.waiting(),
         admitted_total: line.admitted,
@@ -436,6 +528,14 @@ pub async fn stats(
             .saturating_sub(seats.held + seats.sold),
         orders_paid: orders.0,
         orders_expired: orders.1,
+        refused: Refused {
+            challenge_required: refused(Refusal::ChallengeRequired),
+            challenge_used: refused(Refusal::ChallengeUsed),
+            code_required: refused(Refusal::CodeRequired),
+            invalid_code: refused(Refusal::InvalidCode),
+            too_many_places: refused(Refusal::TooManyPlaces),
+            rate_limited: refused(Refusal::RateLimited),
+        },
     }))
 }
 

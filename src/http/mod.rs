@@ -1,6 +1,7 @@
 //! The HTTP surface: API.md's routes, the pages, and operations endpoints.
 
 mod challenge;
+mod codes;
 mod conditional;
 mod error;
 mod events;
@@ -40,9 +41,11 @@ use crate::config::Secret;
 use crate::ports::{BackendError, Clock};
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
-use crate::services::door::AdminDoor;
+use crate::services::codes::Invitations;
+use crate::services::door::FailureDoor;
 use crate::services::line::Line;
 use crate::services::readiness::Readiness;
+use crate::services::refusals::Refusals;
 use crate::tasks::Tasks;
 
 /// Request bodies above this are refused with 413 (API.md).
@@ -62,8 +65,12 @@ pub struct Inner {
     pub line: Arc<Line>,
     pub catalog: Arc<Catalog>,
     pub booking: Arc<Booking>,
+    pub invitations: Invitations,
+    pub refusals: Arc<Refusals>,
     pub admin_token: Secret,
-    pub admin_door: AdminDoor,
+    pub admin_door: FailureDoor,
+    /// Unknown invitation codes, per client address.
+    pub code_door: FailureDoor,
     pub readiness: Readiness,
     pub metrics: PrometheusHandle,
     pub limiter: ClientLimiter,
@@ -101,6 +108,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::create))
         .routes(routes!(events::update))
         .routes(routes!(events::stats))
+        .routes(routes!(codes::issue))
+        .routes(routes!(codes::stats))
         .routes(routes!(events::list))
         .routes(routes!(events::show))
         .routes(routes!(challenge::show))

@@ -26,7 +26,7 @@ use crate::domain::event::{
     CURRENCIES, MAX_ACTIVE, MAX_PRICE_CENTS, MAX_SEATS_PER_EVENT, MAX_SEATS_PER_USER, MAX_SECONDS,
 };
 use crate::domain::line::Limit;
-use crate::domain::{Admission, Currency, EventId, OrderStatus, SeatId, Section};
+use crate::domain::{Access, Admission, Currency, EventId, OrderStatus, SeatId, Section};
 
 /// What a client needs to know about the whole API, before any route.
 #[derive(utoipa::OpenApi)]
@@ -275,6 +275,20 @@ error_answers! {
         "The challenge has already bought a place (each buys one); fetch a new one",
         &["challenge_used"],
     );
+    CodeRefused => ErrorAnswer::of(
+        "The event is invitation-only (`access: codes`) and the join brought no `code` \
+         (`code_required`) or one that was not issued for it (`invalid_code`)",
+        &["code_required", "invalid_code"],
+    );
+    JoinLimited => ErrorAnswer {
+        retry_after: true,
+        ..ErrorAnswer::of(
+            "Wait `Retry-After` seconds: this client is over ANTEROOM_CLIENT_RATE or has sent ten \
+             unknown invitation codes this minute (`rate_limited`), or its address has taken the \
+             event's `address_limit.places` new places in this window (`too_many_places`)",
+            &["rate_limited", "too_many_places"],
+        )
+    };
     SeatsNotFree => ErrorAnswer {
         seats: SeatsListed::Some,
         ..ErrorAnswer::of(
@@ -546,6 +560,21 @@ impl PartialSchema for Currency {
 
 impl ToSchema for Currency {}
 
+impl PartialSchema for Access {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([Access::Open.as_str(), Access::Codes.as_str()]))
+            .description(Some(
+                "Who may join: open (anyone) or codes (a join must bring an invitation code \
+                 issued for the event). Any other value is 422 invalid_request naming access",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Access {}
+
 impl PartialSchema for Section {
     fn schema() -> RefOr<Schema> {
         let size = || whole(1, MAX_SEATS_PER_EVENT);
@@ -688,6 +717,11 @@ mod tests {
                 }),
             },
             ApiError::ChallengeUsed,
+            ApiError::CodeRequired,
+            ApiError::InvalidCode,
+            ApiError::TooManyPlaces {
+                retry_after: Duration::ZERO,
+            },
             ApiError::InvalidToken,
             ApiError::InvalidPass,
             ApiError::SeatUnavailable(Vec::new()),

@@ -136,6 +136,8 @@ struct Waiting {
     id: String,
     name: String,
     venue: String,
+    /// The page asks for an invitation code before joining.
+    invitation_only: bool,
 }
 
 #[derive(Template)]
@@ -203,6 +205,7 @@ pub async fn waiting(
             id: e.id().to_string(),
             name: e.spec.name.clone(),
             venue: e.spec.venue.clone(),
+            invitation_only: e.spec.access == crate::domain::Access::Codes,
         };
         render(&lang, &page)
     })
@@ -456,6 +459,7 @@ mod tests {
             id: "rock".into(),
             name: "Rock & Roll".into(),
             venue: "Arena".into(),
+            invitation_only: false,
         }
         .render()
         .unwrap();
@@ -467,6 +471,27 @@ mod tests {
         assert!(html.contains(r#"<script src="/static/waiting.js" defer>"#));
         assert!(html.contains(r#"<script src="/static/common.js" defer>"#));
         assert!(html.contains(r#"role="progressbar""#));
+        assert!(!html.contains("data-access"), "an open event asks for no code");
+    }
+
+    #[test]
+    fn an_invitation_only_waiting_room_asks_for_the_code_with_a_label() {
+        let html = Waiting {
+            t: en(),
+            id: "presale".into(),
+            name: "Presale".into(),
+            venue: "Arena".into(),
+            invitation_only: true,
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains(r#"data-access="codes""#), "{html}");
+        // The input sits in its label, so that a screen reader names it.
+        let label = html.find("Your invitation code").unwrap();
+        let input = html.find(r#"id="code-input""#).unwrap();
+        let closed = html[label..].find("</label>").unwrap() + label;
+        assert!(label < input && input < closed, "{html}");
+        assert!(html.contains(r#"aria-describedby="code-hint code-error""#));
     }
 
     #[test]
@@ -497,6 +522,7 @@ mod tests {
                 id: "a".into(),
                 name: "A".into(),
                 venue: "V".into(),
+                invitation_only: true,
             }
             .render()
             .unwrap(),

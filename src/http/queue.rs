@@ -1,6 +1,8 @@
 //! The waiting room's API: join, short-poll, leave.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -15,15 +17,20 @@ use super::challenge;
 use super::error::ApiError;
 use super::events::find;
 use super::extract::{JsonBody, PathParam, RequestBody};
-use super::limit::WithinClientRate;
+use super::limit::{ClientAddr, WithinClientRate};
 use super::openapi::{self, LeftStatus, UtcTime};
 use crate::domain::challenge::{MAX_NONCE_CHARS, Unsolved};
+use crate::domain::codes::{InviteCode, MAX_CODE_CHARS};
 use crate::domain::line::{Limit, poll_after_ms};
-use crate::domain::{Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::domain::{Access, Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
 use crate::ports::DoorRefusal;
+use crate::services::codes::KnownCode;
 use crate::services::line::Standing;
+use crate::services::refusals::Refusal;
 
-pub(super) const MAX_VISITOR_CHARS: usize = 64;
+pub(super) use crate::domain::line::MAX_VISITOR_CHARS;
+/// The longest code a join may send: a code's letters and digits, grouped.
+const MAX_JOIN_CODE_CHARS: usize = MAX_CODE_CHARS * 2;
 /// The status poll's route, the hottest of all (see `super::request_span`).
 pub(super) const POLL_ROUTE: &str = "/api/queue/{token}";
 
@@ -46,6 +53,10 @@ pub struct JoinBody {
     #[serde(default)]
     #[schema(max_length = 64)]
     nonce: Option<String>,
+    /// On an invitation-only event (`access: codes`): the fan's invitation code (case, dashes and spaces do not matter). The place is then the code's, not the visitor's: joining again with the code, from any device and with any `visitor`, returns the same place (200) while it is live
+    #[serde(default)]
+    #[schema(max_length = 128)]
+    code: Option<String>,
 }
 
 impl RequestBody for JoinBody {
@@ -282,23 +293,55 @@ impl IntoResponse for JoinedBody {
                 ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
             )
         ),
+        (status = 403, response = inline(openapi::CodeRefused)),
         (status = 404, response = openapi::NotFound),
         (status = 409, response = inline(openapi::ChallengeUsed)),
         (status = 410, response = inline(openapi::SoldOut)),
         (status = 413, response = openapi::PayloadTooLarge),
         (status = 422, response = openapi::InvalidRequest),
         (status = 428, response = inline(openapi::ChallengeRequired)),
-        (status = 429, response = openapi::RateLimited),
+        (status = 429, response = inline(openapi::JoinLimited)),
         (status = 503, response = openapi::Unavailable),
     )
 )]
 pub async fn join(
     State(state): State<AppState>,
-    _: WithinClientRate,
+    within_rate: Result<WithinClientRate, ApiError>,
+    ClientAddr(client): ClientAddr,
     PathParam(id): PathParam,
     JsonBody(body): JsonBody<JoinBody>,
 ) -> Result<(StatusCode, JoinedBody), ApiError> {
     let event = find(&state, &id)?;
+    let answer = join_event(&state, event.clone(), within_rate, client, body).await;
+    if let Err(refused) = &answer
+        && let Some(why) = refusal(refused)
+    {
+        state.refusals.note(event.id(), why);
+    }
+    answer
+}
+
+/// The defence that refused a join, if one did.
+fn refusal(error: &ApiError) -> Option<Refusal> {
+    Some(match error {
+        ApiError::ChallengeRequired { .. } => Refusal::ChallengeRequired,
+        ApiError::ChallengeUsed => Refusal::ChallengeUsed,
+        ApiError::CodeRequired => Refusal::CodeRequired,
+        ApiError::InvalidCode => Refusal::InvalidCode,
+        ApiError::TooManyPlaces { .. } => Refusal::TooManyPlaces,
+        ApiError::RateLimited { .. } => Refusal::RateLimited,
+        _ => return None,
+    })
+}
+
+async fn join_event(
+    state: &AppState,
+    event: Arc<Event>,
+    within_rate: Result<WithinClientRate, ApiError>,
+    client: IpAddr,
+    body: JoinBody,
+) -> Result<(StatusCode, JoinedBody), ApiError> {
+    within_rate?;
     if let Some(visitor) = &body.visitor
         && !(1..=MAX_VISITOR_CHARS).contains(&visitor.chars().count())
     {
@@ -313,29 +356,56 @@ pub async fn join(
             "nonce: must be at most {MAX_NONCE_CHARS} characters"
         )));
     }
+    if let Some(code) = &body.code
+        && code.chars().count() > MAX_JOIN_CODE_CHARS
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "code: must be at most {MAX_JOIN_CODE_CHARS} characters"
+        )));
+    }
     if state.booking.sold_out(&event) {
         return Err(ApiError::SoldOut);
     }
+    // On an invitation-only event the place is the code's: it stands in for the visitor id.
+    let (visitor, code) = match event.spec.access {
+        Access::Open => (body.visitor, None),
+        Access::Codes => {
+            let code = invitation(state, &event, client, body.code.as_deref()).await?;
+            (Some(code.hash.place_key()), Some(code))
+        }
+    };
     let (ticket, unsolved) = challenge::ticket(
-        &state,
+        state,
         &event,
         body.challenge.as_deref(),
         body.nonce.as_deref(),
     );
-    let joined = match state.line.join(event.clone(), body.visitor, ticket).await? {
+    let joined = match state.line.join(event.clone(), visitor, ticket, client).await? {
         Ok(joined) => joined,
         Err(DoorRefusal::ChallengeUsed) => return Err(ApiError::ChallengeUsed),
         Err(DoorRefusal::ChallengeRequired) => {
             return Err(ApiError::ChallengeRequired {
                 reason: unsolved.unwrap_or(Unsolved::Missing).to_string(),
-                fresh: Box::new(challenge::issue(&state, &event)?),
+                fresh: Box::new(challenge::issue(state, &event)?),
+            });
+        }
+        Err(DoorRefusal::TooManyPlaces) => {
+            let now = state.clock.now().unix_timestamp();
+            return Err(ApiError::TooManyPlaces {
+                retry_after: event
+                    .spec
+                    .address_limit
+                    .map_or(Duration::from_secs(1), |limit| limit.until_next_window(now)),
             });
         }
     };
+    if let Some(code) = &code {
+        state.invitations.used(event.id(), code).await?;
+    }
     let token = state.line.token_for(event.id(), joined.message);
     let answer = JoinedBody {
         token: state.line.signer().sign_token(&token),
-        status: describe(&state, &event, &token, state.clock.now()),
+        status: describe(state, &event, &token, state.clock.now()),
     };
     let status = if joined.created {
         StatusCode::CREATED
@@ -343,6 +413,41 @@ pub async fn join(
         StatusCode::OK
     };
     Ok((status, answer))
+}
+
+/// The invitation code a join on an invitation-only event brought, if it was
+/// issued for the event. Unknown codes are limited per client address across
+/// every instance, so that codes cannot be guessed by brute force.
+async fn invitation(
+    state: &AppState,
+    event: &Event,
+    client: IpAddr,
+    raw: Option<&str>,
+) -> Result<KnownCode, ApiError> {
+    let raw = raw
+        .filter(|raw| !raw.trim().is_empty())
+        .ok_or(ApiError::CodeRequired)?;
+    let now = state.clock.now();
+    state
+        .code_door
+        .attempt(client, now)
+        .await
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    // A code that cannot have been issued is as unknown as one that was not.
+    let known = match InviteCode::parse(raw, "code") {
+        Ok(code) => state.invitations.find(event.id(), &code).await?,
+        Err(_) => None,
+    };
+    match known {
+        Some(code) => {
+            state.code_door.succeeded(client, now).await;
+            Ok(code)
+        }
+        None => {
+            tracing::info!(event = %event.id(), client = %client, "an unknown invitation code was refused");
+            Err(ApiError::InvalidCode)
+        }
+    }
 }
 
 #[utoipa::path(

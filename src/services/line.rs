@@ -1,6 +1,7 @@
 //! The waiting line as people see it: join (group-committed), poll, leave.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -61,6 +62,8 @@ struct JoinRequest {
     event: Arc<Event>,
     visitor: Option<String>,
     ticket: Ticket,
+    /// The client's address, when the event limits places per address.
+    address: Option<String>,
 }
 
 /// What a poll reads: the token's status and, while it waits, how long it can
@@ -229,18 +232,22 @@ impl Line {
 
     /// Places a person in the line; returns once the join is durable. A
     /// visitor's live place is returned whatever the ticket; a new place is
-    /// taken only if the ticket passes the door.
+    /// taken only if the ticket passes the door, and (under the event's
+    /// address limit) if `client` has room for another place.
     pub async fn join(
         &self,
         event: Arc<Event>,
         visitor: Option<String>,
         ticket: Ticket,
+        client: IpAddr,
     ) -> BackendResult<JoinOutcome> {
+        let address = event.spec.address_limit.map(|_| client.to_string());
         self.joins
             .submit(JoinRequest {
                 event,
                 visitor,
                 ticket,
+                address,
             })
             .await?
     }
@@ -420,6 +427,7 @@ impl Line {
                 visitor: r.visitor.as_deref(),
                 token_id: Uuid::new_v4(),
                 ticket: &r.ticket,
+                address: r.address.as_deref(),
             })
             .collect();
         let outcome = self.commit(&event, &requests).await;
@@ -437,6 +445,7 @@ impl Line {
                 Ok(Ok(_)) => "existing",
                 Ok(Err(DoorRefusal::ChallengeRequired)) => "challenge_required",
                 Ok(Err(DoorRefusal::ChallengeUsed)) => "challenge_used",
+                Ok(Err(DoorRefusal::TooManyPlaces)) => "too_many_places",
                 Err(_) => "unavailable",
             };
             *outcomes.entry(outcome).or_default() += 1;
@@ -546,7 +555,13 @@ impl Line {
         loop {
             let outcome = match self
                 .store
-                .allocate(id, event.is_on_sale(now), requests, unix_ms(now))
+                .allocate(
+                    id,
+                    event.is_on_sale(now),
+                    requests,
+                    event.spec.address_limit,
+                    unix_ms(now),
+                )
                 .await
             {
                 Ok(AllocateOutcome::Allocated(allocation)) => return Ok(allocation),

@@ -3,7 +3,9 @@
 pub mod admission;
 pub mod booking;
 pub mod catalog;
+pub mod codes;
 pub mod door;
 pub mod group_commit;
 pub mod line;
 pub mod readiness;
+pub mod refusals;

@@ -6,6 +6,7 @@
 mod admission;
 mod caching;
 mod challenge;
+mod codes;
 mod disposable;
 mod door;
 mod embedded_only;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use anteroom::domain::door::WindowLimit;
 use anteroom::domain::{
-    Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder,
+    Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder,
     Order, OrderStatus, Section, TokenKey, TokenKind,
 };
 use anteroom::ports::{
@@ -46,6 +47,11 @@ fn event(id: &str, starts_in: Duration, on_sale_at: Option<OffsetDateTime>) -> E
             paused: false,
             currency: Currency::EUR,
             join_challenge: Difficulty::parse(12).unwrap(),
+            access: Access::Codes,
+            address_limit: Some(WindowLimit {
+                per_window: 3,
+                window_seconds: 600,
+            }),
             sections: vec![section("A", 1000), section("B", 2500)],
         },
         prequeue_seed: [7; 32],
@@ -92,6 +98,8 @@ async fn events_cases(record: &(impl EventRepository + ?Sized)) {
         },
         paused: Some(true),
         join_challenge: Some(Difficulty::parse(20).unwrap()),
+        access: Some(Access::Open),
+        address_limit: Some(None),
     };
     let updated = record
         .update_event(&sooner.spec.id, patch)

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::admission::admission;
 use crate::challenge;
+use crate::codes;
 use crate::disposable::{DisposableRabbit, DisposableRedis};
 use crate::helpers::{
     ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in,
@@ -37,6 +38,31 @@ async fn a_challenge_buys_one_place_across_instances() {
         "{}",
         replay.body
     );
+    other.stop().await;
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_code_takes_one_place_across_instances_and_their_refusals_add_up() {
+    let app = spawn_app().await;
+    app.event("shared-presale", json!({ "access": "codes" })).await;
+    let other = spawn_app_in(&app.namespace).await;
+    let codes = codes::generated(&app, "shared-presale", 1).await;
+    let first = challenge::join_with(&app, "shared-presale", json!({ "code": codes[0] })).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let elsewhere =
+        challenge::join_with(&other, "shared-presale", json!({ "code": codes[0] })).await;
+    assert_eq!(elsewhere.status, StatusCode::OK, "{}", elsewhere.body);
+    assert_eq!(elsewhere.str("token"), first.str("token"));
+    for instance in [&app, &other] {
+        let refused = instance.join("shared-presale", None).await;
+        assert_eq!(refused.error(), "code_required", "{}", refused.body);
+    }
+    // Each instance adds its refusals to the shared counts within a second.
+    eventually(Duration::from_secs(5), "both refusals counted", || async {
+        app.stats("shared-presale").await.body["refused"]["code_required"] == 2
+    })
+    .await;
     other.stop().await;
     app.finish().await;
 }

@@ -106,6 +106,8 @@ pub trait Dialect:
     fn bind_time(query: Statement<'_, Self>, at: Option<OffsetDateTime>) -> Statement<'_, Self>;
     /// Reads a time column.
     fn read_time(row: &Self::Row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error>;
+    /// How many rows a statement inserted, changed or deleted.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
 }
 
 impl Dialect for Postgres {
@@ -144,6 +146,10 @@ impl Dialect for Postgres {
 
     fn read_time(row: &Self::Row, column: &str) -> Result<Option<OffsetDateTime>, sqlx::Error> {
         row.try_get(column)
+    }
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
     }
 }
 
@@ -193,5 +199,9 @@ impl Dialect for Sqlite {
             })
         })
         .transpose()
+    }
+
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
     }
 }

@@ -16,17 +16,21 @@ use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::unix_ms;
+use crate::domain::door::WindowLimit;
 use crate::domain::{
-    Admission, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder, Order,
+    Access, Admission, CodeHash, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder, Order,
     OrderStatus, Section, TokenKind, Venue,
 };
 use crate::ports::{
-    BackendError, BackendResult, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
+    BackendError, BackendResult, CodeCounts, CodeRecords, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
     LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
 };
 use dialect::{Binds, Dialect, Reads, Statement};
 
 pub use postgres::ACQUIRE_TIMEOUT;
+
+/// The window stored with an event that has no address limit (the column needs one).
+const ADDRESS_WINDOW_WHEN_OFF: u64 = 60;
 
 /// The record on database `D`: the servers' one or embedded mode's one.
 pub struct SqlRecord<D: Dialect> {
@@ -171,7 +175,8 @@ impl<D: Dialect> SqlRecord<D> {
                 sqlx::query(
                     "SELECT id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                             per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
-                            join_challenge_bits, prequeue_seed
+                            join_challenge_bits, access, address_places, address_window_seconds,
+                            prequeue_seed
                      FROM events WHERE CAST($1 AS TEXT) IS NULL OR id = $1 ORDER BY starts_at, id",
                 )
                 .arg(id.clone()),
@@ -206,6 +211,8 @@ impl<D: Dialect> SqlRecord<D> {
                 let id: String = row.get("id")?;
                 let seed: Vec<u8> = row.get("prequeue_seed")?;
                 let currency: String = row.get("currency")?;
+                let access: String = row.get("access")?;
+                let address_places = row.size("address_places")?;
                 Ok(Event {
                     spec: EventSpec {
                         id: EventId::parse(&id).map_err(malformed::<D>)?,
@@ -226,6 +233,15 @@ impl<D: Dialect> SqlRecord<D> {
                         currency: Currency::parse(&currency).map_err(malformed::<D>)?,
                         join_challenge: Difficulty::parse(row.size("join_challenge_bits")?.into())
                             .map_err(malformed::<D>)?,
+                        access: Access::parse(&access).map_err(malformed::<D>)?,
+                        address_limit: (address_places > 0)
+                            .then(|| -> BackendResult<WindowLimit> {
+                                Ok(WindowLimit {
+                                    per_window: address_places.into(),
+                                    window_seconds: row.size("address_window_seconds")?.into(),
+                                })
+                            })
+                            .transpose()?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
                     prequeue_seed: seed
@@ -273,8 +289,10 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
         let sql = format!(
             "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                                  per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
-                                 join_challenge_bits, prequeue_seed, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, {now}, {now})
+                                 join_challenge_bits, access, address_places, address_window_seconds,
+                                 prequeue_seed, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                     {now}, {now})
              ON CONFLICT (id) DO NOTHING RETURNING id",
             now = D::NOW,
         );
@@ -293,6 +311,9 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             .arg(s.paused)
             .arg(s.currency.code())
             .arg(i64::from(s.join_challenge.bits()))
+            .arg(s.access.as_str())
+            .count(s.address_limit.map_or(0, |l| l.per_window))?
+            .count(s.address_limit.map_or(ADDRESS_WINDOW_WHEN_OFF, |l| l.window_seconds))?
             .arg(event.prequeue_seed.as_slice())
             .fetch_optional(D::on(&mut tx))
             .await
@@ -340,10 +361,23 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             .admission
             .max_active
             .map(|m| i64::try_from(m).unwrap_or(i64::MAX));
+        // Off is 0 places (the window is then left as it was).
+        let (address_places, address_window) = match patch.address_limit {
+            None => (None, None),
+            Some(None) => (Some(0), None),
+            Some(Some(limit)) => (
+                Some(i64::try_from(limit.per_window).map_err(malformed::<D>)?),
+                Some(i64::try_from(limit.window_seconds).map_err(malformed::<D>)?),
+            ),
+        };
         let sql = format!(
             "UPDATE events SET per_second = COALESCE($2, per_second), max_active = COALESCE($3, max_active),
                                paused = COALESCE($4, paused),
-                               join_challenge_bits = COALESCE($5, join_challenge_bits), updated_at = {}
+                               join_challenge_bits = COALESCE($5, join_challenge_bits),
+                               access = COALESCE($6, access),
+                               address_places = COALESCE($7, address_places),
+                               address_window_seconds = COALESCE($8, address_window_seconds),
+                               updated_at = {}
              WHERE id = $1 RETURNING id",
             D::NOW,
         );
@@ -354,7 +388,10 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
                     .arg(patch.admission.per_second)
                     .arg(max_active)
                     .arg(patch.paused)
-                    .arg(patch.join_challenge.map(|bits| i64::from(bits.bits()))),
+                    .arg(patch.join_challenge.map(|bits| i64::from(bits.bits())))
+                    .arg(patch.access.map(|a| a.as_str().to_owned()))
+                    .arg(address_places)
+                    .arg(address_window),
             )
             .await?;
         if updated.is_none() {
@@ -608,6 +645,81 @@ impl<D: Dialect> OrderRepository for SqlRecord<D> {
             row.count("paid")?.unwrap_or(0),
             row.count("expired")?.unwrap_or(0),
         ))
+    }
+}
+
+/// Codes written per statement: one JSON list parameter each (SQLite's limit
+/// on parameters never applies), a few hundred kilobytes.
+const CODES_PER_STATEMENT: usize = 20_000;
+
+#[async_trait]
+impl<D: Dialect> CodeRecords for SqlRecord<D> {
+    async fn insert_codes(&self, event: &EventId, codes: &[CodeHash]) -> BackendResult<u64> {
+        // `WHERE` before `ON CONFLICT`: SQLite would read the conflict clause as a join's.
+        let sql = format!(
+            "INSERT INTO event_codes (event_id, code_hash)
+             SELECT CAST($1 AS TEXT), value FROM {} WHERE 1 = 1
+             ON CONFLICT (event_id, code_hash) DO NOTHING",
+            D::list("$2"),
+        );
+        let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
+        let mut inserted = 0;
+        for chunk in codes.chunks(CODES_PER_STATEMENT) {
+            let hashes: Vec<String> = chunk.iter().map(|c| c.as_str().to_owned()).collect();
+            let done = sqlx::query(AssertSqlSafe(sql.clone()))
+                .arg(event.as_str())
+                .list(&hashes)?
+                .execute(D::on(&mut tx))
+                .await
+                .map_err(db_error::<D>)?;
+            inserted += D::rows_affected(&done);
+        }
+        tx.commit().await.map_err(db_error::<D>)?;
+        Ok(inserted)
+    }
+
+    async fn code_used(&self, event: &EventId, code: &CodeHash) -> BackendResult<Option<bool>> {
+        let row = self
+            .row(
+                sqlx::query(
+                    "SELECT used_at IS NOT NULL AS used FROM event_codes
+                     WHERE event_id = $1 AND code_hash = $2",
+                )
+                .arg(event.as_str())
+                .arg(code.as_str()),
+            )
+            .await?;
+        row.map(|row| Fields::<D>(&row).get("used")).transpose()
+    }
+
+    async fn mark_code_used(&self, event: &EventId, code: &CodeHash) -> BackendResult<()> {
+        let sql = format!(
+            "UPDATE event_codes SET used_at = {} WHERE event_id = $1 AND code_hash = $2 AND used_at IS NULL",
+            D::NOW
+        );
+        self.run(
+            sqlx::query(AssertSqlSafe(sql))
+                .arg(event.as_str())
+                .arg(code.as_str()),
+        )
+        .await
+    }
+
+    async fn code_counts(&self, event: &EventId) -> BackendResult<CodeCounts> {
+        let row = self
+            .one(
+                sqlx::query(
+                    "SELECT COUNT(*) AS issued, COUNT(used_at) AS used
+                     FROM event_codes WHERE event_id = $1",
+                )
+                .arg(event.as_str()),
+            )
+            .await?;
+        let row = Fields::<D>(&row);
+        Ok(CodeCounts {
+            issued: row.count("issued")?.unwrap_or(0),
+            used: row.count("used")?.unwrap_or(0),
+        })
     }
 }
 

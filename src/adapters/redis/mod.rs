@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
+use crate::domain::door::WindowLimit;
 use crate::domain::{EventId, Holder, LogEntry, Ticket, TokenKey, TokenKind};
 use crate::ports::{
     AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest, Allocation,
@@ -261,7 +262,8 @@ impl Scripts {
                     Left,
                     Active,
                     Draw,
-                    UsedChallenges
+                    UsedChallenges,
+                    AddressPlaces
                 ]
             ),
             commit_joins: script!(
@@ -451,10 +453,14 @@ enum KeyName {
     SeatLog,
     /// The join challenges that have bought a place, until they expire.
     UsedChallenges,
+    /// New places per client address in the current window of the event's address limit.
+    AddressPlaces,
+    /// How many joins each defence of the door refused.
+    Refusals,
 }
 
 impl KeyName {
-    const ALL: [KeyName; 20] = [
+    const ALL: [KeyName; 22] = [
         KeyName::Line,
         KeyName::Visitors,
         KeyName::Seen,
@@ -475,6 +481,8 @@ impl KeyName {
         KeyName::SeatVersion,
         KeyName::SeatLog,
         KeyName::UsedChallenges,
+        KeyName::AddressPlaces,
+        KeyName::Refusals,
     ];
 
     fn name(self) -> &'static str {
@@ -499,6 +507,8 @@ impl KeyName {
             KeyName::SeatVersion => "seat_version",
             KeyName::SeatLog => "seat_log",
             KeyName::UsedChallenges => "used_challenges",
+            KeyName::AddressPlaces => "address_places",
+            KeyName::Refusals => "refusals",
         }
     }
 }
@@ -640,6 +650,7 @@ fn parse_visitor_place(raw: &str) -> BackendResult<VisitorPlace> {
     Ok(match raw {
         "!required" => VisitorPlace::Refused(DoorRefusal::ChallengeRequired),
         "!used" => VisitorPlace::Refused(DoorRefusal::ChallengeUsed),
+        "!address" => VisitorPlace::Refused(DoorRefusal::TooManyPlaces),
         _ => match raw.strip_prefix('~') {
             Some(ended) => parse_entry(ended)?.map_or(VisitorPlace::None, VisitorPlace::Ended),
             None => parse_entry(raw)?.map_or(VisitorPlace::None, VisitorPlace::Live),
@@ -726,9 +737,17 @@ impl AdmissionStore for RedisStore {
         event: &EventId,
         open: bool,
         requests: &[AllocateRequest<'_>],
+        address_limit: Option<WindowLimit>,
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome> {
-        let mut args = vec![if open { "1" } else { "0" }.to_owned(), now_ms.to_string()];
+        let address_limit = address_limit.map_or_else(String::new, |limit| {
+            format!("{}:{}", limit.per_window, limit.window(now_ms.div_euclid(1000)))
+        });
+        let mut args = vec![
+            if open { "1" } else { "0" }.to_owned(),
+            now_ms.to_string(),
+            address_limit,
+        ];
         for request in requests {
             args.push(request.visitor.unwrap_or_default().to_owned());
             args.push(request.token_id.to_string());
@@ -737,6 +756,7 @@ impl AdmissionStore for RedisStore {
                 Ticket::Unsolved => "-".to_owned(),
                 Ticket::Solved(solved) => format!("{}@{}", solved.id, solved.expires_at_ms),
             });
+            args.push(request.address.unwrap_or_default().to_owned());
         }
         let script = &self.scripts.allocate;
         let reply: Vec<String> = self.run(script, event, args).await?;

@@ -14,21 +14,30 @@
 -- for a proof of work its ticket must be a solved challenge that has bought
 -- no place yet; the challenge is marked used with the place it buys (never
 -- when the group only asks for a reservation), until it expires.
--- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw, used_challenges
+-- On an event with an address limit, a new place also needs its client address
+-- to have taken fewer than the limit's places in the current window; only new
+-- places count (a live place joined again does not). The window's counts are
+-- one hash, emptied when a later window starts.
+-- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw,
+--   used_challenges, address_places
 -- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix milliseconds);
---   then triples: visitor id ("" for none), token id for a new place, ticket
+--   ARGV[3]: "<places>:<window number>" when places per address are limited, else "";
+--   then quadruples: visitor id ("" for none), token id for a new place, ticket
 --   ("" when no challenge is asked, "-" when none was solved, or
---   "<challenge id>@<expiry, unix milliseconds>")
+--   "<challenge id>@<expiry, unix milliseconds>"), client address ("" for none)
 -- Returns: { kind, first_seq, prequeue_size or "", per visitor: its live entry,
---   "~" .. its ended entry, "" or, refused at the door, "!required" | "!used" }
---   | { "reserve", kind, places needed } | { "lost" }
+--   "~" .. its ended entry, "" or, refused at the door, "!required" | "!used"
+--   | "!address" } | { "reserve", kind, places needed } | { "lost" }
 local line_key, visitors_key, log_key, seen_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- hash, hash, list, hash
 local prequeue_ids_key = KEYS[5] -- hash seq -> token id
 local left_key, active_key, draw_key = KEYS[6], KEYS[7], KEYS[8] -- set, zset, string
 local used_key = KEYS[9] -- zset challenge id -> its expiry (unix milliseconds)
+local address_key = KEYS[10] -- hash address -> new places in the window; '#window' -> its number
 local open = ARGV[1] == '1'
 local now_ms = tonumber(ARGV[2])
-local first_request = 3
+local address_limit, address_window = string.match(ARGV[3], '^(%d+):(%d+)$')
+address_limit = tonumber(address_limit)
+local first_request = 4
 
 if fence.line_lost(line_key) then return { 'lost' } end
 local limits = redis.call('HMGET', line_key, 'limit', 'prelimit')
@@ -74,20 +83,36 @@ end
 redis.call('ZREMRANGEBYSCORE', used_key, '-inf', now_ms - 60000)
 -- The challenges this group's new places use, by id: their expiries.
 local claims = {}
--- Nil when the ticket lets the join take a new place, else the refusal.
-local function refusal(ticket)
+-- The new places this group gives each limited address.
+local places = {}
+-- Nil when the ticket lets the join take a new place (and the challenge it
+-- uses, if any), else the refusal.
+local function ticket_refusal(ticket)
   if ticket == '' then return nil end
   if ticket == '-' then return '!required' end
   local id, expires = string.match(ticket, '^(.+)@(%d+)$')
   if not id then return '!required' end
   if claims[id] or redis.call('ZSCORE', used_key, id) then return '!used' end
-  claims[id] = expires
-  return nil
+  return nil, id, expires
+end
+
+-- A window counts from empty. An instance whose clock is behind may name the
+-- window before: it counts into the current one rather than empty it.
+if address_limit then
+  local current = tonumber(redis.call('HGET', address_key, '#window') or '-1')
+  if tonumber(address_window) > current then
+    redis.call('DEL', address_key)
+    redis.call('HSET', address_key, '#window', address_window)
+  end
+end
+local function address_taken(address)
+  if not address_limit or address == '' then return 0 end
+  return (places[address] or 0) + tonumber(redis.call('HGET', address_key, address) or '0')
 end
 
 local reply = { '', '', prequeue or '' }
 local fresh = {}
-for i = first_request, #ARGV, 3 do
+for i = first_request, #ARGV, 4 do
   local entry = ARGV[i] ~= '' and redis.call('HGET', visitors_key, ARGV[i])
   local answer = ''
   if entry then
@@ -102,10 +127,16 @@ for i = first_request, #ARGV, 3 do
     end
   end
   if answer == '' or string.sub(answer, 1, 1) == '~' then
-    local refused = refusal(ARGV[i + 2])
+    local refused, challenge, expires = ticket_refusal(ARGV[i + 2])
+    local address = ARGV[i + 3]
+    if not refused and address_limit and address_taken(address) >= address_limit then
+      refused = '!address'
+    end
     if refused then
       answer = refused
     else
+      if challenge then claims[challenge] = expires end
+      if address_limit and address ~= '' then places[address] = (places[address] or 0) + 1 end
       fresh[#fresh + 1] = ARGV[i + 1]
     end
   end
@@ -121,6 +152,9 @@ if needed > tonumber((prequeue and limits[1] or limits[2]) or '0') then
 end
 for id, expires in pairs(claims) do
   redis.call('ZADD', used_key, expires, id)
+end
+for address, count in pairs(places) do
+  redis.call('HINCRBY', address_key, address, count)
 end
 local first = redis.call('HINCRBY', line_key, counter, new) - new + 1
 for n = 1, new do
