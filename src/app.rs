@@ -12,11 +12,14 @@ use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue};
 use crate::adapters::record::{PostgresRecord, SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
-use crate::domain::{Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Section, Signer};
+use crate::domain::{
+    Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Section, Signer,
+};
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
-    AdmissionStore, BackendError, Clock, CodeRecords, DelayQueue, EventRepository, InsertEventError, LineQueue,
-    LineRecords, OrderRepository, RefusalCounts, SeatStore, WindowCounts,
+    AdmissionStore, BackendError, Clock, CodeRecords, DelayQueue, EventRepository,
+    InsertEventError, LineQueue, LineRecords, OrderRepository, RefusalCounts, SeatStore,
+    WindowCounts,
 };
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
@@ -180,10 +183,8 @@ impl Core {
             None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
         };
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
-        let invitations = Invitations::new(
-            b.codes.clone(),
-            CodeHasher::new(secret.expose().as_bytes()),
-        );
+        let invitations =
+            Invitations::new(b.codes.clone(), CodeHasher::new(secret.expose().as_bytes()));
         // Every process follows the lines' logs, and restores a line the admission store lost.
         let line = Line::start(
             b.line_store.clone(),
@@ -277,7 +278,9 @@ impl App {
             b.refresh_counts().await
         });
         let refusals = Arc::new(Refusals::new(backends.refusal_counts.clone()));
-        tasks.every(REFUSALS_FLUSH, refusals.clone(), |r| async move { r.flush().await });
+        tasks.every(REFUSALS_FLUSH, refusals.clone(), |r| async move {
+            r.flush().await
+        });
         let state = AppState::new(Inner {
             line,
             catalog,

@@ -14,7 +14,8 @@ use std::collections::HashMap;
 
 use crate::domain::door::WindowLimit;
 use crate::domain::{
-    CodeHash, Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey, TokenKind,
+    CodeHash, Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey,
+    TokenKind,
 };
 
 /// Why a backend operation did not succeed, as its caller must act on it.
@@ -769,7 +770,11 @@ pub trait WindowCounts: Send + Sync {
 /// every instance.
 #[async_trait]
 pub trait RefusalCounts: Send + Sync {
-    async fn add_refusals(&self, event: &EventId, counts: &[(&'static str, u64)]) -> BackendResult<()>;
+    async fn add_refusals(
+        &self,
+        event: &EventId,
+        counts: &[(&'static str, u64)],
+    ) -> BackendResult<()>;
     /// The counts by the refusal's name.
     async fn refusals(&self, event: &EventId) -> BackendResult<HashMap<String, u64>>;
 }

@@ -97,7 +97,9 @@ impl InviteCode {
 
     /// A new code from `random` (80 bits): `K7QM-2XPA-9HTW-4RNB`.
     pub fn generate(random: [u8; CODE_RANDOM_BYTES]) -> String {
-        let bits = random.iter().fold(0u128, |acc, b| acc << 8 | u128::from(*b));
+        let bits = random
+            .iter()
+            .fold(0u128, |acc, b| acc << 8 | u128::from(*b));
         let symbols = CODE_RANDOM_BYTES * 8 / 5;
         let mut code = String::with_capacity(symbols + symbols / GROUP);
         for i in 0..symbols {
@@ -117,8 +119,7 @@ impl fmt::Display for InviteCode {
     }
 }
 
-/// A code's keyed hash, as the record keeps it (hex, 128 bits: unique among
-/// any number of codes an event can have, and unguessable).
+/// A code's keyed hash, as the record keeps it (the whole HMAC-SHA256, hex).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CodeHash(String);
 
@@ -164,7 +165,7 @@ impl CodeHasher {
             .chain_update(code.0.as_bytes())
             .finalize()
             .into_bytes();
-        CodeHash(hex::encode(&digest[..16]))
+        CodeHash(hex::encode(digest))
     }
 }
 
@@ -218,7 +219,14 @@ mod tests {
 
     #[test]
     fn malformed_codes_are_refused_naming_the_field() {
-        for bad in ["", "ABC12", "AB-C1-2", "K7QM_2XPA", "CAFÉ1234", &"A".repeat(65)] {
+        for bad in [
+            "",
+            "ABC12",
+            "AB-C1-2",
+            "K7QM_2XPA",
+            "CAFÉ1234",
+            &"A".repeat(65),
+        ] {
             let refused = InviteCode::parse(bad, "codes[3]").unwrap_err();
             assert_eq!(refused.field, "codes[3]", "{bad:?}");
         }
@@ -232,7 +240,7 @@ mod tests {
         let code = InviteCode::parse("K7QM-2XPA", "code").unwrap();
         let hasher = CodeHasher::new(b"secret");
         let hash = hasher.hash(&event, &code);
-        assert_eq!(hash.as_str().len(), 32);
+        assert_eq!(hash.as_str().len(), 64);
         assert_eq!(hash, hasher.hash(&event, &code));
         assert_ne!(hash, hasher.hash(&other_event, &code));
         assert_ne!(hash, CodeHasher::new(b"other").hash(&event, &code));

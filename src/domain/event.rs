@@ -288,7 +288,10 @@ pub const MAX_ADDRESS_PLACES: u64 = 1_000_000;
 
 /// A limit of `places` new places per client address per `window_seconds`
 /// (`places` 0: no limit).
-pub fn address_limit(places: u64, window_seconds: u64) -> Result<Option<WindowLimit>, InvalidField> {
+pub fn address_limit(
+    places: u64,
+    window_seconds: u64,
+) -> Result<Option<WindowLimit>, InvalidField> {
     if places > MAX_ADDRESS_PLACES {
         return Err(InvalidField::new(
             "address_limit.places",

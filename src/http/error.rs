@@ -146,9 +146,11 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::Unavailable(_) => Some(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
             // Whole seconds, rounded up: never invite a retry that is refused again.
-            ApiError::RateLimited { retry_after } | ApiError::TooManyPlaces { retry_after } => Some(HeaderValue::from(
-                retry_after.as_secs_f64().ceil().max(1.0) as u64,
-            )),
+            ApiError::RateLimited { retry_after } | ApiError::TooManyPlaces { retry_after } => {
+                Some(HeaderValue::from(
+                    retry_after.as_secs_f64().ceil().max(1.0) as u64
+                ))
+            }
             _ => None,
         };
         let (seats, available) = match &self {

@@ -14,7 +14,6 @@ use super::error::ApiError;
 use super::extract::{Admin, JsonBody, PathParam, RequestBody};
 use super::openapi::{self, UtcTime};
 use crate::domain::door::WindowLimit;
-use crate::services::refusals::Refusal;
 use crate::domain::event::{
     DEFAULT_ABANDON_SECONDS, address_limit, utc_instant, validate_max_active, validate_per_second,
 };
@@ -22,6 +21,7 @@ use crate::domain::{
     Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
     Section, prequeue,
 };
+use crate::services::refusals::Refusal;
 
 #[derive(Deserialize, ToSchema)]
 #[schema(as = EventCreate, example = json!({
@@ -115,7 +115,9 @@ const NOT_A_WHOLE_NUMBER: &str = "must be a whole number, 0 or more";
 /// A number without a fractional part, `11` or `11.0` alike (JSON Schema's
 /// `integer`, which the document promises); one too large for `u64` saturates,
 /// for the range check to refuse.
-pub(super) fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+pub(super) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u64, D::Error> {
     let number = serde_json::Number::deserialize(deserializer)
         .map_err(|_| serde::de::Error::custom(NOT_A_WHOLE_NUMBER))?;
     number
@@ -380,12 +382,8 @@ struct UpdateAdmission {
 }
 
 impl RequestBody for UpdateEvent {
-    const OBJECTS: &'static [&'static [&'static str]] = &[
-        &[],
-        &["admission"],
-        &["join_challenge"],
-        &["address_limit"],
-    ];
+    const OBJECTS: &'static [&'static [&'static str]] =
+        &[&[], &["admission"], &["join_challenge"], &["address_limit"]];
 }
 
 #[utoipa::path(

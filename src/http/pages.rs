@@ -471,7 +471,10 @@ mod tests {
         assert!(html.contains(r#"<script src="/static/waiting.js" defer>"#));
         assert!(html.contains(r#"<script src="/static/common.js" defer>"#));
         assert!(html.contains(r#"role="progressbar""#));
-        assert!(!html.contains("data-access"), "an open event asks for no code");
+        assert!(
+            !html.contains("data-access"),
+            "an open event asks for no code"
+        );
     }
 
     #[test]

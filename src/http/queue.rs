@@ -22,7 +22,9 @@ use super::openapi::{self, LeftStatus, UtcTime};
 use crate::domain::challenge::{MAX_NONCE_CHARS, Unsolved};
 use crate::domain::codes::{InviteCode, MAX_CODE_CHARS};
 use crate::domain::line::{Limit, poll_after_ms};
-use crate::domain::{Access, Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms};
+use crate::domain::{
+    Access, Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms,
+};
 use crate::ports::DoorRefusal;
 use crate::services::codes::KnownCode;
 use crate::services::line::Standing;
@@ -380,7 +382,11 @@ async fn join_event(
         body.challenge.as_deref(),
         body.nonce.as_deref(),
     );
-    let joined = match state.line.join(event.clone(), visitor, ticket, client).await? {
+    let joined = match state
+        .line
+        .join(event.clone(), visitor, ticket, client)
+        .await?
+    {
         Ok(joined) => joined,
         Err(DoorRefusal::ChallengeUsed) => return Err(ApiError::ChallengeUsed),
         Err(DoorRefusal::ChallengeRequired) => {

@@ -57,7 +57,11 @@ impl Invitations {
 
     /// The code, if it was issued for `event`. The record is looked up by the
     /// code's keyed hash: no stored secret is compared with what the client sent.
-    pub async fn find(&self, event: &EventId, code: &InviteCode) -> BackendResult<Option<KnownCode>> {
+    pub async fn find(
+        &self,
+        event: &EventId,
+        code: &InviteCode,
+    ) -> BackendResult<Option<KnownCode>> {
         let hash = self.hasher.hash(event, code);
         let used = self.records.code_used(event, &hash).await?;
         Ok(used.map(|used| KnownCode { hash, used }))
@@ -82,7 +86,8 @@ fn generate(
     event: &EventId,
     count: u64,
 ) -> BackendResult<(Vec<String>, Vec<CodeHash>)> {
-    let count = usize::try_from(count).map_err(|e| BackendError::bug_caused_by("a code count", e))?;
+    let count =
+        usize::try_from(count).map_err(|e| BackendError::bug_caused_by("a code count", e))?;
     let mut codes = Vec::with_capacity(count);
     let mut hashes = Vec::with_capacity(count);
     let mut seen = HashSet::with_capacity(count);

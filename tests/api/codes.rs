@@ -75,7 +75,11 @@ async fn access_and_the_address_limit_are_set_at_creation_and_by_patch() {
         .await;
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
     assert_eq!(patched.body["access"], "open");
-    assert_eq!(patched.body.get("address_limit"), None, "0 places: no limit");
+    assert_eq!(
+        patched.body.get("address_limit"),
+        None,
+        "0 places: no limit"
+    );
 
     for (field, bad) in [
         ("access", json!({ "access": "closed" })),
@@ -178,7 +182,11 @@ async fn codes_are_generated_once_imported_without_double_counting_and_counted()
             refused.body
         );
     }
-    assert_eq!(code_stats(&app, "invited").await, (7, 0), "nothing refused was kept");
+    assert_eq!(
+        code_stats(&app, "invited").await,
+        (7, 0),
+        "nothing refused was kept"
+    );
     let unknown = issue_codes(&app, "no-such-event", json!({ "count": 1 })).await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     let anonymous = app
@@ -219,18 +227,33 @@ async fn an_invitation_only_event_admits_codes_only_and_a_code_takes_one_place()
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(too_long.str("message").starts_with("code"));
 
-    let first = join_with(&app, "presale", json!({ "code": codes[0], "visitor": "phone" })).await;
+    let first = join_with(
+        &app,
+        "presale",
+        json!({ "code": codes[0], "visitor": "phone" }),
+    )
+    .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     // Another device, another visitor id, the code typed in lower case without dashes.
     let typed = codes[0].replace('-', "").to_lowercase();
-    let second = join_with(&app, "presale", json!({ "code": typed, "visitor": "laptop" })).await;
+    let second = join_with(
+        &app,
+        "presale",
+        json!({ "code": typed, "visitor": "laptop" }),
+    )
+    .await;
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(second.str("token"), first.str("token"));
     let anonymous = join_with(&app, "presale", json!({ "code": codes[0] })).await;
     assert_eq!(anonymous.status, StatusCode::OK);
     assert_eq!(anonymous.str("token"), first.str("token"));
 
-    let other = join_with(&app, "presale", json!({ "code": codes[1], "visitor": "phone" })).await;
+    let other = join_with(
+        &app,
+        "presale",
+        json!({ "code": codes[1], "visitor": "phone" }),
+    )
+    .await;
     assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
     assert_ne!(other.str("token"), first.str("token"), "a place per code");
     assert_eq!(code_stats(&app, "presale").await, (3, 2));
@@ -254,8 +277,18 @@ async fn unknown_codes_are_limited_per_client_and_then_even_a_right_one_waits() 
         assert!(right.status.is_success(), "{}", right.body);
     }
     for guess in 0..ALLOWED_UNKNOWN_CODES {
-        let wrong = join_with(&app, "guarded", json!({ "code": format!("GUESS-{guess:04}") })).await;
-        assert_eq!(wrong.error(), "invalid_code", "guess {guess}: {}", wrong.body);
+        let wrong = join_with(
+            &app,
+            "guarded",
+            json!({ "code": format!("GUESS-{guess:04}") }),
+        )
+        .await;
+        assert_eq!(
+            wrong.error(),
+            "invalid_code",
+            "guess {guess}: {}",
+            wrong.body
+        );
     }
     let limited = join_with(&app, "guarded", json!({ "code": "GUESS-9999" })).await;
     assert_eq!(
@@ -267,7 +300,11 @@ async fn unknown_codes_are_limited_per_client_and_then_even_a_right_one_waits() 
     let wait = retry_after(&limited);
     assert!((1..=60).contains(&wait), "{wait}");
     let right = join_with(&app, "guarded", json!({ "code": codes[0] })).await;
-    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS, "guessing waits, whatever the guess");
+    assert_eq!(
+        right.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "guessing waits, whatever the guess"
+    );
     app.clock.advance(Duration::from_secs(wait));
     let next_window = join_with(&app, "guarded", json!({ "code": codes[0] })).await;
     assert_eq!(next_window.status, StatusCode::OK, "{}", next_window.body);
@@ -301,7 +338,8 @@ async fn a_code_live_place_is_returned_without_a_new_proof_of_work() {
 #[tokio::test]
 async fn codes_and_their_places_survive_a_restart() {
     let app = spawn_app().await;
-    app.event("durable-presale", json!({ "access": "codes" })).await;
+    app.event("durable-presale", json!({ "access": "codes" }))
+        .await;
     let codes = generated(&app, "durable-presale", 2).await;
     let first = join_with(&app, "durable-presale", json!({ "code": codes[0] })).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
@@ -331,7 +369,10 @@ async fn an_address_gets_its_limit_of_new_places_per_window() {
     .await;
     let first = app.join("fair", Some("tab-1")).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    assert_eq!(app.join("fair", Some("tab-2")).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.join("fair", Some("tab-2")).await.status,
+        StatusCode::CREATED
+    );
     let third = app.join("fair", Some("tab-3")).await;
     assert_eq!(
         (third.status, third.error()),
@@ -348,7 +389,12 @@ async fn an_address_gets_its_limit_of_new_places_per_window() {
 
     app.clock.advance(Duration::from_secs(wait));
     let next_window = app.join("fair", Some("tab-3")).await;
-    assert_eq!(next_window.status, StatusCode::CREATED, "{}", next_window.body);
+    assert_eq!(
+        next_window.status,
+        StatusCode::CREATED,
+        "{}",
+        next_window.body
+    );
     let refused = &app.stats("fair").await.body["refused"];
     assert_eq!(refused["too_many_places"], 1, "{refused}");
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anteroom::domain::door::WindowLimit;
 use anteroom::domain::{
-    Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder,
-    Order, OrderStatus, Section, TokenKey, TokenKind,
+    Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
+    Holder, Order, OrderStatus, Section, TokenKey, TokenKind,
 };
 use anteroom::ports::{
     EventRepository, InsertEventError, InsertOrderError, LineRecord, LineRecords, OrderRepository,

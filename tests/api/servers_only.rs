@@ -45,7 +45,8 @@ async fn a_challenge_buys_one_place_across_instances() {
 #[tokio::test]
 async fn a_code_takes_one_place_across_instances_and_their_refusals_add_up() {
     let app = spawn_app().await;
-    app.event("shared-presale", json!({ "access": "codes" })).await;
+    app.event("shared-presale", json!({ "access": "codes" }))
+        .await;
     let other = spawn_app_in(&app.namespace).await;
     let codes = codes::generated(&app, "shared-presale", 1).await;
     let first = challenge::join_with(&app, "shared-presale", json!({ "code": codes[0] })).await;

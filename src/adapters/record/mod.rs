@@ -14,16 +14,16 @@ use sqlx::{AssertSqlSafe, Pool, Postgres, Sqlite};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
-use crate::domain::unix_ms;
 use crate::domain::door::WindowLimit;
+use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{
-    Access, Admission, CodeHash, Currency, Difficulty, Event, EventId, EventPatch, EventSpec, Holder, Order,
-    OrderStatus, Section, TokenKind, Venue,
+    Access, Admission, CodeHash, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
+    Holder, Order, OrderStatus, Section, TokenKind, Venue, unix_ms,
 };
 use crate::ports::{
-    BackendError, BackendResult, CodeCounts, CodeRecords, EventRepository, ExpiryDue, InsertEventError, InsertOrderError,
-    LineRecord, LineRecords, LiveSeat, OrderRepository, Reserved, Transition,
+    BackendError, BackendResult, CodeCounts, CodeRecords, EventRepository, ExpiryDue,
+    InsertEventError, InsertOrderError, LineRecord, LineRecords, LiveSeat, OrderRepository,
+    Reserved, Transition,
 };
 use dialect::{Binds, Dialect, Reads, Statement};
 
@@ -313,7 +313,10 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             .arg(i64::from(s.join_challenge.bits()))
             .arg(s.access.as_str())
             .count(s.address_limit.map_or(0, |l| l.per_window))?
-            .count(s.address_limit.map_or(ADDRESS_WINDOW_WHEN_OFF, |l| l.window_seconds))?
+            .count(
+                s.address_limit
+                    .map_or(ADDRESS_WINDOW_WHEN_OFF, |l| l.window_seconds),
+            )?
             .arg(event.prequeue_seed.as_slice())
             .fetch_optional(D::on(&mut tx))
             .await

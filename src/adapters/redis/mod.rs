@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::door::WindowLimit;
+use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{EventId, Holder, LogEntry, Ticket, TokenKey, TokenKind};
 use crate::ports::{
     AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest, Allocation,
@@ -741,7 +741,11 @@ impl AdmissionStore for RedisStore {
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome> {
         let address_limit = address_limit.map_or_else(String::new, |limit| {
-            format!("{}:{}", limit.per_window, limit.window(now_ms.div_euclid(1000)))
+            format!(
+                "{}:{}",
+                limit.per_window,
+                limit.window(now_ms.div_euclid(1000))
+            )
         });
         let mut args = vec![
             if open { "1" } else { "0" }.to_owned(),

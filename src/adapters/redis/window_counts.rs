@@ -41,7 +41,11 @@ impl WindowCounts for RedisStore {
 /// Refusals: one hash per event, `{namespace:event}:refusals`, field = refusal.
 #[async_trait]
 impl RefusalCounts for RedisStore {
-    async fn add_refusals(&self, event: &EventId, counts: &[(&'static str, u64)]) -> BackendResult<()> {
+    async fn add_refusals(
+        &self,
+        event: &EventId,
+        counts: &[(&'static str, u64)],
+    ) -> BackendResult<()> {
         let key = self.keys(event).get(KeyName::Refusals);
         for (refusal, count) in counts {
             let _: i64 = self

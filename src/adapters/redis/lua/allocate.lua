@@ -18,8 +18,7 @@
 -- to have taken fewer than the limit's places in the current window; only new
 -- places count (a live place joined again does not). The window's counts are
 -- one hash, emptied when a later window starts.
--- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw,
---   used_challenges, address_places
+-- KEYS: line, visitors, log, seen, prequeue_ids, left, active, draw, used_challenges, address_places
 -- ARGV[1]: "1" once the sale is open; ARGV[2]: now (unix milliseconds);
 --   ARGV[3]: "<places>:<window number>" when places per address are limited, else "";
 --   then quadruples: visitor id ("" for none), token id for a new place, ticket
