@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                        # everything, the spike with a million people
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
-#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions join seatmap hold drain spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join seatmap hold drain spike
 #   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
 #                                       # measures another build of the service (a
 #                                       # build of main kept aside: before and after
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
-only="${BENCH_ONLY:-poll instructions join seatmap hold drain spike}"
+only="${BENCH_ONLY:-poll instructions gate join seatmap hold drain spike}"
 duration="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-256}"
 spike_people="${SPIKE_PEOPLE:-1000000}"
@@ -88,7 +88,9 @@ measure_floor() {
   floor=$(python3 -c "print(round(($a + $b) / 2))")
   echo "  floor: $a and $b requests/s -> $floor"
 }
-if [[ " $only " == *" poll "* || " $only " == *" join "* || " $only " == *" seatmap "* ]]; then measure_floor; fi
+if [[ " $only " == *" poll "* || " $only " == *" gate "* || " $only " == *" join "* || " $only " == *" seatmap "* ]]; then
+  measure_floor
+fi
 
 if [[ " $only " == *" poll "* ]]; then
   say "status poll"
@@ -124,6 +126,25 @@ if [[ " $only " == *" instructions "* ]]; then
   poll_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_service" "http://127.0.0.1:$grind_port/api/queue/$token" "$count")
   row "status poll (instructions per request)" "$poll_instructions" "$floor_instructions" "$(ratio "$floor_instructions" "$poll_instructions")" "≥ 0.80 (floor / poll)"
   kill "$grind_service" "$grind_floor" 2>/dev/null || true
+fi
+
+if [[ " $only " == *" gate "* ]]; then
+  say "the gate: a reverse proxy's check of a pass (signature only, no server asked)"
+  create_event gate 1000 10
+  token=$(curl -sf -XPOST "$base/api/events/gate/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  pass=""
+  for _ in $(seq 100); do
+    pass=$(curl -sf "$base/api/queue/$token" | python3 -c 'import sys, json; print(json.load(sys.stdin).get("pass", ""))')
+    [[ -n "$pass" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$pass" ]] || { echo "the gate's pass was never admitted"; exit 1; }
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: anteroom_pass=$pass" "$base/api/gate/gate") == 204 ]] \
+    || { echo "the gate refused a valid pass"; exit 1; }
+  gate=$(rate gate -H "Cookie: anteroom_pass=$pass" "$base/api/gate/gate")
+  row "gate, valid pass in the cookie: 204 (req/s)" "$gate" "$floor" "$(ratio "$gate" "$floor")" "≥ 0.80"
+  refused=$(rate gate-refused -H "X-Original-URL: https://shop.example/checkout?item=7" "$base/api/gate/gate")
+  row "gate, no pass: 401 + Location (req/s)" "$refused" "$floor" "$(ratio "$refused" "$floor")" "≥ 0.70"
 fi
 
 if [[ " $only " == *" join "* ]]; then

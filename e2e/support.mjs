@@ -13,7 +13,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const ADMIN = "e2e-admin-token-for-the-pages";
 export const SCREENSHOTS = join(here, "screenshots");
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.listen(0, "127.0.0.1", () => {
@@ -24,7 +24,8 @@ function freePort() {
   });
 }
 
-export async function startService() {
+/// `env`: more settings for the service, given its port (e.g. ANTEROOM_PUBLIC_URL).
+export async function startService(env = () => ({})) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "anteroom-e2e-"));
   const bin = process.env.ANTEROOM_BIN || join(here, "..", "target", "debug", "anteroom");
@@ -36,6 +37,7 @@ export async function startService() {
       ANTEROOM_ADMIN_TOKEN: ADMIN,
       ANTEROOM_DEMO: "0",
       RUST_LOG: "warn",
+      ...env(port),
     },
     stdio: ["ignore", "ignore", "inherit"],
   });

@@ -281,6 +281,7 @@ impl App {
         tasks.every(REFUSALS_FLUSH, refusals.clone(), |r| async move {
             r.flush().await
         });
+        let listener = TcpListener::bind(config.addr).await?;
         let state = AppState::new(Inner {
             line,
             catalog,
@@ -306,10 +307,10 @@ impl App {
             metrics: telemetry::metrics(),
             limiter: ClientLimiter::new(config.client_rate, clock.clone()),
             trust_forwarded: config.trust_forwarded,
+            public_url: config.public_url_or(listener.local_addr()?),
             tasks: tasks.clone(),
             clock,
         });
-        let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
             listener,
             state,
@@ -428,6 +429,7 @@ async fn seed_demo(line: &Line, now: OffsetDateTime) -> Result<EventId, StartErr
         join_challenge: Difficulty::OFF,
         access: Access::Open,
         address_limit: None,
+        return_origins: Vec::new(),
         sections: vec![
             section("A", "Floor", 6_500, 8, 20),
             section("B", "Balcony", 3_900, 6, 15),

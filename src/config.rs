@@ -33,6 +33,9 @@ pub struct Config {
     pub amqp_url: Option<String>,
     pub client_rate: u32,
     pub trust_forwarded: bool,
+    /// The deployment's public base URL (`ANTEROOM_PUBLIC_URL`), without a
+    /// trailing `/`; unset: `http://<the bound address>`.
+    pub public_url: Option<url::Url>,
     pub namespace: String,
     /// Seed a demo event into an empty database (`ANTEROOM_DEMO`, default on).
     pub demo: bool,
@@ -101,6 +104,11 @@ pub const SETTINGS: &[Setting] = &[
         meaning: "take the client address from X-Forwarded-For",
     },
     Setting {
+        name: "ANTEROOM_PUBLIC_URL",
+        default: "http://<ANTEROOM_ADDR>",
+        meaning: "the deployment's public base URL, as visitors reach it (links in the gate's redirects)",
+    },
+    Setting {
         name: "ANTEROOM_NAMESPACE",
         default: "anteroom",
         meaning: "prefix of every Redis key, RabbitMQ queue and PostgreSQL schema",
@@ -165,6 +173,17 @@ impl Config {
                 Some("true" | "1" | "yes") => true,
                 Some(_) => return Err(bad("ANTEROOM_TRUST_FORWARDED", "expected true or false")),
             },
+            public_url: get("ANTEROOM_PUBLIC_URL")
+                .map(|raw| {
+                    public_url(&raw).ok_or_else(|| {
+                        bad(
+                            "ANTEROOM_PUBLIC_URL",
+                            "expected an http:// or https:// URL such as https://queue.shop.example \
+                             (a path is allowed; no query, fragment or user)",
+                        )
+                    })
+                })
+                .transpose()?,
             namespace: get("ANTEROOM_NAMESPACE").unwrap_or_else(|| "anteroom".into()),
             demo: match get("ANTEROOM_DEMO").as_deref() {
                 None | Some("1" | "true" | "yes") => true,
@@ -236,10 +255,36 @@ impl Config {
         Ok(())
     }
 
+    /// The deployment's public base URL: the configured one, or `http://<addr>`
+    /// for the address the server is bound to.
+    pub fn public_url_or(&self, bound: SocketAddr) -> url::Url {
+        self.public_url.clone().unwrap_or_else(|| {
+            url::Url::parse(&format!("http://{bound}")).expect("a socket address makes a URL")
+        })
+    }
+
     /// Whether any backend server is configured (else: embedded mode).
     pub fn uses_servers(&self) -> bool {
         self.redis_url.is_some() || self.amqp_url.is_some()
     }
+}
+
+/// A public base URL: http(s), a host, an optional path (kept without its
+/// trailing `/`, so that routes are appended to it), nothing else.
+fn public_url(raw: &str) -> Option<url::Url> {
+    let mut url = url::Url::parse(raw).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return None;
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Some(url)
 }
 
 #[cfg(test)]
@@ -313,6 +358,9 @@ mod tests {
             ("ANTEROOM_NAMESPACE", "Bad Name"),
             ("ANTEROOM_DEMO", "maybe"),
             ("DATABASE_URL", "mysql://x"),
+            ("ANTEROOM_PUBLIC_URL", "queue.shop.example"),
+            ("ANTEROOM_PUBLIC_URL", "ftp://queue.shop.example"),
+            ("ANTEROOM_PUBLIC_URL", "https://queue.shop.example/?a=1"),
         ] {
             assert!(
                 config(&[(name, value)]).unwrap_err().0.starts_with(name),
@@ -370,6 +418,29 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_bound_address_and_loses_a_trailing_slash() {
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        let at = |raw: &str| {
+            config(&[("ANTEROOM_PUBLIC_URL", raw)])
+                .unwrap()
+                .public_url_or(bound)
+                .to_string()
+        };
+        assert_eq!(
+            config(&[]).unwrap().public_url_or(bound).as_str(),
+            "http://127.0.0.1:41234/"
+        );
+        assert_eq!(
+            at("https://queue.shop.example/"),
+            "https://queue.shop.example/"
+        );
+        assert_eq!(
+            at("https://shop.example/queue/"),
+            "https://shop.example/queue"
+        );
     }
 
     #[test]

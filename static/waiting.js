@@ -5,6 +5,9 @@
 // (static/pow.js) before the join, with the progress shown in words. An
 // invitation-only event asks for the fan's code first; the code that joined is
 // kept, so that a reload (or the same code on another device) finds its place.
+// Opened with ?return_to= (the server has checked it against the event's
+// return_origins), the page says where it will take the visitor and, once
+// admitted, goes there through /events/{id}/return with the pass.
 "use strict";
 
 (function () {
@@ -16,6 +19,8 @@
   const visitorKey = "anteroom.visitor";
   const codeKey = "anteroom.code." + eventId;
   const invitationOnly = room.dataset.access === "codes";
+  /// The protected site to go back to once admitted, if any.
+  const returnTo = room.dataset.returnTo || null;
   let timer = null;
   /// The last waiting status and when it arrived, for the countdown between polls.
   let last = null;
@@ -228,7 +233,13 @@
       case "admitted":
         localStorage.setItem("anteroom.pass." + eventId, status.pass);
         localStorage.removeItem(firstPositionKey);
-        location.assign("/events/" + eventId + "/seats");
+        if (returnTo) {
+          $("return-note").textContent = t("return.going", { host: room.dataset.returnHost });
+          const query = new URLSearchParams({ return_to: returnTo, anteroom_pass: status.pass });
+          location.assign("/events/" + eventId + "/return?" + query);
+        } else {
+          location.assign("/events/" + eventId + "/seats");
+        }
         return;
       case "sold_out":
         return ended(endings.sold_out(), false);
@@ -293,6 +304,13 @@
     localStorage.removeItem(tokenKey);
     join(false);
   });
+
+  if (returnTo) {
+    // Switching the language keeps the way back.
+    for (const link of document.querySelectorAll(".languages a[hreflang]")) {
+      link.search = new URLSearchParams({ lang: link.hreflang, return_to: returnTo }).toString();
+    }
+  }
 
   setInterval(tick, 1000);
   readEvent();

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use super::challenge::Difficulty;
 use super::codes::Access;
 use super::door::WindowLimit;
+use super::gate::Origin;
 
 /// Which field of a request was rejected, and why; becomes `422 invalid_request`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,7 +143,7 @@ pub struct AdmissionPatch {
 }
 
 /// Everything a live event may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventPatch {
     pub admission: AdmissionPatch,
     pub paused: Option<bool>,
@@ -150,6 +151,8 @@ pub struct EventPatch {
     pub access: Option<Access>,
     /// `Some(None)` turns the limit off.
     pub address_limit: Option<Option<WindowLimit>>,
+    /// The whole list, replaced (an empty one sends nobody anywhere).
+    pub return_origins: Option<Vec<Origin>>,
 }
 
 /// Everything an operator specifies when creating an event.
@@ -172,6 +175,8 @@ pub struct EventSpec {
     pub access: Access,
     /// New places per client address per window (none: no limit).
     pub address_limit: Option<WindowLimit>,
+    /// The sites an admitted visitor may be sent back to with the pass (the gate).
+    pub return_origins: Vec<Origin>,
     pub sections: Vec<Section>,
 }
 
@@ -406,6 +411,9 @@ impl Event {
         if let Some(limit) = patch.address_limit {
             self.spec.address_limit = limit;
         }
+        if let Some(origins) = patch.return_origins {
+            self.spec.return_origins = origins;
+        }
     }
 }
 
@@ -450,6 +458,7 @@ pub(crate) mod tests {
             join_challenge: Difficulty::OFF,
             access: Access::Open,
             address_limit: None,
+            return_origins: Vec::new(),
             sections: vec![Section {
                 id: "A".into(),
                 name: "Floor".into(),

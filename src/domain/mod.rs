@@ -4,6 +4,7 @@ pub mod challenge;
 pub mod codes;
 pub mod door;
 pub mod event;
+pub mod gate;
 pub mod line;
 pub mod order;
 pub mod prequeue;
@@ -18,6 +19,7 @@ pub use event::{
     Admission, AdmissionPatch, Currency, Event, EventId, EventPatch, EventSpec, InvalidField,
     Section,
 };
+pub use gate::{Origin, ReturnTo};
 pub use order::{Holder, Order, OrderStatus};
 pub use seat::{BlockFilter, SeatId, SeatRef, SeatState, Venue, VersionedSeats};
 pub use time::{from_unix_ms, unix_ms};

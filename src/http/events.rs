@@ -17,8 +17,10 @@ use crate::domain::door::WindowLimit;
 use crate::domain::event::{
     DEFAULT_ABANDON_SECONDS, address_limit, utc_instant, validate_max_active, validate_per_second,
 };
+use crate::domain::gate::parse_return_origins;
 use crate::domain::{
     Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
+    Origin,
     Section, prequeue,
 };
 use crate::services::refusals::Refusal;
@@ -69,6 +71,10 @@ pub struct CreateEvent {
     /// Absent (or null): no limit
     #[serde(default)]
     address_limit: Option<AddressLimit>,
+    /// Absent (or null): none; the waiting room then refuses every return_to
+    #[serde(default)]
+    #[schema(schema_with = openapi::return_origins)]
+    return_origins: Option<Vec<String>>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
 }
@@ -227,6 +233,9 @@ impl CreateEvent {
                 .map(AddressLimit::limit)
                 .transpose()?
                 .flatten(),
+            return_origins: parse_return_origins(
+                self.return_origins.as_deref().unwrap_or_default(),
+            )?,
             sections: self.sections,
         };
         spec.validate()?;
@@ -262,6 +271,8 @@ pub struct EventBody {
     /// Absent: no limit
     #[serde(skip_serializing_if = "Option::is_none")]
     address_limit: Option<AddressLimit>,
+    #[schema(schema_with = openapi::return_origins)]
+    return_origins: Vec<Origin>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
     #[schema(minimum = 1)]
@@ -295,6 +306,7 @@ impl EventBody {
             },
             access: s.access,
             address_limit: AddressLimit::shown(s.address_limit),
+            return_origins: s.return_origins.clone(),
             sections: s.sections.clone(),
             seats_total: s.seats_total(),
             seats_available: state.booking.seats_available(event),
@@ -364,13 +376,6 @@ pub struct UpdateEvent {
     /// Takes effect at once: a join whose solution falls short of new, higher bits gets 428 with a fresh challenge
     #[serde(default)]
     join_challenge: Option<JoinChallenge>,
-    /// Takes effect at once: from then on, a join that brings no code of the event gets 403 (a live place is kept)
-    #[serde(default)]
-    #[schema(value_type = Option<Access>)]
-    access: Option<String>,
-    /// Takes effect at once; `places` 0 turns the limit off
-    #[serde(default)]
-    address_limit: Option<AddressLimit>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -439,6 +444,11 @@ pub async fn update(
             .as_ref()
             .map(AddressLimit::limit)
             .transpose()?,
+        return_origins: body
+            .return_origins
+            .as_deref()
+            .map(parse_return_origins)
+            .transpose()?,
     };
     let event = state
         .catalog
@@ -447,7 +457,8 @@ pub async fn update(
         .ok_or(ApiError::NotFound)?;
     tracing::info!(event = %event.id(), admission = ?event.spec.admission, paused = event.spec.paused,
         join_challenge = %event.spec.join_challenge, access = event.spec.access.as_str(),
-        address_limit = ?event.spec.address_limit, "event changed");
+        address_limit = ?event.spec.address_limit, return_origins = ?event.spec.return_origins,
+        "event changed");
     Ok(Json(EventBody::new(&state, &event, state.clock.now())))
 }
 

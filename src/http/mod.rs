@@ -6,6 +6,7 @@ mod conditional;
 mod error;
 mod events;
 mod extract;
+mod gate;
 mod i18n;
 mod limit;
 mod openapi;
@@ -75,6 +76,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub limiter: ClientLimiter,
     pub trust_forwarded: bool,
+    /// Where visitors reach this deployment (`ANTEROOM_PUBLIC_URL`).
+    pub public_url: url::Url,
     /// Owns the changes that outlive their request (see `orders::to_completion`).
     pub tasks: Tasks,
     pub clock: Clock,
@@ -91,6 +94,11 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// `path` (starting with `/`) under the deployment's public URL.
+    pub fn public_link(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.as_str().trim_end_matches('/'))
     }
 }
 
@@ -126,15 +134,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::openapi))
         .routes(routes!(pages::home))
         .routes(routes!(pages::waiting))
+        .routes(routes!(gate::back))
         .routes(routes!(pages::seats))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset))
         .route_layer(compression)
         .route_layer(axum::middleware::from_fn(within_deadline));
-    // The hottest route answers well under 1 KB, and every wait in it has its
-    // own bound (the log position's, a Redis command's): it pays for neither
-    // the compression layer nor the deadline's timer.
-    compressed.routes(routes!(queue::poll, queue::leave))
+    // The hottest routes answer well under 1 KB, and every wait in them has its
+    // own bound (the log position's, a Redis command's) or there is none (the
+    // gate checks a signature): they pay for neither the compression layer nor
+    // the deadline's timer.
+    compressed
+        .routes(routes!(queue::poll, queue::leave))
+        .routes(routes!(gate::check))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -25,8 +25,11 @@ use super::error::ErrorBody;
 use crate::domain::event::{
     CURRENCIES, MAX_ACTIVE, MAX_PRICE_CENTS, MAX_SEATS_PER_EVENT, MAX_SEATS_PER_USER, MAX_SECONDS,
 };
+use crate::domain::gate::MAX_RETURN_ORIGINS;
 use crate::domain::line::Limit;
-use crate::domain::{Access, Admission, Currency, EventId, OrderStatus, SeatId, Section};
+use crate::domain::{
+    Access, Admission, Currency, EventId, OrderStatus, Origin, SeatId, Section,
+};
 
 /// What a client needs to know about the whole API, before any route.
 #[derive(utoipa::OpenApi)]
@@ -58,6 +61,7 @@ use crate::domain::{Access, Admission, Currency, EventId, OrderStatus, SeatId, S
         RateLimited,
         Unavailable,
         PageNotFound,
+        ReturnRefused,
         HtmlPage,
         NotModified
     )),
@@ -366,6 +370,51 @@ impl<'r> ToResponse<'r> for PageNotFound {
     }
 }
 
+/// `400` for a waiting-room page asked to return somewhere it may not.
+pub enum ReturnRefused {}
+
+impl<'r> ToResponse<'r> for ReturnRefused {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let page = ResponseBuilder::new()
+            .description(
+                "return_to is malformed, not an http(s) address written with its //, carries a user, \
+                 or is on an origin the event's return_origins do not list: a page that says which, \
+                 in words, and links nowhere but the event",
+            )
+            .content(
+                "text/html",
+                ContentBuilder::new().schema(Some(String::schema())).build(),
+            );
+        ("ReturnRefused", page.build().into())
+    }
+}
+
+/// `401` from the gate: no valid pass, and where to wait for one.
+pub enum GateRefused {}
+
+impl<'r> ToResponse<'r> for GateRefused {
+    fn response() -> (&'r str, RefOr<Response>) {
+        let mut response = ErrorAnswer::of(
+            "No valid pass for this event (none, forged, expired or for another event) in the \
+             cookie anteroom_pass nor in Authorization: Bearer",
+            &["invalid_pass"],
+        )
+        .response();
+        response.headers.insert(
+            "Location".into(),
+            RefOr::T(HeaderBuilder::new()
+                .schema(Some(String::schema()))
+                .description(Some(
+                    "The event's waiting room under ANTEROOM_PUBLIC_URL, with return_to (the \
+                     request's return_to, else its X-Original-URL header, without any anteroom_pass) \
+                     when the request named one",
+                ))
+                .build()),
+        );
+        ("GateRefused", response.into())
+    }
+}
+
 /// `304` for a conditional read.
 pub enum NotModified {}
 
@@ -528,6 +577,33 @@ impl PartialSchema for EventId {
 }
 
 impl ToSchema for EventId {}
+
+impl PartialSchema for Origin {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^https?://[^/?#@]+/?$"))
+            .description(Some(
+                "A web origin: http or https, a host and an optional port (no path, query or user); \
+                 answered as browsers write it (lower case, default port left out)",
+            ))
+            .examples(["https://shop.example"])
+            .into()
+    }
+}
+
+impl ToSchema for Origin {}
+
+/// The sites an admitted visitor may be sent back to (the gate).
+pub fn return_origins() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(Origin::schema())
+        .max_items(Some(MAX_RETURN_ORIGINS))
+        .description(Some(
+            "The origins that GET /events/{id}?return_to= may send an admitted visitor back to, \
+             with the pass in the query parameter anteroom_pass",
+        ))
+}
 
 impl PartialSchema for SeatId {
     fn schema() -> RefOr<Schema> {

@@ -1,7 +1,8 @@
 //! Server-rendered pages (askama templates in `templates/`).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use time::OffsetDateTime;
@@ -11,8 +12,12 @@ use super::error::ApiError;
 use super::extract::PathParam;
 use super::i18n::{Lang, Texts};
 use super::openapi;
-use crate::domain::EventId;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use crate::domain::event::{CURRENCIES, SaleState};
+use crate::domain::gate::Refusal;
+use crate::domain::{Event, EventId, ReturnTo};
 use time::format_description::well_known::Rfc3339;
 
 /// One event on the home page. Times and prices carry a readable fallback the
@@ -138,6 +143,45 @@ struct Waiting {
     venue: String,
     /// The page asks for an invitation code before joining.
     invitation_only: bool,
+    /// Where an admitted visitor goes instead of the seat map.
+    return_to: Option<ReturnView>,
+}
+
+/// A checked return address, as the waiting room shows and follows it.
+struct ReturnView {
+    url: String,
+    host: String,
+}
+
+/// The waiting room's query: where to go once admitted.
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct WaitingQuery {
+    /// Once admitted, the visitor is sent to this address with the pass added as the query parameter anteroom_pass (and, when the site shares a parent domain with ANTEROOM_PUBLIC_URL, the cookie anteroom_pass), through GET /events/{id}/return. It must be an http(s) address on one of the event's return_origins. Absent: on to the seat map
+    return_to: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "return_refused.html")]
+struct ReturnRefusedPage {
+    t: &'static Texts,
+    id: String,
+    name: String,
+    why: Refusal,
+}
+
+/// `raw` checked against the event's return origins; refused: the page that says why (`400`).
+pub(super) fn checked_return(lang: &Lang, event: &Event, raw: &str) -> Result<ReturnTo, Response> {
+    ReturnTo::parse(raw, &event.spec.return_origins).map_err(|why| {
+        tracing::info!(event = %event.id(), ?why, "a return address refused");
+        let page = ReturnRefusedPage {
+            t: lang.texts,
+            id: event.id().to_string(),
+            name: event.spec.name.clone(),
+            why,
+        };
+        (StatusCode::BAD_REQUEST, render(lang, &page)).into_response()
+    })
 }
 
 #[derive(Template)]
@@ -164,11 +208,11 @@ struct NotFound {
 }
 
 /// An event's page, or the page saying there is no such event (also for a path that does not decode).
-fn event_page(
+pub(super) fn event_page(
     state: &AppState,
     lang: &Lang,
     id: Result<PathParam, ApiError>,
-    page: impl FnOnce(&crate::domain::Event) -> Response,
+    page: impl FnOnce(&Event) -> Response,
 ) -> Response {
     let event = id
         .ok()
@@ -184,28 +228,44 @@ fn event_page(
     }
 }
 
-/// The waiting room: join, live position, then on to the seat map.
+/// The waiting room: join, live position, then on to the seat map, or back to the site named by return_to.
 #[utoipa::path(
     get,
     path = "/events/{id}",
     operation_id = "waitingRoomPage",
-    summary = "Page: the waiting room (join, live position, progress and ETA, then on to the seat map)",
+    summary = "Page: the waiting room (join, live position, progress and ETA, then on to the seat map or back to return_to)",
     tag = "pages",
-    params(("id" = EventId, Path, description = "The event's id"), Lang),
-    responses((status = 200, response = openapi::HtmlPage), (status = 404, response = openapi::PageNotFound))
+    params(("id" = EventId, Path, description = "The event's id"), Lang, WaitingQuery),
+    responses(
+        (status = 200, response = openapi::HtmlPage),
+        (status = 400, response = openapi::ReturnRefused),
+        (status = 404, response = openapi::PageNotFound),
+    )
 )]
 pub async fn waiting(
     State(state): State<AppState>,
     lang: Lang,
     id: Result<PathParam, ApiError>,
+    query: Result<Query<WaitingQuery>, QueryRejection>,
 ) -> Response {
     event_page(&state, &lang, id, |e| {
+        let return_to = match query.map(|q| q.0).unwrap_or_default().return_to {
+            None => None,
+            Some(raw) => match checked_return(&lang, e, &raw) {
+                Ok(back) => Some(ReturnView {
+                    url: back.as_str().to_owned(),
+                    host: back.site(),
+                }),
+                Err(refused) => return refused,
+            },
+        };
         let page = Waiting {
             t: lang.texts,
             id: e.id().to_string(),
             name: e.spec.name.clone(),
             venue: e.spec.venue.clone(),
             invitation_only: e.spec.access == crate::domain::Access::Codes,
+            return_to,
         };
         render(&lang, &page)
     })
@@ -323,7 +383,7 @@ pub async fn asset(PathParam(file): PathParam) -> Response {
 }
 
 /// A page in the visitor's language; a language just chosen with the switch is remembered.
-fn render(lang: &Lang, page: &impl Template) -> Response {
+pub(super) fn render(lang: &Lang, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => {
             let mut response = Html(html).into_response();
@@ -460,6 +520,7 @@ mod tests {
             name: "Rock & Roll".into(),
             venue: "Arena".into(),
             invitation_only: false,
+            return_to: None,
         }
         .render()
         .unwrap();
@@ -526,6 +587,10 @@ mod tests {
                 name: "A".into(),
                 venue: "V".into(),
                 invitation_only: true,
+                return_to: Some(ReturnView {
+                    url: "https://shop.example/".into(),
+                    host: "shop.example".into(),
+                }),
             }
             .render()
             .unwrap(),

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
+use crate::domain::gate::pass_admits;
 use crate::domain::{
     BlockFilter, Event, EventId, Holder, Order, OrderStatus, Pass, SeatRef, Venue, VersionedSeats,
     unix_ms,
@@ -255,7 +256,7 @@ impl Booking {
         request: SeatRequest,
     ) -> Result<Order, BookingError> {
         let now = to_millis(self.clock.now());
-        if pass.event != *event.id() || pass.expires_at_ms <= unix_ms(now) {
+        if !pass_admits(pass, event.id(), unix_ms(now)) {
             return Err(BookingError::InvalidPass);
         }
         let venue = Venue::of(&event.spec);

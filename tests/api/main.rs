@@ -11,6 +11,7 @@ mod disposable;
 mod door;
 mod embedded_only;
 mod events;
+mod gate;
 mod helpers;
 mod ops;
 mod orders;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anteroom::domain::door::WindowLimit;
+use anteroom::domain::gate::parse_return_origins;
 use anteroom::domain::{
     Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
     Holder, Order, OrderStatus, Section, TokenKey, TokenKind,
@@ -52,6 +53,7 @@ fn event(id: &str, starts_in: Duration, on_sale_at: Option<OffsetDateTime>) -> E
                 per_window: 3,
                 window_seconds: 600,
             }),
+            return_origins: parse_return_origins(&["https://shop.example".into()]).unwrap(),
             sections: vec![section("A", 1000), section("B", 2500)],
         },
         prequeue_seed: [7; 32],
@@ -100,14 +102,18 @@ async fn events_cases(record: &(impl EventRepository + ?Sized)) {
         join_challenge: Some(Difficulty::parse(20).unwrap()),
         access: Some(Access::Open),
         address_limit: Some(None),
+        return_origins: Some(
+            parse_return_origins(&["http://127.0.0.1:8081".into(), "https://b.example".into()])
+                .unwrap(),
+        ),
     };
     let updated = record
-        .update_event(&sooner.spec.id, patch)
+        .update_event(&sooner.spec.id, patch.clone())
         .await
         .unwrap()
         .expect("the event exists");
     let mut expected = sooner.clone();
-    expected.apply(patch);
+    expected.apply(patch.clone());
     assert_eq!(updated, expected);
     let untouched = EventPatch::default();
     assert_eq!(

@@ -15,10 +15,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::door::WindowLimit;
+use crate::domain::gate::parse_return_origins;
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{
     Access, Admission, CodeHash, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
-    Holder, Order, OrderStatus, Section, TokenKind, Venue, unix_ms,
+    Holder, Order, OrderStatus, Origin, Section, TokenKind, Venue, unix_ms,
 };
 use crate::ports::{
     BackendError, BackendResult, CodeCounts, CodeRecords, EventRepository, ExpiryDue,
@@ -31,6 +32,11 @@ pub use postgres::ACQUIRE_TIMEOUT;
 
 /// The window stored with an event that has no address limit (the column needs one).
 const ADDRESS_WINDOW_WHEN_OFF: u64 = 60;
+
+/// Origins as the record keeps them: their text, in a JSON list.
+fn origin_texts(origins: &[Origin]) -> Vec<String> {
+    origins.iter().map(|o| o.as_str().to_owned()).collect()
+}
 
 /// The record on database `D`: the servers' one or embedded mode's one.
 pub struct SqlRecord<D: Dialect> {
@@ -61,6 +67,15 @@ trait Bind<D: Dialect>: Sized {
     /// A list, as the JSON array that [`Dialect::list`] reads.
     fn list(self, items: &[String]) -> BackendResult<Self> {
         let json = serde_json::to_string(items).map_err(malformed::<D>)?;
+        Ok(self.arg(json))
+    }
+
+    /// A list that may be absent (`NULL`), as [`Bind::list`] binds it.
+    fn optional_list(self, items: Option<&[String]>) -> BackendResult<Self> {
+        let json = items
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(malformed::<D>)?;
         Ok(self.arg(json))
     }
 
@@ -176,7 +191,7 @@ impl<D: Dialect> SqlRecord<D> {
                     "SELECT id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                             per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
                             join_challenge_bits, access, address_places, address_window_seconds,
-                            prequeue_seed
+                            return_origins, prequeue_seed
                      FROM events WHERE CAST($1 AS TEXT) IS NULL OR id = $1 ORDER BY starts_at, id",
                 )
                 .arg(id.clone()),
@@ -213,6 +228,9 @@ impl<D: Dialect> SqlRecord<D> {
                 let currency: String = row.get("currency")?;
                 let access: String = row.get("access")?;
                 let address_places = row.size("address_places")?;
+                let return_origins: Vec<String> =
+                    serde_json::from_str(&row.get::<String>("return_origins")?)
+                        .map_err(malformed::<D>)?;
                 Ok(Event {
                     spec: EventSpec {
                         id: EventId::parse(&id).map_err(malformed::<D>)?,
@@ -242,6 +260,8 @@ impl<D: Dialect> SqlRecord<D> {
                                 })
                             })
                             .transpose()?,
+                        return_origins: parse_return_origins(&return_origins)
+                            .map_err(malformed::<D>)?,
                         sections: sections.remove(&id).unwrap_or_default(),
                     },
                     prequeue_seed: seed
@@ -290,9 +310,9 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
             "INSERT INTO events (id, name, venue, starts_at, on_sale_at, hold_seconds, max_seats_per_user,
                                  per_second, max_active, pass_seconds, abandon_seconds, paused, currency,
                                  join_challenge_bits, access, address_places, address_window_seconds,
-                                 prequeue_seed, created_at, updated_at)
+                                 return_origins, prequeue_seed, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                     {now}, {now})
+                     $19, {now}, {now})
              ON CONFLICT (id) DO NOTHING RETURNING id",
             now = D::NOW,
         );
@@ -317,6 +337,7 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
                 s.address_limit
                     .map_or(ADDRESS_WINDOW_WHEN_OFF, |l| l.window_seconds),
             )?
+            .list(&origin_texts(&s.return_origins))?
             .arg(event.prequeue_seed.as_slice())
             .fetch_optional(D::on(&mut tx))
             .await
@@ -380,6 +401,7 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
                                access = COALESCE($6, access),
                                address_places = COALESCE($7, address_places),
                                address_window_seconds = COALESCE($8, address_window_seconds),
+                               return_origins = COALESCE($9, return_origins),
                                updated_at = {}
              WHERE id = $1 RETURNING id",
             D::NOW,
@@ -394,7 +416,8 @@ impl<D: Dialect> EventRepository for SqlRecord<D> {
                     .arg(patch.join_challenge.map(|bits| i64::from(bits.bits())))
                     .arg(patch.access.map(|a| a.as_str().to_owned()))
                     .arg(address_places)
-                    .arg(address_window),
+                    .arg(address_window)
+                    .optional_list(patch.return_origins.as_deref().map(origin_texts).as_deref())?,
             )
             .await?;
         if updated.is_none() {
