@@ -13,13 +13,14 @@ use crate::adapters::record::{PostgresRecord, SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
 use crate::domain::{
-    Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Section, Signer,
+    Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Passes, Section,
+    Signer, SigningKey,
 };
 use crate::http::{AppState, ClientLimiter, Inner, router};
 use crate::ports::{
     AdmissionStore, BackendError, Clock, CodeRecords, DelayQueue, EventRepository,
-    InsertEventError, LineQueue, LineRecords, OrderRepository, RefusalCounts, SeatStore,
-    WindowCounts,
+    InsertEventError, LineQueue, LineRecords, OrderRepository, PassKeyRecords, RefusalCounts,
+    SeatStore, WindowCounts,
 };
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
@@ -27,6 +28,7 @@ use crate::services::codes::Invitations;
 use crate::services::door::{ADMIN_FAILURES, CODE_FAILURES, FailureDoor, Failures};
 use crate::services::group_commit::{GroupCommittedOrders, GroupCommittedTimers};
 use crate::services::line::Line;
+use crate::services::pass_keys::PassKeys;
 use crate::services::readiness::Readiness;
 use crate::services::refusals::{FLUSH_INTERVAL as REFUSALS_FLUSH, Refusals};
 use crate::tasks::Tasks;
@@ -55,6 +57,7 @@ pub struct Backends {
     pub delays: Arc<dyn DelayQueue>,
     pub window_counts: Arc<dyn WindowCounts>,
     pub refusal_counts: Arc<dyn RefusalCounts>,
+    pub pass_keys: Arc<dyn PassKeyRecords>,
     /// Embedded mode's hold on its database file, for as long as the backends live.
     pub process_lock: Option<embedded::ProcessLock>,
     connections: Connections,
@@ -90,6 +93,7 @@ impl Backends {
             orders: sql.clone(),
             line_records: sql.clone(),
             codes: sql.clone(),
+            pass_keys: sql.clone(),
             line_store: redis.clone(),
             window_counts: redis.clone(),
             refusal_counts: redis.clone(),
@@ -142,6 +146,7 @@ impl Backends {
             events: record.clone(),
             orders: record.clone(),
             codes: record.clone(),
+            pass_keys: record.clone(),
             line_records: record,
             line_store: store.clone(),
             window_counts: store.clone(),
@@ -182,7 +187,16 @@ impl Core {
             Some(secret) => secret.clone(),
             None => Secret::new(b.events.setting_or_insert("secret", &random_hex()?).await?),
         };
-        let signer = Signer::new(secret.expose().as_bytes(), &config.namespace);
+        let signing_key = match &config.signing_key {
+            Some(key) => key.clone(),
+            None => SigningKey::derive(secret.expose().as_bytes(), &config.namespace),
+        };
+        let issuer = config.public_url_or(config.addr);
+        let passes = Arc::new(Passes::new(
+            issuer.as_str().trim_end_matches('/'),
+            signing_key,
+        ));
+        let signer = Signer::new(secret.expose().as_bytes(), &config.namespace, passes);
         let invitations =
             Invitations::new(b.codes.clone(), CodeHasher::new(secret.expose().as_bytes()));
         // Every process follows the lines' logs, and restores a line the admission store lost.
@@ -269,6 +283,15 @@ impl App {
             booking,
             workers,
         } = Core::start(&config, &backends, &clock, &tasks).await?;
+        // Only a serving process signs passes (and so rotates keys); workers verify none.
+        PassKeys::start(
+            line.signer().passes().clone(),
+            backends.pass_keys.clone(),
+            catalog.clone(),
+            clock.clone(),
+            &tasks,
+        )
+        .await?;
         let demo = if config.demo && catalog.all().is_empty() {
             Some(seed_demo(&line, clock.now()).await?)
         } else {

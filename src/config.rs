@@ -3,6 +3,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::domain::SigningKey;
+
 /// A value that must never be printed by accident.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -39,6 +41,11 @@ pub struct Config {
     pub namespace: String,
     /// Seed a demo event into an empty database (`ANTEROOM_DEMO`, default on).
     pub demo: bool,
+    /// The deployment's public base URL, without a trailing `/` (`ANTEROOM_PUBLIC_URL`;
+    /// unset: `http://<addr>`, see [`Config::public_url`]).
+    pub public_url: Option<String>,
+    /// The key that signs passes (`ANTEROOM_SIGNING_KEY`; unset: derived from the secret).
+    pub signing_key: Option<SigningKey>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,7 +113,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "ANTEROOM_PUBLIC_URL",
         default: "http://<ANTEROOM_ADDR>",
-        meaning: "the deployment's public base URL, as visitors reach it (links in the gate's redirects)",
+        meaning: "the deployment's public base URL as visitors reach it (the passes' iss, links in the gate's redirects)",
+    },
+    Setting {
+        name: "ANTEROOM_SIGNING_KEY",
+        default: "derived from ANTEROOM_SECRET",
+        meaning: "PKCS#8 PEM private key (Ed25519 or EC P-256), or a path to one, that signs passes; shared by every instance",
     },
     Setting {
         name: "ANTEROOM_NAMESPACE",
@@ -190,6 +202,19 @@ impl Config {
                 Some("0" | "false" | "no") => false,
                 Some(_) => return Err(bad("ANTEROOM_DEMO", "expected 1 or 0")),
             },
+            public_url: get("ANTEROOM_PUBLIC_URL")
+                .map(|url| {
+                    public_url(&url).ok_or_else(|| {
+                        bad(
+                            "ANTEROOM_PUBLIC_URL",
+                            "expected an http:// or https:// URL like https://tickets.example",
+                        )
+                    })
+                })
+                .transpose()?,
+            signing_key: get("ANTEROOM_SIGNING_KEY")
+                .map(|value| signing_key(&value).map_err(|why| bad("ANTEROOM_SIGNING_KEY", &why)))
+                .transpose()?,
         };
         config.check()?;
         Ok(config)
@@ -285,6 +310,21 @@ fn public_url(raw: &str) -> Option<url::Url> {
     let path = url.path().trim_end_matches('/').to_owned();
     url.set_path(&path);
     Some(url)
+}
+
+/// The key in `value`: a PEM, or the path of a file holding one.
+fn signing_key(value: &str) -> Result<SigningKey, String> {
+    let pem = if value.trim_start().starts_with("-----BEGIN") {
+        value.to_owned()
+    } else {
+        // The value is not repeated: it may be key material without its PEM lines.
+        std::fs::read_to_string(value.trim()).map_err(|e| {
+            format!(
+                "neither a PEM (-----BEGIN PRIVATE KEY-----) nor the path of a readable file ({e})"
+            )
+        })?
+    };
+    SigningKey::from_pem(&pem).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -440,6 +480,63 @@ mod tests {
         assert_eq!(
             at("https://shop.example/queue/"),
             "https://shop.example/queue"
+        );
+    }
+
+    #[test]
+    fn a_public_url_is_http_or_https_with_a_host() {
+        for bad in [
+            "tickets.example",
+            "ftp://tickets.example",
+            "https://",
+            "https://a b",
+        ] {
+            let err = config(&[("ANTEROOM_PUBLIC_URL", bad)]).unwrap_err();
+            assert!(err.0.starts_with("ANTEROOM_PUBLIC_URL: "), "{bad}: {err}");
+        }
+    }
+
+    const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIMapFDBrmLRII0EZicxNFbG861RmcW8NcfYWOI6xRiUD
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn the_signing_key_is_a_pem_or_the_path_of_one() {
+        let inline = config(&[("ANTEROOM_SIGNING_KEY", ED25519_PEM)]).unwrap();
+        let path = std::env::temp_dir().join(format!("anteroom-key-{}.pem", std::process::id()));
+        std::fs::write(&path, ED25519_PEM).unwrap();
+        let from_file = config(&[("ANTEROOM_SIGNING_KEY", path.to_str().unwrap())]).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let kid = |c: &Config| c.signing_key.as_ref().map(|k| k.public().kid().to_owned());
+        assert_eq!(
+            kid(&inline),
+            Some("L4qhqvNwEcvLmlR0ODBo8XKsWtNfZge6IVH4udCPQF0".into())
+        );
+        assert_eq!(kid(&from_file), kid(&inline));
+        assert!(config(&[]).unwrap().signing_key.is_none());
+    }
+
+    #[test]
+    fn a_bad_signing_key_stops_the_start_naming_the_variable() {
+        let unreadable = config(&[("ANTEROOM_SIGNING_KEY", "/nonexistent/key.pem")]).unwrap_err();
+        assert!(
+            unreadable
+                .0
+                .starts_with("ANTEROOM_SIGNING_KEY: neither a PEM (-----BEGIN PRIVATE KEY-----) nor the path of a readable file ("),
+            "{unreadable}"
+        );
+        let garbled = ED25519_PEM.replace("MC4", "XX4");
+        let not_a_key = config(&[("ANTEROOM_SIGNING_KEY", &garbled)]).unwrap_err();
+        assert!(
+            not_a_key
+                .0
+                .starts_with("ANTEROOM_SIGNING_KEY: not a PEM private key"),
+            "{not_a_key}"
+        );
+        assert!(
+            !not_a_key.0.contains("MC4CAQ"),
+            "the key itself is never repeated"
         );
     }
 

@@ -136,6 +136,19 @@ pub trait EventRepository: Send + Sync {
     async fn ping(&self) -> BackendResult<()>;
 }
 
+/// The public keys that have signed passes, shared by every instance: each
+/// instance notes its signing key while it signs, and trusts (and publishes in
+/// the JWKS) every key that signed recently enough for one of its passes to
+/// be still in use (see `services::pass_keys`).
+#[async_trait]
+pub trait PassKeyRecords: Send + Sync {
+    /// Notes that the key `kid` (public JWK `jwk`, as JSON) signs passes as of
+    /// `now_ms`; a later note never moves the time back.
+    async fn note_signing(&self, kid: &str, jwk: &str, now_ms: i64) -> BackendResult<()>;
+    /// The public JWKs (JSON) of the keys noted signing at or after `since_ms`.
+    async fn keys_signing_since(&self, since_ms: i64) -> BackendResult<Vec<String>>;
+}
+
 /// The durable part of an event's line: what the admission store's fast state
 /// is restored from when that store loses it (the people waiting are in the queue).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -201,6 +201,7 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::token::tests::test_signer;
 
     const NOW_MS: i64 = 1_800_000_000_000;
 
@@ -264,7 +265,7 @@ mod tests {
 
     #[test]
     fn a_solved_challenge_verifies_for_its_event() {
-        let signer = Signer::new(b"secret", "ns");
+        let signer = test_signer(b"secret", "ns");
         let challenge = issued(&signer);
         let nonce = solve(&challenge, bits(8));
         let solved = check(
@@ -281,7 +282,7 @@ mod tests {
 
     #[test]
     fn every_way_a_challenge_fails_is_told_apart() {
-        let signer = Signer::new(b"secret", "ns");
+        let signer = test_signer(b"secret", "ns");
         let challenge = issued(&signer);
         let nonce = solve(&challenge, bits(8));
         let rock = event("rock");
@@ -295,7 +296,7 @@ mod tests {
         tampered[3] ^= 1;
         let tampered = String::from_utf8(tampered).unwrap();
         assert_eq!(at(bits(8), &tampered, NOW_MS), Err(Unsolved::Invalid));
-        let elsewhere = Signer::new(b"secret", "other-deployment");
+        let elsewhere = test_signer(b"secret", "other-deployment");
         assert_eq!(
             check(
                 &elsewhere,
@@ -330,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_challenge_is_not_a_token() {
-        let signer = Signer::new(b"secret", "ns");
+        let signer = test_signer(b"secret", "ns");
         let challenge = issued(&signer);
         assert_eq!(signer.verify_token(&challenge), None);
     }

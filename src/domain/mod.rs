@@ -7,6 +7,7 @@ pub mod event;
 pub mod gate;
 pub mod line;
 pub mod order;
+pub mod pass;
 pub mod prequeue;
 pub mod seat;
 pub mod time;
@@ -21,6 +22,7 @@ pub use event::{
 };
 pub use gate::{Origin, ReturnTo};
 pub use order::{Holder, Order, OrderStatus};
+pub use pass::{KeyError, Passes, PublicKey, SigningKey};
 pub use seat::{BlockFilter, SeatId, SeatRef, SeatState, Venue, VersionedSeats};
 pub use time::{from_unix_ms, unix_ms};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};

@@ -8,6 +8,7 @@ mod events;
 mod extract;
 mod gate;
 mod i18n;
+mod keys;
 mod limit;
 mod openapi;
 mod ops;
@@ -132,6 +133,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::openapi))
+        .routes(routes!(keys::jwks))
         .routes(routes!(pages::home))
         .routes(routes!(pages::waiting))
         .routes(routes!(gate::back))

@@ -593,7 +593,7 @@ fn status_body(
                 expires_at_ms,
             };
             TokenState::Admitted {
-                pass: state.line.signer().sign_pass(&pass),
+                pass: state.line.signer().sign_pass(&pass, now),
                 pass_expires_at: from_unix_ms(expires_at_ms),
                 poll_after_ms: 0,
             }

@@ -7,5 +7,6 @@ pub mod codes;
 pub mod door;
 pub mod group_commit;
 pub mod line;
+pub mod pass_keys;
 pub mod readiness;
 pub mod refusals;

@@ -17,6 +17,16 @@ use tokio_util::sync::CancellationToken;
 pub const ADMIN_TOKEN: &str = "test-admin-token-for-the-suite";
 pub const SECRET: &str = "test-secret";
 
+/// A signer like a deployment's on `secret` and `namespace`, whose public URL
+/// is the default one of the apps the tests spawn (`http://` + their address setting).
+pub fn signer(secret: &[u8], namespace: &str) -> anteroom::domain::Signer {
+    let passes = anteroom::domain::Passes::new(
+        "http://127.0.0.1:0",
+        anteroom::domain::SigningKey::derive(secret, namespace),
+    );
+    anteroom::domain::Signer::new(secret, namespace, std::sync::Arc::new(passes))
+}
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
@@ -125,6 +135,8 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         public_url: None,
         namespace: namespace.to_owned(),
         demo: false,
+        public_url: None,
+        signing_key: None,
     };
     configure(&mut config);
     let clock = ManualClock::new();

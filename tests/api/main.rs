@@ -15,6 +15,7 @@ mod gate;
 mod helpers;
 mod ops;
 mod orders;
+mod passes;
 mod prequeue;
 mod process;
 mod proxy;

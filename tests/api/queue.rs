@@ -1,7 +1,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use anteroom::domain::{EventId, QueueToken, Signer, TokenKey};
+use anteroom::domain::{EventId, QueueToken, TokenKey};
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -234,7 +234,7 @@ async fn forged_foreign_and_malformed_tokens_are_refused() {
             key: TokenKey::regular(1),
             token_id: uuid::Uuid::new_v4(),
         };
-        Signer::new(secret, namespace).sign_token(&token)
+        crate::helpers::signer(secret, namespace).sign_token(&token)
     };
     let (payload, _) = real.split_once('.').unwrap();
     for bad in [

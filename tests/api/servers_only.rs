@@ -251,7 +251,7 @@ async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
 #[tokio::test]
 async fn a_hold_whose_order_was_never_written_is_undone() {
     use anteroom::adapters::redis::RedisStore;
-    use anteroom::domain::{EventId, Holder, Signer};
+    use anteroom::domain::{EventId, Holder};
     use anteroom::ports::{HoldOutcome, PassTerms, SeatStore};
 
     let app = spawn_app().await;
@@ -265,7 +265,7 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
     app.seat_states("orphan").await; // the seat state exists
 
     // A process holds A-1-1 in Redis, then dies before writing the order.
-    let pass = Signer::new(crate::helpers::SECRET.as_bytes(), &app.namespace)
+    let pass = crate::helpers::signer(crate::helpers::SECRET.as_bytes(), &app.namespace)
         .verify_pass(&raw_pass)
         .unwrap();
     let redis = RedisStore::connect(&crate::helpers::redis_url(), &app.namespace)

@@ -24,7 +24,7 @@ use crate::domain::{
 use crate::ports::{
     BackendError, BackendResult, CodeCounts, CodeRecords, EventRepository, ExpiryDue,
     InsertEventError, InsertOrderError, LineRecord, LineRecords, LiveSeat, OrderRepository,
-    Reserved, Transition,
+    PassKeyRecords, Reserved, Transition,
 };
 use dialect::{Binds, Dialect, Reads, Statement};
 
@@ -537,6 +537,34 @@ impl<D: Dialect> LineRecords for SqlRecord<D> {
             prequeue: row.count("prequeue_size")?,
             draw: draw.as_deref().map(draw_from_bytes),
         })
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> PassKeyRecords for SqlRecord<D> {
+    async fn note_signing(&self, kid: &str, jwk: &str, now_ms: i64) -> BackendResult<()> {
+        let sql = format!(
+            "INSERT INTO signing_keys (kid, jwk, last_signed_ms) VALUES ($1, $2, $3) ON CONFLICT (kid)
+             DO UPDATE SET last_signed_ms = {greatest}(signing_keys.last_signed_ms, excluded.last_signed_ms)",
+            greatest = D::GREATEST,
+        );
+        self.run(
+            sqlx::query(AssertSqlSafe(sql))
+                .arg(kid)
+                .arg(jwk)
+                .arg(now_ms),
+        )
+        .await
+    }
+
+    async fn keys_signing_since(&self, since_ms: i64) -> BackendResult<Vec<String>> {
+        let rows = self
+            .rows(
+                sqlx::query("SELECT jwk FROM signing_keys WHERE last_signed_ms >= $1 ORDER BY kid")
+                    .arg(since_ms),
+            )
+            .await?;
+        rows.iter().map(|row| Fields::<D>(row).get("jwk")).collect()
     }
 }
 
