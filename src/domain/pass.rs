@@ -563,7 +563,7 @@ nH+cqxtYMY6mXB0bzbZTgQFSlPgB04Qz9T25TsQclkznoGEDisKtkUw=
         // Fixed here: a change would end every pass of every deployment that derives its key.
         assert_eq!(
             key.public().kid(),
-            "B5ntGwT0uTkrYRcqcQDlmkGf9mCu1w8lbIFi-ay_Fs0"
+            "UXIFJMpRgDsAuHvDRyZgvJHrXrbsDGifj9Ga0quakw8"
         );
     }
 
