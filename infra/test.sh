@@ -3,7 +3,7 @@
 # real Redis, RabbitMQ and PostgreSQL on 127.0.0.1 (started here if needed),
 # against a Redis Cluster, a Redis Sentinel set and a RabbitMQ cluster
 # (infra/cluster.sh), and against embedded mode (SQLite, in-process); then
-# schemathesis against the OpenAPI document, the operators' alerts and
+# schemathesis against the OpenAPI document, PyJWT against the passes, the operators' alerts and
 # dashboard, and the pages in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,8 @@ ANTEROOM_TEST_BACKEND=embedded cargo test --locked --test api -- --test-threads 
 echo "== schemathesis against the OpenAPI document (no 500, every response as documented)"
 # It starts target/debug/anteroom, which the integration suite above has built.
 bash infra/fuzz.sh || status=$?
+echo "== a shop's backend verifies passes with PyJWT and the JWKS alone (EdDSA and ES256)"
+bash infra/jwt-check.sh || status=$?
 echo "== the operators' alert rules (promtool) and Grafana dashboard"
 bash infra/check-ops.sh || status=$?
 echo "== the pages in headless Chromium"

@@ -36,14 +36,12 @@ pub struct Config {
     pub client_rate: u32,
     pub trust_forwarded: bool,
     /// The deployment's public base URL (`ANTEROOM_PUBLIC_URL`), without a
-    /// trailing `/`; unset: `http://<the bound address>`.
+    /// trailing `/`; unset: `http://<the bound address>` (for the passes' `iss`,
+    /// `http://<addr>`).
     pub public_url: Option<url::Url>,
     pub namespace: String,
     /// Seed a demo event into an empty database (`ANTEROOM_DEMO`, default on).
     pub demo: bool,
-    /// The deployment's public base URL, without a trailing `/` (`ANTEROOM_PUBLIC_URL`;
-    /// unset: `http://<addr>`, see [`Config::public_url`]).
-    pub public_url: Option<String>,
     /// The key that signs passes (`ANTEROOM_SIGNING_KEY`; unset: derived from the secret).
     pub signing_key: Option<SigningKey>,
 }
@@ -202,16 +200,6 @@ impl Config {
                 Some("0" | "false" | "no") => false,
                 Some(_) => return Err(bad("ANTEROOM_DEMO", "expected 1 or 0")),
             },
-            public_url: get("ANTEROOM_PUBLIC_URL")
-                .map(|url| {
-                    public_url(&url).ok_or_else(|| {
-                        bad(
-                            "ANTEROOM_PUBLIC_URL",
-                            "expected an http:// or https:// URL like https://tickets.example",
-                        )
-                    })
-                })
-                .transpose()?,
             signing_key: get("ANTEROOM_SIGNING_KEY")
                 .map(|value| signing_key(&value).map_err(|why| bad("ANTEROOM_SIGNING_KEY", &why)))
                 .transpose()?,

@@ -211,7 +211,7 @@ impl SigningKey {
             .try_sign(&probe, "probe", 0)
             .ok_or(KeyError::NotAPrivateKey)?;
         trusted
-            .verify(&signed, "probe")
+            .verify(&signed)
             .filter(|verified| *verified == probe)
             .ok_or(KeyError::NotAPrivateKey)?;
         Ok(key)

@@ -376,6 +376,17 @@ pub struct UpdateEvent {
     /// Takes effect at once: a join whose solution falls short of new, higher bits gets 428 with a fresh challenge
     #[serde(default)]
     join_challenge: Option<JoinChallenge>,
+    /// Takes effect at once: from then on, a join that brings no code of the event gets 403 (a live place is kept)
+    #[serde(default)]
+    #[schema(value_type = Option<Access>)]
+    access: Option<String>,
+    /// Takes effect at once; `places` 0 turns the limit off
+    #[serde(default)]
+    address_limit: Option<AddressLimit>,
+    /// Replaces the whole list ([] sends nobody back anywhere); takes effect at once for new return_to links
+    #[serde(default)]
+    #[schema(schema_with = openapi::return_origins)]
+    return_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]

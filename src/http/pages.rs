@@ -546,6 +546,7 @@ mod tests {
             name: "Presale".into(),
             venue: "Arena".into(),
             invitation_only: true,
+            return_to: None,
         }
         .render()
         .unwrap();

@@ -132,7 +132,6 @@ pub async fn spawn_app_with(namespace: &str, configure: impl FnOnce(&mut Config)
         amqp_url,
         client_rate: 0,
         trust_forwarded: false,
-        public_url: None,
         namespace: namespace.to_owned(),
         demo: false,
         public_url: None,
