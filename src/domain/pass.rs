@@ -475,12 +475,14 @@ nH+cqxtYMY6mXB0bzbZTgQFSlPgB04Qz9T25TsQclkznoGEDisKtkUw=
 
     #[test]
     fn an_untrusted_key_verifies_nothing_whatever_the_instances_address() {
-        let raw = passes(derived()).sign(&pass(), NOW_MS);
+        let home = passes(derived());
+        let raw = home.sign(&pass(), NOW_MS);
         // Another instance of the deployment, reached at its own address.
         assert_eq!(
             Passes::new("http://127.0.0.1:8081", derived()).verify(&raw),
-            Some(pass())
+            home.verify(&raw)
         );
+        assert!(home.verify(&raw).is_some());
         assert_eq!(
             passes(SigningKey::derive(b"other", "ns")).verify(&raw),
             None

@@ -20,8 +20,7 @@ use crate::domain::event::{
 use crate::domain::gate::parse_return_origins;
 use crate::domain::{
     Access, Admission, AdmissionPatch, Currency, Difficulty, Event, EventId, EventPatch, EventSpec,
-    Origin,
-    Section, prequeue,
+    Origin, Section, prequeue,
 };
 use crate::services::refusals::Refusal;
 

@@ -169,7 +169,7 @@ pub async fn back(
         let query = query.map(|Query(q)| q).unwrap_or_default();
         let back = match checked_return(&lang, event, query.return_to.as_deref().unwrap_or("")) {
             Ok(back) => back,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
         let pass = query
             .anteroom_pass

@@ -27,9 +27,7 @@ use crate::domain::event::{
 };
 use crate::domain::gate::MAX_RETURN_ORIGINS;
 use crate::domain::line::Limit;
-use crate::domain::{
-    Access, Admission, Currency, EventId, OrderStatus, Origin, SeatId, Section,
-};
+use crate::domain::{Access, Admission, Currency, EventId, OrderStatus, Origin, SeatId, Section};
 
 /// What a client needs to know about the whole API, before any route.
 #[derive(utoipa::OpenApi)]

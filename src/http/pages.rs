@@ -170,8 +170,13 @@ struct ReturnRefusedPage {
     why: Refusal,
 }
 
-/// `raw` checked against the event's return origins; refused: the page that says why (`400`).
-pub(super) fn checked_return(lang: &Lang, event: &Event, raw: &str) -> Result<ReturnTo, Response> {
+/// `raw` checked against the event's return origins; refused: the page that says why (`400`),
+/// boxed because a response is large beside the address.
+pub(super) fn checked_return(
+    lang: &Lang,
+    event: &Event,
+    raw: &str,
+) -> Result<ReturnTo, Box<Response>> {
     ReturnTo::parse(raw, &event.spec.return_origins).map_err(|why| {
         tracing::info!(event = %event.id(), ?why, "a return address refused");
         let page = ReturnRefusedPage {
@@ -180,7 +185,7 @@ pub(super) fn checked_return(lang: &Lang, event: &Event, raw: &str) -> Result<Re
             name: event.spec.name.clone(),
             why,
         };
-        (StatusCode::BAD_REQUEST, render(lang, &page)).into_response()
+        Box::new((StatusCode::BAD_REQUEST, render(lang, &page)).into_response())
     })
 }
 
@@ -256,7 +261,7 @@ pub async fn waiting(
                     url: back.as_str().to_owned(),
                     host: back.site(),
                 }),
-                Err(refused) => return refused,
+                Err(refused) => return *refused,
             },
         };
         let page = Waiting {

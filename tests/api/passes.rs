@@ -135,7 +135,7 @@ async fn a_rotated_key_verifies_until_its_passes_have_ended_then_leaves_the_jwks
         .await;
     let old_pass = first.admitted_pass("rotation").await;
     let old_kid = kid(&old_pass);
-    assert_eq!(published(&first).await, [old_kid.clone()]);
+    assert_eq!(published(&first).await, std::slice::from_ref(&old_kid));
     let events = [EventId::parse("rotation").expect("an id")];
     first.stop().await;
 
