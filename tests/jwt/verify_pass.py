@@ -113,6 +113,7 @@ class Service:
                 "venue": "Lab",
                 "starts_at": "2030-01-01T19:00:00Z",
                 "hold_seconds": 60,
+                "max_seats_per_user": 4,
                 "admission": {"per_second": 100, "max_active": 100, "pass_seconds": pass_seconds},
                 "sections": [{"id": "A", "name": "Floor", "price_cents": 1000, "rows": 2, "seats_per_row": 5}],
             },
