@@ -148,10 +148,18 @@ values = [@ORDERS@]
 include-operation-id = "createEvent"
 checks.positive_data_acceptance.expected-statuses = [201, 401, 409, 422]
 
-# 409 and 428: an event the fuzzer gave a join challenge (challenge_used, challenge_required).
+# 409 and 428: an event the fuzzer gave a join challenge (challenge_used, challenge_required);
+# 403 and 429: one it made invitation-only or limited per address (code_required,
+# invalid_code, too_many_places, rate_limited after ten unknown codes).
 [[operations]]
 include-operation-id = "joinQueue"
-checks.positive_data_acceptance.expected-statuses = [200, 201, 404, 409, 410, 428]
+checks.positive_data_acceptance.expected-statuses = [200, 201, 403, 404, 409, 410, 428, 429]
+
+# A million codes are hashed, written and sent back in one answer: seconds in
+# this debug build (the route's own deadline is BULK_REQUEST_TIMEOUT).
+[[operations]]
+include-operation-id = "issueCodes"
+checks.max_response_time = 60
 
 [[operations]]
 include-operation-id = "holdSeats"
@@ -168,6 +176,20 @@ checks.positive_data_acceptance.expected-statuses = [200, 401, 404, 410]
 [[operations]]
 include-operation-id = "cancelOrder"
 checks.positive_data_acceptance.expected-statuses = [200, 401, 404, 409, 410]
+
+# 422: an origin whose host does not parse (the pattern cannot say every rule of a host).
+[[operations]]
+include-operation-id = "updateEvent"
+checks.positive_data_acceptance.expected-statuses = [200, 401, 404, 409, 422]
+
+# 400: a return_to on none of the event's return_origins (the fuzzer's event lists none).
+[[operations]]
+include-operation-id = "waitingRoomPage"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 404]
+
+[[operations]]
+include-operation-id = "returnToSite"
+checks.positive_data_acceptance.expected-statuses = [303, 400, 404]
 EOF
 
 report=()

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use std::borrow::Cow;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use super::AppState;
 use super::error::ApiError;
@@ -15,18 +17,27 @@ use super::openapi;
 use crate::domain::EventId;
 use crate::domain::codes::{InviteCode, MAX_CODE_CHARS, MAX_GENERATED, MIN_CODE_CHARS};
 
-/// Either `count` (generate that many codes) or `codes` (import these)
-#[derive(Deserialize, ToSchema)]
-#[schema(as = CodesIssue, example = json!({"count": 500}))]
+/// Either `count` (generate that many codes) or `codes` (import these); its
+/// schema is [`openapi::issue_codes`], the two fields are read here so that
+/// each mistake is named in words.
+#[derive(Deserialize)]
 pub struct IssueCodes {
-    /// How many codes to generate (80 random bits each, shown as `K7QM-2XPA-9HTW-4RNB`)
     #[serde(default, deserialize_with = "optional_whole_number")]
-    #[schema(minimum = 1, maximum = 1_000_000)]
     count: Option<u64>,
-    /// An operator's codes to import: letters and digits (6 to 64 of them), grouped by dashes or spaces if you like; case, dashes and spaces do not matter when a fan types one
     #[serde(default)]
-    #[schema(min_items = 1)]
     codes: Option<Vec<String>>,
+}
+
+impl PartialSchema for IssueCodes {
+    fn schema() -> RefOr<Schema> {
+        openapi::issue_codes().into()
+    }
+}
+
+impl ToSchema for IssueCodes {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CodesIssue")
+    }
 }
 
 fn optional_whole_number<'de, D: serde::Deserializer<'de>>(

@@ -72,7 +72,7 @@ pub struct CreateEvent {
     address_limit: Option<AddressLimit>,
     /// Absent (or null): none; the waiting room then refuses every return_to
     #[serde(default)]
-    #[schema(schema_with = openapi::return_origins)]
+    #[schema(schema_with = openapi::optional_return_origins)]
     return_origins: Option<Vec<String>>,
     #[schema(schema_with = openapi::sections)]
     sections: Vec<Section>,
@@ -384,7 +384,7 @@ pub struct UpdateEvent {
     address_limit: Option<AddressLimit>,
     /// Replaces the whole list ([] sends nobody back anywhere); takes effect at once for new return_to links
     #[serde(default)]
-    #[schema(schema_with = openapi::return_origins)]
+    #[schema(schema_with = openapi::optional_return_origins)]
     return_origins: Option<Vec<String>>,
 }
 

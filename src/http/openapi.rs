@@ -15,13 +15,15 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
+    AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType,
+    Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, Response, Schema};
 use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
 
 use super::error::ErrorBody;
+use crate::domain::codes::{MAX_CODE_CHARS, MAX_GENERATED, MIN_CODE_CHARS};
 use crate::domain::event::{
     CURRENCIES, MAX_ACTIVE, MAX_PRICE_CENTS, MAX_SEATS_PER_EVENT, MAX_SEATS_PER_USER, MAX_SECONDS,
 };
@@ -601,6 +603,59 @@ pub fn return_origins() -> ArrayBuilder {
             "The origins that GET /events/{id}?return_to= may send an admitted visitor back to, \
              with the pass in the query parameter anteroom_pass",
         ))
+}
+
+/// [`return_origins`] in a request, where null is the same as leaving the field out.
+pub fn optional_return_origins() -> ArrayBuilder {
+    return_origins().schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+}
+
+/// A field that must be left out (or null) beside another.
+fn absent() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::Null)
+}
+
+/// `POST /api/admin/events/{id}/codes`: one of `count` and `codes`, never both.
+pub fn issue_codes() -> OneOfBuilder {
+    let generate = ObjectBuilder::new()
+        .property(
+            "count",
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .maximum(Some(MAX_GENERATED))
+                .description(Some(
+                    "How many codes to generate (80 random bits each, shown as \
+                     `K7QM-2XPA-9HTW-4RNB`)",
+                )),
+        )
+        .required("count")
+        .property("codes", absent());
+    // Letters and digits, MIN_CODE_CHARS to MAX_CODE_CHARS of them, dashes and spaces anywhere.
+    let code = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!(
+            "^[ -]*([A-Za-z0-9][ -]*){{{MIN_CODE_CHARS},{MAX_CODE_CHARS}}}$"
+        )))
+        .max_length(Some(MAX_CODE_CHARS * 2));
+    let import = ObjectBuilder::new()
+        .property(
+            "codes",
+            ArrayBuilder::new().items(code).min_items(Some(1)).description(Some(
+                "An operator's codes to import: letters and digits (6 to 64 of them), grouped by \
+                 dashes or spaces if you like; case, dashes and spaces do not matter when a fan \
+                 types one",
+            )),
+        )
+        .required("codes")
+        .property("count", absent());
+    OneOfBuilder::new()
+        .item(generate)
+        .item(import)
+        .description(Some(
+            "Either `count` (generate that many codes) or `codes` (import these), not both",
+        ))
+        .examples([serde_json::json!({"count": 500})])
 }
 
 impl PartialSchema for SeatId {

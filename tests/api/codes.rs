@@ -201,6 +201,30 @@ async fn codes_are_generated_once_imported_without_double_counting_and_counted()
     app.finish().await;
 }
 
+/// API.md's largest request: a million codes in one answer, each distinct, each
+/// admitting. (The clusters' passes skip it: it is the record's work.)
+#[tokio::test]
+async fn a_million_codes_come_in_one_answer() {
+    let app = spawn_app().await;
+    app.event("stadium-presale", json!({ "access": "codes" }))
+        .await;
+    let codes = generated(&app, "stadium-presale", 1_000_000).await;
+    assert_eq!(codes.len(), 1_000_000);
+    let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+    assert_eq!(distinct.len(), codes.len());
+    assert_eq!(code_stats(&app, "stadium-presale").await, (1_000_000, 0));
+    for code in [&codes[0], &codes[codes.len() / 2], &codes[codes.len() - 1]] {
+        let joined = join_with(&app, "stadium-presale", json!({ "code": code })).await;
+        assert_eq!(
+            joined.status,
+            StatusCode::CREATED,
+            "{code}: {}",
+            joined.body
+        );
+    }
+    assert_eq!(code_stats(&app, "stadium-presale").await, (1_000_000, 3));
+}
+
 #[tokio::test]
 async fn an_invitation_only_event_admits_codes_only_and_a_code_takes_one_place() {
     let app = spawn_app().await;
