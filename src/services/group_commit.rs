@@ -443,6 +443,40 @@ mod tests {
         in_flight: 1,
     };
 
+    /// Orders committed one group at a time into a record that holds every
+    /// write until its gate is opened.
+    struct Gated {
+        tasks: Tasks,
+        memory: Arc<MemoryOrders>,
+        orders: Arc<GroupCommittedOrders>,
+    }
+
+    impl Gated {
+        fn new() -> Self {
+            let tasks = Tasks::new();
+            let memory = Arc::new(MemoryOrders::gated());
+            let orders = Arc::new(GroupCommittedOrders::with_limits(
+                memory.clone(),
+                ONE_AT_A_TIME,
+                &tasks,
+            ));
+            Self {
+                tasks,
+                memory,
+                orders,
+            }
+        }
+    }
+
+    /// Inserts `order` in a task of its own, as a hold's request would.
+    fn spawn_insert(
+        orders: &Arc<GroupCommittedOrders>,
+        order: Order,
+    ) -> tokio::task::JoinHandle<Result<(), InsertOrderError>> {
+        let orders = orders.clone();
+        tokio::spawn(async move { orders.insert_order(&order).await })
+    }
+
     /// Lets every spawned task run until it waits (the test runtime has one thread).
     async fn settle() {
         for _ in 0..20 {
@@ -452,17 +486,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_order_goes_at_once_and_those_arriving_meanwhile_go_together() {
-        let tasks = Tasks::new();
-        let memory = Arc::new(MemoryOrders::gated());
-        let orders = Arc::new(GroupCommittedOrders::with_limits(
-            memory.clone(),
-            ONE_AT_A_TIME,
-            &tasks,
-        ));
-        let insert = |o: Order| {
-            let orders = orders.clone();
-            tokio::spawn(async move { orders.insert_order(&o).await })
-        };
+        let Gated {
+            tasks,
+            memory,
+            orders,
+        } = Gated::new();
+        let insert = |o: Order| spawn_insert(&orders, o);
         let first = insert(order(&["A-1-1"]));
         settle().await;
         // The first is being committed alone; ten more queue behind it.
@@ -482,17 +511,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_order_refused_in_a_group_fails_alone_and_the_others_commit() {
-        let tasks = Tasks::new();
-        let memory = Arc::new(MemoryOrders::gated());
-        let orders = Arc::new(GroupCommittedOrders::with_limits(
-            memory.clone(),
-            ONE_AT_A_TIME,
-            &tasks,
-        ));
-        let insert = |o: Order| {
-            let orders = orders.clone();
-            tokio::spawn(async move { orders.insert_order(&o).await })
-        };
+        let Gated {
+            tasks,
+            memory,
+            orders,
+        } = Gated::new();
+        let insert = |o: Order| spawn_insert(&orders, o);
         let first = insert(order(&["A-1-1"]));
         settle().await;
         let group = [
@@ -530,17 +554,12 @@ mod tests {
 
     #[tokio::test]
     async fn stopping_commits_what_was_taken_and_refuses_what_comes_after() {
-        let tasks = Tasks::new();
-        let memory = Arc::new(MemoryOrders::gated());
-        let orders = Arc::new(GroupCommittedOrders::with_limits(
-            memory.clone(),
-            ONE_AT_A_TIME,
-            &tasks,
-        ));
-        let insert = |o: Order| {
-            let orders = orders.clone();
-            tokio::spawn(async move { orders.insert_order(&o).await })
-        };
+        let Gated {
+            tasks,
+            memory,
+            orders,
+        } = Gated::new();
+        let insert = |o: Order| spawn_insert(&orders, o);
         let taken = [insert(order(&["A-1-1"])), insert(order(&["A-1-2"]))];
         settle().await;
         let stopped = tokio::spawn({

@@ -223,6 +223,7 @@ async fn a_million_codes_come_in_one_answer() {
         );
     }
     assert_eq!(code_stats(&app, "stadium-presale").await, (1_000_000, 3));
+    app.finish().await;
 }
 
 #[tokio::test]
