@@ -64,9 +64,9 @@ rate() {
   awk '/Requests\/sec/ {print $2}' "$results/wrk-$name.txt"
 }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-create_event() { # id, per_second, seats
+create_event() { # id, per_second, seats[, paused]
   curl -sf -XPOST "$base/api/admin/events" -H "Authorization: Bearer $admin" -d "{
-    \"id\": \"$1\", \"name\": \"Bench\", \"venue\": \"Bench\", \"starts_at\": \"2030-01-01T20:00:00Z\",
+    \"id\": \"$1\", \"paused\": ${4:-false}, \"name\": \"Bench\", \"venue\": \"Bench\", \"starts_at\": \"2030-01-01T20:00:00Z\",
     \"hold_seconds\": 60, \"max_seats_per_user\": 4,
     \"admission\": {\"per_second\": $2, \"max_active\": 1000, \"pass_seconds\": 600, \"abandon_seconds\": 3600},
     \"sections\": [{\"id\": \"A\", \"name\": \"Floor\", \"price_cents\": 100, \"rows\": 100, \"seats_per_row\": $3}]}" >/dev/null
@@ -94,7 +94,9 @@ fi
 
 if [[ " $only " == *" poll "* ]]; then
   say "status poll"
-  create_event poll 1 10
+  # Paused, so that the polled place stays waiting, as a million places do
+  # (an admitted poll also signs the pass: the waiting room's one last poll).
+  create_event poll 1 10 true
   token=$(curl -sf -XPOST "$base/api/events/poll/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
   poll=$(rate poll "$base/api/queue/$token")
   row "status poll (req/s)" "$poll" "$floor" "$(ratio "$poll" "$floor")" "≥ 0.80"
@@ -108,7 +110,8 @@ if [[ " $only " == *" instructions "* ]]; then
   # A second instance of the same deployment, and a second floor, run under callgrind.
   grind_port=$(free_port)
   grind_floor_port=$(free_port)
-  callgrind() { valgrind --tool=callgrind --callgrind-out-file="$grind/callgrind.out.%p" "$@"; }
+  # exec: the background job's pid ($!) is then valgrind's, whose counters callgrind_control reads.
+  callgrind() { exec valgrind --tool=callgrind --callgrind-out-file="$grind/callgrind.out.%p" "$@"; }
   REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
   DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
   ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$grind_port" ANTEROOM_DEMO=0 RUST_LOG=warn \
@@ -119,7 +122,7 @@ if [[ " $only " == *" instructions "* ]]; then
   grind_floor=$!
   pids+=($grind_floor)
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$grind_port/readyz" >/dev/null && curl -sf "http://127.0.0.1:$grind_floor_port/" >/dev/null && break; sleep 0.5; done
-  create_event instructions 1 10
+  create_event instructions 1 10 true
   token=$(curl -sf -XPOST "$base/api/events/instructions/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
   count="${INSTRUCTIONS_REQUESTS:-2000}"
   floor_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_floor" "http://127.0.0.1:$grind_floor_port/" "$count")

@@ -251,20 +251,59 @@ struct Claims {
     key: String,
 }
 
-/// The keys passes are verified with, by `kid`.
-struct Trusted(HashMap<String, PublicKey>);
+/// Passes remembered as verified, at most: a pass is about 400 bytes, so
+/// some 25 MB when full (then the memory starts again from nothing).
+const MAX_REMEMBERED_PASSES: usize = 50_000;
+
+/// The keys passes are verified with, by `kid`, and the passes they have
+/// verified. A gate sees a visitor's pass on every request of theirs, and a
+/// signature check costs tens of microseconds; a remembered pass is a lookup
+/// by its whole text. The memory goes with the keys: a new set of keys starts
+/// with none.
+struct Trusted {
+    keys: HashMap<String, PublicKey>,
+    verified: RwLock<HashMap<String, Pass>>,
+}
 
 impl Trusted {
     fn of(keys: impl IntoIterator<Item = PublicKey>) -> Self {
-        Self(keys.into_iter().map(|k| (k.kid.clone(), k)).collect())
+        Self {
+            keys: keys.into_iter().map(|k| (k.kid.clone(), k)).collect(),
+            verified: RwLock::default(),
+        }
+    }
+
+    /// The same keys (a `kid` names its key: it is the key's thumbprint).
+    fn same_keys(&self, other: &Self) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.keys.keys().all(|kid| other.keys.contains_key(kid))
     }
 
     fn verify(&self, raw: &str) -> Option<Pass> {
         if raw.len() > MAX_PASS_CHARS {
             return None;
         }
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(raw)
+            .cloned();
+        if remembered.is_some() {
+            return remembered;
+        }
+        let pass = self.check_signature(raw)?;
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_REMEMBERED_PASSES {
+            verified.clear();
+        }
+        verified.insert(raw.to_owned(), pass.clone());
+        Some(pass)
+    }
+
+    fn check_signature(&self, raw: &str) -> Option<Pass> {
         let kid = jsonwebtoken::decode_header(raw).ok()?.kid?;
-        let key = self.0.get(&kid)?;
+        let key = self.keys.get(&kid)?;
         let claims = jsonwebtoken::decode::<Claims>(raw, &key.decoding, &key.validation)
             .ok()?
             .claims;
@@ -330,7 +369,11 @@ impl Passes {
     /// From now on, passes verify with `keys` and the signing key, and no others.
     pub fn trust(&self, keys: impl IntoIterator<Item = PublicKey>) {
         let trusted = Trusted::of(std::iter::once(self.signing.public.clone()).chain(keys));
-        *self.trusted.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(trusted);
+        let mut current = self.trusted.write().unwrap_or_else(|p| p.into_inner());
+        // Read again every few seconds: the same keys keep the passes they verified.
+        if !current.same_keys(&trusted) {
+            *current = Arc::new(trusted);
+        }
     }
 
     /// The keys passes verify with, the signing key first, then by `kid`: the JWKS.
@@ -341,7 +384,7 @@ impl Passes {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut others: Vec<PublicKey> = trusted
-            .0
+            .keys
             .values()
             .filter(|k| k.kid != self.signing.public.kid)
             .cloned()
@@ -641,6 +684,9 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
         assert_eq!(passes.verify(&old_pass), None, "not trusted yet");
         passes.trust([old.public().clone()]);
         assert!(passes.verify(&old_pass).is_some());
+        // The same keys read again (every few seconds): the remembered pass still verifies.
+        passes.trust([old.public().clone()]);
+        assert!(passes.verify(&old_pass).is_some());
         assert_eq!(part(&passes.sign(&pass(), NOW_MS), 0)["kid"], ED25519_KID);
         let listed: Vec<String> = passes
             .trusted()
@@ -648,7 +694,8 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
             .map(|k| k.kid().to_owned())
             .collect();
         assert_eq!(listed, [new.public().kid(), old.public().kid()]);
-        // Trusting a new set drops the old key, never the signing one.
+        // Trusting a new set drops the old key, never the signing one, and
+        // forgets the passes the old set verified.
         passes.trust([]);
         assert_eq!(passes.verify(&old_pass), None);
         let listed: Vec<String> = passes
