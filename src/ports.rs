@@ -410,6 +410,13 @@ pub struct AllocateRequest<'a> {
     pub address: Option<&'a str>,
 }
 
+/// A join whose place was allocated but whose publish failed.
+#[derive(Debug, Clone, Copy)]
+pub struct AbortedJoin<'a> {
+    pub key: TokenKey,
+    pub request: &'a AllocateRequest<'a>,
+}
+
 /// A confirmed join to record: its entry, its visitor id, and the ended place it replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinCommit<'a> {
@@ -565,8 +572,17 @@ pub trait AdmissionStore: Send + Sync {
         event: &EventId,
         joins: &[JoinCommit<'_>],
     ) -> BackendResult<Vec<Option<LineMessage>>>;
-    /// Marks joins whose publish failed, so that admission skips their places.
-    async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()>;
+    /// Marks joins whose publish failed, so that admission skips their places,
+    /// and gives back what they took at the door (`allocate` with the same
+    /// `address_limit` and `now_ms`): the challenge each used and its place in
+    /// the address window, so that a retry is not refused for them.
+    async fn abort_joins(
+        &self,
+        event: &EventId,
+        joins: &[AbortedJoin<'_>],
+        address_limit: Option<WindowLimit>,
+        now_ms: i64,
+    ) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
     async fn leave(
         &self,

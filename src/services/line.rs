@@ -18,9 +18,9 @@ use crate::domain::{
     TokenKey, TokenKind, TokenStatus, unix_ms,
 };
 use crate::ports::{
-    AdmissionStore, AllocateOutcome, AllocateRequest, Allocation, BackendError, BackendResult,
-    Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, LineCounters, LineLost,
-    LineMessage, LineQueue, LineRecords, LineStart, Reserved, VisitorPlace,
+    AbortedJoin, AdmissionStore, AllocateOutcome, AllocateRequest, Allocation, BackendError,
+    BackendResult, Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, LineCounters,
+    LineLost, LineMessage, LineQueue, LineRecords, LineStart, Reserved, VisitorPlace,
 };
 use crate::tasks::Tasks;
 
@@ -498,8 +498,19 @@ impl Line {
         if !fresh.is_empty() {
             let messages: Vec<LineMessage> = fresh.iter().map(|(_, join)| join.message).collect();
             if let Err(e) = self.queue.publish(id, &messages).await {
-                let keys: Vec<TokenKey> = messages.iter().map(|m| m.key).collect();
-                if let Err(abort) = self.store.abort_joins(id, &keys).await {
+                let aborted: Vec<AbortedJoin<'_>> = fresh
+                    .iter()
+                    .map(|&(index, join)| AbortedJoin {
+                        key: join.message.key,
+                        request: &requests[index],
+                    })
+                    .collect();
+                let limit = event.spec.address_limit;
+                if let Err(abort) = self
+                    .store
+                    .abort_joins(id, &aborted, limit, unix_ms(now))
+                    .await
+                {
                     // Admission will find the places empty after its grace period.
                     tracing::error!(error = %abort, "could not mark failed joins");
                 }

@@ -23,10 +23,11 @@ use crate::domain::door::WindowLimit;
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{EventId, Holder, LogEntry, Ticket, TokenKey, TokenKind};
 use crate::ports::{
-    AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest, Allocation,
-    BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder, HoldOutcome,
-    JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineRecord, LineStart, LiveSeat,
-    LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, VisitorPlace,
+    AbortedJoin, AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest,
+    Allocation, BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder,
+    HoldOutcome, JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineRecord,
+    LineStart, LiveSeat, LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt,
+    SellOutcome, VisitorPlace,
 };
 
 /// How long one command may take before the request gets a clear 503.
@@ -192,6 +193,7 @@ fn strings<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Vec<Value> {
 struct Scripts {
     allocate: LuaScript,
     commit_joins: LuaScript,
+    abort_joins: LuaScript,
     leave: LuaScript,
     freeze: LuaScript,
     publish_draw: LuaScript,
@@ -247,6 +249,11 @@ macro_rules! script {
     };
 }
 
+/// The window of `limit` that places joined at `now_ms` count in.
+fn address_window(limit: WindowLimit, now_ms: i64) -> u64 {
+    limit.window(now_ms.div_euclid(1000))
+}
+
 impl Scripts {
     fn new() -> Self {
         Self {
@@ -271,6 +278,7 @@ impl Scripts {
                 writes_log,
                 [Line, Visitors, Left, Log, Active]
             ),
+            abort_joins: script!("abort_joins", [Failed, UsedChallenges, AddressPlaces]),
             leave: script!("leave", writes_log, [Line, Active, Left, Log]),
             freeze: script!("freeze", writes_log, [Line, Log, Failed]),
             publish_draw: script!("publish_draw", writes_log, [Draw, Log]),
@@ -360,10 +368,11 @@ impl Scripts {
     /// Every script, for the tests that check them all. The pattern names every
     /// field, so a new script that is not listed here does not compile.
     #[cfg(test)]
-    fn all(&self) -> [&LuaScript; 16] {
+    fn all(&self) -> [&LuaScript; 17] {
         let Scripts {
             allocate,
             commit_joins,
+            abort_joins,
             leave,
             freeze,
             publish_draw,
@@ -382,6 +391,7 @@ impl Scripts {
         [
             allocate,
             commit_joins,
+            abort_joins,
             leave,
             freeze,
             publish_draw,
@@ -525,9 +535,6 @@ impl Keys {
     }
     fn seen(&self) -> String {
         self.get(KeyName::Seen)
-    }
-    fn failed(&self) -> String {
-        self.get(KeyName::Failed)
     }
     fn active(&self) -> String {
         self.get(KeyName::Active)
@@ -741,11 +748,7 @@ impl AdmissionStore for RedisStore {
         now_ms: i64,
     ) -> BackendResult<AllocateOutcome> {
         let address_limit = address_limit.map_or_else(String::new, |limit| {
-            format!(
-                "{}:{}",
-                limit.per_window,
-                limit.window(now_ms.div_euclid(1000))
-            )
+            format!("{}:{}", limit.per_window, address_window(limit, now_ms))
         });
         let mut args = vec![
             if open { "1" } else { "0" }.to_owned(),
@@ -817,18 +820,29 @@ impl AdmissionStore for RedisStore {
         reply.iter().map(|e| parse_entry(e)).collect()
     }
 
-    async fn abort_joins(&self, event: &EventId, keys: &[TokenKey]) -> BackendResult<()> {
-        if keys.is_empty() {
+    async fn abort_joins(
+        &self,
+        event: &EventId,
+        joins: &[AbortedJoin<'_>],
+        address_limit: Option<WindowLimit>,
+        now_ms: i64,
+    ) -> BackendResult<()> {
+        if joins.is_empty() {
             return Ok(());
         }
-        let members = keys.iter().map(ToString::to_string);
-        let _: i64 = self
-            .kv
-            .call(
-                "SADD",
-                strings(std::iter::once(self.keys(event).failed()).chain(members)),
-            )
-            .await?;
+        let mut args = Vec::with_capacity(1 + joins.len() * 3);
+        args.push(address_limit.map_or_else(String::new, |limit| {
+            address_window(limit, now_ms).to_string()
+        }));
+        for join in joins {
+            args.push(join.key.to_string());
+            args.push(match join.request.ticket {
+                Ticket::Solved(solved) => solved.id.clone(),
+                Ticket::NotAsked | Ticket::Unsolved => String::new(),
+            });
+            args.push(join.request.address.unwrap_or_default().to_owned());
+        }
+        let _: i64 = self.run(&self.scripts.abort_joins, event, args).await?;
         Ok(())
     }
 
@@ -1320,6 +1334,7 @@ impl SeatStore for RedisStore {
 mod tests {
     use super::*;
     use crate::domain::Departure;
+    use crate::domain::challenge::Solved;
     use crate::ports::Reserved;
 
     /// The key names of a script's `-- KEYS: a, b, c` header line, in order.
@@ -1629,6 +1644,86 @@ mod tests {
         assert_eq!(since(start + 6, 10).await, taken(2_000_000, &[]));
     }
 
+    /// A join whose publish failed gives back its challenge and its place in
+    /// the address window: the client's retry with the same solution joins.
+    #[tokio::test]
+    async fn an_aborted_join_gives_back_its_challenge_and_its_address_place() {
+        let store = embedded_store().await;
+        let event = EventId::parse("aborted").unwrap();
+        let now_ms = 1_764_547_200_000;
+        let start = LineStart::Open {
+            reserved: Reserved {
+                regular: 100,
+                prequeue: 0,
+            },
+        };
+        assert!(store.start_line(&event, &start, now_ms).await.unwrap());
+        let limit = Some(WindowLimit {
+            per_window: 1,
+            window_seconds: 60,
+        });
+        let ticket = Ticket::Solved(Solved {
+            id: "challenge-1".into(),
+            expires_at_ms: now_ms + 60_000,
+        });
+        let request = AllocateRequest {
+            visitor: None,
+            token_id: Uuid::new_v4(),
+            ticket: &ticket,
+            address: Some("192.0.2.7"),
+        };
+        let allocate =
+            || store.allocate(&event, true, std::slice::from_ref(&request), limit, now_ms);
+        let places = |outcome| match outcome {
+            AllocateOutcome::Allocated(allocation) => allocation,
+            other => panic!("not allocated: {other:?}"),
+        };
+        let first = places(allocate().await.unwrap());
+        assert_eq!(first.existing, [VisitorPlace::None]);
+        // Without the abort, the same challenge and address are refused.
+        let again = places(allocate().await.unwrap());
+        assert_eq!(
+            again.existing,
+            [VisitorPlace::Refused(DoorRefusal::ChallengeUsed)]
+        );
+        let aborted = AbortedJoin {
+            key: TokenKey {
+                kind: first.kind,
+                seq: first.first_seq,
+            },
+            request: &request,
+        };
+        store
+            .abort_joins(&event, &[aborted], limit, now_ms)
+            .await
+            .unwrap();
+        // Past the challenge and the address's one place in the window.
+        let retried = places(allocate().await.unwrap());
+        assert_eq!(
+            retried.existing,
+            [VisitorPlace::None],
+            "the retry takes a new place"
+        );
+        assert_eq!(retried.first_seq, first.first_seq + 1);
+        // And took that place again: another challenge from the address is one too many.
+        let other = Ticket::Solved(Solved {
+            id: "challenge-2".into(),
+            expires_at_ms: now_ms + 60_000,
+        });
+        let another = AllocateRequest {
+            ticket: &other,
+            ..request
+        };
+        let refused = store
+            .allocate(&event, true, &[another], limit, now_ms)
+            .await
+            .unwrap();
+        assert_eq!(
+            places(refused).existing,
+            [VisitorPlace::Refused(DoorRefusal::TooManyPlaces)]
+        );
+    }
+
     /// A step longer than the script's parts (64, 128, … 4,000 places): its
     /// batched reads and writes decide each place as one command each would.
     #[tokio::test]
@@ -1650,7 +1745,20 @@ mod tests {
         for rank in left {
             store.leave(&event, key(rank), Some(rank)).await.unwrap();
         }
-        store.abort_joins(&event, &[key(failed)]).await.unwrap();
+        let nothing_at_the_door = AllocateRequest {
+            visitor: None,
+            token_id: Uuid::new_v4(),
+            ticket: &Ticket::NotAsked,
+            address: None,
+        };
+        let aborted = AbortedJoin {
+            key: key(failed),
+            request: &nothing_at_the_door,
+        };
+        store
+            .abort_joins(&event, &[aborted], None, now_ms)
+            .await
+            .unwrap();
         let seen: Vec<TokenKey> = (1..=places).filter(|&r| r != unseen).map(key).collect();
         store
             .heartbeat(&event, &seen, now_ms / 1_000)
