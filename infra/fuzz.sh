@@ -156,10 +156,12 @@ include-operation-id = "joinQueue"
 checks.positive_data_acceptance.expected-statuses = [200, 201, 403, 404, 409, 410, 428, 429]
 
 # A million codes are hashed, written and sent back in one answer: seconds in
-# this debug build (the route's own deadline is BULK_REQUEST_TIMEOUT).
+# this debug build, more on a loaded machine (the route's own deadline is
+# BULK_REQUEST_TIMEOUT, 120 s; the command line's --request-timeout is above it,
+# and every other route answers within its 15 s deadline).
 [[operations]]
 include-operation-id = "issueCodes"
-checks.max_response_time = 60
+checks.max_response_time = 130
 
 [[operations]]
 include-operation-id = "holdSeats"
@@ -203,7 +205,7 @@ status=0
 FUZZ_ADMIN_TOKEN="$admin_token" FUZZ_PASS="$pass" \
   schemathesis --config-file "$work/schemathesis.toml" run "${schema:-$base/api/openapi.json}" --url "$base" \
   --checks all --exclude-checks use_after_free \
-  --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 20 \
+  --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 150 \
   ${report[@]+"${report[@]}"} "$@" || status=$?
 
 if grep -q 'panicked' "$work/service.log"; then

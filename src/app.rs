@@ -171,8 +171,10 @@ struct Core {
 }
 
 impl Core {
+    /// `public_url`: the deployment's, as passes name their issuer.
     async fn start(
         config: &Config,
+        public_url: &url::Url,
         b: &Backends,
         clock: &Clock,
         tasks: &Tasks,
@@ -191,9 +193,8 @@ impl Core {
             Some(key) => key.clone(),
             None => SigningKey::derive(secret.expose().as_bytes(), &config.namespace),
         };
-        let issuer = config.public_url_or(config.addr);
         let passes = Arc::new(Passes::new(
-            issuer.as_str().trim_end_matches('/'),
+            public_url.as_str().trim_end_matches('/'),
             signing_key,
         ));
         let signer = Signer::new(secret.expose().as_bytes(), &config.namespace, passes);
@@ -275,6 +276,10 @@ impl App {
                     .await?,
             ),
         };
+        // Bound first: without ANTEROOM_PUBLIC_URL, the address bound (a port
+        // the system picked for :0) is what links and passes name.
+        let listener = TcpListener::bind(config.addr).await?;
+        let public_url = config.public_url_or(listener.local_addr()?);
         let tasks = Tasks::new();
         let Core {
             catalog,
@@ -282,7 +287,7 @@ impl App {
             line,
             booking,
             workers,
-        } = Core::start(&config, &backends, &clock, &tasks).await?;
+        } = Core::start(&config, &public_url, &backends, &clock, &tasks).await?;
         // Only a serving process signs passes (and so rotates keys); workers verify none.
         PassKeys::start(
             line.signer().passes().clone(),
@@ -304,7 +309,6 @@ impl App {
         tasks.every(REFUSALS_FLUSH, refusals.clone(), |r| async move {
             r.flush().await
         });
-        let listener = TcpListener::bind(config.addr).await?;
         let state = AppState::new(Inner {
             line,
             catalog,
@@ -330,7 +334,7 @@ impl App {
             metrics: telemetry::metrics(),
             limiter: ClientLimiter::new(config.client_rate, clock.clone()),
             trust_forwarded: config.trust_forwarded,
-            public_url: config.public_url_or(listener.local_addr()?),
+            public_url,
             tasks: tasks.clone(),
             clock,
         });
@@ -403,7 +407,9 @@ pub async fn run_workers(
     let clock = Clock::system();
     let backends = Backends::connect(&config, &clock).await?;
     let tasks = Tasks::new();
-    Core::start(&config, &backends, &clock, &tasks)
+    // A worker signs no pass: the configured address stands in for an unset public URL.
+    let public_url = config.public_url_or(config.addr);
+    Core::start(&config, &public_url, &backends, &clock, &tasks)
         .await?
         .workers
         .run(&tasks);

@@ -35,9 +35,8 @@ pub struct Config {
     pub amqp_url: Option<String>,
     pub client_rate: u32,
     pub trust_forwarded: bool,
-    /// The deployment's public base URL (`ANTEROOM_PUBLIC_URL`), without a
-    /// trailing `/`; unset: `http://<the bound address>` (for the passes' `iss`,
-    /// `http://<addr>`).
+    /// The deployment's public base URL (`ANTEROOM_PUBLIC_URL`): what links and
+    /// the passes' `iss` name; unset, `http://<the bound address>`.
     pub public_url: Option<url::Url>,
     pub namespace: String,
     /// Seed a demo event into an empty database (`ANTEROOM_DEMO`, default on).

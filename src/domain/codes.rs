@@ -120,7 +120,7 @@ impl fmt::Display for InviteCode {
 }
 
 /// A code's keyed hash, as the record keeps it (the whole HMAC-SHA256, hex).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CodeHash(String);
 
 impl CodeHash {

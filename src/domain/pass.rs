@@ -294,10 +294,12 @@ impl Trusted {
         }
         let pass = self.check_signature(raw)?;
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= MAX_REMEMBERED_PASSES {
-            verified.clear();
-        }
+        // Full: start again, and free the old memory after the lock is let go.
+        let forgotten =
+            (verified.len() >= MAX_REMEMBERED_PASSES).then(|| std::mem::take(&mut *verified));
         verified.insert(raw.to_owned(), pass.clone());
+        drop(verified);
+        drop(forgotten);
         Some(pass)
     }
 

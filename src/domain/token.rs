@@ -150,7 +150,7 @@ impl Signer {
         parts.next().is_none().then_some(token)
     }
 
-    /// The pass, its signature and issuer checked; `None` for anything else.
+    /// The pass, its signature checked with a trusted key; `None` for anything else.
     /// Whether it has ended, and whether it is for the event at hand, is the
     /// caller's to judge (order routes accept an ended pass).
     pub fn verify_pass(&self, raw: &str) -> Option<Pass> {

@@ -716,14 +716,10 @@ impl<D: Dialect> CodeRecords for SqlRecord<D> {
              ON CONFLICT (event_id, code_hash) DO NOTHING",
             D::list("$2"),
         );
-        // In order, the index is appended to rather than written all over:
-        // a million random hashes otherwise take many times as long.
-        let mut sorted: Vec<&str> = codes.iter().map(CodeHash::as_str).collect();
-        sorted.sort_unstable();
         let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
         let mut inserted = 0;
-        for chunk in sorted.chunks(CODES_PER_STATEMENT) {
-            let hashes: Vec<String> = chunk.iter().map(|&c| c.to_owned()).collect();
+        for chunk in codes.chunks(CODES_PER_STATEMENT) {
+            let hashes: Vec<String> = chunk.iter().map(|c| c.as_str().to_owned()).collect();
             let done = sqlx::query(AssertSqlSafe(sql.clone()))
                 .arg(event.as_str())
                 .list(&hashes)?
