@@ -641,11 +641,14 @@ pub fn issue_codes() -> OneOfBuilder {
     let import = ObjectBuilder::new()
         .property(
             "codes",
-            ArrayBuilder::new().items(code).min_items(Some(1)).description(Some(
-                "An operator's codes to import: letters and digits (6 to 64 of them), grouped by \
-                 dashes or spaces if you like; case, dashes and spaces do not matter when a fan \
-                 types one",
-            )),
+            ArrayBuilder::new()
+                .items(code)
+                .min_items(Some(1))
+                .description(Some(format!(
+                    "An operator's codes to import: letters and digits ({MIN_CODE_CHARS} to \
+                 {MAX_CODE_CHARS} of them), grouped by dashes or spaces if you like; case, dashes \
+                 and spaces do not matter when a fan types one",
+                ))),
         )
         .required("codes")
         .property("count", absent());

@@ -466,15 +466,12 @@ mod tests {
                 orders,
             }
         }
-    }
 
-    /// Inserts `order` in a task of its own, as a hold's request would.
-    fn spawn_insert(
-        orders: &Arc<GroupCommittedOrders>,
-        order: Order,
-    ) -> tokio::task::JoinHandle<Result<(), InsertOrderError>> {
-        let orders = orders.clone();
-        tokio::spawn(async move { orders.insert_order(&order).await })
+        /// Inserts `order` in a task of its own, as a hold's request would.
+        fn insert(&self, order: Order) -> tokio::task::JoinHandle<Result<(), InsertOrderError>> {
+            let orders = self.orders.clone();
+            tokio::spawn(async move { orders.insert_order(&order).await })
+        }
     }
 
     /// Lets every spawned task run until it waits (the test runtime has one thread).
@@ -486,38 +483,28 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_order_goes_at_once_and_those_arriving_meanwhile_go_together() {
-        let Gated {
-            tasks,
-            memory,
-            orders,
-        } = Gated::new();
-        let insert = |o: Order| spawn_insert(&orders, o);
-        let first = insert(order(&["A-1-1"]));
+        let gated = Gated::new();
+        let first = gated.insert(order(&["A-1-1"]));
         settle().await;
         // The first is being committed alone; ten more queue behind it.
         let behind: Vec<_> = (2..=11)
-            .map(|n| insert(order(&[&format!("A-1-{n}")])))
+            .map(|n| gated.insert(order(&[&format!("A-1-{n}")])))
             .collect();
         settle().await;
-        memory.open_gate();
+        gated.memory.open_gate();
         first.await.unwrap().unwrap();
         for inserted in join_all(behind).await {
             inserted.unwrap().unwrap();
         }
-        assert_eq!(*memory.groups.lock().unwrap(), [1, 10]);
-        assert_eq!(memory.orders().len(), 11);
-        tasks.stop(Duration::from_secs(5)).await;
+        assert_eq!(*gated.memory.groups.lock().unwrap(), [1, 10]);
+        assert_eq!(gated.memory.orders().len(), 11);
+        gated.tasks.stop(Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
     async fn an_order_refused_in_a_group_fails_alone_and_the_others_commit() {
-        let Gated {
-            tasks,
-            memory,
-            orders,
-        } = Gated::new();
-        let insert = |o: Order| spawn_insert(&orders, o);
-        let first = insert(order(&["A-1-1"]));
+        let gated = Gated::new();
+        let first = gated.insert(order(&["A-1-1"]));
         settle().await;
         let group = [
             order(&["A-1-2"]),
@@ -525,9 +512,9 @@ mod tests {
             order(&["A-1-4", "A-1-2"]), // A-1-2 goes to an order earlier in the group
             order(&["A-1-5"]),
         ];
-        let answers: Vec<_> = group.iter().cloned().map(insert).collect();
+        let answers: Vec<_> = group.iter().cloned().map(|o| gated.insert(o)).collect();
         settle().await;
-        memory.open_gate();
+        gated.memory.open_gate();
         first.await.unwrap().unwrap();
         let answers: Vec<_> = join_all(answers)
             .await
@@ -543,40 +530,38 @@ mod tests {
                 Ok(()),
             ]
         );
-        assert_eq!(*memory.groups.lock().unwrap(), [1, 4]);
+        assert_eq!(*gated.memory.groups.lock().unwrap(), [1, 4]);
         {
-            let stored = memory.orders();
+            let stored = gated.memory.orders();
             assert!(stored.contains_key(&group[0].id) && stored.contains_key(&group[3].id));
             assert!(!stored.contains_key(&group[1].id) && !stored.contains_key(&group[2].id));
         }
-        tasks.stop(Duration::from_secs(5)).await;
+        gated.tasks.stop(Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
     async fn stopping_commits_what_was_taken_and_refuses_what_comes_after() {
-        let Gated {
-            tasks,
-            memory,
-            orders,
-        } = Gated::new();
-        let insert = |o: Order| spawn_insert(&orders, o);
-        let taken = [insert(order(&["A-1-1"])), insert(order(&["A-1-2"]))];
+        let gated = Gated::new();
+        let taken = [
+            gated.insert(order(&["A-1-1"])),
+            gated.insert(order(&["A-1-2"])),
+        ];
         settle().await;
         let stopped = tokio::spawn({
-            let tasks = tasks.clone();
+            let tasks = gated.tasks.clone();
             async move { tasks.stop(Duration::from_secs(5)).await }
         });
         settle().await;
-        memory.open_gate();
+        gated.memory.open_gate();
         for inserted in join_all(taken).await {
             inserted.unwrap().unwrap();
         }
         assert!(stopped.await.unwrap(), "the committer ended");
         assert!(matches!(
-            orders.insert_order(&order(&["A-1-3"])).await,
+            gated.orders.insert_order(&order(&["A-1-3"])).await,
             Err(InsertOrderError::Backend(BackendError::Unavailable(_)))
         ));
-        assert_eq!(memory.orders().len(), 2);
+        assert_eq!(gated.memory.orders().len(), 2);
     }
 
     /// Expiry timers in memory: each scheduled group is one message, delivered
