@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use time::OffsetDateTime;
 
-use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue};
+use crate::adapters::embedded::{self, keyspace::Keyspace, queue::EmbeddedQueue, writer::Writer};
 use crate::adapters::record::{PostgresRecord, SqliteRecord};
 use crate::adapters::{amqp::AmqpLine, redis::RedisStore};
 use crate::config::{Config, ConfigError, Secret};
@@ -61,7 +61,7 @@ pub struct Backends {
     /// Embedded mode's hold on its database file, for as long as the backends live.
     pub process_lock: Option<embedded::ProcessLock>,
     connections: Connections,
-    /// The adapters' own tasks (embedded mode's journal writer).
+    /// The adapters' own tasks (embedded mode's SQLite writer).
     tasks: Tasks,
 }
 
@@ -120,8 +120,9 @@ impl Backends {
                 tokio::join!(amqp.close(), redis.close(), sql.close());
             }
             Connections::Embedded(pool) => {
-                // The journal writer ends once the last handle on the keyspace is
-                // gone (dropped above): every change made is on disk before the pool closes.
+                // The SQLite writer ends once the last handle on the keyspace and the
+                // queues is gone (dropped above): every change made is on disk before
+                // the pool closes.
                 tasks.stop(CLOSE_TIMEOUT).await;
                 pool.close().await;
             }
@@ -136,11 +137,12 @@ impl Backends {
         let process_lock = embedded::lock_database(&config.database_url)?;
         let pool = embedded::open_database(&config.database_url).await?;
         let tasks = Tasks::new();
-        let keyspace = Keyspace::open(pool.clone(), &tasks).await?;
+        let writer = Writer::start(pool.clone(), &tasks);
+        let keyspace = Keyspace::open(pool.clone(), writer.clone()).await?;
         // Nobody polled while the process was down: a restart abandons nobody.
         keyspace.refresh_all(":seen", clock.now().unix_timestamp().to_string().as_bytes());
         let store = Arc::new(RedisStore::embedded(keyspace, &config.namespace));
-        let queue = Arc::new(EmbeddedQueue::open(pool.clone()).await?);
+        let queue = Arc::new(EmbeddedQueue::open(pool.clone(), writer).await?);
         let record = Arc::new(SqliteRecord::new(pool.clone()));
         Ok(Self {
             events: record.clone(),
@@ -422,7 +424,7 @@ pub async fn run_workers(
 /// How long the background work has to end once told to stop: the longest is a
 /// group of joins being published (`PUBLISH_TIMEOUT`) or a hold being made.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-/// How long the embedded journal has to write its last changes.
+/// How long embedded mode's writer has to write its last changes.
 const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often each process reloads event settings (a PATCH is seen within 1 s).
 const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_millis(500);

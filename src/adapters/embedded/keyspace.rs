@@ -2,18 +2,21 @@
 //! adapter uses, and runs the adapter's own Lua scripts with the same
 //! atomicity (one lock over the whole script). Every change is journaled to
 //! SQLite before the caller is answered, and the journal is replayed at start,
-//! so embedded mode keeps what it acknowledged across a `kill -9`.
+//! so embedded mode keeps what it acknowledged across a `kill -9`. The journal
+//! is compacted as it grows (a snapshot of the keyspace replaces the entries
+//! before it), so a restart reads about as much as the keyspace holds, not
+//! the whole history of the sale.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use fred::types::Value;
 use mlua::{Lua, Variadic};
 use sqlx::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
 
+use super::writer::{Durable, Write, Writer};
 use crate::ports::{AnyError, BackendError, BackendResult};
-use crate::tasks::Tasks;
 
 fn failed(e: impl Into<AnyError>) -> BackendError {
     BackendError::unavailable("embedded store", e)
@@ -31,23 +34,31 @@ enum Entry {
 #[derive(Default)]
 struct Data(HashMap<String, Entry>);
 
-/// A change to journal: a command, or a script and its keys and arguments.
-#[derive(Debug, Clone)]
-enum Change {
-    Command {
-        name: String,
-        args: Vec<Vec<u8>>,
-    },
-    Script {
-        source: Arc<str>,
-        keys: Vec<Vec<u8>>,
-        args: Vec<Vec<u8>>,
-    },
+/// The journal is compacted once the entries written since its last snapshot
+/// add up to this many bytes at least…
+const COMPACT_AFTER_BYTES: usize = 8 << 20;
+/// …and to this share of that snapshot: a snapshot costs as much as the
+/// keyspace is big, so a big keyspace is written again only after as much
+/// again has been journaled (replaying a script costs more than reading a
+/// snapshot of what it wrote, hence less than the whole).
+const COMPACT_AFTER_SHARE: f64 = 0.5;
+
+struct Script {
+    function: mlua::Function,
+    /// What the journal names it by.
+    id: String,
 }
 
 struct State {
     data: Data,
     lua: Lua,
+    /// Each script compiled once, by its source: compiling is most of the cost
+    /// of running a small script.
+    compiled: HashMap<String, Script>,
+    /// Bytes journaled since the last snapshot (or, at start, replayed).
+    journaled: usize,
+    /// When `journaled` reaches this, the keyspace is snapshotted.
+    compact_at: usize,
 }
 
 impl State {
@@ -56,13 +67,31 @@ impl State {
     }
 
     /// Runs a script with `redis.call` bound to this state's commands.
-    fn eval(
-        &mut self,
-        source: &str,
-        keys: Vec<Vec<u8>>,
-        args: Vec<Vec<u8>>,
-    ) -> Result<Value, String> {
-        let State { data, lua } = self;
+    fn eval(&mut self, source: &str, keys: &[Vec<u8>], args: &[Vec<u8>]) -> Result<Value, String> {
+        let State {
+            data,
+            lua,
+            compiled,
+            ..
+        } = self;
+        let script = match compiled.get(source) {
+            Some(script) => script.function.clone(),
+            None => {
+                let function = lua
+                    .load(source)
+                    .into_function()
+                    .map_err(|e| e.to_string())?;
+                let id = script_id(source);
+                compiled.insert(
+                    source.to_owned(),
+                    Script {
+                        function: function.clone(),
+                        id,
+                    },
+                );
+                function
+            }
+        };
         lua.scope(|scope| {
             let call = scope.create_function_mut(|lua, parts: Variadic<mlua::Value>| {
                 let mut parts = parts.into_iter().map(|p| lua_bytes(&p));
@@ -85,9 +114,9 @@ impl State {
                 }
                 Ok(t)
             };
-            lua.globals().set("KEYS", strings(&keys)?)?;
-            lua.globals().set("ARGV", strings(&args)?)?;
-            let reply: mlua::Value = lua.load(source).eval()?;
+            lua.globals().set("KEYS", strings(keys)?)?;
+            lua.globals().set("ARGV", strings(args)?)?;
+            let reply: mlua::Value = script.call(())?;
             from_lua(reply)
         })
         .map_err(|e| e.to_string())
@@ -96,7 +125,7 @@ impl State {
 
 pub struct Keyspace {
     state: Mutex<State>,
-    journal: mpsc::UnboundedSender<(Change, oneshot::Sender<BackendResult<()>>)>,
+    journal: Writer,
 }
 
 const READ_ONLY: &[&str] = &[
@@ -120,13 +149,24 @@ const READ_ONLY: &[&str] = &[
 ];
 
 impl Keyspace {
-    /// Opens the store on `pool`, replaying its journal.
-    /// Its journal writer runs on `tasks` until the last handle on the store is dropped.
-    pub async fn open(pool: SqlitePool, tasks: &Tasks) -> BackendResult<Arc<Self>> {
+    /// Opens the store on `pool`, replaying its journal; it journals through `journal`.
+    pub async fn open(pool: SqlitePool, journal: Writer) -> BackendResult<Arc<Self>> {
+        let started = Instant::now();
+        let parts: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT data FROM kv_snapshot ORDER BY part")
+            .fetch_all(&pool)
+            .await
+            .map_err(failed)?;
+        let snapshot = parts.into_iter().map(|(p,)| p).collect::<Vec<_>>().concat();
+        let data = Data::decode(&snapshot)
+            .ok_or_else(|| BackendError::bug("the keyspace's snapshot is corrupt"))?;
         let mut state = State {
-            data: Data::default(),
+            data,
             lua: Lua::new(),
+            compiled: HashMap::new(),
+            journaled: 0,
+            compact_at: compact_at(snapshot.len()),
         };
+        drop(snapshot);
         let rows: Vec<(i64, String, Vec<u8>, Option<String>)> = sqlx::query_as(
             "SELECT id, name, args, source FROM kv_journal j LEFT JOIN kv_scripts s ON s.sha = j.name ORDER BY id",
         )
@@ -135,6 +175,7 @@ impl Keyspace {
         .map_err(failed)?;
         let replayed = rows.len();
         for (id, name, args, source) in rows {
+            state.journaled += args.len();
             let args = decode_args(&args)
                 .filter(|args| !args.is_empty())
                 .ok_or_else(|| BackendError::bug(format!("journal entry {id} is corrupt")))?;
@@ -146,7 +187,7 @@ impl Keyspace {
                         .unwrap_or(0);
                     let (keys, args) = args[1..].split_at(keys_len.min(args.len() - 1));
                     // A script that failed when it ran fails the same way now.
-                    if let Err(e) = state.eval(&source, keys.to_vec(), args.to_vec()) {
+                    if let Err(e) = state.eval(&source, keys, args) {
                         tracing::debug!(id, error = %e, "a journaled script failed, as it did when it ran");
                     }
                     Ok(())
@@ -155,14 +196,14 @@ impl Keyspace {
             };
             outcome.map_err(|e| failed(format!("replaying journal entry {id}: {e}")))?;
         }
-        if replayed > 0 {
+        if replayed > 0 || state.compact_at > COMPACT_AFTER_BYTES {
             tracing::info!(
+                keys = state.data.0.len(),
                 entries = replayed,
-                "the embedded store replayed its journal"
+                took_ms = started.elapsed().as_millis() as u64,
+                "the embedded store read its snapshot and replayed its journal"
             );
         }
-        let (journal, changes) = mpsc::unbounded_channel();
-        tasks.spawn(write_journal(pool, changes));
         Ok(Arc::new(Self {
             state: Mutex::new(state),
             journal,
@@ -176,14 +217,14 @@ impl Keyspace {
         let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let reply = state.exec(&name, &args).map_err(failed)?;
-            let durable = (!READ_ONLY.contains(&name.as_str()))
-                .then(|| self.record(Change::Command { name, args }));
+            let durable = (!READ_ONLY.contains(&name.as_str())).then(|| {
+                let args = encode_args(args.iter());
+                self.record(&mut state, name, args, None)
+            });
             (reply, durable)
         };
         if let Some(durable) = durable {
-            durable
-                .await
-                .map_err(|_| BackendError::bug("the journal writer stopped"))??;
+            durable.wait().await?;
         }
         Ok(reply)
     }
@@ -199,21 +240,21 @@ impl Keyspace {
         let args: Vec<Vec<u8>> = args.iter().map(value_bytes).collect();
         let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = state.eval(source, keys.clone(), args.clone());
+            let reply = state.eval(source, &keys, &args);
             // Journaled even when it failed: as in Redis, the writes it made before
             // the error stay, and replaying it makes exactly the same ones.
+            let id = state
+                .compiled
+                .get(source.as_ref())
+                .map_or_else(|| script_id(source), |script| script.id.clone());
+            let count = keys.len().to_string().into_bytes();
+            let entry = encode_args(std::iter::once(&count).chain(&keys).chain(&args));
             (
                 reply,
-                self.record(Change::Script {
-                    source: source.clone(),
-                    keys,
-                    args,
-                }),
+                self.record(&mut state, id, entry, Some(source.clone())),
             )
         };
-        durable
-            .await
-            .map_err(|_| BackendError::bug("the journal writer stopped"))??;
+        durable.wait().await?;
         reply.map_err(failed)
     }
 
@@ -228,77 +269,40 @@ impl Keyspace {
         }
     }
 
-    /// Called under the state lock, so the journal keeps execution order.
-    fn record(&self, change: Change) -> oneshot::Receiver<BackendResult<()>> {
-        let (done, durable) = oneshot::channel();
-        if self.journal.send((change, done)).is_err() {
-            tracing::error!("the embedded journal writer is gone");
+    /// Journals a change, called under the state lock so that the journal keeps
+    /// execution order; once the journal has grown enough, follows the change
+    /// with a snapshot.
+    fn record(
+        &self,
+        state: &mut State,
+        name: String,
+        args: Vec<u8>,
+        script: Option<Arc<str>>,
+    ) -> Durable {
+        state.journaled += args.len();
+        let durable = self.journal.send(Write::Journal { name, args, script });
+        if state.journaled >= state.compact_at {
+            let started = Instant::now();
+            let snapshot = state.data.encode();
+            tracing::info!(
+                keys = state.data.0.len(),
+                bytes = snapshot.len(),
+                journaled = state.journaled,
+                took_ms = started.elapsed().as_millis() as u64,
+                "the embedded store compacts its journal"
+            );
+            state.compact_at = compact_at(snapshot.len());
+            state.journaled = 0;
+            // Nobody waits for it: until it is on disk, the entries it replaces stay.
+            drop(self.journal.send(Write::Snapshot(snapshot)));
         }
         durable
     }
 }
 
-/// Writes journal entries in order, many per transaction (group commit), and
-/// answers each caller once its entry is on disk.
-async fn write_journal(
-    pool: SqlitePool,
-    mut changes: mpsc::UnboundedReceiver<(Change, oneshot::Sender<BackendResult<()>>)>,
-) {
-    let mut known_scripts: HashSet<String> = HashSet::new();
-    while let Some(first) = changes.recv().await {
-        let mut batch = vec![first];
-        while let Ok(next) = changes.try_recv() {
-            batch.push(next);
-            if batch.len() >= 1_000 {
-                break;
-            }
-        }
-        let outcome = append(&pool, &mut known_scripts, batch.iter().map(|(c, _)| c))
-            .await
-            .map(|_| ())
-            .map_err(failed);
-        for (_, done) in batch {
-            let _ = done.send(outcome.clone());
-        }
-    }
-}
-
-async fn append<'a>(
-    pool: &SqlitePool,
-    known_scripts: &mut HashSet<String>,
-    changes: impl Iterator<Item = &'a Change>,
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for change in changes {
-        let (name, args) = match change {
-            Change::Command { name, args } => (name.clone(), encode_args(args.iter())),
-            Change::Script { source, keys, args } => {
-                let sha = script_id(source);
-                if known_scripts.insert(sha.clone()) {
-                    sqlx::query("INSERT OR IGNORE INTO kv_scripts (sha, source) VALUES (?, ?)")
-                        .bind(&sha)
-                        .bind(source.as_ref())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                let count = keys.len().to_string().into_bytes();
-                (
-                    sha,
-                    encode_args(
-                        std::iter::once(&count)
-                            .chain(keys.iter())
-                            .chain(args.iter()),
-                    ),
-                )
-            }
-        };
-        sqlx::query("INSERT INTO kv_journal (name, args) VALUES (?, ?)")
-            .bind(name)
-            .bind(args)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await
+/// Journal bytes after which a snapshot of `snapshot_bytes` is replaced.
+fn compact_at(snapshot_bytes: usize) -> usize {
+    COMPACT_AFTER_BYTES.max((snapshot_bytes as f64 * COMPACT_AFTER_SHARE) as usize)
 }
 
 /// Scripts are journaled once, by the hash of their source.
@@ -307,23 +311,129 @@ fn script_id(source: &str) -> String {
     hex::encode(sha2::Sha256::digest(source.as_bytes()))
 }
 
+/// Appends `bytes`, preceded by their length.
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Reads what `put` wrote; `None` where the input ends early.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let taken = self.0.get(..len)?;
+        self.0 = &self.0[len..];
+        Some(taken)
+    }
+
+    fn count(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.count()?;
+        self.take(len)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+}
+
 fn encode_args<'a>(args: impl Iterator<Item = &'a Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
-    for arg in args {
-        out.extend_from_slice(&(arg.len() as u32).to_le_bytes());
-        out.extend_from_slice(arg);
-    }
+    args.for_each(|arg| put(&mut out, arg));
     out
 }
 
-fn decode_args(mut raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+fn decode_args(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut reader = Reader(raw);
     let mut args = Vec::new();
-    while !raw.is_empty() {
-        let len = u32::from_le_bytes(raw.get(..4)?.try_into().ok()?) as usize;
-        args.push(raw.get(4..4 + len)?.to_vec());
-        raw = &raw[4 + len..];
+    while !reader.is_empty() {
+        args.push(reader.bytes()?.to_vec());
     }
     Some(args)
+}
+
+/// A snapshot lists each key as its kind, its name and its contents, every
+/// string preceded by its length and every collection by its size.
+impl Data {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let size = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
+        for (key, entry) in &self.0 {
+            let kind = match entry {
+                Entry::Str(_) => b's',
+                Entry::Hash(_) => b'h',
+                Entry::Set(_) => b'S',
+                Entry::ZSet(_) => b'z',
+                Entry::List(_) => b'l',
+            };
+            out.push(kind);
+            put(&mut out, key.as_bytes());
+            match entry {
+                Entry::Str(value) => put(&mut out, value),
+                Entry::Hash(h) => {
+                    size(&mut out, h.len());
+                    for (field, value) in h {
+                        put(&mut out, field.as_bytes());
+                        put(&mut out, value);
+                    }
+                }
+                Entry::Set(s) => {
+                    size(&mut out, s.len());
+                    s.iter().for_each(|m| put(&mut out, m.as_bytes()));
+                }
+                Entry::ZSet(z) => {
+                    size(&mut out, z.len());
+                    for (member, score) in z {
+                        put(&mut out, member.as_bytes());
+                        out.extend_from_slice(&score.to_le_bytes());
+                    }
+                }
+                Entry::List(l) => {
+                    size(&mut out, l.len());
+                    l.iter().for_each(|item| put(&mut out, item));
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Option<Data> {
+        let mut r = Reader(raw);
+        let mut data = HashMap::new();
+        while let Some(&[kind]) = r.take(1) {
+            let key = r.text()?;
+            let entry = match kind {
+                b's' => Entry::Str(r.bytes()?.to_vec()),
+                b'h' => Entry::Hash(
+                    (0..r.count()?)
+                        .map(|_| Some((r.text()?, r.bytes()?.to_vec())))
+                        .collect::<Option<_>>()?,
+                ),
+                b'S' => Entry::Set((0..r.count()?).map(|_| r.text()).collect::<Option<_>>()?),
+                b'z' => Entry::ZSet(
+                    (0..r.count()?)
+                        .map(|_| Some((r.text()?, f64::from_le_bytes(r.take(8)?.try_into().ok()?))))
+                        .collect::<Option<_>>()?,
+                ),
+                b'l' => Entry::List(
+                    (0..r.count()?)
+                        .map(|_| Some(r.bytes()?.to_vec()))
+                        .collect::<Option<_>>()?,
+                ),
+                _ => return None,
+            };
+            data.insert(key, entry);
+        }
+        Some(Data(data))
+    }
 }
 
 fn value_bytes(v: &Value) -> Vec<u8> {
@@ -733,7 +843,8 @@ mod tests {
         let pool = super::super::open_database(&format!("sqlite://{}", path.display()))
             .await
             .unwrap();
-        Keyspace::open(pool, &Tasks::new()).await.unwrap()
+        let journal = Writer::start(pool.clone(), &crate::tasks::Tasks::new());
+        Keyspace::open(pool, journal).await.unwrap()
     }
 
     fn temp_db() -> std::path::PathBuf {
@@ -892,8 +1003,92 @@ mod tests {
             fields,
             [("a".to_owned(), "11".to_owned())].into_iter().collect()
         );
+        remove(&path);
+    }
+
+    fn remove(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    async fn count(kv_path: &std::path::Path, query: &'static str) -> i64 {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", kv_path.display()))
+            .await
+            .unwrap();
+        let (n,): (i64,) = sqlx::query_as(query).fetch_one(&pool).await.unwrap();
+        n
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_holds_every_kind_of_value() {
+        let kv = open(&temp_db()).await;
+        kv.call("SET", args(&["s", "v"])).await.unwrap();
+        kv.call("HSET", args(&["h", "a", "1", "b", ""]))
+            .await
+            .unwrap();
+        kv.call("SADD", args(&["set", "x", "y"])).await.unwrap();
+        kv.call("ZADD", args(&["z", "1.5", "a", "-inf", "b"]))
+            .await
+            .unwrap();
+        kv.call("RPUSH", args(&["l", "1", "2", "1"])).await.unwrap();
+        let state = kv.state.lock().unwrap();
+        let snapshot = state.data.encode();
+        let restored = Data::decode(&snapshot).unwrap();
+        assert_eq!(restored.encode().len(), snapshot.len());
+        assert_eq!(restored.0.len(), 5);
+        assert!(matches!(restored.get(b"s"), Some(Entry::Str(v)) if v == b"v"));
+        assert!(
+            matches!(restored.get(b"h"), Some(Entry::Hash(h)) if h.len() == 2 && h["b"].is_empty())
+        );
+        assert!(matches!(restored.get(b"set"), Some(Entry::Set(s)) if s.contains("y")));
+        assert!(
+            matches!(restored.get(b"z"), Some(Entry::ZSet(z)) if z["a"] == 1.5 && z["b"] == f64::NEG_INFINITY)
+        );
+        assert!(
+            matches!(restored.get(b"l"), Some(Entry::List(l)) if l == &[b"1".to_vec(), b"2".to_vec(), b"1".to_vec()])
+        );
+        assert!(
+            Data::decode(&snapshot[..snapshot.len() - 1]).is_none(),
+            "a cut snapshot is refused, not half read"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_journal_is_compacted_into_a_snapshot_and_restores_from_it() {
+        let path = temp_db();
+        let big = "x".repeat(1 << 20);
+        {
+            let kv = open(&path).await;
+            kv.call("HSET", args(&["h", "kept", "1"])).await.unwrap();
+            // Journal more than the least a compaction waits for.
+            for i in 0..=COMPACT_AFTER_BYTES >> 20 {
+                kv.call("SET", args(&["big", &format!("{i}{big}")]))
+                    .await
+                    .unwrap();
+            }
+            // Written after the snapshot in the journal's order, so on disk with it.
+            kv.call("HINCRBY", args(&["h", "kept", "1"])).await.unwrap();
+        }
+        assert!(
+            count(&path, "SELECT count(*) FROM kv_snapshot").await > 0,
+            "a snapshot was written"
+        );
+        assert!(
+            count(&path, "SELECT count(*) FROM kv_journal").await <= 2,
+            "the entries before the snapshot are gone"
+        );
+        let reopened = open(&path).await;
+        assert_eq!(
+            reopened.call("HGET", args(&["h", "kept"])).await.unwrap(),
+            Value::String("2".into())
+        );
+        let last = format!("{}{big}", COMPACT_AFTER_BYTES >> 20);
+        assert_eq!(
+            reopened.call("GET", args(&["big"])).await.unwrap(),
+            Value::String(last.into())
+        );
+        drop(reopened);
+        remove(&path);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod keyspace;
 pub mod queue;
+pub mod writer;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -57,7 +58,9 @@ pub async fn open_database(url: &str) -> BackendResult<SqlitePool> {
         // With WAL, NORMAL survives a process crash; only a power loss can lose the last commits.
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
+        .busy_timeout(Duration::from_secs(5))
+        // Whenever a checkpoint empties the write-ahead log, its file shrinks back to this.
+        .pragma("journal_size_limit", (64 << 20).to_string());
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
         .connect_with(options)

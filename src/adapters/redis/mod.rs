@@ -1516,9 +1516,11 @@ mod tests {
             crate::adapters::embedded::open_database(&format!("sqlite://{}", path.display()))
                 .await
                 .unwrap();
-        let keyspace = Keyspace::open(pool, &crate::tasks::Tasks::new())
-            .await
-            .unwrap();
+        let journal = crate::adapters::embedded::writer::Writer::start(
+            pool.clone(),
+            &crate::tasks::Tasks::new(),
+        );
+        let keyspace = Keyspace::open(pool, journal).await.unwrap();
         RedisStore::embedded(keyspace, "t")
     }
 
