@@ -5,7 +5,7 @@
 #
 #   bench/run.sh                        # everything, the spike with a million people
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
-#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join seatmap hold drain spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join embedded seatmap hold drain waiting spike
 #   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
 #                                       # measures another build of the service (a
 #                                       # build of main kept aside: before and after
@@ -17,10 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
-only="${BENCH_ONLY:-poll instructions gate join seatmap hold drain spike}"
+only="${BENCH_ONLY:-poll instructions gate join embedded seatmap hold drain waiting spike}"
 duration="${BENCH_SECONDS:-10}"
 connections="${BENCH_CONNECTIONS:-256}"
 spike_people="${SPIKE_PEOPLE:-1000000}"
+embedded_history="${EMBEDDED_HISTORY:-100000 1000000}"
+waiting_sizes="${WAITING_SIZES:-10000,100000,1000000}"
 service_bin="${BENCH_SERVICE_BIN:-target/release/anteroom}"
 
 bash infra/local-services.sh
@@ -42,6 +44,10 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   psql "$postgres/postgres" -qc "DROP DATABASE IF EXISTS $run_id" >/dev/null 2>&1 || true
+  # The run's keys and queues go too: a million waiting people are hundreds of megabytes.
+  redis-cli --scan --pattern "{$run_id:*" | xargs -r -n 500 redis-cli UNLINK >/dev/null 2>&1 || true
+  rabbitmqctl list_queues name --no-table-headers -q 2>/dev/null | grep "^$run_id\." \
+    | xargs -r -n 1 rabbitmqctl delete_queue -q >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -150,11 +156,60 @@ if [[ " $only " == *" gate "* ]]; then
   row "gate, no pass: 401 + Location (req/s)" "$refused" "$floor" "$(ratio "$refused" "$floor")" "≥ 0.70"
 fi
 
-if [[ " $only " == *" join "* ]]; then
+join=""
+measure_join() {
   say "join (durable, publisher confirms, group commit)"
   create_event join 1 100
   join=$(rate join -s bench/join.lua "$base/api/events/join/queue")
-  row "join (req/s)" "$join" "$floor" "$(ratio "$join" "$floor")" "≥ 0.25"
+}
+if [[ " $only " == *" join "* ]]; then
+  measure_join
+  row "join (req/s)" "$join" "$floor" "$(ratio "$join" "$floor")" "≥ 0.30"
+fi
+
+if [[ " $only " == *" embedded "* ]]; then
+  # What a new user runs first: one process, one SQLite file, no servers.
+  [[ -n "$join" ]] || measure_join
+  say "embedded mode: joins beside the servers', and restarts after a long history"
+  embedded_dir=$(mktemp -d)
+  embedded_port=$(free_port)
+  embedded_base="http://127.0.0.1:$embedded_port"
+  # Starts the embedded service on its file; `ready_after` is how long it took to answer /readyz.
+  start_embedded() {
+    local started; started=$(date +%s.%N)
+    ANTEROOM_ADDR="127.0.0.1:$embedded_port" DATABASE_URL="sqlite://$embedded_dir/anteroom.db" \
+    ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_DEMO=0 RUST_LOG=warn,anteroom::adapters::embedded=info \
+      "$service_bin" serve >>"$results/embedded.log" 2>&1 &
+    embedded_pid=$!
+    pids+=($embedded_pid)
+    for _ in $(seq 1200); do curl -sf "$embedded_base/readyz" >/dev/null && break; sleep 0.05; done
+    curl -sf "$embedded_base/readyz" >/dev/null || { echo "the embedded service did not start:"; tail "$results/embedded.log"; exit 1; }
+    ready_after=$(python3 -c "print(f'{$(date +%s.%N) - $started:.2f}')")
+  }
+  joined() { # everyone who joined the paused event: all still waiting
+    curl -sf "$embedded_base/api/admin/events/history/stats" -H "Authorization: Bearer $admin" \
+      | python3 -c 'import sys, json; s = json.load(sys.stdin); print(s["waiting"] + s["admitted_total"])'
+  }
+  start_embedded
+  base=$embedded_base create_event join 1 100
+  embedded_join=$(rate embedded-join -s bench/join.lua "$embedded_base/api/events/join/queue")
+  row "embedded join (req/s)" "$embedded_join" "$join (the servers' join)" "$(ratio "$embedded_join" "$join")" "≥ 1.00"
+  # Paused, so that everyone who joins stays in the line the restart must bring back.
+  base=$embedded_base create_event history 1 100 true
+  for people in $embedded_history; do
+    while (( $(joined) < people )); do
+      wrk -t1 -c64 -d2s -s bench/join.lua "$embedded_base/api/events/history/queue" >/dev/null
+    done
+    before=$(joined)
+    kill -9 "$embedded_pid"
+    wait "$embedded_pid" 2>/dev/null || true
+    start_embedded
+    after=$(joined)
+    [[ "$after" == "$before" ]] || { echo "the restart lost joins: $before before, $after after"; exit 1; }
+    bytes=$(du -cb "$embedded_dir"/anteroom.db* | tail -1 | cut -f1)
+    row "embedded restart after kill -9, $before people waiting (s)" "$ready_after (database $((bytes / 1048576)) MB)" "—" "—" "< 2 s after a million"
+  done
+  rm -rf "$embedded_dir"
 fi
 
 if [[ " $only " == *" seatmap "* ]]; then
@@ -202,6 +257,26 @@ if [[ " $only " == *" drain "* ]]; then
     --json "$results/drain.json" | tee "$results/drain.txt"
   drained=$(python3 -c "import json; print(round(json.load(open('$results/drain.json'))['admitted_per_second']))")
   row "admission drain (admitted/s)" "$drained" "—" "—" "≥ 200,000/s"
+fi
+
+if [[ " $only " == *" waiting "* ]]; then
+  say "a line of $waiting_sizes people at once, everyone polling when told"
+  target/release/anteroom-bench waiting --url "$base" --admin-token "$admin" --sizes "$waiting_sizes" \
+    --redis-url redis://127.0.0.1:6379 --namespace "$run_id" --service-pid "${pids[0]}" \
+    --json "$results/waiting.json" | tee "$results/waiting.txt"
+  python3 bench/plot_waiting.py "$results/waiting.json" "$results/waiting.svg"
+  while read -r waiting_row; do
+    eval "row $waiting_row"
+  done < <(python3 -c "
+import json, shlex
+for s in json.load(open('$results/waiting.json'))['sizes']:
+    poll = s['poll'] or {}
+    figure = lambda v: '—' if v is None else f'{v:,.0f}'
+    measured = (f\"{s['polls_per_second']:,.0f} polls/s, p99 {poll.get('p99_ms', 0):.1f} ms, \"
+                f\"{s['service_cpu_micros_per_poll'] or 0:.0f} µs CPU per poll, {s['late_polls']} late; bytes per person: \"
+                f\"Redis {figure(s['redis_bytes_per_person'])}, RabbitMQ {figure(s['rabbitmq_bytes_per_person'])}, \"
+                f\"service {figure(s['service_rss_bytes_per_person'])}\")
+    print(' '.join(shlex.quote(x) for x in [f\"{s['waiting']:,} waiting at once\", measured, '—', '—', 'flat cost per poll, Redis < 150 B per person']))")
 fi
 
 if [[ " $only " == *" spike "* ]]; then

@@ -6,6 +6,7 @@ mod client;
 mod micro;
 mod report;
 mod spike;
+mod waiting;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ const USAGE: &str = "usage: anteroom-bench <command> [--option value …]
   drain  --url U --admin-token T  admission worker drain with no rate limit [--people 200000] [--connections 64]
   hold   --url U --admin-token T --database-url D
                                   holds over HTTP vs bare sqlx inserts [--holds 20000] [--connections 64]
+  waiting --url U --admin-token T a line of each size at once, everyone polling as told; polls/s, poll
+         latency, service CPU per poll and memory per waiting person at each size
+         [--sizes 10000,100000,1000000] [--connections 256] [--measure-seconds 35]
+         [--redis-url R --namespace N] (Redis and RabbitMQ memory) [--service-pid P] (CPU, RSS)
 
 Every command takes --json FILE to write its figures as JSON.";
 
@@ -184,6 +189,42 @@ async fn run(command: &str, args: Args) -> Result<bool, String> {
                 &report.hold_latency,
                 report.holds as f64 / report.holds_per_second,
             );
+            args.write_json(&report)?;
+            Ok(true)
+        }
+        "waiting" => {
+            let sizes = args
+                .0
+                .get("sizes")
+                .map_or("10000,100000,1000000", String::as_str)
+                .split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse::<u64>()
+                        .map_err(|_| format!("--sizes: not a number: {n:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if sizes.is_empty() || sizes.windows(2).any(|w| w[0] >= w[1]) {
+                return Err("--sizes: one or more sizes, smallest first".into());
+            }
+            let report = waiting::run(waiting::WaitingOptions {
+                addr: args.addr().await?,
+                admin: args.admin()?,
+                sizes,
+                connections: args.number("connections", 256)?,
+                measure: Duration::from_secs(args.number("measure-seconds", 35)?),
+                redis_url: args.0.get("redis-url").cloned(),
+                namespace: args.0.get("namespace").cloned(),
+                service_pid: args
+                    .0
+                    .get("service-pid")
+                    .map(|p| p.parse())
+                    .transpose()
+                    .map_err(|_| "--service-pid: not a number")?,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            waiting::print(&report);
             args.write_json(&report)?;
             Ok(true)
         }
