@@ -3,26 +3,49 @@
 # machine (Redis, RabbitMQ and PostgreSQL on 127.0.0.1, started if needed) and
 # prints each figure next to its floor, measured in the same run.
 #
-#   bench/run.sh                        # everything, the spike with a million people
+#   bench/run.sh                        # everything at full size (~25 minutes): the doc's figures
+#   BENCH_MODE=short bench/run.sh       # everything but the flame graphs, small (~4 minutes):
+#                                       # a check that every benchmark still runs, not figures to quote
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
-#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join embedded seatmap hold drain waiting spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join embedded seatmap hold
+#                                       #          drain waiting flame spike
 #   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
 #                                       # measures another build of the service (a
 #                                       # build of main kept aside: before and after
 #                                       # on one machine, alternately)
 #
+# Sizes (each also settable alone): BENCH_SECONDS, BENCH_CONNECTIONS, SPIKE_PEOPLE,
+# EMBEDDED_HISTORY, WAITING_SIZES, WAITING_MEASURE_SECONDS, HOLD_COUNT, DRAIN_PEOPLE,
+# INSTRUCTIONS_REQUESTS.
+#
 # Results: bench/results/<UTC time>/ (wrk outputs, JSON of each Rust benchmark,
-# summary.md); the summary is also printed at the end.
+# flame graphs, summary.md); the summary is also printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/lib.sh
 
-only="${BENCH_ONLY:-poll instructions gate join embedded seatmap hold drain waiting spike}"
-duration="${BENCH_SECONDS:-10}"
+case "${BENCH_MODE:-full}" in
+  full)
+    everything="poll instructions gate join embedded seatmap hold drain waiting flame spike"
+    : "${BENCH_SECONDS:=10}" "${SPIKE_PEOPLE:=1000000}" "${EMBEDDED_HISTORY:=100000 1000000}"
+    : "${WAITING_SIZES:=10000,100000,1000000}" "${WAITING_MEASURE_SECONDS:=35}"
+    : "${HOLD_COUNT:=20000}" "${DRAIN_PEOPLE:=200000}" "${INSTRUCTIONS_REQUESTS:=2000}"
+    ;;
+  short)
+    everything="poll instructions gate join embedded seatmap hold drain waiting spike"
+    : "${BENCH_SECONDS:=3}" "${SPIKE_PEOPLE:=20000}" "${EMBEDDED_HISTORY:=20000}"
+    # Everyone polls once in 30 s this far from the front: the window is longer.
+    : "${WAITING_SIZES:=2000,20000}" "${WAITING_MEASURE_SECONDS:=32}"
+    : "${HOLD_COUNT:=3000}" "${DRAIN_PEOPLE:=20000}" "${INSTRUCTIONS_REQUESTS:=300}"
+    ;;
+  *) echo "BENCH_MODE: full or short, not ${BENCH_MODE}" >&2; exit 2 ;;
+esac
+only="${BENCH_ONLY:-$everything}"
+duration="$BENCH_SECONDS"
 connections="${BENCH_CONNECTIONS:-256}"
-spike_people="${SPIKE_PEOPLE:-1000000}"
-embedded_history="${EMBEDDED_HISTORY:-100000 1000000}"
-waiting_sizes="${WAITING_SIZES:-10000,100000,1000000}"
+spike_people="$SPIKE_PEOPLE"
+embedded_history="$EMBEDDED_HISTORY"
+waiting_sizes="$WAITING_SIZES"
 service_bin="${BENCH_SERVICE_BIN:-target/release/anteroom}"
 
 bash infra/local-services.sh
@@ -130,7 +153,7 @@ if [[ " $only " == *" instructions "* ]]; then
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$grind_port/readyz" >/dev/null && curl -sf "http://127.0.0.1:$grind_floor_port/" >/dev/null && break; sleep 0.5; done
   create_event instructions 1 10 true
   token=$(curl -sf -XPOST "$base/api/events/instructions/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
-  count="${INSTRUCTIONS_REQUESTS:-2000}"
+  count="$INSTRUCTIONS_REQUESTS"
   floor_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_floor" "http://127.0.0.1:$grind_floor_port/" "$count")
   poll_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_service" "http://127.0.0.1:$grind_port/api/queue/$token" "$count")
   row "status poll (instructions per request)" "$poll_instructions" "$floor_instructions" "$(ratio "$floor_instructions" "$poll_instructions")" "≥ 0.80 (floor / poll)"
@@ -246,14 +269,14 @@ fi
 if [[ " $only " == *" hold "* ]]; then
   say "hold + order insert vs a bare sqlx insert"
   target/release/anteroom-bench hold --url "$base" --admin-token "$admin" --database-url "$postgres/$run_id" \
-    --holds "${HOLD_COUNT:-20000}" --connections 64 --json "$results/hold.json" | tee "$results/hold.txt"
+    --holds "$HOLD_COUNT" --connections 64 --json "$results/hold.json" | tee "$results/hold.txt"
   read -r holds inserts r < <(python3 -c "import json; h=json.load(open('$results/hold.json')); print(round(h['holds_per_second']), round(h['inserts_per_second']), f\"{h['ratio']:.2f}\")")
   row "hold + order insert (holds/s)" "$holds" "$inserts" "$r" "≥ 0.70 and ≥ 5,000/s"
 fi
 
 if [[ " $only " == *" drain "* ]]; then
   say "admission worker drain, no rate limit"
-  target/release/anteroom-bench drain --url "$base" --admin-token "$admin" --people "${DRAIN_PEOPLE:-200000}" \
+  target/release/anteroom-bench drain --url "$base" --admin-token "$admin" --people "$DRAIN_PEOPLE" \
     --json "$results/drain.json" | tee "$results/drain.txt"
   drained=$(python3 -c "import json; print(round(json.load(open('$results/drain.json'))['admitted_per_second']))")
   row "admission drain (admitted/s)" "$drained" "—" "—" "≥ 200,000/s"
@@ -261,7 +284,7 @@ fi
 
 if [[ " $only " == *" waiting "* ]]; then
   say "a line of $waiting_sizes people at once, everyone polling when told"
-  target/release/anteroom-bench waiting --url "$base" --admin-token "$admin" --sizes "$waiting_sizes" \
+  target/release/anteroom-bench waiting --url "$base" --admin-token "$admin" --sizes "$waiting_sizes" --measure-seconds "$WAITING_MEASURE_SECONDS" \
     --redis-url redis://127.0.0.1:6379 --namespace "$run_id" --service-pid "${pids[0]}" \
     --json "$results/waiting.json" | tee "$results/waiting.txt"
   python3 bench/plot_waiting.py "$results/waiting.json" "$results/waiting.svg"
@@ -270,13 +293,41 @@ if [[ " $only " == *" waiting "* ]]; then
   done < <(python3 -c "
 import json, shlex
 for s in json.load(open('$results/waiting.json'))['sizes']:
-    poll = s['poll'] or {}
-    figure = lambda v: '—' if v is None else f'{v:,.0f}'
-    measured = (f\"{s['polls_per_second']:,.0f} polls/s, p99 {poll.get('p99_ms', 0):.1f} ms, \"
-                f\"{s['service_cpu_micros_per_poll'] or 0:.0f} µs CPU per poll, {s['late_polls']} late; bytes per person: \"
+    figure = lambda v, unit='': '—' if v is None else f'{v:,.0f}{unit}'
+    p99 = figure(s['poll'] and s['poll']['p99_ms'], ' ms')
+    measured = (f\"{s['polls_per_second']:,.0f} polls/s, p99 {p99}, \"
+                f\"{figure(s['service_cpu_micros_per_poll'], ' µs')} CPU per poll, {s['late_polls']} late; bytes per person: \"
                 f\"Redis {figure(s['redis_bytes_per_person'])}, RabbitMQ {figure(s['rabbitmq_bytes_per_person'])}, \"
                 f\"service {figure(s['service_rss_bytes_per_person'])}\")
     print(' '.join(shlex.quote(x) for x in [f\"{s['waiting']:,} waiting at once\", measured, '—', '—', 'flat cost per poll, Redis < 150 B per person']))")
+fi
+
+if [[ " $only " == *" flame "* ]]; then
+  say "flame graphs of the poll and the hold (perf, inferno)"
+  ensure_package perf linux-perf
+  command -v inferno-flamegraph >/dev/null 2>&1 || { say "installing inferno"; cargo install --locked --quiet inferno; }
+  service_pid=${pids[0]}
+  # Samples the service for a few seconds into $results/flame-$1.svg, titled $2.
+  flame() {
+    perf record -q -F 199 --call-graph dwarf,65528 -p "$service_pid" -o "$results/flame-$1.perf" -- sleep 5 2>/dev/null
+    perf script -i "$results/flame-$1.perf" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --minwidth 0.2 --title "$2" >"$results/flame-$1.svg"
+    rm -f "$results/flame-$1.perf"
+    echo "  $results/flame-$1.svg"
+  }
+  create_event flame-poll 1 10 true
+  token=$(curl -sf -XPOST "$base/api/events/flame-poll/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  wrk -t1 -c"$connections" -d9s "$base/api/queue/$token" >/dev/null &
+  load=$!
+  sleep 2
+  flame poll "the status poll of a waiting place (wrk -c$connections)"
+  wait "$load"
+  # The hold's flame graph is sampled while the holds run (not while their buyers are admitted).
+  target/release/anteroom-bench hold --url "$base" --admin-token "$admin" --database-url "$postgres/$run_id" \
+    --holds 40000 --connections 64 >"$results/flame-hold.txt" 2>&1 &
+  load=$!
+  until grep -q "held:" "$results/flame-hold.txt"; do sleep 0.2; done
+  flame hold "hold + order: best-available and one seat per request (64 connections)"
+  wait "$load"
 fi
 
 if [[ " $only " == *" spike "* ]]; then
@@ -287,9 +338,11 @@ if [[ " $only " == *" spike "* ]]; then
   summary=$(python3 -c "
 import json; s = json.load(open('$results/spike.json'))
 join = next(l for l in s['latencies'] if l['route'] == 'join')
+served = {l['route']: l for l in s['service_latencies']}
+service_join = served.get('POST /api/events/{id}/queue', {}).get('p99_ms_at_most')
 ok = all(c['ok'] for c in s['checks'])
 hold = next(l for l in s['latencies'] if l['route'] == 'hold')
-print(f\"{s['wall_seconds']:.0f} s wall, join p99 {join['p99_ms']:.1f} ms, {s['joins_per_second']:.0f} joins/s, best-available hold p50 {hold['p50_ms']:.1f} / p99 {hold['p99_ms']:.1f} ms, books {'balanced' if ok else 'NOT balanced'}\")")
+print(f\"{s['wall_seconds']:.0f} s wall, join p99 {join['p99_ms']:.1f} ms (as the service timed it: ≤ {service_join} ms), {s['joins_per_second']:.0f} joins/s, best-available hold p50 {hold['p50_ms']:.1f} / p99 {hold['p99_ms']:.1f} ms, books {'balanced' if ok else 'NOT balanced'}\")")
   row "spike ($spike_people people, 10,000 seats)" "$summary" "—" "—" "sold out, zero oversell, join p99 < 50 ms, hold p99 < 100 ms"
   [[ $status -eq 0 ]] || { echo "the spike's book checks failed"; exit $status; }
 fi

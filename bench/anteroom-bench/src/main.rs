@@ -5,6 +5,7 @@ mod challenge;
 mod client;
 mod micro;
 mod report;
+mod service_metrics;
 mod spike;
 mod waiting;
 

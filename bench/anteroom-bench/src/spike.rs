@@ -21,6 +21,7 @@ use crate::api::{self, Admin, EventShape};
 use crate::challenge;
 use crate::client::{Answer, Connection};
 use crate::report::{Latencies, Route, RouteSummary, print_latencies};
+use crate::service_metrics::{self, ServiceLatency};
 
 #[derive(Debug, Clone)]
 pub struct SpikeOptions {
@@ -522,6 +523,8 @@ pub struct SpikeReport {
     pub admission_to_sold_out_seconds: Option<f64>,
     pub outcomes: HashMap<&'static str, u64>,
     pub latencies: Vec<RouteSummary>,
+    /// The same requests as the service timed them (its `/metrics` histogram).
+    pub service_latencies: Vec<ServiceLatency>,
     pub problems: Vec<String>,
     pub checks: Vec<Check>,
 }
@@ -539,9 +542,19 @@ struct Milestones {
     sold_out: Option<Instant>,
 }
 
+/// The routes whose latency the service's own histogram reports beside the generator's.
+const SERVICE_ROUTES: [(&str, &str); 5] = [
+    ("POST", "/api/events/{id}/queue"),
+    ("GET", "/api/queue/{token}"),
+    ("POST", "/api/events/{id}/best_available"),
+    ("POST", "/api/events/{id}/holds"),
+    ("POST", "/api/orders/{order_id}/pay"),
+];
+
 pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
     let admin = Admin::new(options.admin_token.clone());
     let mut conn = Connection::new(options.addr);
+    let metrics_before = service_metrics::read(&mut conn).await?;
     let event = admin
         .create_event(&mut conn, "spike", options.shape)
         .await?;
@@ -611,6 +624,14 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
     .map(|(name, counter)| (name, counter.load(Relaxed)))
     .collect();
     let latencies = latencies.summary();
+    let metrics_after = service_metrics::read(&mut conn).await?;
+    let service_latencies = SERVICE_ROUTES
+        .iter()
+        .map(|(method, route)| {
+            ServiceLatency::between(&metrics_before, &metrics_after, route, method)
+        })
+        .filter(|latency| latency.count > 0)
+        .collect();
     let count_of = |route: &str| {
         latencies
             .iter()
@@ -634,6 +655,7 @@ pub async fn run(options: SpikeOptions) -> Result<SpikeReport, api::ApiError> {
         },
         outcomes,
         latencies,
+        service_latencies,
         problems: shared
             .problems
             .lock()
@@ -869,6 +891,17 @@ pub fn print(report: &SpikeReport) {
             .join(", ")
     );
     print_latencies(&report.latencies, report.wall_seconds);
+    println!("as the service timed them (its histogram's bucket bounds):");
+    let bound = |ms: Option<f64>| ms.map_or("—".into(), |ms| format!("≤ {ms} ms"));
+    for latency in &report.service_latencies {
+        println!(
+            "  {:<40} {:>9}  p50 {:<12} p99 {}",
+            latency.route,
+            latency.count,
+            bound(latency.p50_ms_at_most),
+            bound(latency.p99_ms_at_most)
+        );
+    }
     for problem in &report.problems {
         println!("  unexpected: {problem}");
     }

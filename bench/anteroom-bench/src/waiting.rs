@@ -210,17 +210,18 @@ fn redis_bytes(url: &str, namespace: &str, event: &str) -> Option<u64> {
     Some(total)
 }
 
-/// Memory of the event's line queue, as RabbitMQ reports it.
+/// Memory of the event's line queue, as RabbitMQ reports it (none before it is declared).
 fn rabbitmq_bytes(namespace: &str, event: &str) -> Option<u64> {
     let listing = command_output(
         "rabbitmqctl",
         &["list_queues", "name", "memory", "--no-table-headers", "-q"],
     )?;
     let name = format!("{namespace}.line.{event}");
-    listing.lines().find_map(|line| {
+    let memory = listing.lines().find_map(|line| {
         let mut parts = line.split_whitespace();
         (parts.next()? == name).then(|| parts.next()?.parse().ok())?
-    })
+    });
+    Some(memory.unwrap_or(0))
 }
 
 /// Bytes per person between two readings (`None` when either is missing).
@@ -345,7 +346,9 @@ pub async fn run(options: WaitingOptions) -> Result<WaitingReport, ApiError> {
                     polls_per_second: polls as f64 / seconds,
                     poll: latencies.summary().into_iter().next(),
                     late_polls: late,
-                    service_cpu_micros_per_poll: cpu.map(|c| c as f64 / polls.max(1) as f64),
+                    service_cpu_micros_per_poll: cpu
+                        .filter(|_| polls > 0)
+                        .map(|c| c as f64 / polls as f64),
                     redis_bytes_per_person: per_person(redis_now, redis_before, waiting),
                     rabbitmq_bytes_per_person: per_person(rabbit_now, rabbitmq_before, waiting),
                     service_rss_bytes_per_person: per_person(rss_now, rss_before, waiting),
