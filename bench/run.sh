@@ -144,7 +144,7 @@ if [[ " $only " == *" instructions "* ]]; then
   REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
   DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
   ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$grind_port" ANTEROOM_DEMO=0 RUST_LOG=warn \
-    callgrind target/release/anteroom serve >"$grind/service.log" 2>&1 &
+    callgrind "$service_bin" serve >"$grind/service.log" 2>&1 &
   grind_service=$!
   pids+=($grind_service)
   callgrind target/release/anteroom-bench floor --addr "127.0.0.1:$grind_floor_port" >"$grind/floor.log" 2>&1 &
