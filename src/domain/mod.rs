@@ -26,4 +26,4 @@ pub use pass::{KeyError, Passes, PublicKey, SigningKey};
 pub use seat::{BlockFilter, SeatId, SeatRef, SeatState, Venue, VersionedSeats};
 pub use time::{from_unix_ms, unix_ms};
 pub use token::{Pass, QueueToken, Signer, TokenKey, TokenKind};
-pub use view::{Departure, LineView, LogEntry, LogPosition, TokenStatus};
+pub use view::{Departure, LineView, LogEntry, LogPosition, PollMark, TokenStatus};

@@ -130,6 +130,69 @@ pub enum TokenStatus {
     Left,
 }
 
+impl TokenStatus {
+    /// This status as shown to a client that was last shown `shown` (its
+    /// position then): a place only moves forward, so a view that places it
+    /// further back (one that has read less of the log, or a log restored
+    /// after a failover that has not yet re-logged every admission) shows the
+    /// last position instead.
+    pub fn no_further_back_than(self, shown: Option<u64>) -> Self {
+        match (self, shown) {
+            (TokenStatus::Waiting { position }, Some(shown)) => TokenStatus::Waiting {
+                position: position.min(shown.max(1)),
+            },
+            (status, _) => status,
+        }
+    }
+}
+
+/// What a client sends back with its next poll: how far into the log its last
+/// answer was read and, when it was waiting, the position it was shown, with
+/// the token it was for. Written `<entries>.<epoch>[.<token key>.<position>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollMark {
+    pub read: LogPosition,
+    pub shown: Option<(TokenKey, u64)>,
+}
+
+impl PollMark {
+    /// The position shown to `key`'s last answer, if this mark is `key`'s.
+    pub fn shown_to(&self, key: TokenKey) -> Option<u64> {
+        self.shown
+            .filter(|(shown_key, _)| *shown_key == key)
+            .map(|(_, position)| position)
+    }
+}
+
+impl fmt::Display for PollMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.read)?;
+        if let Some((key, position)) = self.shown {
+            write!(f, ".{key}.{position}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for PollMark {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut parts = s.splitn(4, '.');
+        let (entries, epoch) = (parts.next().ok_or(())?, parts.next().ok_or(())?);
+        let read = format!("{entries}.{epoch}").parse()?;
+        let shown = match (parts.next(), parts.next()) {
+            (None, None) => None,
+            (Some(key), Some(position)) => Some((
+                TokenKey::parse(key).ok_or(())?,
+                position.parse().map_err(|_| ())?,
+            )),
+            _ => return Err(()),
+        };
+        Ok(Self { read, shown })
+    }
+}
+
 /// Passes are counted in buckets of this many milliseconds of expiry, so that
 /// a restore names at most `pass_seconds / 10` expiries however many there were.
 pub const PASS_BUCKET_MS: i64 = 10_000;
@@ -527,6 +590,59 @@ mod tests {
         assert!(!ahead.follows_epoch_of(&restored), "nor waited for");
         assert!(behind.follows_epoch_of(&far));
         assert!(!LineView::default().has_read(&far));
+    }
+
+    #[test]
+    fn a_poll_mark_reads_back_what_it_wrote_and_nothing_else() {
+        let read: LogPosition = "12.1700000000123".parse().expect("a position");
+        let plain = PollMark {
+            read: read.clone(),
+            shown: None,
+        };
+        let shown = PollMark {
+            read,
+            shown: Some((TokenKey::regular(40), 7)),
+        };
+        for mark in [&plain, &shown] {
+            assert_eq!(mark.to_string().parse::<PollMark>().as_ref(), Ok(mark));
+        }
+        assert_eq!(shown.to_string(), "12.1700000000123.r40.7");
+        assert_eq!(shown.shown_to(TokenKey::regular(40)), Some(7));
+        assert_eq!(
+            shown.shown_to(TokenKey::regular(41)),
+            None,
+            "another token's mark"
+        );
+        assert_eq!(shown.shown_to(TokenKey::pre_queue(40)), None);
+        for bad in [
+            "12",
+            "12.x",
+            "12.1700.r40",
+            "12.1700.q40.7",
+            "12.1700.r40.-1",
+            "12.1700.r40.7.8",
+        ] {
+            assert!(bad.parse::<PollMark>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_place_is_never_shown_further_back_than_it_was() {
+        let waiting = |position| TokenStatus::Waiting { position };
+        assert_eq!(waiting(8).no_further_back_than(Some(3)), waiting(3));
+        assert_eq!(waiting(2).no_further_back_than(Some(3)), waiting(2));
+        assert_eq!(waiting(8).no_further_back_than(None), waiting(8));
+        assert_eq!(
+            waiting(8).no_further_back_than(Some(0)),
+            waiting(1),
+            "first at best"
+        );
+        let admitted = TokenStatus::Admitted { expires_at_ms: 5 };
+        assert_eq!(admitted.no_further_back_than(Some(3)), admitted);
+        assert_eq!(
+            TokenStatus::PreQueue.no_further_back_than(Some(3)),
+            TokenStatus::PreQueue
+        );
     }
 
     #[test]

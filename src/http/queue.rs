@@ -23,7 +23,7 @@ use crate::domain::challenge::{MAX_NONCE_CHARS, Unsolved};
 use crate::domain::codes::{InviteCode, MAX_CODE_CHARS};
 use crate::domain::line::{Limit, poll_after_ms};
 use crate::domain::{
-    Access, Event, EventId, LogPosition, Pass, QueueToken, TokenStatus, from_unix_ms,
+    Access, Event, EventId, Pass, PollMark, QueueToken, TokenStatus, from_unix_ms,
 };
 use crate::ports::DoorRefusal;
 use crate::services::codes::KnownCode;
@@ -36,9 +36,10 @@ const MAX_JOIN_CODE_CHARS: usize = MAX_CODE_CHARS * 2;
 /// The status poll's route, the hottest of all (see `super::request_span`).
 pub(super) const POLL_ROUTE: &str = "/api/queue/{token}";
 
-/// How far into the line's log an answer was read. A client sends back the
-/// last one it got, so that whichever instance answers next has read at least
-/// as much: behind a balancer, a position never goes up from one poll to the next.
+/// How far into the line's log an answer was read, and the position it showed
+/// ([`PollMark`]). A client sends back the last one it got, so that whichever
+/// instance answers next has read at least as much and shows the place no
+/// further back: behind a balancer, a position never goes up from one poll to the next.
 pub static LOG_POSITION: HeaderName = HeaderName::from_static("anteroom-log-position");
 
 #[derive(Deserialize, ToSchema)]
@@ -74,7 +75,7 @@ pub struct StatusBody {
     state: TokenState,
     /// Sent as the [`LOG_POSITION`] header, not in the body.
     #[serde(skip)]
-    read_up_to: Option<LogPosition>,
+    mark: Option<PollMark>,
 }
 
 /// Where a token stands, by `state`.
@@ -125,7 +126,7 @@ impl StatusBody {
         Self {
             token_id,
             state,
-            read_up_to: None,
+            mark: None,
         }
     }
 }
@@ -191,7 +192,7 @@ impl StatusBody {
         )
             .into_response();
         if let Some(value) = self
-            .read_up_to
+            .mark
             .as_ref()
             .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
         {
@@ -282,14 +283,14 @@ impl IntoResponse for JoinedBody {
     ),
     responses(
         (status = 201, description = "A new place", body = JoinedBody,
-            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read, and the position it showed (`<entries>.<epoch>[.<token key>.<position>]`). Send it back unchanged as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, and no answer places the token further back than the one before, so that behind a balancer (and through a failover) a position never goes up.")),
             links(
                 ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
                 ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
             )
         ),
         (status = 200, description = "The visitor's place, still live, in its current state", body = JoinedBody,
-            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up.")),
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read, and the position it showed (`<entries>.<epoch>[.<token key>.<position>]`). Send it back unchanged as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, and no answer places the token further back than the one before, so that behind a balancer (and through a failover) a position never goes up.")),
             links(
                 ("PollQueue" = (operation_id = "pollQueue", parameters(("token" = "$response.body#/token")))),
                 ("LeaveQueue" = (operation_id = "leaveQueue", parameters(("token" = "$response.body#/token")))),
@@ -411,7 +412,7 @@ async fn join_event(
     let token = state.line.token_for(event.id(), joined.message);
     let answer = JoinedBody {
         token: state.line.signer().sign_token(&token),
-        status: describe(state, &event, &token, state.clock.now()),
+        status: describe(state, &event, &token, state.clock.now(), None),
     };
     let status = if joined.created {
         StatusCode::CREATED
@@ -468,7 +469,7 @@ async fn invitation(
             description = "The `Anteroom-Log-Position` of the client's last status answer. Optional; anything that is not one is ignored."),
     ),
     responses(
-        (status = 200, description = "The token's state", body = StatusBody, headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read (`<entries>.<epoch>`). Send it back as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, so that behind a balancer a position never goes up."))),
+        (status = 200, description = "The token's state", body = StatusBody, headers(("Anteroom-Log-Position" = String, description = "How far into the line's log this answer was read, and the position it showed (`<entries>.<epoch>[.<token key>.<position>]`). Send it back unchanged as the `Anteroom-Log-Position` request header with the next poll: an instance that has read less of the log catches up before it answers, and no answer places the token further back than the one before, so that behind a balancer (and through a failover) a position never goes up."))),
         (status = 401, response = openapi::InvalidToken),
     )
 )]
@@ -478,13 +479,14 @@ pub async fn poll(
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
-    let last_read = headers
+    let last_mark = headers
         .get(&LOG_POSITION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<LogPosition>().ok());
-    if let Some(position) = last_read {
-        state.line.read_up_to(&token.event, &position).await;
+        .and_then(|v| v.parse::<PollMark>().ok());
+    if let Some(mark) = &last_mark {
+        state.line.read_up_to(&token.event, &mark.read).await;
     }
+    let shown = last_mark.and_then(|mark| mark.shown_to(token.key));
     // Only in the moment after the sale opens, before this process has read the
     // pre-queue's close: without it a regular token's position would later go up.
     if !state.line.can_place(&token)
@@ -492,7 +494,7 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(describe(&state, &event, &token, state.clock.now()))
+    Ok(describe(&state, &event, &token, state.clock.now(), shown))
 }
 
 #[utoipa::path(
@@ -535,16 +537,25 @@ fn verify(
     Ok((token, event))
 }
 
-/// The answer for a token's current status.
+/// The answer for a token's current status; `shown`: the position its last
+/// answer showed, which this one does not go behind.
 fn describe(
     state: &AppState,
     event: &Event,
     token: &QueueToken,
     now: OffsetDateTime,
+    shown: Option<u64>,
 ) -> StatusBody {
-    let standing = state.line.standing(token, event, now);
+    let standing = state.line.standing(token, event, now, shown);
+    let mark = standing.read_up_to.clone().map(|read| PollMark {
+        read,
+        shown: match standing.status {
+            TokenStatus::Waiting { position } => Some((token.key, position)),
+            _ => None,
+        },
+    });
     StatusBody {
-        read_up_to: standing.read_up_to.clone(),
+        mark,
         ..status_body(state, event, token, standing, now)
     }
 }

@@ -261,19 +261,28 @@ impl Line {
     }
 
     /// A token's standing from this process's view: no I/O. Waiting tokens are
-    /// noted as seen, for abandonment.
-    pub fn standing(&self, token: &QueueToken, event: &Event, now: OffsetDateTime) -> Standing {
+    /// noted as seen, for abandonment. `shown`: the position the client was
+    /// last shown, perhaps by another process (a place never moves back).
+    pub fn standing(
+        &self,
+        token: &QueueToken,
+        event: &Event,
+        now: OffsetDateTime,
+        shown: Option<u64>,
+    ) -> Standing {
         let line = self.line(&token.event);
         let now_ms = unix_ms(now);
         let admission = &event.spec.admission;
         let (status, estimate, read_up_to) = {
             let view = line.view();
-            let status = view.status(
-                token.key,
-                now_ms,
-                admission.pass_seconds,
-                event.is_on_sale(now),
-            );
+            let status = view
+                .status(
+                    token.key,
+                    now_ms,
+                    admission.pass_seconds,
+                    event.is_on_sale(now),
+                )
+                .no_further_back_than(shown);
             let estimate = match status {
                 TokenStatus::Waiting { position } => Some(estimate(
                     position,

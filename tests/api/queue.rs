@@ -514,3 +514,63 @@ async fn estimates_account_for_the_rate_the_passes_and_a_pause() {
     assert_eq!(app.join("still", None).await.str("limited_by"), "paused");
     app.finish().await;
 }
+
+/// A poll of `token` sending back `mark`: the position shown, and the mark to send next.
+async fn poll_with_mark(app: &TestApp, token: &str, mark: Option<&str>) -> (u64, Option<String>) {
+    let mut request = app.client.get(format!("{}/api/queue/{token}", app.address));
+    if let Some(mark) = mark {
+        request = request.header("anteroom-log-position", mark);
+    }
+    let response = request.send().await.expect("the poll is answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    let next = response
+        .headers()
+        .get("anteroom-log-position")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: serde_json::Value = response.json().await.expect("a status");
+    (body["position"].as_u64().expect("waiting"), next)
+}
+
+#[tokio::test]
+async fn a_poll_never_shows_a_place_further_back_than_the_last_answer_did() {
+    let app = spawn_app().await;
+    app.event("marks", json!({ "paused": true })).await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(app.join("marks", None).await.str("token").to_owned());
+    }
+    let mut marks = Vec::new();
+    for token in &tokens {
+        // The first answers may come before this process has read the line's log.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mark = loop {
+            if let (_, Some(mark)) = poll_with_mark(&app, token, None).await {
+                break mark;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no answer carried a mark"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        marks.push(mark);
+    }
+    // The mark names the position shown: the third place, shown 3.
+    let (read, shown) = marks[2].rsplit_once('.').expect("a mark with a position");
+    assert_eq!(shown, "3", "{}", marks[2]);
+    assert_eq!(poll_with_mark(&app, &tokens[2], Some(&marks[2])).await.0, 3);
+    // An answer that would place it further back than the last one did (a
+    // view behind a restored log, after a failover) shows the last position.
+    let earlier = format!("{read}.1");
+    let (position, next) = poll_with_mark(&app, &tokens[2], Some(&earlier)).await;
+    assert_eq!(position, 1);
+    assert!(
+        next.is_some_and(|mark| mark.ends_with(".1")),
+        "the next mark carries it on"
+    );
+    // Another token's mark, or one that does not read, moves nothing.
+    assert_eq!(poll_with_mark(&app, &tokens[2], Some(&marks[0])).await.0, 3);
+    assert_eq!(poll_with_mark(&app, &tokens[2], Some("1.2.r3")).await.0, 3);
+    app.finish().await;
+}
