@@ -483,3 +483,32 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A poll that sends back the log position of the client's last answer, as
+/// the waiting-room page does: the answer and the mark to send with the next, or
+/// `None` when the poll was refused (502/503) or not answered.
+pub async fn poll_echoing(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    last_read: Option<&str>,
+) -> Option<(serde_json::Value, Option<String>)> {
+    let mut request = client.get(format!("{base}/api/queue/{token}"));
+    if let Some(position) = last_read {
+        request = request.header("anteroom-log-position", position);
+    }
+    let response = request.send().await.ok()?;
+    if matches!(
+        response.status(),
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    assert_eq!(response.status(), StatusCode::OK);
+    let read_at = response
+        .headers()
+        .get("anteroom-log-position")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Some((response.json().await.ok()?, read_at))
+}

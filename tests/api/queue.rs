@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::{
-    Reply, SECRET, TestApp, eventually, fresh_namespace, spawn_app, spawn_app_with,
+    Reply, SECRET, TestApp, eventually, fresh_namespace, poll_echoing, spawn_app, spawn_app_with,
 };
 
 #[tokio::test]
@@ -517,18 +517,9 @@ async fn estimates_account_for_the_rate_the_passes_and_a_pause() {
 
 /// A poll of `token` sending back `mark`: the position shown, and the mark to send next.
 async fn poll_with_mark(app: &TestApp, token: &str, mark: Option<&str>) -> (u64, Option<String>) {
-    let mut request = app.client.get(format!("{}/api/queue/{token}", app.address));
-    if let Some(mark) = mark {
-        request = request.header("anteroom-log-position", mark);
-    }
-    let response = request.send().await.expect("the poll is answered");
-    assert_eq!(response.status(), StatusCode::OK);
-    let next = response
-        .headers()
-        .get("anteroom-log-position")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body: serde_json::Value = response.json().await.expect("a status");
+    let (body, next) = poll_echoing(&app.client, &app.address, token, mark)
+        .await
+        .expect("the poll is answered");
     (body["position"].as_u64().expect("waiting"), next)
 }
 

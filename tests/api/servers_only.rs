@@ -13,8 +13,8 @@ use crate::challenge;
 use crate::codes;
 use crate::disposable::{DisposableRabbit, DisposableRedis};
 use crate::helpers::{
-    ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, spawn_app, spawn_app_in,
-    spawn_app_with,
+    ADMIN_TOKEN, Reply, TestApp, amqp_url, eventually, fresh_namespace, poll_echoing, spawn_app,
+    spawn_app_in, spawn_app_with,
 };
 use crate::orders::{one_row, sale, seats_of};
 use crate::proxy::FaultProxy;
@@ -1265,35 +1265,6 @@ async fn with_postgres_slow_holds_and_pays_answer_in_bounded_time_and_every_answ
         [sold, held, 12 - sold - held, ledger.held.len() as u64]
     );
     app.finish().await;
-}
-
-/// A poll that sends back the log position of the client's last answer, as
-/// the waiting-room page does: the answer and the position it was read at, or
-/// `None` when the poll was refused (502/503) or not answered.
-pub async fn poll_echoing(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    last_read: Option<&str>,
-) -> Option<(serde_json::Value, Option<String>)> {
-    let mut request = client.get(format!("{base}/api/queue/{token}"));
-    if let Some(position) = last_read {
-        request = request.header("anteroom-log-position", position);
-    }
-    let response = request.send().await.ok()?;
-    if matches!(
-        response.status(),
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        return None;
-    }
-    assert_eq!(response.status(), StatusCode::OK);
-    let read_at = response
-        .headers()
-        .get("anteroom-log-position")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Some((response.json().await.ok()?, read_at))
 }
 
 async fn poll_from(

@@ -11,9 +11,9 @@ use anteroom::domain::EventId;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::helpers::poll_echoing;
 use crate::helpers::{Reply, event_body, eventually, forget, fresh_namespace, send, try_send};
 use crate::process::{Service, free_port};
-use crate::servers_only::poll_echoing;
 
 /// nginx in front of the given ports, with its own prefix directory.
 struct Nginx {
