@@ -101,18 +101,22 @@ async fn commit<'a>(
     writes: impl Iterator<Item = &'a Write>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    // Known only once committed: a script written in a transaction that failed
+    // is written again with the next entry that names it.
+    let mut new_scripts = Vec::new();
     for write in writes {
         match write {
             Write::Journal { name, args, script } => {
                 if let Some(source) = script
                     && !known_scripts.contains(name)
+                    && !new_scripts.contains(name)
                 {
                     sqlx::query("INSERT OR IGNORE INTO kv_scripts (sha, source) VALUES (?, ?)")
                         .bind(name)
                         .bind(source.as_ref())
                         .execute(&mut *tx)
                         .await?;
-                    known_scripts.insert(name.clone());
+                    new_scripts.push(name.clone());
                 }
                 sqlx::query("INSERT INTO kv_journal (name, args) VALUES (?, ?)")
                     .bind(name)
@@ -139,7 +143,9 @@ async fn commit<'a>(
             }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    known_scripts.extend(new_scripts);
+    Ok(())
 }
 
 /// Replaces the journal with `data`: every entry before it was written in this
