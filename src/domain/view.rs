@@ -179,8 +179,7 @@ impl FromStr for PollMark {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         let mut parts = s.splitn(4, '.');
-        let (entries, epoch) = (parts.next().ok_or(())?, parts.next().ok_or(())?);
-        let read = format!("{entries}.{epoch}").parse()?;
+        let read = LogPosition::from_parts(parts.next().ok_or(())?, parts.next().ok_or(())?)?;
         let shown = match (parts.next(), parts.next()) {
             (None, None) => None,
             (Some(key), Some(position)) => Some((
@@ -222,6 +221,13 @@ impl FromStr for LogPosition {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         let (entries, epoch) = s.split_once('.').ok_or(())?;
+        Self::from_parts(entries, epoch)
+    }
+}
+
+impl LogPosition {
+    /// The position written `<entries>.<epoch>`, from its two parts.
+    fn from_parts(entries: &str, epoch: &str) -> Result<Self, ()> {
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(epoch) || epoch.len() > MAX_EPOCH_CHARS || !digits(entries) {
             return Err(());

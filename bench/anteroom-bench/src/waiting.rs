@@ -9,7 +9,7 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
@@ -72,7 +72,7 @@ struct Shared {
     join_failures: AtomicU64,
     /// The index of the size being measured, or `NOT_MEASURING`.
     measuring: AtomicUsize,
-    stop: AtomicU64,
+    stop: AtomicBool,
 }
 
 const NOT_MEASURING: usize = usize::MAX;
@@ -97,7 +97,7 @@ impl Driver {
 
     async fn run(mut self, shared: Arc<Shared>, event: String) -> Self {
         let join_path = format!("/api/events/{event}/queue");
-        while shared.stop.load(Relaxed) == 0 {
+        while !shared.stop.load(Relaxed) {
             let next_due = self.due.peek().map(|Reverse((at, _))| *at);
             if let Some(at) = next_due.filter(|at| *at <= Instant::now()) {
                 let Some(Reverse((_, index))) = self.due.pop() else {
@@ -262,7 +262,7 @@ pub async fn run(options: WaitingOptions) -> Result<WaitingReport, ApiError> {
         joined: AtomicU64::new(0),
         join_failures: AtomicU64::new(0),
         measuring: AtomicUsize::new(NOT_MEASURING),
-        stop: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
     });
     let drivers: Vec<_> = (0..options.connections)
         .map(|_| {
@@ -315,7 +315,7 @@ pub async fn run(options: WaitingOptions) -> Result<WaitingReport, ApiError> {
         );
         windows.push((seconds, cpu, memory));
     }
-    shared.stop.store(1, Relaxed);
+    shared.stop.store(true, Relaxed);
     let mut merged: Vec<(Latencies, u64, u64)> = options
         .sizes
         .iter()

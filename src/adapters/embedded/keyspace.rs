@@ -44,7 +44,8 @@ const COMPACT_AFTER_BYTES: usize = 8 << 20;
 const COMPACT_AFTER_SHARE: f64 = 0.5;
 
 struct Script {
-    function: mlua::Function,
+    /// A source that does not compile fails the same way every time it runs.
+    function: Result<mlua::Function, String>,
     /// What the journal names it by.
     id: String,
 }
@@ -66,32 +67,32 @@ impl State {
         self.data.exec(name, args)
     }
 
-    /// Runs a script with `redis.call` bound to this state's commands.
-    fn eval(&mut self, source: &str, keys: &[Vec<u8>], args: &[Vec<u8>]) -> Result<Value, String> {
-        let State {
-            data,
-            lua,
-            compiled,
-            ..
-        } = self;
-        let script = match compiled.get(source) {
-            Some(script) => script.function.clone(),
-            None => {
-                let function = lua
-                    .load(source)
-                    .into_function()
-                    .map_err(|e| e.to_string())?;
-                let id = script_id(source);
-                compiled.insert(
-                    source.to_owned(),
-                    Script {
-                        function: function.clone(),
-                        id,
-                    },
-                );
-                function
-            }
+    /// The script of `source`, compiled the first time it runs, and its journal id.
+    fn script(&mut self, source: &str) -> (Result<mlua::Function, String>, String) {
+        if let Some(script) = self.compiled.get(source) {
+            return (script.function.clone(), script.id.clone());
+        }
+        let script = Script {
+            function: self
+                .lua
+                .load(source)
+                .into_function()
+                .map_err(|e| e.to_string()),
+            id: script_id(source),
         };
+        let compiled = (script.function.clone(), script.id.clone());
+        self.compiled.insert(source.to_owned(), script);
+        compiled
+    }
+
+    /// Runs a compiled script with `redis.call` bound to this state's commands.
+    fn run(
+        &mut self,
+        script: &mlua::Function,
+        keys: &[Vec<u8>],
+        args: &[Vec<u8>],
+    ) -> Result<Value, String> {
+        let State { data, lua, .. } = self;
         lua.scope(|scope| {
             let call = scope.create_function_mut(|lua, parts: Variadic<mlua::Value>| {
                 let mut parts = parts.into_iter().map(|p| lua_bytes(&p));
@@ -159,6 +160,7 @@ impl Keyspace {
         let snapshot = parts.into_iter().map(|(p,)| p).collect::<Vec<_>>().concat();
         let data = Data::decode(&snapshot)
             .ok_or_else(|| BackendError::bug("the keyspace's snapshot is corrupt"))?;
+        let snapshotted = !snapshot.is_empty();
         let mut state = State {
             data,
             lua: Lua::new(),
@@ -187,7 +189,8 @@ impl Keyspace {
                         .unwrap_or(0);
                     let (keys, args) = args[1..].split_at(keys_len.min(args.len() - 1));
                     // A script that failed when it ran fails the same way now.
-                    if let Err(e) = state.eval(&source, keys, args) {
+                    let (script, _) = state.script(&source);
+                    if let Err(e) = script.and_then(|script| state.run(&script, keys, args)) {
                         tracing::debug!(id, error = %e, "a journaled script failed, as it did when it ran");
                     }
                     Ok(())
@@ -196,7 +199,7 @@ impl Keyspace {
             };
             outcome.map_err(|e| failed(format!("replaying journal entry {id}: {e}")))?;
         }
-        if replayed > 0 || state.compact_at > COMPACT_AFTER_BYTES {
+        if replayed > 0 || snapshotted {
             tracing::info!(
                 keys = state.data.0.len(),
                 entries = replayed,
@@ -240,13 +243,10 @@ impl Keyspace {
         let args: Vec<Vec<u8>> = args.iter().map(value_bytes).collect();
         let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = state.eval(source, &keys, &args);
+            let (script, id) = state.script(source);
+            let reply = script.and_then(|script| state.run(&script, &keys, &args));
             // Journaled even when it failed: as in Redis, the writes it made before
             // the error stay, and replaying it makes exactly the same ones.
-            let id = state
-                .compiled
-                .get(source.as_ref())
-                .map_or_else(|| script_id(source), |script| script.id.clone());
             let count = keys.len().to_string().into_bytes();
             let entry = encode_args(std::iter::once(&count).chain(&keys).chain(&args));
             (
@@ -311,9 +311,14 @@ fn script_id(source: &str) -> String {
     hex::encode(sha2::Sha256::digest(source.as_bytes()))
 }
 
+/// Appends a length or a collection's size, as `Reader::count` reads it.
+fn put_count(out: &mut Vec<u8>, count: usize) {
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+}
+
 /// Appends `bytes`, preceded by their length.
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    put_count(out, bytes.len());
     out.extend_from_slice(bytes);
 }
 
@@ -365,7 +370,6 @@ fn decode_args(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
 impl Data {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        let size = |out: &mut Vec<u8>, n: usize| out.extend_from_slice(&(n as u32).to_le_bytes());
         for (key, entry) in &self.0 {
             let kind = match entry {
                 Entry::Str(_) => b's',
@@ -379,25 +383,25 @@ impl Data {
             match entry {
                 Entry::Str(value) => put(&mut out, value),
                 Entry::Hash(h) => {
-                    size(&mut out, h.len());
+                    put_count(&mut out, h.len());
                     for (field, value) in h {
                         put(&mut out, field.as_bytes());
                         put(&mut out, value);
                     }
                 }
                 Entry::Set(s) => {
-                    size(&mut out, s.len());
+                    put_count(&mut out, s.len());
                     s.iter().for_each(|m| put(&mut out, m.as_bytes()));
                 }
                 Entry::ZSet(z) => {
-                    size(&mut out, z.len());
+                    put_count(&mut out, z.len());
                     for (member, score) in z {
                         put(&mut out, member.as_bytes());
                         out.extend_from_slice(&score.to_le_bytes());
                     }
                 }
                 Entry::List(l) => {
-                    size(&mut out, l.len());
+                    put_count(&mut out, l.len());
                     l.iter().for_each(|item| put(&mut out, item));
                 }
             }
