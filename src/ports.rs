@@ -525,9 +525,12 @@ pub enum LineStart {
     },
     Restore {
         record: LineRecord,
-        /// Passes that may still be valid, as `(expires_at_ms, how many)`: they
-        /// count under `max_active` until they expire.
+        /// Passes that may still be valid, as `(expires_at_ms, how many)`,
+        /// soonest first: they count under `max_active` until they expire,
+        /// those the store kept counting for the earliest of them.
         passes: Vec<(i64, u64)>,
+        /// Passes seen ended early: they stay ended, whatever the store kept.
+        ended: Vec<TokenKey>,
     },
 }
 
@@ -584,11 +587,15 @@ pub trait AdmissionStore: Send + Sync {
         now_ms: i64,
     ) -> BackendResult<()>;
     async fn heartbeat(&self, event: &EventId, keys: &[TokenKey], now_s: i64) -> BackendResult<()>;
+    /// Takes `key` out of the line, or ends its pass; `pass`: the pass this
+    /// process saw issued to it, ended too if it dates from before a restore.
     async fn leave(
         &self,
         event: &EventId,
         key: TokenKey,
         rank: Option<u64>,
+        pass: Option<PassTerms>,
+        now_ms: i64,
     ) -> BackendResult<LeaveOutcome>;
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;

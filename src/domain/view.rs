@@ -285,22 +285,35 @@ impl LineView {
         self.epoch = Some(epoch.to_owned());
     }
 
-    /// Passes that may still be valid at `now_ms`, as `(expires_at_ms, how many)`,
-    /// counted by the next [`PASS_BUCKET_MS`] boundary (an upper bound: some may
-    /// have ended early, and each is counted until its bucket ends); `None` if
-    /// this view did not follow the line from its opening and cannot know.
+    /// Passes that may still be valid at `now_ms`, as `(runs out at ms, how
+    /// many)`, soonest first, counted by the next [`PASS_BUCKET_MS`] boundary
+    /// (an upper bound); `None` if this view did not follow the line from its
+    /// opening and cannot know.
     pub fn valid_passes(&self, now_ms: i64, pass_seconds: u32) -> Option<Vec<(i64, u64)>> {
-        let pass_ms = i64::from(pass_seconds) * 1_000;
         let mut buckets: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
-        for &(_, at_ms, admitted) in self.knows_history.then_some(&self.consumed_ranges)? {
-            let expires_at_ms = at_ms + pass_ms;
-            if expires_at_ms > now_ms && admitted > 0 {
-                let bucket =
-                    expires_at_ms.div_euclid(PASS_BUCKET_MS) * PASS_BUCKET_MS + PASS_BUCKET_MS;
-                *buckets.entry(bucket).or_default() += admitted;
-            }
+        for (runs_out_at, count) in self
+            .knows_history
+            .then(|| self.unexpired_passes(now_ms, pass_seconds))?
+        {
+            let bucket = runs_out_at.div_euclid(PASS_BUCKET_MS) * PASS_BUCKET_MS + PASS_BUCKET_MS;
+            *buckets.entry(bucket).or_default() += count;
         }
         Some(buckets.into_iter().collect())
+    }
+
+    /// The passes this view saw end early that would not yet have run out at
+    /// `now_ms`: after a restore, they stay ended whatever the store kept.
+    pub fn ended_passes(&self, now_ms: i64, pass_seconds: u32) -> Vec<TokenKey> {
+        self.departed
+            .iter()
+            .filter(|&(&key, &why)| {
+                why == Departure::PassEnded
+                    && self
+                        .admitted_at(key)
+                        .is_some_and(|at_ms| at_ms + i64::from(pass_seconds) * 1_000 > now_ms)
+            })
+            .map(|(&key, _)| key)
+            .collect()
     }
 
     /// The pre-queue's size, once this view has learnt it.
@@ -432,19 +445,13 @@ impl LineView {
             };
         };
         if rank <= self.consumed {
-            let range = self
-                .consumed_ranges
-                .partition_point(|&(to, _, _)| to < rank);
-            return match self.consumed_ranges.get(range) {
-                Some(&(_, at_ms, _)) => {
-                    let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
-                    if now_ms < expires_at_ms {
-                        TokenStatus::Admitted { expires_at_ms }
-                    } else {
-                        TokenStatus::Expired
+            return match self.admitted_at(key) {
+                Some(at_ms) if now_ms < at_ms + i64::from(pass_seconds) * 1_000 => {
+                    TokenStatus::Admitted {
+                        expires_at_ms: at_ms + i64::from(pass_seconds) * 1_000,
                     }
                 }
-                None => TokenStatus::Expired,
+                _ => TokenStatus::Expired,
             };
         }
         let left_between = self.left_ahead.partition_point(|&r| r < rank);
@@ -454,15 +461,29 @@ impl LineView {
     }
 
     /// The passes that may still be valid at `now_ms`, as (seconds until they
-    /// run out, how many), soonest first: those issued, less those ended early,
-    /// each counted until the end of the second it was issued in (at most
-    /// `pass_seconds` from now). A view that started on a restored log does
-    /// not know the passes issued before the restore.
+    /// run out, how many), soonest first: see [`Self::unexpired_passes`].
     pub fn valid_pass_expiries(
         &self,
         now_ms: i64,
         pass_seconds: u32,
     ) -> impl Iterator<Item = (f64, u64)> + Clone + '_ {
+        let pass_ms = i64::from(pass_seconds) * 1_000;
+        self.unexpired_passes(now_ms, pass_seconds)
+            .map(move |(runs_out_at, count)| {
+                ((runs_out_at - now_ms).min(pass_ms) as f64 / 1_000.0, count)
+            })
+    }
+
+    /// The passes that may still be valid at `now_ms`, as (when they run out in
+    /// ms, how many), soonest first: those issued, less those ended early, each
+    /// counted until the end of the second it was issued in plus
+    /// `pass_seconds`. A view that started on a restored log does not know the
+    /// passes issued before the restore.
+    fn unexpired_passes(
+        &self,
+        now_ms: i64,
+        pass_seconds: u32,
+    ) -> impl Iterator<Item = (i64, u64)> + Clone + '_ {
         let pass_ms = i64::from(pass_seconds) * 1_000;
         let runs_out_at = move |at_s: i64| (at_s + 1).saturating_mul(1_000).saturating_add(pass_ms);
         let first = self
@@ -471,10 +492,7 @@ impl LineView {
         self.passes_by_second[first..]
             .iter()
             .filter(|p| p.issued > p.ended)
-            .map(move |p| {
-                let seconds = (runs_out_at(p.at_s) - now_ms).min(pass_ms) as f64 / 1_000.0;
-                (seconds, p.issued - p.ended)
-            })
+            .map(move |p| (runs_out_at(p.at_s), p.issued - p.ended))
     }
 
     /// Counts `admitted` passes issued at `at_ms` (0 for admissions a restored
@@ -498,13 +516,7 @@ impl LineView {
     /// A pass ended early frees its place under `max_active` at once. (Ended
     /// before this view saw it issued, it stays counted until it runs out.)
     fn note_pass_ended(&mut self, key: TokenKey) {
-        let Some(rank) = self.rank_of(key).filter(|&r| r <= self.consumed) else {
-            return;
-        };
-        let range = self
-            .consumed_ranges
-            .partition_point(|&(to, _, _)| to < rank);
-        let Some(&(_, at_ms, _)) = self.consumed_ranges.get(range) else {
+        let Some(at_ms) = self.admitted_at(key) else {
             return;
         };
         let at_s = at_ms.div_euclid(1_000);
@@ -516,6 +528,16 @@ impl LineView {
         {
             passes.ended += 1;
         }
+    }
+
+    /// When the step that consumed `key`'s place ran (0 if this view only
+    /// knows from a restored log that it is past); `None` while it waits.
+    fn admitted_at(&self, key: TokenKey) -> Option<i64> {
+        let rank = self.rank_of(key).filter(|&r| r <= self.consumed)?;
+        let range = self
+            .consumed_ranges
+            .partition_point(|&(to, _, _)| to < rank);
+        self.consumed_ranges.get(range).map(|&(_, at_ms, _)| at_ms)
     }
 
     fn note_left(&mut self, key: TokenKey) {
@@ -702,12 +724,25 @@ mod tests {
             admitted: 0,
             at_ms: 55_000,
         });
-        // Expiries 61 s, 110 s and 112 s, counted until the end of their 10 s bucket.
+        // Issued in the seconds 1, 50 and 52: they run out at 62 s, 111 s and
+        // 113 s, each counted until the end of its 10 s bucket.
         assert_eq!(
             v.valid_passes(30_000, 60),
             Some(vec![(70_000, 3), (120_000, 3)])
         );
-        assert_eq!(v.valid_passes(61_000, 60), Some(vec![(120_000, 3)]));
+        assert_eq!(v.valid_passes(62_000, 60), Some(vec![(120_000, 3)]));
+        // A pass seen ended early no longer counts, and is named as ended
+        // until it would have run out.
+        v.apply(LogEntry::Departed {
+            key: TokenKey::regular(2),
+            why: Departure::PassEnded,
+        });
+        assert_eq!(
+            v.valid_passes(30_000, 60),
+            Some(vec![(70_000, 2), (120_000, 3)])
+        );
+        assert_eq!(v.ended_passes(30_000, 60), [TokenKey::regular(2)]);
+        assert_eq!(v.ended_passes(61_000, 60), []);
         let mut restored = LineView::default();
         restored.follow_epoch("200", true);
         assert_eq!(

@@ -514,8 +514,8 @@ pub async fn leave(
     State(state): State<AppState>,
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
-    let (token, _) = verify(&state, token)?;
-    state.line.leave(&token).await?;
+    let (token, event) = verify(&state, token)?;
+    state.line.leave(&token, &event).await?;
     Ok(StatusBody::new(token.token_id, TokenState::Left))
 }
 

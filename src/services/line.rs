@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::ports::{
     AbortedJoin, AdmissionStore, AllocateOutcome, AllocateRequest, Allocation, BackendError,
     BackendResult, Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, LineCounters,
-    LineLost, LineMessage, LineQueue, LineRecords, LineStart, Reserved, VisitorPlace,
+    LineLost, LineMessage, LineQueue, LineRecords, LineStart, PassTerms, Reserved, VisitorPlace,
 };
 use crate::tasks::Tasks;
 
@@ -201,7 +201,7 @@ impl Line {
         let now_ms = unix_ms(self.clock.now());
         let admission = event.spec.admission;
         let recorded_prequeue = record.prequeue;
-        let passes = {
+        let (passes, ended) = {
             let view = line.view();
             // What the store had made and not yet recorded, this process may have seen.
             record.prequeue = record.prequeue.or(view.prequeue());
@@ -209,18 +209,28 @@ impl Line {
                 .draw
                 .take()
                 .or_else(|| view.draw().map(<[u32]>::to_vec));
-            view.valid_passes(now_ms, admission.pass_seconds)
+            let passes = view
+                .valid_passes(now_ms, admission.pass_seconds)
                 .unwrap_or_else(|| {
                     let last_expiry = now_ms + i64::from(admission.pass_seconds) * 1_000;
                     vec![(last_expiry, admission.max_active)]
-                })
+                });
+            (passes, view.ended_passes(now_ms, admission.pass_seconds))
         };
         if let (None, Some(size)) = (recorded_prequeue, record.prequeue) {
             self.record.record_prequeue(id, size).await?;
         }
         if self
             .store
-            .start_line(id, &LineStart::Restore { record, passes }, now_ms)
+            .start_line(
+                id,
+                &LineStart::Restore {
+                    record,
+                    passes,
+                    ended,
+                },
+                now_ms,
+            )
             .await?
         {
             tracing::warn!(event = %id, "the admission store had lost the line: restored from the durable record");
@@ -350,10 +360,27 @@ impl Line {
         self.line(event).view().consumed()
     }
 
-    pub async fn leave(&self, token: &QueueToken) -> BackendResult<()> {
+    pub async fn leave(&self, token: &QueueToken, event: &Event) -> BackendResult<()> {
         let line = self.line(&token.event);
-        let rank = line.view().rank_of(token.key);
-        let why = match self.store.leave(&token.event, token.key, rank).await? {
+        let now_ms = unix_ms(self.clock.now());
+        let pass_ms = i64::from(event.spec.admission.pass_seconds) * 1_000;
+        let (rank, pass) = {
+            let view = line.view();
+            let pass = match view.status(token.key, now_ms, event.spec.admission.pass_seconds, true)
+            {
+                TokenStatus::Admitted { expires_at_ms } => Some(PassTerms {
+                    key: token.key,
+                    issued_at_ms: expires_at_ms - pass_ms,
+                    expires_at_ms,
+                }),
+                _ => None,
+            };
+            (view.rank_of(token.key), pass)
+        };
+        let leaving = self
+            .store
+            .leave(&token.event, token.key, rank, pass, now_ms);
+        let why = match leaving.await? {
             LeaveOutcome::Left => Departure::Left,
             LeaveOutcome::PassEnded => Departure::PassEnded,
             LeaveOutcome::AlreadyGone => return Ok(()),

@@ -223,7 +223,7 @@ impl DisposableRabbit {
             .process_group(0)
             .spawn()
             .expect("rabbitmq-server is installed (infra/local-services.sh installs it)");
-        until_listening("rabbitmq-server", port, Duration::from_secs(60)).await;
+        until_answering_amqp(port, Duration::from_secs(60)).await;
         node
     }
 }
@@ -246,5 +246,32 @@ async fn until_listening(what: &str, port: u16, within: Duration) {
     {
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Until the node greets an AMQP client: it listens a moment before it has
+/// booted, and a client that connects then reads a closed or garbled answer.
+async fn until_answering_amqp(port: u16, within: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let greets = async || {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        stream.write_all(b"AMQP\x00\x00\x09\x01").await.ok()?;
+        let mut frame_type = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut frame_type))
+            .await
+            .ok()?
+            .ok()?;
+        // A method frame: connection.start.
+        (frame_type[0] == 1).then_some(())
+    };
+    let deadline = Instant::now() + within;
+    while greets().await.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "rabbitmq-server did not answer on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -13,6 +13,9 @@ use crate::helpers::{
     sqlite_path, try_send,
 };
 
+/// The admin token of every service this file starts.
+pub const ADMIN_TOKEN: &str = "kill-test-admin-token-of-the-suite";
+
 pub struct Service {
     child: Child,
     base: String,
@@ -47,7 +50,7 @@ impl Service {
         }
         let child = command
             .env("ANTEROOM_ADDR", format!("127.0.0.1:{port}"))
-            .env("ANTEROOM_ADMIN_TOKEN", "kill-test-admin-token-of-the-suite")
+            .env("ANTEROOM_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("ANTEROOM_DEMO", "0")
             .env("RUST_LOG", if log.is_some() { "debug" } else { "warn" })
             .stdout(match log {
@@ -146,7 +149,7 @@ async fn what_was_acknowledged_survives_kill_9() {
     let namespace = fresh_namespace();
     let port = free_port();
     let service = Service::start(&namespace, port).await;
-    let admin = Some("kill-test-admin-token-of-the-suite");
+    let admin = Some(ADMIN_TOKEN);
     let admission = json!({ "per_second": 1000, "max_active": 2, "pass_seconds": 600 });
     let event = event_body(
         "durable",
@@ -391,7 +394,7 @@ async fn what_was_acknowledged_under_load_survives_kill_9() {
     let namespace = fresh_namespace();
     let port = free_port();
     let service = std::sync::Arc::new(Service::start(&namespace, port).await);
-    let admin = Some("kill-test-admin-token-of-the-suite");
+    let admin = Some(ADMIN_TOKEN);
     let admission = json!({ "per_second": 100, "max_active": 40, "pass_seconds": 600 });
     let event = event_body(
         "busy",
@@ -506,7 +509,7 @@ async fn no_secret_reaches_a_log_line() {
     let namespace = fresh_namespace();
     let log = std::env::temp_dir().join(format!("{namespace}.log"));
     let service = Service::start_logging(&namespace, free_port(), Some(&log)).await;
-    let admin = "kill-test-admin-token-of-the-suite";
+    let admin = ADMIN_TOKEN;
     let event = event_body(
         "quiet",
         json!({ "admission": { "per_second": 100, "max_active": 10, "pass_seconds": 60 } }),
@@ -618,7 +621,7 @@ async fn sigterm_answers_the_joins_in_flight_and_exits_cleanly() {
     use reqwest::Method;
     let namespace = fresh_namespace();
     let service = Service::start(&namespace, free_port()).await;
-    let admin = Some("kill-test-admin-token-of-the-suite");
+    let admin = Some(ADMIN_TOKEN);
     // Paused: every acknowledged join stays in the line, to be counted after the restart.
     let event = event_body("draining", json!({ "paused": true }));
     let (status, _) = service

@@ -884,6 +884,61 @@ async fn a_redis_that_comes_back_from_an_older_snapshot_is_reconciled_before_the
     app.finish().await;
 }
 
+/// After a rollback (an older snapshot; a failover to a replica that lagged is
+/// the same) every pass still valid counts under `max_active` once: one ended
+/// before it stays ended and its place free, one the node kept counts by
+/// itself, one the node lacks counts by a stand-in until it ends. Nobody is
+/// let in past `max_active`, and no place stays unused until passes run out.
+#[tokio::test]
+async fn after_a_rollback_each_valid_pass_counts_once_and_ending_one_lets_the_next_in() {
+    let mut redis = DisposableRedis::start_with_snapshots().await;
+    let app = spawn_app_with(&fresh_namespace(), |c| c.redis_url = Some(redis.url())).await;
+    let admission = json!({ "per_second": 1_000, "max_active": 3, "pass_seconds": 600 });
+    let body = json!({ "sections": one_row(10), "admission": admission });
+    sale(&app, "recount", body).await;
+    let mut line = Vec::new();
+    for _ in 0..6 {
+        line.push(app.joined("recount").await);
+    }
+    let within = Duration::from_secs(10);
+    let first_pass = app.poll_until(&line[0], "admitted", within).await;
+    for token in &line[1..3] {
+        app.poll_until(token, "admitted", within).await;
+    }
+    redis.snapshot();
+
+    // Unknown to Redis when it comes back: the first pass ends, and the
+    // fourth person is admitted in its place.
+    assert_eq!(app.leave(&line[0]).await.str("state"), "left");
+    app.poll_until(&line[3], "admitted", within).await;
+    redis.kill();
+    redis.restart().await;
+    let newcomer = until_available("join", || app.join("recount", None)).await;
+    assert_eq!(newcomer.status, StatusCode::CREATED, "{}", newcomer.body);
+
+    // The second, third and fourth passes are valid: nobody more gets in.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(app.poll(&line[4]).await.str("state"), "waiting");
+    assert_eq!(app.stats("recount").await.u64("active"), 3);
+    let ended = app
+        .hold_seats("recount", first_pass.str("pass"), &["A-1-1"])
+        .await;
+    assert_eq!(
+        (ended.status, ended.error()),
+        (StatusCode::UNAUTHORIZED, "invalid_pass"),
+        "a pass ended before the rollback stays ended: {}",
+        ended.body
+    );
+    // Each pass ended lets the next person in: the fourth's, which the node
+    // lacked, and the second's, which it kept.
+    assert_eq!(app.leave(&line[3]).await.str("state"), "left");
+    app.poll_until(&line[4], "admitted", within).await;
+    assert_eq!(app.leave(&line[1]).await.str("state"), "left");
+    app.poll_until(&line[5], "admitted", within).await;
+    assert_eq!(app.stats("recount").await.u64("active"), 3);
+    app.finish().await;
+}
+
 /// Slack on every time bound asserted below: room for a loaded machine, not for the code.
 const SLACK: Duration = Duration::from_secs(2);
 

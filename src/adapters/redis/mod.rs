@@ -279,7 +279,11 @@ impl Scripts {
                 [Line, Visitors, Left, Log, Active]
             ),
             abort_joins: script!("abort_joins", [Failed, UsedChallenges, AddressPlaces]),
-            leave: script!("leave", writes_log, [Line, Active, Left, Log]),
+            leave: script!(
+                "leave",
+                writes_log,
+                [Line, Active, Left, Log, UnknownPasses, HonouredPasses]
+            ),
             freeze: script!("freeze", writes_log, [Line, Log, Failed]),
             publish_draw: script!("publish_draw", writes_log, [Draw, Log]),
             probe_gaps: script!("probe_gaps", [Line, Failed, Seen]),
@@ -357,7 +361,11 @@ impl Scripts {
                     SeatLog
                 ]
             ),
-            start_line: script!("start_line", writes_log, [Line, Log, Draw, UnknownPasses]),
+            start_line: script!(
+                "start_line",
+                writes_log,
+                [Line, Log, Draw, UnknownPasses, Active, HonouredPasses]
+            ),
             extend_reservation: script!("extend_reservation", [Line]),
             read_log: script!("read_log", [Line, Log]),
             seats_ready: script!("seats_ready", [SeatsReady]),
@@ -678,7 +686,7 @@ impl AdmissionStore for RedisStore {
         start: &LineStart,
         now_ms: i64,
     ) -> BackendResult<bool> {
-        let (mode, record, passes) = match start {
+        let (mode, record, passes, ended) = match start {
             LineStart::Open { reserved } => (
                 "open",
                 LineRecord {
@@ -686,8 +694,18 @@ impl AdmissionStore for RedisStore {
                     ..Default::default()
                 },
                 &[][..],
+                &[][..],
             ),
-            LineStart::Restore { record, passes } => ("restore", record.clone(), passes.as_slice()),
+            LineStart::Restore {
+                record,
+                passes,
+                ended,
+            } => (
+                "restore",
+                record.clone(),
+                passes.as_slice(),
+                ended.as_slice(),
+            ),
         };
         let mut args: Vec<Value> = strings([
             mode.to_owned(),
@@ -703,6 +721,8 @@ impl AdmissionStore for RedisStore {
                 .map(draw_to_bytes)
                 .map_or(Value::from(""), |b| Value::Bytes(b.into())),
         );
+        args.push(Value::from(ended.len().to_string()));
+        args.extend(ended.iter().map(|key| Value::from(key.to_string())));
         for (expires_at_ms, count) in passes {
             args.extend(strings([expires_at_ms.to_string(), count.to_string()]));
         }
@@ -867,10 +887,25 @@ impl AdmissionStore for RedisStore {
         event: &EventId,
         key: TokenKey,
         rank: Option<u64>,
+        pass: Option<PassTerms>,
+        now_ms: i64,
     ) -> BackendResult<LeaveOutcome> {
         let rank = rank.map(|r| r.to_string()).unwrap_or_default();
+        let (issued_at_ms, expires_at_ms) = pass.map_or_else(Default::default, |pass| {
+            (
+                pass.issued_at_ms.to_string(),
+                pass.expires_at_ms.to_string(),
+            )
+        });
+        let args = vec![
+            key.to_string(),
+            rank,
+            issued_at_ms,
+            expires_at_ms,
+            now_ms.to_string(),
+        ];
         let script = &self.scripts.leave;
-        let reply: String = self.run(script, event, vec![key.to_string(), rank]).await?;
+        let reply: String = self.run(script, event, args).await?;
         match reply.as_str() {
             "left" => Ok(LeaveOutcome::Left),
             "ended" => Ok(LeaveOutcome::PassEnded),
@@ -1745,7 +1780,10 @@ mod tests {
         // Either side of the edges of the parts read (after 4,032 and 8,032 places).
         let (left, failed, unseen) = ([4_032, 8_033], 4_033, 8_032);
         for rank in left {
-            store.leave(&event, key(rank), Some(rank)).await.unwrap();
+            store
+                .leave(&event, key(rank), Some(rank), None, now_ms)
+                .await
+                .unwrap();
         }
         let nothing_at_the_door = AllocateRequest {
             visitor: None,

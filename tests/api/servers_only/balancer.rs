@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use serde_json::json;
 
 use crate::helpers::poll_echoing;
 use crate::helpers::{Reply, event_body, eventually, forget, fresh_namespace, send, try_send};
-use crate::process::{Service, free_port};
+use crate::process::{ADMIN_TOKEN, Service, free_port};
 
 /// nginx in front of the given ports, with its own prefix directory.
 struct Nginx {
@@ -93,6 +94,9 @@ struct Ledger {
     /// Order, its pass.
     holds: Vec<(String, String)>,
     paid: HashSet<String>,
+    /// For each pass: from when its visitor first saw it until the visitor
+    /// asked to end it, a time in which it was certainly valid.
+    passes_held: Vec<(Instant, Instant)>,
     /// When a join, hold or payment was refused (502/503, or no answer).
     refusals: Vec<Instant>,
 }
@@ -131,7 +135,8 @@ async fn until_acknowledged(
     }
 }
 
-/// `visits` visitors in a row: join, poll until admitted, hold one seat, pay every other.
+/// `visits` visitors in a row: join, poll until admitted, hold one seat, pay
+/// every other, leave (which frees the pass's place under `max_active`).
 async fn visit(
     base: String,
     event: String,
@@ -166,7 +171,7 @@ async fn visit(
         // last answer was read, the visitor never sees its position go up.
         let (mut last_read, mut last_position) = (None::<String>, u64::MAX);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let pass = loop {
+        let (pass, pass_seen) = loop {
             assert!(Instant::now() < deadline, "{token} was never admitted");
             let Some((poll, read_at)) =
                 poll_echoing(&client, &base, &token, last_read.as_deref()).await
@@ -175,7 +180,7 @@ async fn visit(
                 continue;
             };
             if let Some(pass) = poll["pass"].as_str() {
-                break pass.to_owned();
+                break (pass.to_owned(), Instant::now());
             }
             let position = poll["position"].as_u64().expect("waiting, with a position");
             assert!(
@@ -185,6 +190,9 @@ async fn visit(
             (last_read, last_position) = (read_at.or(last_read), position);
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        // Choosing seats takes a while: passes stay valid long enough for
+        // `MAX_ACTIVE` to bind as well as the rate.
+        tokio::time::sleep(CHOOSING).await;
         let hold = json!({ "best_available": { "count": 1 } });
         let held = until_acknowledged(
             &client,
@@ -217,7 +225,105 @@ async fn visit(
                 l.paid.insert(order.clone());
             });
         }
+        let leaving = Instant::now();
+        let path = format!("/api/queue/{token}");
+        let left =
+            until_acknowledged(&client, &base, &ledger, Method::DELETE, &path, None, None).await;
+        assert_eq!(
+            (left.status, left.str("state")),
+            (StatusCode::OK, "left"),
+            "{}",
+            left.body
+        );
+        note(&mut |l| l.passes_held.push((pass_seen, leaving)));
     }
+}
+
+/// The event's admission, binding for 12 visitors who leave once served: at
+/// 8 a second, each holding a pass for 0.6 s and more, 5 at once is the limit.
+const PER_SECOND: f64 = 8.0;
+const MAX_ACTIVE: u64 = 5;
+/// How long a visitor looks at the seats before holding one.
+const CHOOSING: Duration = Duration::from_millis(600);
+
+/// The event's stats, read through the balancer between `asked` and `answered`.
+struct StatsSample {
+    asked: Instant,
+    answered: Instant,
+    admitted: u64,
+    active: u64,
+}
+
+/// Reads the event's stats every 100 ms until `done`; a read refused while a
+/// node dies is skipped.
+async fn watch_admission(
+    base: String,
+    stats_path: String,
+    done: Arc<AtomicBool>,
+) -> Vec<StatsSample> {
+    let client = reqwest::Client::new();
+    let mut samples = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        let asked = Instant::now();
+        let read = try_send(
+            &client,
+            &base,
+            Method::GET,
+            &stats_path,
+            None,
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+        if let Some(stats) = read.ok().filter(|r| r.status == StatusCode::OK) {
+            samples.push(StatsSample {
+                asked,
+                answered: Instant::now(),
+                admitted: stats.u64("admitted_total"),
+                active: stats.u64("active"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    samples
+}
+
+/// Admission kept to the event's limits, across the fault as before it: at
+/// most `PER_SECOND` on average (the worker's burst and one step of slack,
+/// as `admission::admission_keeps_to_the_rate_smoothly` allows), never more
+/// than `MAX_ACTIVE` passes valid, by the stats and by what the visitors held.
+fn assert_admission_within_limits(samples: &[StatsSample], passes_held: &[(Instant, Instant)]) {
+    assert!(samples.len() > 20, "only {} stats read", samples.len());
+    let slack = 3.0;
+    for (i, earlier) in samples.iter().enumerate() {
+        assert!(
+            earlier.active <= MAX_ACTIVE,
+            "{} passes active",
+            earlier.active
+        );
+        for later in &samples[i + 1..] {
+            // The two reads were made at most this far apart.
+            let apart = later.answered.duration_since(earlier.asked).as_secs_f64();
+            let admitted = later.admitted.saturating_sub(earlier.admitted);
+            assert!(
+                admitted as f64 <= PER_SECOND * apart + slack,
+                "{admitted} admitted in {apart:.2} s at {PER_SECOND}/s"
+            );
+        }
+    }
+    let most_held_at_once = passes_held
+        .iter()
+        .map(|(from, _)| {
+            passes_held
+                .iter()
+                .filter(|(since, until)| since <= from && from < until)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_held_at_once as u64 <= MAX_ACTIVE,
+        "visitors held {most_held_at_once} passes at once"
+    );
 }
 
 /// How long the deployment may refuse requests after a node is lost.
@@ -239,8 +345,9 @@ pub async fn a_sale_through_nginx_survives(
     }
     let nginx = Nginx::start(&ports).await;
     let client = reqwest::Client::new();
-    let admin = Some("kill-test-admin-token-of-the-suite");
-    let admission = json!({ "per_second": 100, "max_active": 1000, "pass_seconds": 600 });
+    let admin = Some(ADMIN_TOKEN);
+    let admission =
+        json!({ "per_second": PER_SECOND, "max_active": MAX_ACTIVE, "pass_seconds": 600 });
     let body = event_body(event, json!({ "admission": admission }));
     let created = send(
         &client,
@@ -267,6 +374,13 @@ pub async fn a_sale_through_nginx_survives(
         }
     }
 
+    let stats_path = format!("/api/admin/events/{event}/stats");
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_admission(
+        nginx.base.clone(),
+        stats_path.clone(),
+        done.clone(),
+    ));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let visitors: Vec<_> = (0..12)
         .map(|seed| {
@@ -280,11 +394,14 @@ pub async fn a_sale_through_nginx_survives(
     for visitor in visitors {
         visitor.await.expect("a visitor's checks held");
     }
+    done.store(true, Ordering::Relaxed);
+    let samples = watcher.await.expect("the stats were read");
 
     let Ledger {
         joins,
         holds,
         paid,
+        passes_held,
         refusals,
     } = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
     assert_eq!(joins.len(), 72, "every visit was acknowledged in the end");
@@ -300,7 +417,10 @@ pub async fn a_sale_through_nginx_survives(
             .map(|at| at.saturating_duration_since(fault))
             .collect::<Vec<_>>()
     );
-    // Every acknowledged join was admitted, every hold and payment is as acknowledged.
+    assert_admission_within_limits(&samples, &passes_held);
+    // Every acknowledged join was admitted (its visitor saw the pass) and then
+    // left; every hold and payment is as acknowledged.
+    assert_eq!(passes_held.len(), joins.len());
     for token in &joins {
         let poll = send(
             &client,
@@ -311,7 +431,7 @@ pub async fn a_sale_through_nginx_survives(
             None,
         )
         .await;
-        assert_eq!(poll.body["state"], "admitted", "{}", poll.body);
+        assert_eq!(poll.body["state"], "left", "{}", poll.body);
     }
     let mut seats: HashMap<String, String> = HashMap::new();
     for (order, pass) in &holds {
@@ -340,7 +460,6 @@ pub async fn a_sale_through_nginx_survives(
         }
     }
     // A seat state rebuilt after a failover follows the record at the next sweep.
-    let stats_path = format!("/api/admin/events/{event}/stats");
     let read_stats = || send(&client, &nginx.base, Method::GET, &stats_path, None, admin);
     eventually(Duration::from_secs(15), "the counts balance", || async {
         let stats = read_stats().await;

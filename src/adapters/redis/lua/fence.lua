@@ -29,3 +29,22 @@ function fence.replicas()
   end
   return tostring(online)
 end
+-- A pass issued before the store lost the line (restored_at in the line's
+-- hash) that the store does not hold among its active ones: honoured once (a
+-- pass ended after that stays ended), in place of the stand-in that runs out
+-- soonest at or after it. Returns whether it was honoured now.
+function fence.honour_pass(line_key, unknown_passes_key, honoured_passes_key, pass_key, issued_at_ms, expires_at_ms, now)
+  local restored = tonumber(redis.call('HGET', line_key, 'restored_at') or '0')
+  if issued_at_ms >= restored or expires_at_ms <= now then return false end
+  if redis.call('SADD', honoured_passes_key, pass_key) == 0 then return false end
+  local stand_in
+  local stand_ins = redis.call('HGETALL', unknown_passes_key)
+  for i = 1, #stand_ins, 2 do
+    local at = tonumber(stand_ins[i])
+    if at >= expires_at_ms and (not stand_in or at < tonumber(stand_in)) then stand_in = stand_ins[i] end
+  end
+  if stand_in and redis.call('HINCRBY', unknown_passes_key, stand_in, -1) <= 0 then
+    redis.call('HDEL', unknown_passes_key, stand_in)
+  end
+  return true
+end

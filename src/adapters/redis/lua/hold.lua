@@ -23,21 +23,11 @@ local first_seat = 8
 if not fence.seats_ready(seats_ready_key) then return { 'rebuild' } end
 if fence.line_lost(line_key) then return { 'lost' } end
 local pass = redis.call('ZSCORE', active_key, pass_key)
-local restored = tonumber(redis.call('HGET', line_key, 'restored_at') or '0')
-local expires = tonumber(expires_at_ms)
-if not pass and issued_at_ms < restored and expires > now and redis.call('SADD', honoured_passes_key, pass_key) == 1 then
-  -- Issued before the store lost the line: honoured once (a pass ended after
-  -- that stays ended), and counted under max_active in place of the stand-in
-  -- that expires soonest at or after it.
+if not pass and fence.honour_pass(line_key, unknown_passes_key, honoured_passes_key, pass_key,
+    issued_at_ms, tonumber(expires_at_ms), now) then
+  -- Counted under max_active from now on as any other pass.
   pass = expires_at_ms
   redis.call('ZADD', active_key, pass, pass_key)
-  local stand_in
-  local stand_ins = redis.call('HGETALL', unknown_passes_key)
-  for i = 1, #stand_ins, 2 do
-    local at = tonumber(stand_ins[i])
-    if at >= expires and (not stand_in or at < tonumber(stand_in)) then stand_in = stand_ins[i] end
-  end
-  if stand_in and redis.call('HINCRBY', unknown_passes_key, stand_in, -1) <= 0 then redis.call('HDEL', unknown_passes_key, stand_in) end
 end
 if not pass or tonumber(pass) <= now then return { 'pass' } end
 

@@ -1,12 +1,18 @@
 -- Takes a token out of the line: ends its pass if it holds one, else marks it
 -- left so that admission skips it and everyone behind moves up.
--- KEYS: line, active, left, log
--- ARGV[1]: token key; ARGV[2]: its rank, or "" while the draw has not placed it
+-- KEYS: line, active, left, log, unknown_passes, honoured_passes
+-- ARGV[1]: token key; ARGV[2]: its rank, or "" while the draw has not placed it;
+--   ARGV[3], ARGV[4]: when its pass was issued and runs out (ms), or "" if the
+--   caller saw no pass issued to it; ARGV[5]: now_ms
 -- Returns: "left" | "ended" | "gone"
 local line_key, active_key, left_key, log_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4] -- hash, zset, set, list
+local unknown_passes_key, honoured_passes_key = KEYS[5], KEYS[6] -- hash, set (see hold.lua)
 
 local key, rank = ARGV[1], ARGV[2]
-if redis.call('ZREM', active_key, key) == 1 then
+local issued_at_ms, expires_at_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+-- A pass from before a restore ends here too: its stand-in no longer counts.
+if redis.call('ZREM', active_key, key) == 1 or (issued_at_ms and fence.honour_pass(line_key,
+    unknown_passes_key, honoured_passes_key, key, issued_at_ms, expires_at_ms, now)) then
   redis.call('RPUSH', log_key, log_entry.pass_ended(key))
   return 'ended'
 end

@@ -5,17 +5,20 @@
 -- reservation and was written on this node is left alone, so that concurrent
 -- restores are harmless; one this node holds from another's history (a
 -- failover, an older snapshot) is restored over what it kept.
--- KEYS: line, log, draw, unknown_passes
+-- KEYS: line, log, draw, unknown_passes, active, honoured_passes
 -- ARGV[1]: "open" or "restore"; ARGV[2]: now_ms; ARGV[3], ARGV[4]: regular and
 --   pre-queue places reserved; ARGV[5]: the pre-queue's size or ""; ARGV[6]: the
---   draw or ""; then pairs: expires_at_ms, count of passes that may still be valid
+--   draw or ""; ARGV[7]: n, then n keys of passes ended early; then pairs,
+--   soonest first: expires_at_ms, count of passes that may still be valid
 -- Returns: 1 if the line was put in the store, 0 if it was there
 local line_key, log_key, draw_key = KEYS[1], KEYS[2], KEYS[3] -- hash, list, string
 local unknown_passes_key = KEYS[4] -- hash expires_at_ms -> count
+local active_key, honoured_passes_key = KEYS[5], KEYS[6] -- zset, set (see hold.lua)
 local mode, now_ms = ARGV[1], ARGV[2]
 local regular_reserved, prequeue_reserved = ARGV[3], ARGV[4]
 local prequeue_size, draw = ARGV[5], ARGV[6]
-local first_pass_pair = 7
+local first_ended, ended = 8, tonumber(ARGV[7])
+local first_pass_pair = first_ended + ended
 
 if not fence.line_lost(line_key) then return 0 end
 local line = redis.call('HMGET', line_key, 'seq', 'preseq', 'limit')
@@ -48,7 +51,21 @@ if draw ~= '' and redis.call('EXISTS', draw_key) == 0 then
   redis.call('SET', draw_key, draw)
   redis.call('RPUSH', log_key, log_entry.drawn())
 end
+-- The passes this node kept (a failover to a replica keeps all but the last
+-- moments) count by themselves, less those the restoring process saw end,
+-- which stay ended. They are the earliest of the passes that process knows
+-- valid: stand-ins count the rest, the latest-issued ones, so that no pass is
+-- counted twice and max_active is neither passed nor left unused.
+for i = first_ended, first_pass_pair - 1 do
+  redis.call('ZREM', active_key, ARGV[i])
+  redis.call('SADD', honoured_passes_key, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', active_key, '-inf', now_ms)
+local kept = redis.call('ZCARD', active_key)
 for i = first_pass_pair, #ARGV, 2 do
-  redis.call('HINCRBY', unknown_passes_key, ARGV[i], ARGV[i + 1])
+  local count = tonumber(ARGV[i + 1])
+  local counted = math.min(kept, count)
+  kept = kept - counted
+  if count > counted then redis.call('HINCRBY', unknown_passes_key, ARGV[i], count - counted) end
 end
 return 1
