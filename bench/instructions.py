@@ -6,9 +6,12 @@ the server's counters are zeroed after a warm-up, `count` requests are sent
 one after another on one keep-alive connection, the counters are dumped, and
 every instruction the server's threads ran in between is divided by `count`.
 
-    bench/instructions.py <server pid> <url> [count] [header: value ...]
+    bench/instructions.py [--less-idle] <server pid>[,<pid>...] <url> [count] [header: value ...]
 
-Prints one line: the instructions per request, rounded.
+With several pids (instances behind a balancer that `url` reaches), their
+instructions are added up. With --less-idle, what the servers run with no
+request (timers, background tasks) over as long as the requests took is
+measured next and taken off. Prints one line: the instructions per request, rounded.
 """
 
 import glob
@@ -42,19 +45,36 @@ def dumped_total(pid, before):
     sys.exit(f"no callgrind dump of process {pid} appeared")
 
 
+def counted(pids, during):
+    """The instructions `pids` ran, added up, while `during()` ran."""
+    control = ["callgrind_control"]
+    for pid in pids:
+        subprocess.run(control + ["-z", pid], check=True, stdout=subprocess.DEVNULL)
+    during()
+    total = 0
+    for pid in pids:
+        before = set(glob.glob(f"callgrind.out.{pid}*"))
+        subprocess.run(control + ["-d", pid], check=True, stdout=subprocess.DEVNULL)
+        total += dumped_total(pid, before)
+    return total
+
+
 def main():
-    pid, url = sys.argv[1], urllib.parse.urlsplit(sys.argv[2])
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
-    headers = dict(h.split(": ", 1) for h in sys.argv[4:])
+    args = sys.argv[1:]
+    less_idle = args[:1] == ["--less-idle"]
+    args = args[1:] if less_idle else args
+    pids, url = args[0].split(","), urllib.parse.urlsplit(args[1])
+    count = int(args[2]) if len(args) > 2 else 2000
+    headers = dict(h.split(": ", 1) for h in args[3:])
     path = url.path + (f"?{url.query}" if url.query else "")
     connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     send(connection, path, headers, 200)
-    control = ["callgrind_control"]
-    subprocess.run(control + ["-z", pid], check=True, stdout=subprocess.DEVNULL)
-    send(connection, path, headers, count)
-    before = set(glob.glob(f"callgrind.out.{pid}*"))
-    subprocess.run(control + ["-d", pid], check=True, stdout=subprocess.DEVNULL)
-    print(round(dumped_total(pid, before) / count))
+    started = time.monotonic()
+    total = counted(pids, lambda: send(connection, path, headers, count))
+    if less_idle:
+        took = time.monotonic() - started
+        total -= counted(pids, lambda: time.sleep(took))
+    print(round(total / count))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@
 #   BENCH_MODE=short bench/run.sh       # everything but the flame graphs, small (~4 minutes):
 #                                       # a check that every benchmark still runs, not figures to quote
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
-#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions gate join embedded seatmap hold
-#                                       #          drain waiting flame spike
+#   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions instances gate join embedded
+#                                       #          seatmap hold drain waiting flame spike
 #   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
 #                                       # measures another build of the service (a
 #                                       # build of main kept aside: before and after
@@ -26,13 +26,13 @@ source infra/lib.sh
 
 case "${BENCH_MODE:-full}" in
   full)
-    everything="poll instructions gate join embedded seatmap hold drain waiting flame spike"
+    everything="poll instructions instances gate join embedded seatmap hold drain waiting flame spike"
     : "${BENCH_SECONDS:=10}" "${SPIKE_PEOPLE:=1000000}" "${EMBEDDED_HISTORY:=100000 1000000}"
     : "${WAITING_SIZES:=10000,100000,1000000}" "${WAITING_MEASURE_SECONDS:=35}"
     : "${HOLD_COUNT:=20000}" "${DRAIN_PEOPLE:=200000}" "${INSTRUCTIONS_REQUESTS:=2000}"
     ;;
   short)
-    everything="poll instructions gate join embedded seatmap hold drain waiting spike"
+    everything="poll instructions instances gate join embedded seatmap hold drain waiting spike"
     : "${BENCH_SECONDS:=3}" "${SPIKE_PEOPLE:=20000}" "${EMBEDDED_HISTORY:=20000}"
     # Everyone polls once in 30 s this far from the front: the window is longer.
     : "${WAITING_SIZES:=2000,20000}" "${WAITING_MEASURE_SECONDS:=32}"
@@ -74,17 +74,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Starts an instance of the run's deployment on port $1, logging to $2; the
+# words after them (a wrapper such as `callgrind`) run it. Its pid is $!.
+serve() {
+  local port=$1 log=$2; shift 2
+  REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
+  DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
+  ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$port" ANTEROOM_DEMO=0 RUST_LOG=warn \
+    "$@" "$service_bin" serve >"$log" 2>&1 &
+}
+# Runs a program under valgrind's callgrind, its counts in $grind. exec: the
+# background job's pid ($!) is then valgrind's, whose counters callgrind_control reads.
+callgrind() { exec valgrind --tool=callgrind --callgrind-out-file="$grind/callgrind.out.%p" "$@"; }
+# Waits until $1 answers, or prints the log $2 and stops the run.
+await_ready() {
+  for _ in $(seq 600); do curl -sf "$1/readyz" >/dev/null && return; sleep 0.2; done
+  echo "the service at $1 did not start:"; tail -20 "$2"; exit 1
+}
+
 say "starting the service (namespace $run_id) and the floor"
-REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
-DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
-ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$port" ANTEROOM_DEMO=0 RUST_LOG=warn \
-  "$service_bin" serve >"$results/service.log" 2>&1 &
+serve "$port" "$results/service.log"
 pids+=($!)
 target/release/anteroom-bench floor --addr "127.0.0.1:$floor_port" >/dev/null 2>&1 &
 pids+=($!)
 base="http://127.0.0.1:$port"
-for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.2; done
-curl -sf "$base/readyz" >/dev/null || { echo "the service did not start:"; cat "$results/service.log"; exit 1; }
+await_ready "$base" "$results/service.log"
 
 # Requests per second that wrk measured against a URL (extra arguments go to wrk).
 rate() {
@@ -117,7 +131,7 @@ measure_floor() {
   floor=$(python3 -c "print(round(($a + $b) / 2))")
   echo "  floor: $a and $b requests/s -> $floor"
 }
-if [[ " $only " == *" poll "* || " $only " == *" gate "* || " $only " == *" join "* || " $only " == *" seatmap "* ]]; then
+if [[ " $only " == *" poll "* || " $only " == *" instances "* || " $only " == *" gate "* || " $only " == *" join "* || " $only " == *" seatmap "* ]]; then
   measure_floor
 fi
 
@@ -139,12 +153,7 @@ if [[ " $only " == *" instructions "* ]]; then
   # A second instance of the same deployment, and a second floor, run under callgrind.
   grind_port=$(free_port)
   grind_floor_port=$(free_port)
-  # exec: the background job's pid ($!) is then valgrind's, whose counters callgrind_control reads.
-  callgrind() { exec valgrind --tool=callgrind --callgrind-out-file="$grind/callgrind.out.%p" "$@"; }
-  REDIS_URL=redis://127.0.0.1:6379 AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f \
-  DATABASE_URL="$postgres/$run_id" ANTEROOM_SECRET="$run_id" ANTEROOM_NAMESPACE="$run_id" \
-  ANTEROOM_ADMIN_TOKEN="$admin" ANTEROOM_ADDR="127.0.0.1:$grind_port" ANTEROOM_DEMO=0 RUST_LOG=warn \
-    callgrind "$service_bin" serve >"$grind/service.log" 2>&1 &
+  serve "$grind_port" "$grind/service.log" callgrind
   grind_service=$!
   pids+=($grind_service)
   callgrind target/release/anteroom-bench floor --addr "127.0.0.1:$grind_floor_port" >"$grind/floor.log" 2>&1 &
@@ -158,6 +167,93 @@ if [[ " $only " == *" instructions "* ]]; then
   poll_instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py "$grind_service" "http://127.0.0.1:$grind_port/api/queue/$token" "$count")
   row "status poll (instructions per request)" "$poll_instructions" "$floor_instructions" "$(ratio "$floor_instructions" "$poll_instructions")" "≥ 0.80 (floor / poll)"
   kill "$grind_service" "$grind_floor" 2>/dev/null || true
+fi
+
+if [[ " $only " == *" instances "* ]]; then
+  say "polls through nginx (infra/nginx.conf) in front of 1, 2 and 3 instances"
+  # Everything shares this host's cores, so the polls/s cannot grow with the
+  # instances here; what is measured is what each poll costs the instances,
+  # in CPU time and in instructions (no request talks to another instance).
+  ensure_package nginx nginx
+  ensure_package valgrind valgrind
+  create_event instances 1 10 true
+  token=$(curl -sf -XPOST "$base/api/events/instances/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  nginx_dir="$PWD/$results/nginx"
+  mkdir -p "$nginx_dir"
+  # nginx with infra/nginx.conf's settings in front of the given ports: sets nginx_pid, nginx_base.
+  start_nginx() {
+    local listen; listen=$(free_port)
+    python3 - "$listen" "$@" >"$nginx_dir/nginx.conf" <<'PY'
+import re, sys
+listen, upstreams = sys.argv[1], sys.argv[2:]
+config = open("infra/nginx.conf").read()
+servers = "".join(f"server 127.0.0.1:{p} max_fails=3 fail_timeout=5s;\n        " for p in upstreams)
+config = re.sub(r"(server 127\.0\.0\.1:\d+ [^;]*;\s*)+", servers, config)
+print(config.replace("listen 8080;", f"listen 127.0.0.1:{listen};"))
+PY
+    nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -g "daemon off; pid $nginx_dir/nginx.pid; error_log $nginx_dir/error.log;" &
+    nginx_pid=$!
+    pids+=($nginx_pid)
+    nginx_base="http://127.0.0.1:$listen"
+    await_ready "$nginx_base" "$nginx_dir/error.log"
+  }
+  stop_nginx() { kill "$nginx_pid"; wait "$nginx_pid" 2>/dev/null || true; }
+  # Adds an instance (its words after the port and log: a wrapper) to instance_ports and instance_pids.
+  add_instance() {
+    local instance_port; instance_port=$(free_port)
+    serve "$instance_port" "$results/instance-$instance_port.log" "$@"
+    pids+=($!)
+    instance_pids+=($!)
+    instance_ports+=("$instance_port")
+    await_ready "http://127.0.0.1:$instance_port" "$results/instance-$instance_port.log"
+  }
+  # CPU seconds the instances have used so far.
+  cpu_seconds() {
+    python3 -c "
+import os, sys
+ticks = sum(sum(int(f) for f in open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[11:13]) for p in sys.argv[1:])
+print(ticks / os.sysconf('SC_CLK_TCK'))" "${instance_pids[@]}"
+  }
+  instance_ports=("$port")
+  instance_pids=("${pids[0]}")
+  for n in 1 2 3; do
+    while (( ${#instance_pids[@]} < n )); do add_instance; done
+    start_nginx "${instance_ports[@]}"
+    # What the instances spend with nobody asking (following the log, the
+    # catalog, heartbeats) is theirs whatever the load: taken apart from the polls'.
+    idle_from=$(cpu_seconds)
+    sleep 5
+    idle_cpu=$(python3 -c "print($(cpu_seconds) - $idle_from)")
+    cpu_before=$(cpu_seconds)
+    polls=$(rate "instances-$n" "$nginx_base/api/queue/$token")
+    cpu_after=$(cpu_seconds)
+    requests=$(awk '/requests in/ {print $1}' "$results/wrk-instances-$n.txt")
+    read -r per_poll background < <(python3 -c "
+idle_per_second = $idle_cpu / 5
+busy = $cpu_after - $cpu_before
+print(f'{(busy - idle_per_second * $duration) * 1e6 / $requests:.1f}', f'{idle_per_second * 1e3 / $n:.1f}')")
+    stop_nginx
+    row "polls through nginx, $n instance(s) (req/s)" "$polls ($per_poll µs of service CPU per poll; $background ms/s per instance idle)" "$floor" "$(ratio "$polls" "$floor")" "CPU per poll flat"
+  done
+  # The extra instances go: later sections measure one.
+  for pid in "${instance_pids[@]:1}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+
+  say "instructions per poll through nginx, added up over 1 and 3 instances under callgrind, less what they run idle"
+  grind="$results/callgrind-instances"
+  mkdir -p "$grind"
+  instance_ports=()
+  instance_pids=()
+  one_instance=""
+  for n in 1 3; do
+    while (( ${#instance_pids[@]} < n )); do add_instance callgrind; done
+    start_nginx "${instance_ports[@]}"
+    instructions=$(CALLGRIND_DIR="$grind" python3 bench/instructions.py --less-idle "$(IFS=,; echo "${instance_pids[*]}")" \
+      "$nginx_base/api/queue/$token" "$INSTRUCTIONS_REQUESTS")
+    stop_nginx
+    : "${one_instance:=$instructions}"
+    row "poll through nginx, $n instance(s) (instructions per poll, all instances, less idle)" "$instructions" "$one_instance (1 instance)" "$(ratio "$instructions" "$one_instance")" "1.00: flat"
+  done
+  for pid in "${instance_pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
 fi
 
 if [[ " $only " == *" gate "* ]]; then
