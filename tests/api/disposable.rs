@@ -14,7 +14,11 @@ use crate::process::free_port;
 /// that lagged, promoted) does.
 pub struct DisposableRedis {
     port: u16,
-    snapshots: Option<PathBuf>,
+    /// Its own working directory: a primary writes a snapshot there to
+    /// synchronise a replica, and a replica the one it receives.
+    dir: PathBuf,
+    /// Whether a restart comes back from the last snapshot, or empty.
+    keeps_snapshots: bool,
     /// The primary this server replicates, if it is a replica.
     primary: Option<u16>,
     server: Child,
@@ -23,22 +27,33 @@ pub struct DisposableRedis {
 impl DisposableRedis {
     pub async fn start() -> Self {
         let port = free_port();
+        let dir = Self::own_dir(port);
         Self {
             port,
-            snapshots: None,
+            server: Self::spawn(port, &dir, None).await,
+            dir,
+            keeps_snapshots: false,
             primary: None,
-            server: Self::spawn(port, None, None).await,
         }
+    }
+
+    fn own_dir(port: u16) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("anteroom-redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a data directory");
+        dir
     }
 
     /// A replica of `primary`, once it has synchronised with it.
     pub async fn start_replica_of(primary: &DisposableRedis) -> Self {
         let port = free_port();
+        let dir = Self::own_dir(port);
         let replica = Self {
             port,
-            snapshots: None,
+            server: Self::spawn(port, &dir, Some(primary.port)).await,
+            dir,
+            keeps_snapshots: false,
             primary: Some(primary.port),
-            server: Self::spawn(port, None, Some(primary.port)).await,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !replica
@@ -79,13 +94,12 @@ impl DisposableRedis {
     /// A server that keeps a snapshot when asked ([`Self::snapshot`]) and loads it when started again.
     pub async fn start_with_snapshots() -> Self {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("anteroom-redis-{port}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a data directory");
+        let dir = Self::own_dir(port);
         Self {
             port,
-            server: Self::spawn(port, Some(&dir), None).await,
-            snapshots: Some(dir),
+            server: Self::spawn(port, &dir, None).await,
+            dir,
+            keeps_snapshots: true,
             primary: None,
         }
     }
@@ -111,10 +125,13 @@ impl DisposableRedis {
 
     /// Starts the server again on the same port, empty or from its snapshot.
     pub async fn restart(&mut self) {
-        self.server = Self::spawn(self.port, self.snapshots.as_deref(), self.primary).await;
+        if !self.keeps_snapshots {
+            let _ = std::fs::remove_file(self.dir.join("dump.rdb"));
+        }
+        self.server = Self::spawn(self.port, &self.dir, self.primary).await;
     }
 
-    async fn spawn(port: u16, snapshots: Option<&std::path::Path>, primary: Option<u16>) -> Child {
+    async fn spawn(port: u16, dir: &std::path::Path, primary: Option<u16>) -> Child {
         let mut command = Command::new("redis-server");
         command.args([
             "--port",
@@ -126,9 +143,7 @@ impl DisposableRedis {
             "--appendonly",
             "no",
         ]);
-        if let Some(dir) = snapshots {
-            command.arg("--dir").arg(dir);
-        }
+        command.arg("--dir").arg(dir);
         if let Some(primary) = primary {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
@@ -154,9 +169,7 @@ impl Drop for DisposableRedis {
     fn drop(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
-        if let Some(dir) = &self.snapshots {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
