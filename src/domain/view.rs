@@ -301,16 +301,17 @@ impl LineView {
         Some(buckets.into_iter().collect())
     }
 
-    /// The passes this view saw end early that would not yet have run out at
-    /// `now_ms`: after a restore, they stay ended whatever the store kept.
+    /// The passes this view saw end early that may not yet have run out at
+    /// `now_ms` (also those issued at a time it does not know): after a
+    /// restore, they stay ended whatever the store kept.
     pub fn ended_passes(&self, now_ms: i64, pass_seconds: u32) -> Vec<TokenKey> {
         self.departed
             .iter()
             .filter(|&(&key, &why)| {
                 why == Departure::PassEnded
-                    && self
-                        .admitted_at(key)
-                        .is_some_and(|at_ms| at_ms + i64::from(pass_seconds) * 1_000 > now_ms)
+                    && self.admitted_at(key).is_none_or(|at_ms| {
+                        at_ms <= 0 || at_ms + i64::from(pass_seconds) * 1_000 > now_ms
+                    })
             })
             .map(|(&key, _)| key)
             .collect()

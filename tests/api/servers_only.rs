@@ -902,9 +902,8 @@ async fn after_a_rollback_each_valid_pass_counts_once_and_ending_one_lets_the_ne
     }
     let within = Duration::from_secs(10);
     let first_pass = app.poll_until(&line[0], "admitted", within).await;
-    for token in &line[1..3] {
-        app.poll_until(token, "admitted", within).await;
-    }
+    let second_pass = app.poll_until(&line[1], "admitted", within).await;
+    app.poll_until(&line[2], "admitted", within).await;
     redis.snapshot();
 
     // Unknown to Redis when it comes back: the first pass ends, and the
@@ -920,14 +919,17 @@ async fn after_a_rollback_each_valid_pass_counts_once_and_ending_one_lets_the_ne
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(app.poll(&line[4]).await.str("state"), "waiting");
     assert_eq!(app.stats("recount").await.u64("active"), 3);
-    let ended = app
-        .hold_seats("recount", first_pass.str("pass"), &["A-1-1"])
-        .await;
+    let holds_with = async |pass: &Reply| {
+        let held = app
+            .hold_seats("recount", pass.str("pass"), &["A-1-1"])
+            .await;
+        (held.status, held.error().to_owned())
+    };
+    let refused = (StatusCode::UNAUTHORIZED, "invalid_pass".to_owned());
     assert_eq!(
-        (ended.status, ended.error()),
-        (StatusCode::UNAUTHORIZED, "invalid_pass"),
-        "a pass ended before the rollback stays ended: {}",
-        ended.body
+        holds_with(&first_pass).await,
+        refused,
+        "a pass ended before the rollback stays ended"
     );
     // Each pass ended lets the next person in: the fourth's, which the node
     // lacked, and the second's, which it kept.
@@ -935,6 +937,12 @@ async fn after_a_rollback_each_valid_pass_counts_once_and_ending_one_lets_the_ne
     app.poll_until(&line[4], "admitted", within).await;
     assert_eq!(app.leave(&line[1]).await.str("state"), "left");
     app.poll_until(&line[5], "admitted", within).await;
+    assert_eq!(
+        holds_with(&second_pass).await,
+        refused,
+        "a pass the node kept, once ended, stays ended: it takes no stand-in's place"
+    );
+    assert_eq!(app.leave(&line[1]).await.str("state"), "left");
     assert_eq!(app.stats("recount").await.u64("active"), 3);
     app.finish().await;
 }

@@ -1761,6 +1761,101 @@ mod tests {
         );
     }
 
+    /// After a restore over what a node kept (a failover to a replica), each
+    /// kept pass counts by itself, and once ended takes no stand-in's place:
+    /// a leave repeated, or a hold, by a process that has not yet read the
+    /// end (it brings the pass's terms) cannot bring it back.
+    #[tokio::test]
+    async fn after_a_restore_a_kept_pass_once_ended_stays_ended() {
+        let store = embedded_store().await;
+        let event = EventId::parse("kept").unwrap();
+        let now_ms = 1_764_547_200_000;
+        let reserved = Reserved {
+            regular: 10,
+            prequeue: 0,
+        };
+        let open = LineStart::Open { reserved };
+        assert!(store.start_line(&event, &open, now_ms).await.unwrap());
+        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        let key = TokenKey::regular;
+        let seen: Vec<TokenKey> = (1..=3).map(key).collect();
+        store
+            .heartbeat(&event, &seen, now_ms / 1_000)
+            .await
+            .unwrap();
+        let candidates: Vec<Candidate> = (1..=3)
+            .map(|rank| Candidate::Arrived {
+                rank,
+                key: key(rank),
+            })
+            .collect();
+        let admit = AdmitRequest {
+            now_ms,
+            pass_ms: 600_000,
+            max_active: 3,
+            seen_cutoff_s: now_ms / 1_000 - 60,
+            max_admit: 3,
+            seats_total: 10,
+            consumed_floor: 0,
+        };
+        let admitted = store.admit(&event, &candidates, admit).await.unwrap();
+        assert_eq!(admitted.admitted, 3);
+
+        // The line was written under another node's history: it reads as lost.
+        let line = store.keys(&event).line();
+        let _: i64 = store
+            .kv
+            .call(
+                "HSET",
+                strings([line, "node".to_owned(), "another".to_owned()]),
+            )
+            .await
+            .unwrap();
+        let restore = LineStart::Restore {
+            record: LineRecord {
+                reserved,
+                ..LineRecord::default()
+            },
+            passes: vec![(now_ms + 610_000, 3)],
+            ended: Vec::new(),
+        };
+        let restored_at = now_ms + 1_000;
+        assert!(
+            store
+                .start_line(&event, &restore, restored_at)
+                .await
+                .unwrap()
+        );
+        let active = async || store.counters(&event, restored_at).await.unwrap().active;
+        assert_eq!(
+            active().await,
+            3,
+            "the three kept passes, no stand-in on top"
+        );
+
+        let terms = PassTerms {
+            key: key(1),
+            issued_at_ms: now_ms,
+            expires_at_ms: now_ms + 600_000,
+        };
+        let leave = || store.leave(&event, key(1), Some(1), Some(terms), restored_at);
+        assert_eq!(leave().await.unwrap(), LeaveOutcome::PassEnded);
+        assert_eq!(leave().await.unwrap(), LeaveOutcome::AlreadyGone);
+        let holder = Holder::new(key(1), Uuid::new_v4());
+        let seats = ["A-1-1".to_owned()];
+        let hold = store.hold(
+            &event,
+            Uuid::new_v4(),
+            &holder,
+            terms,
+            &seats,
+            4,
+            restored_at,
+        );
+        assert_eq!(hold.await.unwrap(), HoldOutcome::PassEnded);
+        assert_eq!(active().await, 2);
+    }
+
     /// A step longer than the script's parts (64, 128, … 4,000 places): its
     /// batched reads and writes decide each place as one command each would.
     #[tokio::test]

@@ -21,6 +21,10 @@ if redis.call('SISMEMBER', left_key, key) == 1 then
 end
 local consumed = tonumber(redis.call('HGET', line_key, 'consumed') or '0')
 if rank ~= '' and tonumber(rank) <= consumed then
+  -- Past the line, and a caller that could not say when its pass was issued:
+  -- a pass from before a restore it may be, and it stays ended from now on
+  -- (its stand-in counts until it would have run out).
+  if redis.call('HEXISTS', line_key, 'restored_at') == 1 then redis.call('SADD', honoured_passes_key, key) end
   return 'gone'
 end
 redis.call('SADD', left_key, key)

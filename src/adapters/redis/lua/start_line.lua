@@ -55,13 +55,18 @@ end
 -- moments) count by themselves, less those the restoring process saw end,
 -- which stay ended. They are the earliest of the passes that process knows
 -- valid: stand-ins count the rest, the latest-issued ones, so that no pass is
--- counted twice and max_active is neither passed nor left unused.
+-- counted twice and max_active is neither passed nor left unused. The
+-- stand-ins of an earlier restore go: what the process knows now covers them.
 for i = first_ended, first_pass_pair - 1 do
   redis.call('ZREM', active_key, ARGV[i])
   redis.call('SADD', honoured_passes_key, ARGV[i])
 end
 redis.call('ZREMRANGEBYSCORE', active_key, '-inf', now_ms)
-local kept = redis.call('ZCARD', active_key)
+redis.call('DEL', unknown_passes_key)
+-- Already counted: never honoured in a stand-in's place, even once ended.
+local kept_passes = redis.call('ZRANGEBYSCORE', active_key, '-inf', '+inf')
+for _, pass in ipairs(kept_passes) do redis.call('SADD', honoured_passes_key, pass) end
+local kept = #kept_passes
 for i = first_pass_pair, #ARGV, 2 do
   local count = tonumber(ARGV[i + 1])
   local counted = math.min(kept, count)
