@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::join_all;
@@ -47,14 +47,16 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
     /// Starts the committer on `tasks`. `commit` gets a group and returns one
     /// answer per item, in order. When `tasks` stop, no item is taken any
     /// more, and those already taken are still committed and answered.
-    /// `sizes` names the histogram of the groups' sizes.
-    pub fn start<F, Fut>(sizes: &'static str, limits: Limits, tasks: &Tasks, commit: F) -> Self
+    /// `group` labels what is committed in the metrics: the groups' sizes
+    /// (`anteroom_group_commit_size{group}`) and how long each took to commit
+    /// (`anteroom_group_commit_seconds{group}`: where a request's wait goes).
+    pub fn start<F, Fut>(group: &'static str, limits: Limits, tasks: &Tasks, commit: F) -> Self
     where
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
         let (requests, queued) = mpsc::channel(limits.max_group * limits.in_flight);
-        tasks.spawn(commit_groups(sizes, limits, tasks.clone(), queued, commit));
+        tasks.spawn(commit_groups(group, limits, tasks.clone(), queued, commit));
         Self { requests }
     }
 
@@ -73,7 +75,7 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
 }
 
 async fn commit_groups<T, R, F, Fut>(
-    sizes: &'static str,
+    group_name: &'static str,
     limits: Limits,
     tasks: Tasks,
     mut queued: mpsc::Receiver<Submitted<T, R>>,
@@ -107,15 +109,19 @@ async fn commit_groups<T, R, F, Fut>(
                 Err(_) => break,
             }
         }
-        metrics::histogram!(sizes).record(group.len() as f64);
+        metrics::histogram!("anteroom_group_commit_size", "group" => group_name)
+            .record(group.len() as f64);
         let (items, replies): (Vec<T>, Vec<_>) =
             group.into_iter().map(|s| (s.item, s.reply)).unzip();
         let committing = commit(items);
         tasks.spawn(async move {
+            let started = Instant::now();
             let answers = committing.await;
+            metrics::histogram!("anteroom_group_commit_seconds", "group" => group_name)
+                .record(started.elapsed());
             if answers.len() != replies.len() {
                 tracing::error!(
-                    group = sizes,
+                    group = group_name,
                     items = replies.len(),
                     answers = answers.len(),
                     "a group commit answered a different number of items"
@@ -155,7 +161,7 @@ impl GroupCommittedOrders {
     }
 
     fn with_limits(record: Arc<dyn OrderRepository>, limits: Limits, tasks: &Tasks) -> Self {
-        let inserts = GroupCommit::start("anteroom_order_group_size", limits, tasks, {
+        let inserts = GroupCommit::start("order", limits, tasks, {
             let record = record.clone();
             move |orders: Vec<Order>| {
                 let record = record.clone();
@@ -216,7 +222,7 @@ impl GroupCommittedTimers {
     }
 
     fn with_limits(queue: Arc<dyn DelayQueue>, limits: Limits, tasks: &Tasks) -> Self {
-        let timers = GroupCommit::start("anteroom_timer_group_size", limits, tasks, {
+        let timers = GroupCommit::start("timer", limits, tasks, {
             let queue = queue.clone();
             move |timers: Vec<(ExpiryDue, Duration)>| {
                 let queue = queue.clone();

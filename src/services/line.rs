@@ -123,7 +123,7 @@ impl Line {
     ) -> Arc<Self> {
         let line = Arc::new_cyclic(|line: &Weak<Self>| {
             let line = line.clone();
-            let joins = GroupCommit::start("anteroom_join_group_size", JOIN_GROUPS, tasks, {
+            let joins = GroupCommit::start("join", JOIN_GROUPS, tasks, {
                 move |group: Vec<JoinRequest>| {
                     let line = line.upgrade();
                     async move {

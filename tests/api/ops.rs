@@ -25,6 +25,15 @@ async fn health_readiness_and_metrics_answer() {
         text.contains("anteroom_http_request_duration_seconds"),
         "{text}"
     );
+    // How long each group commit took, and group sizes counted in sizes (not seconds).
+    assert!(
+        text.contains(r#"anteroom_group_commit_seconds_bucket{group="join",le="0.005"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"anteroom_group_commit_size_bucket{group="join",le="2048"}"#),
+        "{text}"
+    );
     app.finish().await;
 }
 
