@@ -655,6 +655,17 @@ pub struct PassTerms {
     pub expires_at_ms: i64,
 }
 
+impl PassTerms {
+    /// A pass lasts the event's `pass_seconds` from its admission.
+    pub fn new(key: TokenKey, expires_at_ms: i64, pass_seconds: u32) -> Self {
+        Self {
+            key,
+            issued_at_ms: expires_at_ms - i64::from(pass_seconds) * 1_000,
+            expires_at_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldOutcome {
     Held(SeatCounts),

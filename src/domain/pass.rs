@@ -232,6 +232,7 @@ impl SigningKey {
             // NumericDate in whole seconds (what every library reads), never before the pass's end.
             exp: pass.expires_at_ms.div_euclid(1000)
                 + i64::from(pass.expires_at_ms.rem_euclid(1000) != 0),
+            exp_ms: Some(pass.expires_at_ms),
             key: pass.key.to_string(),
         };
         let mut header = Header::new(self.public.algorithm);
@@ -248,7 +249,25 @@ struct Claims {
     iat: i64,
     nbf: i64,
     exp: i64,
+    /// The pass's end to the millisecond, as the line has it: the store decides
+    /// by the pass's issue time (its end less its lifetime) whether a pass came
+    /// before a restore, and a whole second's doubt would refuse one issued
+    /// within a second before it. Absent from passes signed before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp_ms: Option<i64>,
     key: String,
+}
+
+impl Claims {
+    /// `exp_ms` where it falls within the second `exp` rounds it up to.
+    fn expires_at_ms(&self) -> Option<i64> {
+        let rounded = self.exp.checked_mul(1000)?;
+        Some(
+            self.exp_ms
+                .filter(|&ms| ms <= rounded && ms > rounded - 1000)
+                .unwrap_or(rounded),
+        )
+    }
 }
 
 /// Passes remembered as verified, at most: a pass is about 400 bytes, so
@@ -313,7 +332,7 @@ impl Trusted {
             event: EventId::parse(&claims.aud).ok()?,
             key: TokenKey::parse(&claims.key)?,
             token_id: claims.sub,
-            expires_at_ms: claims.exp.checked_mul(1000)?,
+            expires_at_ms: claims.expires_at_ms()?,
         })
     }
 }
@@ -480,23 +499,16 @@ nH+cqxtYMY6mXB0bzbZTgQFSlPgB04Qz9T25TsQclkznoGEDisKtkUw=
                 "nbf": signed_at,
                 // 600.25 s from now, rounded up to the second.
                 "exp": signed_at + 601,
+                "exp_ms": NOW_MS + 600_000,
                 "key": "r123",
             })
         );
     }
 
     #[test]
-    fn a_signed_pass_verifies_to_itself_ending_on_the_second_after() {
+    fn a_signed_pass_verifies_to_itself_to_the_millisecond() {
         let passes = passes(derived());
-        let verified = passes.verify(&passes.sign(&pass(), NOW_MS)).unwrap();
-        assert_eq!(
-            verified,
-            Pass {
-                expires_at_ms: (NOW_MS / 1000 + 601) * 1000,
-                ..pass()
-            }
-        );
-        // An end on the second is kept as it is.
+        assert_eq!(passes.verify(&passes.sign(&pass(), NOW_MS)), Some(pass()));
         let on_the_second = Pass {
             expires_at_ms: 1_800_000_600_000,
             ..pass()
@@ -505,6 +517,23 @@ nH+cqxtYMY6mXB0bzbZTgQFSlPgB04Qz9T25TsQclkznoGEDisKtkUw=
             passes.verify(&passes.sign(&on_the_second, NOW_MS)),
             Some(on_the_second)
         );
+    }
+
+    #[test]
+    fn without_a_consistent_exp_ms_a_pass_ends_on_its_exp() {
+        let key = derived();
+        let passes = passes(key.clone());
+        let raw = passes.sign(&pass(), NOW_MS);
+        let (header, mut claims) = (part(&raw, 0), part(&raw, 1));
+        let on_exp = Some(Pass {
+            expires_at_ms: (NOW_MS / 1000 + 601) * 1000,
+            ..pass()
+        });
+        claims.as_object_mut().unwrap().remove("exp_ms");
+        assert_eq!(passes.verify(&forge(&header, &claims, &key)), on_exp);
+        // An exp_ms outside the second exp rounds up to is not the same pass's end.
+        claims["exp_ms"] = json!(NOW_MS + 900_000);
+        assert_eq!(passes.verify(&forge(&header, &claims, &key)), on_exp);
     }
 
     #[test]

@@ -447,12 +447,15 @@ impl LineView {
         };
         if rank <= self.consumed {
             return match self.admitted_at(key) {
-                Some(at_ms) if now_ms < at_ms + i64::from(pass_seconds) * 1_000 => {
-                    TokenStatus::Admitted {
-                        expires_at_ms: at_ms + i64::from(pass_seconds) * 1_000,
+                Some(at_ms) => {
+                    let expires_at_ms = at_ms + i64::from(pass_seconds) * 1_000;
+                    if now_ms < expires_at_ms {
+                        TokenStatus::Admitted { expires_at_ms }
+                    } else {
+                        TokenStatus::Expired
                     }
                 }
-                _ => TokenStatus::Expired,
+                None => TokenStatus::Expired,
             };
         }
         let left_between = self.left_ahead.partition_point(|&r| r < rank);

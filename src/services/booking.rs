@@ -436,11 +436,11 @@ impl Booking {
         let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
         let holder = Holder::new(pass.key, pass.token_id);
         let max = event.spec.max_seats_per_user;
-        let terms = PassTerms {
-            key: pass.key,
-            issued_at_ms: pass.expires_at_ms - i64::from(event.spec.admission.pass_seconds) * 1_000,
-            expires_at_ms: pass.expires_at_ms,
-        };
+        let terms = PassTerms::new(
+            pass.key,
+            pass.expires_at_ms,
+            event.spec.admission.pass_seconds,
+        );
         let hold = async || match self
             .seats
             .hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now))

@@ -363,16 +363,13 @@ impl Line {
     pub async fn leave(&self, token: &QueueToken, event: &Event) -> BackendResult<()> {
         let line = self.line(&token.event);
         let now_ms = unix_ms(self.clock.now());
-        let pass_ms = i64::from(event.spec.admission.pass_seconds) * 1_000;
+        let pass_seconds = event.spec.admission.pass_seconds;
         let (rank, pass) = {
             let view = line.view();
-            let pass = match view.status(token.key, now_ms, event.spec.admission.pass_seconds, true)
-            {
-                TokenStatus::Admitted { expires_at_ms } => Some(PassTerms {
-                    key: token.key,
-                    issued_at_ms: expires_at_ms - pass_ms,
-                    expires_at_ms,
-                }),
+            let pass = match view.status(token.key, now_ms, pass_seconds, true) {
+                TokenStatus::Admitted { expires_at_ms } => {
+                    Some(PassTerms::new(token.key, expires_at_ms, pass_seconds))
+                }
                 _ => None,
             };
             (view.rank_of(token.key), pass)

@@ -76,6 +76,11 @@ async fn a_pass_is_a_jwt_whose_key_the_jwks_lists() {
         (0..=1).contains(&(exp - ends.unix_timestamp())),
         "exp {exp} is the pass's end ({ends}) rounded up to the second"
     );
+    assert_eq!(
+        claims["exp_ms"].as_i64(),
+        i64::try_from(ends.unix_timestamp_nanos() / 1_000_000).ok(),
+        "exp_ms is the pass's end to the millisecond"
+    );
     assert!(claims["key"].as_str().is_some_and(|k| k.starts_with('r')));
 
     let jwks = app

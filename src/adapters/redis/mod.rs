@@ -208,6 +208,7 @@ struct Scripts {
     read_log: LuaScript,
     seats_ready: LuaScript,
     seat_changes: LuaScript,
+    counters: LuaScript,
 }
 
 /// A script of lua/, by its file name, with the keys it is called with.
@@ -370,13 +371,14 @@ impl Scripts {
             read_log: script!("read_log", [Line, Log]),
             seats_ready: script!("seats_ready", [SeatsReady]),
             seat_changes: script!("seat_changes", [Seats, SeatsReady, SeatVersion, SeatLog]),
+            counters: script!("counters", [Line, Active, UnknownPasses]),
         }
     }
 
     /// Every script, for the tests that check them all. The pattern names every
     /// field, so a new script that is not listed here does not compile.
     #[cfg(test)]
-    fn all(&self) -> [&LuaScript; 17] {
+    fn all(&self) -> [&LuaScript; 18] {
         let Scripts {
             allocate,
             commit_joins,
@@ -395,6 +397,7 @@ impl Scripts {
             read_log,
             seats_ready,
             seat_changes,
+            counters,
         } = self;
         [
             allocate,
@@ -414,6 +417,7 @@ impl Scripts {
             read_log,
             seats_ready,
             seat_changes,
+            counters,
         ]
     }
 }
@@ -543,12 +547,6 @@ impl Keys {
     }
     fn seen(&self) -> String {
         self.get(KeyName::Seen)
-    }
-    fn active(&self) -> String {
-        self.get(KeyName::Active)
-    }
-    fn unknown_passes(&self) -> String {
-        self.get(KeyName::UnknownPasses)
     }
     fn draw(&self) -> String {
         self.get(KeyName::Draw)
@@ -948,43 +946,16 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters> {
-        let k = self.keys(event);
-        let fields: Vec<Option<u64>> = self
-            .kv
-            .call(
-                "HMGET",
-                strings([
-                    k.line(),
-                    "joined".into(),
-                    "admitted".into(),
-                    "abandoned".into(),
-                    "left_waiting".into(),
-                ]),
-            )
-            .await?;
-        let named: u64 = self
-            .kv
-            .call(
-                "ZCOUNT",
-                strings([k.active(), format!("({now_ms}"), "+inf".into()]),
-            )
-            .await?;
-        let stand_ins: HashMap<i64, u64> = self
-            .kv
-            .call("HGETALL", strings([k.unknown_passes()]))
-            .await?;
-        let active = named
-            + stand_ins
-                .iter()
-                .filter(|&(&at, _)| at > now_ms)
-                .map(|(_, n)| n)
-                .sum::<u64>();
-        let field = |i: usize| fields.get(i).copied().flatten().unwrap_or(0);
+        let script = &self.scripts.counters;
+        let reply: Vec<u64> = self.run(script, event, vec![now_ms]).await?;
+        let [joined, admitted, abandoned, left_waiting, active] = reply[..] else {
+            return Err(script.unexpected(&reply));
+        };
         Ok(LineCounters {
-            joined: field(0),
-            admitted: field(1),
-            abandoned: field(2),
-            left_waiting: field(3),
+            joined,
+            admitted,
+            abandoned,
+            left_waiting,
             active,
         })
     }
