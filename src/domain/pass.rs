@@ -312,14 +312,19 @@ impl Trusted {
             return remembered;
         }
         let pass = self.check_signature(raw)?;
+        self.remember(raw.to_owned(), pass.clone());
+        Some(pass)
+    }
+
+    /// `raw` verifies to `pass` from now on without its signature being checked.
+    fn remember(&self, raw: String, pass: Pass) {
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
         // Full: start again, and free the old memory after the lock is let go.
         let forgotten =
             (verified.len() >= MAX_REMEMBERED_PASSES).then(|| std::mem::take(&mut *verified));
-        verified.insert(raw.to_owned(), pass.clone());
+        verified.insert(raw, pass);
         drop(verified);
         drop(forgotten);
-        Some(pass)
     }
 
     fn check_signature(&self, raw: &str) -> Option<Pass> {
@@ -367,11 +372,19 @@ impl Passes {
         self.signing.public()
     }
 
-    /// The pass as a JWT signed at `now_ms`.
+    /// The pass as a JWT signed at `now_ms`. It is remembered as verified: the
+    /// buyer's first hold, usually on the instance that answered the poll, then
+    /// costs no signature check (Ed25519's is a large part of a hold's work).
     pub fn sign(&self, pass: &Pass, now_ms: i64) -> String {
-        self.signing
+        let raw = self
+            .signing
             .try_sign(pass, &self.issuer, now_ms)
-            .expect("the signing key signed a probe when it was loaded")
+            .expect("the signing key signed a probe when it was loaded");
+        self.trusted
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .remember(raw.clone(), pass.clone());
+        raw
     }
 
     /// `None` for anything malformed, forged or signed by a key not trusted
@@ -735,5 +748,33 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
             .map(|k| k.kid().to_owned())
             .collect();
         assert_eq!(listed, [new.public().kid()]);
+    }
+
+    #[test]
+    fn a_pass_this_instance_signed_verifies_from_memory_as_itself() {
+        let passes = passes(derived());
+        let remembered = || {
+            passes
+                .trusted
+                .read()
+                .unwrap()
+                .verified
+                .read()
+                .unwrap()
+                .len()
+        };
+        let raw = passes.sign(&pass(), NOW_MS);
+        assert_eq!(remembered(), 1, "remembered when signed");
+        assert_eq!(passes.verify(&raw), Some(pass()));
+        assert_eq!(
+            remembered(),
+            1,
+            "verified from memory, not remembered again"
+        );
+        // What it remembers is what the signature check would give.
+        assert_eq!(
+            passes.trusted.read().unwrap().check_signature(&raw),
+            Some(pass())
+        );
     }
 }
