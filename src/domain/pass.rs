@@ -270,9 +270,9 @@ impl Claims {
     }
 }
 
-/// Passes remembered as verified, at most: a pass is about 400 bytes, so
-/// some 25 MB when full (then the memory starts again from nothing).
-const MAX_REMEMBERED_PASSES: usize = 50_000;
+/// Passes remembered as verified in one generation: a pass is about 400
+/// bytes, so two generations are some 40 MB when full.
+const PASSES_PER_GENERATION: usize = 50_000;
 
 /// The keys passes are verified with, by `kid`, and the passes they have
 /// verified. A gate sees a visitor's pass on every request of theirs, and a
@@ -281,7 +281,23 @@ const MAX_REMEMBERED_PASSES: usize = 50_000;
 /// with none.
 struct Trusted {
     keys: HashMap<String, PublicKey>,
-    verified: RwLock<HashMap<String, Pass>>,
+    verified: RwLock<Remembered>,
+}
+
+/// The latest passes verified or signed, in two generations: when the current
+/// one is full it becomes the previous one, and the previous one is forgotten,
+/// so that the last generation's worth is always remembered (a buyer admitted
+/// just before the memory filled still holds without a signature check).
+#[derive(Default)]
+struct Remembered {
+    current: HashMap<String, Pass>,
+    previous: HashMap<String, Pass>,
+}
+
+impl Remembered {
+    fn get(&self, raw: &str) -> Option<&Pass> {
+        self.current.get(raw).or_else(|| self.previous.get(raw))
+    }
 }
 
 impl Trusted {
@@ -319,10 +335,12 @@ impl Trusted {
     /// `raw` verifies to `pass` from now on without its signature being checked.
     fn remember(&self, raw: String, pass: Pass) {
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
-        // Full: start again, and free the old memory after the lock is let go.
-        let forgotten =
-            (verified.len() >= MAX_REMEMBERED_PASSES).then(|| std::mem::take(&mut *verified));
-        verified.insert(raw, pass);
+        // Full: a new generation, and the oldest freed after the lock is let go.
+        let forgotten = (verified.current.len() >= PASSES_PER_GENERATION).then(|| {
+            let full = std::mem::take(&mut verified.current);
+            std::mem::replace(&mut verified.previous, full)
+        });
+        verified.current.insert(raw, pass);
         drop(verified);
         drop(forgotten);
     }
@@ -754,14 +772,9 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
     fn a_pass_this_instance_signed_verifies_from_memory_as_itself() {
         let passes = passes(derived());
         let remembered = || {
-            passes
-                .trusted
-                .read()
-                .unwrap()
-                .verified
-                .read()
-                .unwrap()
-                .len()
+            let trusted = passes.trusted.read().unwrap();
+            let verified = trusted.verified.read().unwrap();
+            verified.current.len() + verified.previous.len()
         };
         let raw = passes.sign(&pass(), NOW_MS);
         assert_eq!(remembered(), 1, "remembered when signed");
@@ -776,5 +789,33 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
             passes.trusted.read().unwrap().check_signature(&raw),
             Some(pass())
         );
+    }
+
+    #[test]
+    fn the_memory_keeps_the_last_generation_of_passes_when_it_fills() {
+        let trusted = Trusted::of([derived().public().clone()]);
+        let nth = |n: usize| Pass {
+            expires_at_ms: NOW_MS + n as i64,
+            ..pass()
+        };
+        for n in 0..=PASSES_PER_GENERATION * 2 {
+            trusted.remember(format!("pass {n}"), nth(n));
+        }
+        let verified = trusted.verified.read().unwrap();
+        assert_eq!(
+            verified.current.len() + verified.previous.len(),
+            PASSES_PER_GENERATION + 1
+        );
+        assert!(
+            verified.get("pass 0").is_none(),
+            "the oldest generation is forgotten"
+        );
+        for n in [
+            PASSES_PER_GENERATION,
+            PASSES_PER_GENERATION * 2 - 1,
+            PASSES_PER_GENERATION * 2,
+        ] {
+            assert_eq!(verified.get(&format!("pass {n}")), Some(&nth(n)), "{n}");
+        }
     }
 }
