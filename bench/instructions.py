@@ -41,12 +41,13 @@ SOFTWARE_SHA = "sha2::sha256::soft"
 
 
 def read_dump(path):
-    """(every instruction, those whose function's name has SOFTWARE_SHA) of a dump."""
+    """(every instruction, those whose function's name has SOFTWARE_SHA) of a
+    dump; (None, 0) while callgrind is still writing it (`totals:` comes last)."""
     total, software_sha = None, 0
     names, function, call_follows = {}, None, False
     with open(path) as dump:
         for line in dump:
-            if line.startswith(("summary:", "totals:")):
+            if line.startswith("totals:"):
                 total = int(line.split()[1])
             elif named := re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line):
                 if named[3]:

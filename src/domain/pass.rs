@@ -4,9 +4,9 @@
 //! Header: `alg` (`EdDSA`, or `ES256` for a P-256 key), `kid` (the key's RFC 7638
 //! thumbprint), `typ: JWT`. Claims: `iss` (the deployment's public URL), `aud`
 //! (the event id), `sub` (the token id), `iat` = `nbf` (when it was signed),
-//! `exp` (the pass's end, rounded up to the whole second), and `key`: the
-//! place's token key (`r123`), the service's own claim, naming the place in
-//! the fast store.
+//! `exp` (the pass's end, rounded up to the whole second), and two claims of
+//! the service's own: `exp_ms`, the same end to the millisecond, and `key`, the
+//! place's token key (`r123`), naming the place in the fast store.
 //!
 //! `jsonwebtoken` does the JWS work; nothing outside this module knows it.
 
@@ -259,7 +259,9 @@ struct Claims {
 }
 
 impl Claims {
-    /// `exp_ms` where it falls within the second `exp` rounds it up to.
+    /// The pass's end: `exp_ms` where it falls within the second `exp` rounds
+    /// it up to, else `exp`. `exp` is what every other verifier enforces, so
+    /// the end Anteroom reads is never later than it.
     fn expires_at_ms(&self) -> Option<i64> {
         let rounded = self.exp.checked_mul(1000)?;
         Some(
@@ -297,6 +299,11 @@ struct Remembered {
 impl Remembered {
     fn get(&self, raw: &str) -> Option<&Pass> {
         self.current.get(raw).or_else(|| self.previous.get(raw))
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
     }
 }
 
@@ -398,11 +405,21 @@ impl Passes {
             .signing
             .try_sign(pass, &self.issuer, now_ms)
             .expect("the signing key signed a probe when it was loaded");
+        // JWT times are unsigned: before 1970 the signature check would refuse
+        // what the memory would accept.
+        if now_ms >= 0 && pass.expires_at_ms >= 0 {
+            self.snapshot().remember(raw.clone(), pass.clone());
+        }
+        raw
+    }
+
+    /// The trusted keys and their memory as they are now; a reader never holds
+    /// the lock that [`Self::trust`] replaces them under.
+    fn snapshot(&self) -> Arc<Trusted> {
         self.trusted
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .remember(raw.clone(), pass.clone());
-        raw
+            .clone()
     }
 
     /// `None` for anything malformed, forged or signed by a key not trusted
@@ -410,12 +427,7 @@ impl Passes {
     /// deployment, and its instances may each be reached at their own address. Whether the pass has ended, and
     /// whether it is for the event at hand, is the caller's to judge.
     pub fn verify(&self, raw: &str) -> Option<Pass> {
-        let trusted = self
-            .trusted
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        trusted.verify(raw)
+        self.snapshot().verify(raw)
     }
 
     /// From now on, passes verify with `keys` and the signing key, and no others.
@@ -430,11 +442,7 @@ impl Passes {
 
     /// The keys passes verify with, the signing key first, then by `kid`: the JWKS.
     pub fn trusted(&self) -> Vec<PublicKey> {
-        let trusted = self
-            .trusted
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let trusted = self.snapshot();
         let mut others: Vec<PublicKey> = trusted
             .keys
             .values()
@@ -771,11 +779,7 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
     #[test]
     fn a_pass_this_instance_signed_verifies_from_memory_as_itself() {
         let passes = passes(derived());
-        let remembered = || {
-            let trusted = passes.trusted.read().unwrap();
-            let verified = trusted.verified.read().unwrap();
-            verified.current.len() + verified.previous.len()
-        };
+        let remembered = || passes.snapshot().verified.read().unwrap().len();
         let raw = passes.sign(&pass(), NOW_MS);
         assert_eq!(remembered(), 1, "remembered when signed");
         assert_eq!(passes.verify(&raw), Some(pass()));
@@ -785,10 +789,7 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
             "verified from memory, not remembered again"
         );
         // What it remembers is what the signature check would give.
-        assert_eq!(
-            passes.trusted.read().unwrap().check_signature(&raw),
-            Some(pass())
-        );
+        assert_eq!(passes.snapshot().check_signature(&raw), Some(pass()));
     }
 
     #[test]
@@ -802,10 +803,7 @@ MCowBQYDK2VwAyEAm+XDZEGYTDZgtFtYiBpA39i/3aWjZBRgB+8RGeCterY=
             trusted.remember(format!("pass {n}"), nth(n));
         }
         let verified = trusted.verified.read().unwrap();
-        assert_eq!(
-            verified.current.len() + verified.previous.len(),
-            PASSES_PER_GENERATION + 1
-        );
+        assert_eq!(verified.len(), PASSES_PER_GENERATION + 1);
         assert!(
             verified.get("pass 0").is_none(),
             "the oldest generation is forgotten"

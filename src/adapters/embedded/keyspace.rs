@@ -85,12 +85,14 @@ impl State {
         compiled
     }
 
-    /// Runs a compiled script with `redis.call` bound to this state's commands.
+    /// Runs a compiled script with `redis.call` bound to this state's commands;
+    /// `wrote` tells whether it called any command that is not read-only.
     fn run(
         &mut self,
         script: &mlua::Function,
         keys: &[Vec<u8>],
         args: &[Vec<u8>],
+        wrote: &mut bool,
     ) -> Result<Value, String> {
         let State { data, lua, .. } = self;
         lua.scope(|scope| {
@@ -101,6 +103,7 @@ impl State {
                     .flatten()
                     .ok_or_else(|| mlua::Error::runtime("redis.call needs a command"))?;
                 let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
+                *wrote |= !READ_ONLY.contains(&name.as_str());
                 let args: Vec<Vec<u8>> = parts.map(Option::unwrap_or_default).collect();
                 let reply = data.exec(&name, &args).map_err(mlua::Error::runtime)?;
                 to_lua(lua, reply)
@@ -190,7 +193,9 @@ impl Keyspace {
                     let (keys, args) = args[1..].split_at(keys_len.min(args.len() - 1));
                     // A script that failed when it ran fails the same way now.
                     let (script, _) = state.script(&source);
-                    if let Err(e) = script.and_then(|script| state.run(&script, keys, args)) {
+                    if let Err(e) =
+                        script.and_then(|script| state.run(&script, keys, args, &mut false))
+                    {
                         tracing::debug!(id, error = %e, "a journaled script failed, as it did when it ran");
                     }
                     Ok(())
@@ -232,7 +237,9 @@ impl Keyspace {
         Ok(reply)
     }
 
-    /// Runs a Lua script atomically, as Redis' EVAL does; durable when this returns.
+    /// Runs a Lua script atomically, as Redis' EVAL does; durable when this
+    /// returns. A script that only read (the stats' counters, every second) is
+    /// not journaled, as a read-only command is not.
     pub async fn eval(
         &self,
         source: &Arc<str>,
@@ -244,17 +251,20 @@ impl Keyspace {
         let (reply, durable) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let (script, id) = state.script(source);
-            let reply = script.and_then(|script| state.run(&script, &keys, &args));
+            let mut wrote = false;
+            let reply = script.and_then(|script| state.run(&script, &keys, &args, &mut wrote));
             // Journaled even when it failed: as in Redis, the writes it made before
             // the error stay, and replaying it makes exactly the same ones.
-            let count = keys.len().to_string().into_bytes();
-            let entry = encode_args(std::iter::once(&count).chain(&keys).chain(&args));
-            (
-                reply,
-                self.record(&mut state, id, entry, Some(source.clone())),
-            )
+            let durable = wrote.then(|| {
+                let count = keys.len().to_string().into_bytes();
+                let entry = encode_args(std::iter::once(&count).chain(&keys).chain(&args));
+                self.record(&mut state, id, entry, Some(source.clone()))
+            });
+            (reply, durable)
         };
-        durable.wait().await?;
+        if let Some(durable) = durable {
+            durable.wait().await?;
+        }
         reply.map_err(failed)
     }
 
@@ -947,6 +957,34 @@ mod tests {
             kv.call("ZSCORE", args(&["z", "c"])).await.unwrap(),
             Value::String("3".into())
         );
+    }
+
+    #[tokio::test]
+    async fn a_script_that_only_reads_is_not_journaled() {
+        let kv = open(&temp_db()).await;
+        let journaled = || kv.state.lock().unwrap().journaled;
+        let write: Arc<str> = Arc::from("return redis.call('HSET', KEYS[1], 'f', ARGV[1])");
+        let read: Arc<str> = Arc::from(
+            "return { redis.call('HGET', KEYS[1], 'f'), redis.call('ZCOUNT', KEYS[2], '-inf', '+inf') }",
+        );
+        kv.eval(&write, vec!["h".into()], args(&["v"]))
+            .await
+            .unwrap();
+        let after_write = journaled();
+        assert!(after_write > 0, "a write is journaled");
+        let reply = kv
+            .eval(&read, vec!["h".into(), "z".into()], Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            reply,
+            Value::Array(vec![Value::String("v".into()), Value::Integer(0)])
+        );
+        assert_eq!(journaled(), after_write, "the read added nothing");
+        kv.eval(&write, vec!["h".into()], args(&["w"]))
+            .await
+            .unwrap();
+        assert!(journaled() > after_write);
     }
 
     #[tokio::test]

@@ -51,15 +51,8 @@ end
 local restored_s = math.floor(tonumber(redis.call('HGET', line_key, 'restored_at') or '0') / 1000)
 
 redis.call('ZREMRANGEBYSCORE', active_key, '-inf', now)
-local unknown = 0
-local stand_ins = redis.call('HGETALL', unknown_passes_key)
-for i = 1, #stand_ins, 2 do
-  if tonumber(stand_ins[i]) <= now then
-    redis.call('HDEL', unknown_passes_key, stand_ins[i])
-  else
-    unknown = unknown + tonumber(stand_ins[i + 1])
-  end
-end
+local unknown, ran_out = fence.stand_ins(unknown_passes_key, now)
+for _, field in ipairs(ran_out) do redis.call('HDEL', unknown_passes_key, field) end
 local room = max_active - redis.call('ZCARD', active_key) - unknown
 
 -- Who left, whose join failed and when each was last seen, read for the

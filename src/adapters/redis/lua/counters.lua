@@ -5,15 +5,11 @@
 -- ARGV: now (unix ms)
 -- Returns: joined, admitted, abandoned, left_waiting, active passes
 local line_key, active_key, unknown_passes_key = KEYS[1], KEYS[2], KEYS[3] -- hash, zset, hash
-local now = tonumber(ARGV[1])
+local now_ms = ARGV[1]
+local now = tonumber(now_ms)
 
 local reply = redis.call('HMGET', line_key, 'joined', 'admitted', 'abandoned', 'left_waiting')
 for i = 1, 4 do reply[i] = tonumber(reply[i] or '0') end
--- Passes issued before a restore that the node did not keep, by when they run out.
-local active = redis.call('ZCOUNT', active_key, '(' .. ARGV[1], '+inf')
-local stand_ins = redis.call('HGETALL', unknown_passes_key)
-for i = 1, #stand_ins, 2 do
-  if tonumber(stand_ins[i]) > now then active = active + tonumber(stand_ins[i + 1]) end
-end
-reply[5] = active
+local stand_ins = fence.stand_ins(unknown_passes_key, now)
+reply[5] = redis.call('ZCOUNT', active_key, '(' .. now_ms, '+inf') + stand_ins
 return reply

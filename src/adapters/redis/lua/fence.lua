@@ -29,6 +29,21 @@ function fence.replicas()
   end
   return tostring(online)
 end
+-- How many stand-ins (passes from before a restore that the node did not keep,
+-- by when they run out) are still valid at `now`, and the fields of those
+-- that ran out.
+function fence.stand_ins(unknown_passes_key, now)
+  local valid, ran_out = 0, {}
+  local stand_ins = redis.call('HGETALL', unknown_passes_key)
+  for i = 1, #stand_ins, 2 do
+    if tonumber(stand_ins[i]) > now then
+      valid = valid + tonumber(stand_ins[i + 1])
+    else
+      ran_out[#ran_out + 1] = stand_ins[i]
+    end
+  end
+  return valid, ran_out
+end
 -- A pass issued before the store lost the line (restored_at in the line's
 -- hash) that the store does not hold among its active ones: honoured once (a
 -- pass ended after that stays ended), in place of the stand-in that runs out
