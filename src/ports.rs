@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use crate::domain::door::WindowLimit;
 use crate::domain::{
-    CodeHash, Event, EventId, EventPatch, Holder, LogEntry, Order, OrderStatus, Ticket, TokenKey,
-    TokenKind,
+    CodeHash, Event, EventId, EventPatch, Holder, LogEntry, LogPosition, Order, OrderStatus,
+    Ticket, TokenKey, TokenKind,
 };
 
 /// Why a backend operation did not succeed, as its caller must act on it.
@@ -435,6 +435,14 @@ pub enum LeaveOutcome {
     AlreadyGone,
 }
 
+/// What a leave did, and how far into the line's log a view must have read
+/// to know it (`None` while the line is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaving {
+    pub outcome: LeaveOutcome,
+    pub logged_at: Option<LogPosition>,
+}
+
 /// One place presented to the admission step, in rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Candidate {
@@ -596,7 +604,7 @@ pub trait AdmissionStore: Send + Sync {
         rank: Option<u64>,
         pass: Option<PassTerms>,
         now_ms: i64,
-    ) -> BackendResult<LeaveOutcome>;
+    ) -> BackendResult<Leaving>;
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead>;
     async fn read_draw(&self, event: &EventId) -> BackendResult<Option<Vec<u32>>>;
     async fn counters(&self, event: &EventId, now_ms: i64) -> BackendResult<LineCounters>;

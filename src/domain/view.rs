@@ -179,7 +179,8 @@ impl FromStr for PollMark {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         let mut parts = s.splitn(4, '.');
-        let read = LogPosition::from_parts(parts.next().ok_or(())?, parts.next().ok_or(())?)?;
+        let read =
+            LogPosition::from_parts(parts.next().ok_or(())?, parts.next().ok_or(())?).ok_or(())?;
         let shown = match (parts.next(), parts.next()) {
             (None, None) => None,
             (Some(key), Some(position)) => Some((
@@ -221,20 +222,21 @@ impl FromStr for LogPosition {
 
     fn from_str(s: &str) -> Result<Self, ()> {
         let (entries, epoch) = s.split_once('.').ok_or(())?;
-        Self::from_parts(entries, epoch)
+        Self::from_parts(entries, epoch).ok_or(())
     }
 }
 
 impl LogPosition {
-    /// The position written `<entries>.<epoch>`, from its two parts.
-    fn from_parts(entries: &str, epoch: &str) -> Result<Self, ()> {
+    /// The position written `<entries>.<epoch>`, from its two parts; `None`
+    /// if they are not one.
+    pub fn from_parts(entries: &str, epoch: &str) -> Option<Self> {
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(epoch) || epoch.len() > MAX_EPOCH_CHARS || !digits(entries) {
-            return Err(());
+            return None;
         }
-        Ok(Self {
+        Some(Self {
             epoch: epoch.to_owned(),
-            entries: entries.parse().map_err(|_| ())?,
+            entries: entries.parse().ok()?,
         })
     }
 }

@@ -505,7 +505,8 @@ pub async fn poll(
     tag = "queue",
     params(("token" = String, Path, min_length = 1, description = "The queue token from the join")),
     responses(
-        (status = 200, description = "Left; the token then reads `left`", body = inline(LeftStatus)),
+        (status = 200, description = "Left; the token then reads `left`", body = inline(LeftStatus),
+            headers(("Anteroom-Log-Position" = String, description = "How far into the line's log the leave was written. Send it as the `Anteroom-Log-Position` request header with a later poll: an instance that has read less of the log catches up before it answers, so that behind a balancer the poll reads `left` too."))),
         (status = 401, response = openapi::InvalidToken),
         (status = 503, response = openapi::Unavailable),
     )
@@ -515,8 +516,11 @@ pub async fn leave(
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
-    state.line.leave(&token, &event).await?;
-    Ok(StatusBody::new(token.token_id, TokenState::Left))
+    let logged_at = state.line.leave(&token, &event).await?;
+    Ok(StatusBody {
+        mark: logged_at.map(|read| PollMark { read, shown: None }),
+        ..StatusBody::new(token.token_id, TokenState::Left)
+    })
 }
 
 /// A path that does not even decode is no token of ours either.

@@ -19,8 +19,9 @@ use crate::domain::{
 };
 use crate::ports::{
     AbortedJoin, AdmissionStore, AllocateOutcome, AllocateRequest, Allocation, BackendError,
-    BackendResult, Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, LineCounters,
-    LineLost, LineMessage, LineQueue, LineRecords, LineStart, PassTerms, Reserved, VisitorPlace,
+    BackendResult, Clock, DoorRefusal, InsertEventError, JoinCommit, LeaveOutcome, Leaving,
+    LineCounters, LineLost, LineMessage, LineQueue, LineRecords, LineStart, PassTerms, Reserved,
+    VisitorPlace,
 };
 use crate::tasks::Tasks;
 
@@ -360,7 +361,13 @@ impl Line {
         self.line(event).view().consumed()
     }
 
-    pub async fn leave(&self, token: &QueueToken, event: &Event) -> BackendResult<()> {
+    /// Takes `token` out of the line, or ends its pass; returns how far into
+    /// the line's log another process must have read to know it.
+    pub async fn leave(
+        &self,
+        token: &QueueToken,
+        event: &Event,
+    ) -> BackendResult<Option<LogPosition>> {
         let line = self.line(&token.event);
         let now_ms = unix_ms(self.clock.now());
         let pass_seconds = event.spec.admission.pass_seconds;
@@ -377,13 +384,16 @@ impl Line {
         let leaving = self
             .store
             .leave(&token.event, token.key, rank, pass, now_ms);
-        let why = match leaving.await? {
-            LeaveOutcome::Left => Departure::Left,
-            LeaveOutcome::PassEnded => Departure::PassEnded,
-            LeaveOutcome::AlreadyGone => return Ok(()),
+        let Leaving { outcome, logged_at } = leaving.await?;
+        let why = match outcome {
+            LeaveOutcome::Left => Some(Departure::Left),
+            LeaveOutcome::PassEnded => Some(Departure::PassEnded),
+            LeaveOutcome::AlreadyGone => None,
         };
-        line.view_mut().note_departed(token.key, why);
-        Ok(())
+        if let Some(why) = why {
+            line.view_mut().note_departed(token.key, why);
+        }
+        Ok(logged_at)
     }
 
     pub async fn counters(

@@ -195,6 +195,11 @@ async fn leaving_moves_everyone_behind_up_and_the_place_is_skipped() {
     );
     let left = app.leave(&first).await;
     assert_eq!((left.status, left.str("state")), (StatusCode::OK, "left"));
+    let logged_at = left.headers.get("anteroom-log-position");
+    assert!(
+        logged_at.is_some_and(|mark| mark.to_str().is_ok_and(|mark| mark.contains('.'))),
+        "the leave says how far into the log it was written: {logged_at:?}"
+    );
     assert_eq!(app.poll(&first).await.str("state"), "left");
     assert_eq!(app.poll(&second).await.u64("position"), 1);
     assert_eq!(app.poll(&third).await.u64("position"), 2);

@@ -1409,6 +1409,46 @@ async fn a_position_never_goes_up_when_polls_reach_instances_that_have_read_less
 }
 
 #[tokio::test]
+async fn a_poll_sent_with_a_leave_answers_position_reads_left_on_an_instance_that_has_read_less() {
+    let namespace = fresh_namespace();
+    let here = spawn_app_in(&namespace).await;
+    let there = spawn_app_in(&namespace).await;
+    here.event("parting", json!({ "paused": true })).await;
+    eventually(
+        Duration::from_secs(5),
+        "the other instance knows the event",
+        || async {
+            there
+                .request(Method::GET, "/api/events/parting", None, None)
+                .await
+                .status
+                == StatusCode::OK
+        },
+    )
+    .await;
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        tokens.push(here.joined("parting").await);
+    }
+    there.workers.line.follow_once().await;
+    // `there` reads the log only every follow interval: right after each
+    // leave it has not read it yet, unless the poll makes it catch up.
+    for (i, token) in tokens.iter().enumerate() {
+        let left = here.leave(token).await;
+        assert_eq!(left.status, StatusCode::OK, "{}", left.body);
+        let logged_at = left
+            .headers
+            .get("anteroom-log-position")
+            .and_then(|v| v.to_str().ok())
+            .expect("the leave says where it was logged");
+        let (answer, _) = poll_from(&there, token, Some(logged_at)).await;
+        assert_eq!(answer["state"], "left", "leave {i}: {answer}");
+    }
+    there.stop().await;
+    here.finish().await;
+}
+
+#[tokio::test]
 async fn a_process_that_has_not_yet_read_the_prequeue_close_still_counts_the_prequeue() {
     use time::format_description::well_known::Rfc3339;
     let app = spawn_app().await;

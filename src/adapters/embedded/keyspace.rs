@@ -150,6 +150,7 @@ const READ_ONLY: &[&str] = &[
     "ZCOUNT",
     "ZRANGEBYSCORE",
     "LRANGE",
+    "LLEN",
 ];
 
 impl Keyspace {
@@ -779,6 +780,11 @@ impl Data {
                     _ => return Err(WRONG_TYPE.into()),
                 }
             }
+            "LLEN" => Value::Integer(match self.get(arg(0)?) {
+                Some(Entry::List(l)) => l.len() as i64,
+                Some(_) => return Err(WRONG_TYPE.into()),
+                None => 0,
+            }),
             "LRANGE" => match self.get(arg(0)?) {
                 Some(Entry::List(l)) => {
                     let len = l.len() as i64;

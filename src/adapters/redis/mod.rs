@@ -21,12 +21,12 @@ use uuid::Uuid;
 
 use crate::domain::door::WindowLimit;
 use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
-use crate::domain::{EventId, Holder, LogEntry, Ticket, TokenKey, TokenKind};
+use crate::domain::{EventId, Holder, LogEntry, LogPosition, Ticket, TokenKey, TokenKind};
 use crate::ports::{
     AbortedJoin, AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest,
     Allocation, BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder,
-    HoldOutcome, JoinCommit, LeaveOutcome, LineCounters, LineLost, LineMessage, LineRecord,
-    LineStart, LiveSeat, LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt,
+    HoldOutcome, JoinCommit, LeaveOutcome, Leaving, LineCounters, LineLost, LineMessage,
+    LineRecord, LineStart, LiveSeat, LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt,
     SellOutcome, VisitorPlace,
 };
 
@@ -887,7 +887,7 @@ impl AdmissionStore for RedisStore {
         rank: Option<u64>,
         pass: Option<PassTerms>,
         now_ms: i64,
-    ) -> BackendResult<LeaveOutcome> {
+    ) -> BackendResult<Leaving> {
         let rank = rank.map(|r| r.to_string()).unwrap_or_default();
         let (issued_at_ms, expires_at_ms) = pass.map_or_else(Default::default, |pass| {
             (
@@ -903,13 +903,23 @@ impl AdmissionStore for RedisStore {
             now_ms.to_string(),
         ];
         let script = &self.scripts.leave;
-        let reply: String = self.run(script, event, args).await?;
-        match reply.as_str() {
-            "left" => Ok(LeaveOutcome::Left),
-            "ended" => Ok(LeaveOutcome::PassEnded),
-            "gone" => Ok(LeaveOutcome::AlreadyGone),
-            _ => Err(script.unexpected(reply)),
-        }
+        let reply: Vec<String> = self.run(script, event, args).await?;
+        let [outcome, epoch, entries] = reply.as_slice() else {
+            return Err(script.unexpected(&reply));
+        };
+        let outcome = match outcome.as_str() {
+            "left" => LeaveOutcome::Left,
+            "ended" => LeaveOutcome::PassEnded,
+            "gone" => LeaveOutcome::AlreadyGone,
+            _ => return Err(script.unexpected(&reply)),
+        };
+        let logged_at = match epoch.as_str() {
+            "" => None,
+            _ => Some(
+                LogPosition::from_parts(entries, epoch).ok_or_else(|| script.unexpected(&reply))?,
+            ),
+        };
+        Ok(Leaving { outcome, logged_at })
     }
 
     async fn read_log(&self, event: &EventId, from: u64) -> BackendResult<LogRead> {
@@ -1810,8 +1820,8 @@ mod tests {
             expires_at_ms: now_ms + 600_000,
         };
         let leave = || store.leave(&event, key(1), Some(1), Some(terms), restored_at);
-        assert_eq!(leave().await.unwrap(), LeaveOutcome::PassEnded);
-        assert_eq!(leave().await.unwrap(), LeaveOutcome::AlreadyGone);
+        assert_eq!(leave().await.unwrap().outcome, LeaveOutcome::PassEnded);
+        assert_eq!(leave().await.unwrap().outcome, LeaveOutcome::AlreadyGone);
         let holder = Holder::new(key(1), Uuid::new_v4());
         let seats = ["A-1-1".to_owned()];
         let hold = store.hold(
@@ -1825,6 +1835,43 @@ mod tests {
         );
         assert_eq!(hold.await.unwrap(), HoldOutcome::PassEnded);
         assert_eq!(active().await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_leave_answers_how_far_into_the_log_a_view_must_read_to_know_it() {
+        let store = embedded_store().await;
+        let event = EventId::parse("logged").unwrap();
+        let now_ms = 1_764_547_200_000;
+        let reserved = Reserved {
+            regular: 10,
+            prequeue: 0,
+        };
+        assert!(
+            store
+                .start_line(&event, &LineStart::Open { reserved }, now_ms)
+                .await
+                .unwrap()
+        );
+        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        let leave = || store.leave(&event, TokenKey::regular(2), Some(2), None, now_ms);
+        let left = leave().await.unwrap();
+        let log = store.read_log(&event, 0).await.unwrap();
+        let departed = LogEntry::Departed {
+            key: TokenKey::regular(2),
+            why: Departure::Left,
+        };
+        assert_eq!(log.entries.last(), Some(&departed));
+        let whole_log = LogPosition::from_parts(&log.entries.len().to_string(), &log.epoch);
+        assert_eq!(
+            (left.outcome, left.logged_at.clone()),
+            (LeaveOutcome::Left, whole_log)
+        );
+        let again = leave().await.unwrap();
+        assert_eq!(
+            (again.outcome, again.logged_at),
+            (LeaveOutcome::AlreadyGone, left.logged_at),
+            "nothing more was written"
+        );
     }
 
     /// A step longer than the script's parts (64, 128, … 4,000 places): its
