@@ -7,7 +7,7 @@
 //! Tokens stay HMAC-signed: only this service ever reads them, and the MAC is
 //! a fraction of a microsecond on the hottest route (the status poll).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -68,7 +68,9 @@ impl fmt::Display for TokenKey {
             TokenKind::PreQueue => 'p',
             TokenKind::Regular => 'r',
         };
-        write!(f, "{prefix}{}", self.seq)
+        // Written on every poll (in the answer's log position): no format machinery.
+        f.write_char(prefix)?;
+        f.write_str(itoa::Buffer::new().format(self.seq))
     }
 }
 

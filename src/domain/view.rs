@@ -5,8 +5,7 @@
 //! lookups, never a round trip. The view only moves forward, so within one process
 //! a position never goes up.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use super::{TokenKey, TokenKind};
@@ -166,9 +165,13 @@ impl PollMark {
 
 impl fmt::Display for PollMark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.read)?;
+        // Written on every poll: no format machinery.
+        fmt::Display::fmt(&self.read, f)?;
         if let Some((key, position)) = self.shown {
-            write!(f, ".{key}.{position}")?;
+            f.write_char('.')?;
+            fmt::Display::fmt(&key, f)?;
+            f.write_char('.')?;
+            f.write_str(itoa::Buffer::new().format(position))?;
         }
         Ok(())
     }
@@ -213,7 +216,9 @@ const MAX_EPOCH_CHARS: usize = 20;
 
 impl fmt::Display for LogPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.entries, self.epoch)
+        f.write_str(itoa::Buffer::new().format(self.entries))?;
+        f.write_char('.')?;
+        f.write_str(&self.epoch)
     }
 }
 
@@ -257,7 +262,7 @@ pub struct LineView {
     consumed: u64,
     /// `(last rank, at_ms, admitted)` of each consumed range, in rank order.
     consumed_ranges: Vec<(u64, i64, u64)>,
-    departed: HashMap<TokenKey, Departure>,
+    departed: foldhash::HashMap<TokenKey, Departure>,
     /// Ranks still ahead of the watermark whose tokens left; kept sorted.
     left_ahead: Vec<u64>,
     /// Pre-queue tokens that left before the draw gave them a rank.
@@ -563,6 +568,8 @@ impl LineView {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn open_view() -> LineView {

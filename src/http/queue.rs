@@ -4,7 +4,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -33,8 +35,6 @@ use crate::services::refusals::Refusal;
 pub(super) use crate::domain::line::MAX_VISITOR_CHARS;
 /// The longest code a join may send: a code's letters and digits, grouped.
 const MAX_JOIN_CODE_CHARS: usize = MAX_CODE_CHARS * 2;
-/// The status poll's route, the hottest of all (see `super::request_span`).
-pub(super) const POLL_ROUTE: &str = "/api/queue/{token}";
 
 /// How far into the line's log an answer was read, and the position it showed
 /// ([`PollMark`]). A client sends back the last one it got, so that whichever
@@ -183,21 +183,22 @@ impl StatusBody {
 
     /// The answer: `body` as JSON, with the [`LOG_POSITION`] it was read at.
     fn respond(&self, body: Vec<u8>) -> Response {
-        let mut response = (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response();
+        // Room for every header the answer will carry (these two, the security
+        // headers, the length): the map is not grown on the hottest answer.
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(value) = self
             .mark
             .as_ref()
             .and_then(|p| HeaderValue::try_from(p.to_string()).ok())
         {
-            response.headers_mut().insert(LOG_POSITION.clone(), value);
+            headers.insert(LOG_POSITION.clone(), value);
         }
+        let mut response = Response::new(Body::from(body));
+        *response.headers_mut() = headers;
         response
     }
 }
@@ -475,14 +476,10 @@ async fn invitation(
 )]
 pub async fn poll(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    LastMark(last_mark): LastMark,
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
-    let last_mark = headers
-        .get(&LOG_POSITION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<PollMark>().ok());
     if let Some(mark) = &last_mark {
         state.line.read_up_to(&token.event, &mark.read).await;
     }
@@ -495,6 +492,22 @@ pub async fn poll(
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
     Ok(describe(&state, &event, &token, state.clock.now(), shown))
+}
+
+/// The [`LOG_POSITION`] a poll sent back, if it is one (anything else is ignored).
+pub struct LastMark(Option<PollMark>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastMark {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mark = parts
+            .headers
+            .get(&LOG_POSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        Ok(Self(mark))
+    }
 }
 
 #[utoipa::path(

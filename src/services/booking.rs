@@ -211,7 +211,7 @@ pub struct Booking {
     /// The latest compact map this process built of each event: brought up to
     /// date from the store's log of changes, not read whole each time.
     versioned: RwLock<HashMap<EventId, Arc<VersionedSeats>>>,
-    counts: RwLock<HashMap<EventId, SeatCounts>>,
+    counts: RwLock<foldhash::HashMap<EventId, SeatCounts>>,
     /// Per event, the seats best-available holds of this process are taking:
     /// picked under this lock, taken in the fast store outside it, so that
     /// concurrent requests neither reach for the same block nor wait for each

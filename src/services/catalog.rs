@@ -2,7 +2,6 @@
 //! that requests never read the database for them and a PATCH made anywhere is
 //! seen everywhere within a second.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::domain::{Event, EventId, EventPatch, EventSpec};
@@ -10,14 +9,14 @@ use crate::ports::{BackendResult, EventRepository, InsertEventError};
 
 pub struct Catalog {
     repo: Arc<dyn EventRepository>,
-    events: RwLock<HashMap<EventId, Arc<Event>>>,
+    events: RwLock<foldhash::HashMap<EventId, Arc<Event>>>,
 }
 
 impl Catalog {
     pub async fn load(repo: Arc<dyn EventRepository>) -> BackendResult<Self> {
         let catalog = Self {
             repo,
-            events: RwLock::new(HashMap::new()),
+            events: RwLock::default(),
         };
         catalog.refresh().await?;
         Ok(catalog)

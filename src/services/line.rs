@@ -1,6 +1,6 @@
 //! The waiting line as people see it: join (group-committed), poll, leave.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -81,7 +81,7 @@ pub struct Standing {
 struct EventLine {
     view: RwLock<LineView>,
     /// Waiting tokens polled since the last heartbeat report.
-    seen: Mutex<HashSet<TokenKey>>,
+    seen: Mutex<foldhash::HashSet<TokenKey>>,
     /// Held while this process restores the line: one restore at a time.
     restoring: tokio::sync::Mutex<()>,
     /// Woken whenever the view has read more of the log.
@@ -104,7 +104,7 @@ pub struct Line {
     queue: Arc<dyn LineQueue>,
     catalog: Arc<Catalog>,
     signer: Signer,
-    lines: RwLock<HashMap<EventId, Arc<EventLine>>>,
+    lines: RwLock<foldhash::HashMap<EventId, Arc<EventLine>>>,
     joins: GroupCommit<JoinRequest, BackendResult<JoinOutcome>>,
     clock: Clock,
 }
@@ -146,7 +146,7 @@ impl Line {
                 queue,
                 catalog,
                 signer,
-                lines: RwLock::new(HashMap::new()),
+                lines: RwLock::default(),
                 joins,
                 clock,
             }
@@ -325,17 +325,19 @@ impl Line {
     /// the wait.
     pub async fn read_up_to(&self, event: &EventId, position: &LogPosition) {
         let line = self.line(event);
-        // Of another epoch (a restore in between) this view can never have read
-        // it: the restored log is the truth now, and waiting would not help.
-        if !line.view().follows_epoch_of(position) {
-            return;
-        }
         let caught_up = async {
             loop {
                 let read_more = line.read_more.notified();
                 let mut read_more = std::pin::pin!(read_more);
                 read_more.as_mut().enable();
-                if line.view().has_read(position) {
+                // Of another epoch (a restore in between, or while waiting)
+                // this view can never have read it: the restored log is the
+                // truth now, and waiting would not help.
+                let done = {
+                    let view = line.view();
+                    view.has_read(position) || !view.follows_epoch_of(position)
+                };
+                if done {
                     return;
                 }
                 read_more.await;

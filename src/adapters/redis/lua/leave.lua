@@ -13,7 +13,9 @@ local key, rank = ARGV[1], ARGV[2]
 local issued_at_ms, expires_at_ms, now = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
 local function logged(outcome)
-  return { outcome, redis.call('HGET', line_key, 'epoch') or '', tostring(redis.call('LLEN', log_key)) }
+  -- A lost line's log is no position: it starts again when the line is restored.
+  local epoch = not fence.line_lost(line_key) and redis.call('HGET', line_key, 'epoch') or ''
+  return { outcome, epoch, tostring(redis.call('LLEN', log_key)) }
 end
 
 -- A pass from before a restore ends here too: its stand-in no longer counts.
