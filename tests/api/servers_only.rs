@@ -1340,6 +1340,17 @@ async fn poll_from(
         .expect("the poll is answered")
 }
 
+/// Waits until `app`, another instance of the deployment, has loaded `event`.
+async fn knows_event(app: &TestApp, event: &str) {
+    let path = format!("/api/events/{event}");
+    eventually(
+        Duration::from_secs(5),
+        "the other instance knows the event",
+        || async { app.request(Method::GET, &path, None, None).await.status == StatusCode::OK },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_position_never_goes_up_when_polls_reach_instances_that_have_read_less() {
     let namespace = fresh_namespace();
@@ -1351,18 +1362,7 @@ async fn a_position_never_goes_up_when_polls_reach_instances_that_have_read_less
             json!({ "admission": { "per_second": 40, "max_active": 1000, "pass_seconds": 600 } }),
         )
         .await;
-    eventually(
-        Duration::from_secs(5),
-        "the other instance knows the event",
-        || async {
-            behind
-                .request(Method::GET, "/api/events/relay", None, None)
-                .await
-                .status
-                == StatusCode::OK
-        },
-    )
-    .await;
+    knows_event(&behind, "relay").await;
     let mut last = String::new();
     for _ in 0..60 {
         last = ahead.joined("relay").await;
@@ -1414,18 +1414,7 @@ async fn a_poll_sent_with_a_leave_answers_position_reads_left_on_an_instance_tha
     let here = spawn_app_in(&namespace).await;
     let there = spawn_app_in(&namespace).await;
     here.event("parting", json!({ "paused": true })).await;
-    eventually(
-        Duration::from_secs(5),
-        "the other instance knows the event",
-        || async {
-            there
-                .request(Method::GET, "/api/events/parting", None, None)
-                .await
-                .status
-                == StatusCode::OK
-        },
-    )
-    .await;
+    knows_event(&there, "parting").await;
     let mut tokens = Vec::new();
     for _ in 0..10 {
         tokens.push(here.joined("parting").await);
