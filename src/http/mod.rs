@@ -23,8 +23,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -189,7 +188,7 @@ pub fn router(state: AppState) -> Router {
         .layer(no_frames)
         .layer(no_referrer)
         .layer(SetResponseHeaderLayer::if_not_present(
-            CONTENT_SECURITY_POLICY_HEADER,
+            header::CONTENT_SECURITY_POLICY,
             content_security_policy,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -210,27 +209,21 @@ fn request_span(req: &Request) -> tracing::Span {
 /// [`content_security_policy`]).
 static SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
     (
-        HeaderName::from_static("x-content-type-options"),
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     (
-        HeaderName::from_static("x-frame-options"),
-        HeaderValue::from_static("DENY"),
-    ),
-    (
-        HeaderName::from_static("referrer-policy"),
+        header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     ),
 ];
-
-const CONTENT_SECURITY_POLICY_HEADER: HeaderName =
-    HeaderName::from_static("content-security-policy");
 
 /// The policy for `response`: the pages' unless it is JSON.
 fn content_security_policy<B>(response: &Response<B>) -> Option<HeaderValue> {
     let json = response
         .headers()
-        .get(CONTENT_TYPE)
+        .get(header::CONTENT_TYPE)
         .is_some_and(|kind| kind.as_bytes().starts_with(b"application/json"));
     Some(HeaderValue::from_static(if json {
         JSON_CONTENT_SECURITY_POLICY

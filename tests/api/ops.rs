@@ -52,28 +52,18 @@ async fn responses_carry_security_headers_and_unknown_routes_are_json_404s() {
         reply.headers["content-security-policy"], "default-src 'none'; frame-ancestors 'none'",
         "a JSON answer loads nothing"
     );
-    let page = app
-        .client
-        .get(format!("{}/", app.address))
-        .send()
-        .await
-        .expect("the home page answers");
-    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    let page = app.request(Method::GET, "/", None, None).await;
+    let policy = page.headers["content-security-policy"].to_str().unwrap();
     assert!(
         policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
         "a page loads scripts from this origin only: {policy}"
     );
-    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
     // The challenge's solver runs as a worker under its script's policy.
-    let worker = app
-        .client
-        .get(format!("{}/static/pow.js", app.address))
-        .send()
-        .await
-        .expect("the solver's script answers");
+    let worker = app.request(Method::GET, "/static/pow.js", None, None).await;
     assert_eq!(
-        worker.headers()["content-security-policy"],
-        page.headers()["content-security-policy"]
+        worker.headers["content-security-policy"],
+        page.headers["content-security-policy"]
     );
     let reply = app.request(Method::PUT, "/api/events", None, None).await;
     assert_eq!(

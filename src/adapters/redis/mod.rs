@@ -1540,6 +1540,20 @@ mod tests {
         RedisStore::embedded(keyspace, "t")
     }
 
+    /// Opens `event`'s line with `places` regular places at `now_ms`, as a
+    /// new event's is: started, then rebuilt from an empty record. Returns
+    /// what it reserved.
+    async fn open_line(store: &RedisStore, event: &EventId, places: u64, now_ms: i64) -> Reserved {
+        let reserved = Reserved {
+            regular: places,
+            prequeue: 0,
+        };
+        let open = LineStart::Open { reserved };
+        assert!(store.start_line(event, &open, now_ms).await.unwrap());
+        store.rebuild(event, &[], true, now_ms).await.unwrap();
+        reserved
+    }
+
     fn seats(pairs: &[(&str, SeatState)]) -> Vec<(String, SeatState)> {
         pairs.iter().map(|&(id, s)| (id.to_owned(), s)).collect()
     }
@@ -1751,13 +1765,7 @@ mod tests {
         let store = embedded_store().await;
         let event = EventId::parse("kept").unwrap();
         let now_ms = 1_764_547_200_000;
-        let reserved = Reserved {
-            regular: 10,
-            prequeue: 0,
-        };
-        let open = LineStart::Open { reserved };
-        assert!(store.start_line(&event, &open, now_ms).await.unwrap());
-        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        let reserved = open_line(&store, &event, 10, now_ms).await;
         let key = TokenKey::regular;
         let seen: Vec<TokenKey> = (1..=3).map(key).collect();
         store
@@ -1842,17 +1850,7 @@ mod tests {
         let store = embedded_store().await;
         let event = EventId::parse("logged").unwrap();
         let now_ms = 1_764_547_200_000;
-        let reserved = Reserved {
-            regular: 10,
-            prequeue: 0,
-        };
-        assert!(
-            store
-                .start_line(&event, &LineStart::Open { reserved }, now_ms)
-                .await
-                .unwrap()
-        );
-        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        open_line(&store, &event, 10, now_ms).await;
         let leave = || store.leave(&event, TokenKey::regular(2), Some(2), None, now_ms);
         let left = leave().await.unwrap();
         let log = store.read_log(&event, 0).await.unwrap();
@@ -1881,14 +1879,7 @@ mod tests {
         let store = embedded_store().await;
         let event = EventId::parse("long").unwrap();
         let (now_ms, places) = (1_764_547_200_000, 9_000);
-        let start = LineStart::Open {
-            reserved: Reserved {
-                regular: places,
-                prequeue: 0,
-            },
-        };
-        assert!(store.start_line(&event, &start, now_ms).await.unwrap());
-        store.rebuild(&event, &[], true, now_ms).await.unwrap();
+        open_line(&store, &event, places, now_ms).await;
         let key = TokenKey::regular;
         // Either side of the edges of the parts read (after 4,032 and 8,032 places).
         let (left, failed, unseen) = ([4_032, 8_033], 4_033, 8_032);
