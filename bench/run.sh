@@ -279,14 +279,25 @@ if [[ " $only " == *" gate "* ]]; then
 fi
 
 join=""
+join_cpu=""
 measure_join() {
   say "join (durable, publisher confirms, group commit)"
   create_event join 1 100
+  # What serves a join: the service, Redis, RabbitMQ, PostgreSQL (wrk not counted).
+  local servers=("${pids[0]}" redis-server beam.smp postgres) before after
+  before=$(python3 bench/cpu.py "${servers[@]}")
   join=$(rate join -s bench/join.lua "$base/api/events/join/queue")
+  after=$(python3 bench/cpu.py "${servers[@]}")
+  join_cpu=$(python3 -c "print(round(($after - $before) / ($join * $duration) * 1e6, 1))")
 }
 if [[ " $only " == *" join "* ]]; then
   measure_join
   row "join (req/s)" "$join" "$floor" "$(ratio "$join" "$floor")" "≥ 0.30"
+  row "join: CPU per join, service + Redis + RabbitMQ + PostgreSQL (µs)" "$join_cpu" "—" "—" "lower is better; moves less than the rate"
+  say "join with a visitor id, as the waiting page joins"
+  create_event join-visitor 1 100
+  visitor_join=$(rate join-visitor -s bench/join_visitor.lua "$base/api/events/join-visitor/queue")
+  row "join with a visitor id (req/s)" "$visitor_join" "$floor" "$(ratio "$visitor_join" "$floor")" "— (the page's join)"
 fi
 
 if [[ " $only " == *" embedded "* ]]; then

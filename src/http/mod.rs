@@ -3,6 +3,7 @@
 mod challenge;
 mod codes;
 mod conditional;
+mod deadline;
 mod error;
 mod events;
 mod extract;
@@ -24,8 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -39,10 +39,11 @@ pub use error::ApiError;
 pub use limit::ClientLimiter;
 pub use openapi::json as openapi_json;
 
+use deadline::DeadlineLayer;
 use timing::RecordTimingsLayer;
 
 use crate::config::Secret;
-use crate::ports::{BackendError, Clock};
+use crate::ports::Clock;
 use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::codes::Invitations;
@@ -122,6 +123,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES),
     );
+    // A route's request span, its answer compressed, within `deadline`: one
+    // layer, as each `route_layer` call boxes the route again, paid for on
+    // every request.
+    let traced = |deadline| {
+        tower::ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(compression.clone())
+            .layer(DeadlineLayer::new(deadline))
+    };
     let compressed = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(events::create))
         .routes(routes!(events::update))
@@ -148,29 +158,25 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::seats))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset))
-        .route_layer(compression.clone())
-        .route_layer(axum::middleware::from_fn(|req, next| {
-            within(REQUEST_TIMEOUT, req, next)
-        }));
+        .route_layer(traced(REQUEST_TIMEOUT));
     let bulk = OpenApiRouter::new()
         .routes(routes!(codes::issue))
-        .route_layer(compression)
-        .route_layer(axum::middleware::from_fn(|req, next| {
-            within(BULK_REQUEST_TIMEOUT, req, next)
-        }));
+        .route_layer(traced(BULK_REQUEST_TIMEOUT));
     // The hottest routes answer well under 1 KB, and every wait in them has its
     // own bound (the log position's, a Redis command's) or there is none (the
     // gate checks a signature): they pay for neither the compression layer nor
     // the deadline's timer.
-    let traced = compressed
-        .merge(bulk)
+    let fast = OpenApiRouter::new()
         .routes(routes!(queue::leave))
         .routes(routes!(gate::check))
         .route_layer(TraceLayer::new_for_http().make_span_with(request_span));
     // Nor has the status poll a request span: at tens of thousands per second
     // it would cost more than the answer. What an operator watches of it is in
     // the metrics, and its failures are logged (`ApiError`).
-    traced.routes(routes!(queue::poll))
+    compressed
+        .merge(bulk)
+        .merge(fast)
+        .routes(routes!(queue::poll))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -230,17 +236,4 @@ fn content_security_policy<B>(response: &Response<B>) -> Option<HeaderValue> {
     } else {
         CONTENT_SECURITY_POLICY
     }))
-}
-
-/// No request is worked on for longer than `deadline` (a slow body included);
-/// past it, `503` with `Retry-After` in the API's error shape.
-async fn within(deadline: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(deadline, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable(BackendError::unavailable(
-            "anteroom",
-            "the request timed out",
-        ))
-        .into_response(),
-    }
 }

@@ -136,15 +136,21 @@ async fn commit_groups<T, R, F, Fut>(
     }
 }
 
-/// Order inserts grouped: several holds' orders in one transaction.
+/// Order inserts grouped: several holds' orders in one transaction. Two
+/// groups in flight, not more: a group costs mostly per group (a transaction,
+/// its commit's flush), so fewer and larger groups cost less per hold, and two
+/// still overlap one group's commit with the next one's statement
+/// (docs/benchmarks.md: four in flight held 0.49–0.57 of a bare insert, two
+/// 0.59–0.69).
 const ORDER_GROUPS: Limits = Limits {
     max_group: 256,
-    in_flight: 4,
+    in_flight: 2,
 };
-/// Expiry timers grouped: one message (per event) for the timers of several holds.
+/// Expiry timers grouped: one message (per event) for the timers of several
+/// holds; two in flight, as the orders (one confirm per group).
 const TIMER_GROUPS: Limits = Limits {
     max_group: 512,
-    in_flight: 4,
+    in_flight: 2,
 };
 
 /// The order record, with concurrent inserts committed together (each still

@@ -27,10 +27,15 @@ use crate::tasks::Tasks;
 
 /// Joins taken into one publish-and-confirm at most, and groups being
 /// published at once. While they are all in flight, new joins queue up and go
-/// out together: under load the groups grow by themselves.
+/// out together: under load the groups grow by themselves. Two in flight, not
+/// more: a group's cost is mostly per group (two scripts, one message, the
+/// broker's write), so fewer and larger groups cost less per join, and two
+/// still overlap one group's scripts with the other's confirm
+/// (docs/benchmarks.md: 8 in flight made groups of 19 at 63 µs of CPU per
+/// join across the processes, 2 groups of 63 at 55 µs, and more joins/s).
 const JOIN_GROUPS: Limits = Limits {
     max_group: 2_048,
-    in_flight: 8,
+    in_flight: 2,
 };
 /// How often each process catches up with the events' logs.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
