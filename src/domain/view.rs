@@ -358,6 +358,14 @@ impl LineView {
         self.follows_epoch_of(position) && self.entries_applied >= position.entries
     }
 
+    /// Whether this view answers for `key` what it would answer having read
+    /// the log as far as `position`: it has read that far, or `key` has
+    /// departed, which nothing later in the log changes (the process that
+    /// took a leave notes it before its follower reads it back).
+    pub fn answers_as_of(&self, key: TokenKey, position: &LogPosition) -> bool {
+        self.has_read(position) || self.departed.contains_key(&key)
+    }
+
     /// Every rank up to this one has been consumed.
     pub fn consumed(&self) -> u64 {
         self.consumed
@@ -631,6 +639,21 @@ mod tests {
         assert!(!ahead.follows_epoch_of(&restored), "nor waited for");
         assert!(behind.follows_epoch_of(&far));
         assert!(!LineView::default().has_read(&far));
+    }
+
+    #[test]
+    fn a_departed_token_is_answered_as_of_any_position_and_a_waiting_one_only_once_read() {
+        let mut view = open_view();
+        view.follow_epoch("100", false);
+        let ahead: LogPosition = "50.100".parse().expect("a position");
+        let (leaving, staying) = (TokenKey::regular(1), TokenKey::regular(2));
+        assert!(!view.answers_as_of(leaving, &ahead));
+        view.note_departed(leaving, Departure::Left);
+        assert!(view.answers_as_of(leaving, &ahead), "a leave is final");
+        assert!(
+            !view.answers_as_of(staying, &ahead),
+            "everyone else waits for the log"
+        );
     }
 
     #[test]

@@ -481,7 +481,7 @@ pub async fn poll(
 ) -> Result<StatusBody, ApiError> {
     let (token, event) = verify(&state, token)?;
     if let Some(mark) = &last_mark {
-        state.line.read_up_to(&token.event, &mark.read).await;
+        state.line.read_up_to(&token, &mark.read).await;
     }
     let shown = last_mark.and_then(|mark| mark.shown_to(token.key));
     // Only in the moment after the sale opens, before this process has read the

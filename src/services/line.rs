@@ -323,13 +323,13 @@ impl Line {
         }
     }
 
-    /// Waits (briefly, for the follower: no I/O) until this process has read
-    /// `event`'s log as far as `position`, the one a client's last answer was
-    /// read at, perhaps by another process. Past [`READ_UP_TO_WAIT`] it goes
-    /// on: a client's position is a hint, and a bogus one costs only its sender
-    /// the wait.
-    pub async fn read_up_to(&self, event: &EventId, position: &LogPosition) {
-        let line = self.line(event);
+    /// Waits (briefly, for the follower: no I/O) until this process answers
+    /// for `token` what it would having read its event's log as far as
+    /// `position`, the one a client's last answer was read at, perhaps by
+    /// another process. Past [`READ_UP_TO_WAIT`] it goes on: a client's
+    /// position is a hint, and a bogus one costs only its sender the wait.
+    pub async fn read_up_to(&self, token: &QueueToken, position: &LogPosition) {
+        let line = self.line(&token.event);
         let caught_up = async {
             loop {
                 let read_more = line.read_more.notified();
@@ -340,7 +340,7 @@ impl Line {
                 // truth now, and waiting would not help.
                 let done = {
                     let view = line.view();
-                    view.has_read(position) || !view.follows_epoch_of(position)
+                    view.answers_as_of(token.key, position) || !view.follows_epoch_of(position)
                 };
                 if done {
                     return;
