@@ -4,12 +4,12 @@
 //! and boxes its future once more for every request.
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use tokio::time::Sleep;
+use tokio::time::Timeout;
 use tower::{Layer, Service};
 
 use super::ApiError;
@@ -58,8 +58,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         WithinDeadline {
-            answer: self.inner.call(req),
-            deadline: tokio::time::sleep(self.deadline),
+            answer: tokio::time::timeout(self.deadline, self.inner.call(req)),
         }
     }
 }
@@ -68,9 +67,7 @@ pin_project_lite::pin_project! {
     /// A request's answer, or the deadline's once it has passed.
     pub struct WithinDeadline<F> {
         #[pin]
-        answer: F,
-        #[pin]
-        deadline: Sleep,
+        answer: Timeout<F>,
     }
 }
 
@@ -81,53 +78,61 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(answer) = this.answer.poll(cx) {
-            return Poll::Ready(answer);
-        }
-        match this.deadline.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Ok(ApiError::Unavailable(BackendError::unavailable(
+        Poll::Ready(match ready!(self.project().answer.poll(cx)) {
+            Ok(answer) => answer,
+            Err(_) => Ok(ApiError::Unavailable(BackendError::unavailable(
                 "anteroom",
                 "the request timed out",
             ))
-            .into_response())),
-            Poll::Pending => Poll::Pending,
-        }
+            .into_response()),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
+    use axum::body::{Body, to_bytes};
     use axum::http::StatusCode;
     use std::convert::Infallible;
     use tower::ServiceExt;
+
+    async fn answer<S>(service: S) -> (StatusCode, Response)
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+    {
+        let answer = service
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap_or_else(|never| match never {});
+        (answer.status(), answer)
+    }
 
     #[tokio::test]
     async fn a_request_past_its_deadline_is_answered_unavailable_with_a_retry_after() {
         let never_answers = tower::service_fn(|_: Request| async {
             std::future::pending::<Result<Response, Infallible>>().await
         });
-        let service = DeadlineLayer::new(Duration::from_millis(10)).layer(never_answers);
-        let answer = service
-            .oneshot(Request::new(Body::empty()))
-            .await
-            .expect("infallible");
-        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let (status, answer) =
+            answer(DeadlineLayer::new(Duration::from_millis(10)).layer(never_answers)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(answer.headers().contains_key("retry-after"));
+        let body = to_bytes(answer.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(body["error"], "unavailable", "{body}");
     }
 
     #[tokio::test]
-    async fn a_request_answered_in_time_keeps_its_answer() {
-        let answers = tower::service_fn(|_: Request| async {
+    async fn a_request_answered_in_time_keeps_its_answer_even_after_waiting() {
+        let answers_later = tower::service_fn(|_: Request| async {
+            // Pending at least once before it answers.
+            tokio::task::yield_now().await;
             Ok::<_, Infallible>(StatusCode::CREATED.into_response())
         });
-        let service = DeadlineLayer::new(Duration::from_secs(15)).layer(answers);
-        let answer = service
-            .oneshot(Request::new(Body::empty()))
-            .await
-            .expect("infallible");
-        assert_eq!(answer.status(), StatusCode::CREATED);
+        let (status, _) =
+            answer(DeadlineLayer::new(Duration::from_secs(15)).layer(answers_later)).await;
+        assert_eq!(status, StatusCode::CREATED);
     }
 }

@@ -123,12 +123,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
             .and(NotForContentType::GRPC)
             .and(NotForContentType::IMAGES),
     );
+    let span = TraceLayer::new_for_http().make_span_with(request_span);
     // A route's request span, its answer compressed, within `deadline`: one
     // layer, as each `route_layer` call boxes the route again, paid for on
     // every request.
-    let traced = |deadline| {
+    let around_api_route = |deadline| {
         tower::ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http().make_span_with(request_span))
+            .layer(span.clone())
             .layer(compression.clone())
             .layer(DeadlineLayer::new(deadline))
     };
@@ -158,24 +159,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pages::seats))
         .routes(routes!(pages::admin))
         .routes(routes!(pages::asset))
-        .route_layer(traced(REQUEST_TIMEOUT));
+        .route_layer(around_api_route(REQUEST_TIMEOUT));
     let bulk = OpenApiRouter::new()
         .routes(routes!(codes::issue))
-        .route_layer(traced(BULK_REQUEST_TIMEOUT));
+        .route_layer(around_api_route(BULK_REQUEST_TIMEOUT));
     // The hottest routes answer well under 1 KB, and every wait in them has its
     // own bound (the log position's, a Redis command's) or there is none (the
     // gate checks a signature): they pay for neither the compression layer nor
     // the deadline's timer.
-    let fast = OpenApiRouter::new()
+    let without_deadline = OpenApiRouter::new()
         .routes(routes!(queue::leave))
         .routes(routes!(gate::check))
-        .route_layer(TraceLayer::new_for_http().make_span_with(request_span));
+        .route_layer(span);
     // Nor has the status poll a request span: at tens of thousands per second
     // it would cost more than the answer. What an operator watches of it is in
     // the metrics, and its failures are logged (`ApiError`).
     compressed
         .merge(bulk)
-        .merge(fast)
+        .merge(without_deadline)
         .routes(routes!(queue::poll))
 }
 

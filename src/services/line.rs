@@ -31,8 +31,11 @@ use crate::tasks::Tasks;
 /// more: a group's cost is mostly per group (two scripts, one message, the
 /// broker's write), so fewer and larger groups cost less per join, and two
 /// still overlap one group's scripts with the other's confirm
-/// (docs/benchmarks.md: 8 in flight made groups of 19 at 63 µs of CPU per
-/// join across the processes, 2 groups of 63 at 55 µs, and more joins/s).
+/// (docs/benchmarks.md: 8 in flight made groups of 19 at 62–63 µs of CPU per
+/// join across the processes, 2 groups of 63 at 49–55 µs, and more joins/s).
+/// The price: a group answers when its slowest event has, so two slow groups
+/// (a publish waiting out its timeout, a restore) hold every event's joins
+/// back until they end, where eight did so only when all eight were slow.
 const JOIN_GROUPS: Limits = Limits {
     max_group: 2_048,
     in_flight: 2,
