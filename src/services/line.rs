@@ -333,19 +333,26 @@ impl Line {
     /// position is a hint, and a bogus one costs only its sender the wait.
     pub async fn read_up_to(&self, token: &QueueToken, position: &LogPosition) {
         let line = self.line(&token.event);
+        // Of another epoch (a restore in between, or while waiting) this view
+        // can never have read it: the restored log is the truth now, and
+        // waiting would not help.
+        let done = || {
+            let view = line.view();
+            view.answers_as_of(token.key, position) || !view.follows_epoch_of(position)
+        };
+        // Most polls: already there, so no waiter is registered with the
+        // follower's notification (a lock taken twice, on the hottest path).
+        if done() {
+            return;
+        }
         let caught_up = async {
             loop {
                 let read_more = line.read_more.notified();
                 let mut read_more = std::pin::pin!(read_more);
+                // Registered before the check below: a read that lands
+                // between the two still wakes this wait.
                 read_more.as_mut().enable();
-                // Of another epoch (a restore in between, or while waiting)
-                // this view can never have read it: the restored log is the
-                // truth now, and waiting would not help.
-                let done = {
-                    let view = line.view();
-                    view.answers_as_of(token.key, position) || !view.follows_epoch_of(position)
-                };
-                if done {
+                if done() {
                     return;
                 }
                 read_more.await;
