@@ -26,7 +26,9 @@ use crate::services::booking::Booking;
 use crate::services::catalog::Catalog;
 use crate::services::codes::Invitations;
 use crate::services::door::{ADMIN_FAILURES, CODE_FAILURES, FailureDoor, Failures};
-use crate::services::group_commit::{GroupCommittedOrders, GroupCommittedTimers};
+use crate::services::group_commit::{
+    GroupCommittedOrders, GroupCommittedSeats, GroupCommittedTimers,
+};
 use crate::services::line::Line;
 use crate::services::pass_keys::PassKeys;
 use crate::services::readiness::Readiness;
@@ -212,15 +214,18 @@ impl Core {
             clock.clone(),
             tasks,
         );
-        // Holds' orders and timers are group-committed: concurrent holds share
-        // one transaction and one confirmed message, each answered once durable.
+        // Holds are group-committed: concurrent holds share one step in the
+        // fast store, one transaction and one confirmed message, each answered
+        // once durable.
+        let seats: Arc<dyn SeatStore> =
+            Arc::new(GroupCommittedSeats::start(b.seats.clone(), tasks));
         let orders: Arc<dyn OrderRepository> =
             Arc::new(GroupCommittedOrders::start(b.orders.clone(), tasks));
         let delays: Arc<dyn DelayQueue> =
             Arc::new(GroupCommittedTimers::start(b.delays.clone(), tasks));
         let booking = Arc::new(Booking::new(
             catalog.clone(),
-            b.seats.clone(),
+            seats,
             orders,
             delays.clone(),
             clock.clone(),

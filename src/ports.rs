@@ -674,6 +674,18 @@ impl PassTerms {
     }
 }
 
+/// One order's seats to hold, with what the store checks them against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldAsk {
+    pub order: Uuid,
+    pub holder: Holder,
+    pub pass: PassTerms,
+    pub seats: Vec<String>,
+    pub max_per_holder: u32,
+    /// When the hold was asked for (unix milliseconds): the pass must be valid then.
+    pub now_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HoldOutcome {
     Held(SeatCounts),
@@ -715,19 +727,22 @@ pub struct LiveSeat {
 /// Fast seat state of each event: holds and sales, checked and changed atomically.
 #[async_trait]
 pub trait SeatStore: Send + Sync {
-    /// Holds all `seats` for `order` or none, if the pass `pass_key` is still
-    /// valid and the holder stays within `max_per_holder` seats.
-    #[allow(clippy::too_many_arguments)]
-    async fn hold(
+    /// Holds, for each ask in turn, all its seats or none, if its pass is
+    /// still valid and its holder stays within its limit; one atomic step for
+    /// the whole group, in which an ask finds the seats of the asks before it
+    /// taken. One outcome per ask, in order.
+    async fn hold_group(
         &self,
         event: &EventId,
-        order: Uuid,
-        holder: &Holder,
-        pass: PassTerms,
-        seats: &[String],
-        max_per_holder: u32,
-        now_ms: i64,
-    ) -> BackendResult<HoldOutcome>;
+        asks: &[HoldAsk],
+    ) -> BackendResult<Vec<HoldOutcome>>;
+    /// Holds all of one ask's seats or none (a group of one).
+    async fn hold(&self, event: &EventId, ask: &HoldAsk) -> BackendResult<HoldOutcome> {
+        self.hold_group(event, std::slice::from_ref(ask))
+            .await?
+            .pop()
+            .ok_or_else(|| BackendError::bug("a hold of one order answered nothing"))
+    }
     /// Frees the seats still held by `order` (idempotent; sold seats stay sold).
     async fn release(
         &self,

@@ -20,8 +20,9 @@ use crate::domain::{
     unix_ms,
 };
 use crate::ports::{
-    BackendError, BackendResult, Clock, DelayQueue, ExpiryDue, HoldOutcome, InsertOrderError,
-    OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt, SellOutcome, Transition,
+    BackendError, BackendResult, Clock, DelayQueue, ExpiryDue, HoldAsk, HoldOutcome,
+    InsertOrderError, OrderRepository, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt,
+    SellOutcome, Transition,
 };
 
 /// The seat map may lag the truth by this much (API.md).
@@ -434,21 +435,22 @@ impl Booking {
     ) -> Result<Vec<String>, BookingError> {
         let venue = Venue::of(&event.spec);
         let ids: Vec<String> = seats.iter().map(|&s| venue.id(s).to_string()).collect();
-        let holder = Holder::new(pass.key, pass.token_id);
-        let max = event.spec.max_seats_per_user;
-        let terms = PassTerms::new(
-            pass.key,
-            pass.expires_at_ms,
-            event.spec.admission.pass_seconds,
-        );
-        let hold = async || match self
-            .seats
-            .hold(event.id(), order, &holder, terms, &ids, max, unix_ms(now))
-            .await
-        {
+        let ask = HoldAsk {
+            order,
+            holder: Holder::new(pass.key, pass.token_id),
+            pass: PassTerms::new(
+                pass.key,
+                pass.expires_at_ms,
+                event.spec.admission.pass_seconds,
+            ),
+            seats: ids,
+            max_per_holder: event.spec.max_seats_per_user,
+            now_ms: unix_ms(now),
+        };
+        let hold = async || match self.seats.hold(event.id(), &ask).await {
             Ok(outcome) => Ok(outcome),
             Err(e) => Err(self
-                .undo_unanswered_hold(event.id(), order, &holder, &ids, e)
+                .undo_unanswered_hold(event.id(), order, &ask.holder, &ask.seats, e)
                 .await),
         };
         let mut outcome = hold().await?;
@@ -459,8 +461,8 @@ impl Booking {
         match outcome {
             HoldOutcome::Held(counts) => {
                 self.note_counts(event.id(), counts);
-                self.note_seats(event.id(), &ids, SeatState::Held);
-                Ok(ids)
+                self.note_seats(event.id(), &ask.seats, SeatState::Held);
+                Ok(ask.seats)
             }
             HoldOutcome::Taken(taken) => Err(BookingError::SeatsUnavailable(taken)),
             HoldOutcome::LimitExceeded => Err(BookingError::LimitExceeded),

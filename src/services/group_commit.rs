@@ -6,8 +6,8 @@
 //! the items that arrive while groups are in flight queue up and go out
 //! together, so groups grow with the load by themselves.
 //!
-//! The order record and the expiry timers are wrapped here, behind their own
-//! ports: the services that use them see one write per request.
+//! The seat holds, the order record and the expiry timers are wrapped here,
+//! behind their own ports: the services that use them see one write per request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,10 +19,11 @@ use futures_util::future::join_all;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{EventId, Order, OrderStatus};
+use crate::domain::{EventId, Holder, Order, OrderStatus};
 use crate::ports::{
-    BackendError, BackendResult, DelayQueue, ExpiryConsumer, ExpiryDue, InsertOrderError, LiveSeat,
-    OrderRepository, Transition,
+    BackendError, BackendResult, DelayQueue, ExpiryConsumer, ExpiryDue, HeldOrder, HoldAsk,
+    HoldOutcome, InsertOrderError, LiveSeat, OrderRepository, SeatCounts, SeatState, SeatStore,
+    SeatsAt, SellOutcome, Transition,
 };
 use crate::tasks::Tasks;
 
@@ -136,6 +137,14 @@ async fn commit_groups<T, R, F, Fut>(
     }
 }
 
+/// Seat holds grouped: the holds of one event asked for while a group is in
+/// flight go to the fast store in one call. A hold costs Redis mostly per call
+/// (the script's dispatch, its keys, its fences, a new version of the seat
+/// map), and the service one round trip per call. Two in flight, as the joins.
+const HOLD_GROUPS: Limits = Limits {
+    max_group: 128,
+    in_flight: 2,
+};
 /// Order inserts grouped: several holds' orders in one transaction. Two
 /// groups in flight, not more: a group costs mostly per group (a transaction,
 /// its commit's flush), so fewer and larger groups cost less per hold, and two
@@ -211,6 +220,141 @@ impl OrderRepository for GroupCommittedOrders {
 
     async fn order_counts(&self, event: &EventId) -> BackendResult<(u64, u64)> {
         self.record.order_counts(event).await
+    }
+}
+
+/// The fast store's seats, with concurrent holds of one event made in one
+/// atomic step (each still answered on its own: a hold refused fails alone).
+/// Everything else goes straight to the store.
+pub struct GroupCommittedSeats {
+    store: Arc<dyn SeatStore>,
+    holds: GroupCommit<(EventId, HoldAsk), BackendResult<HoldOutcome>>,
+}
+
+impl GroupCommittedSeats {
+    pub fn start(store: Arc<dyn SeatStore>, tasks: &Tasks) -> Self {
+        Self::with_limits(store, HOLD_GROUPS, tasks)
+    }
+
+    fn with_limits(store: Arc<dyn SeatStore>, limits: Limits, tasks: &Tasks) -> Self {
+        let holds = GroupCommit::start("hold", limits, tasks, {
+            let store = store.clone();
+            move |holds: Vec<(EventId, HoldAsk)>| {
+                let store = store.clone();
+                async move { hold_grouped(&*store, holds).await }
+            }
+        });
+        Self { store, holds }
+    }
+}
+
+/// One call per event, made concurrently; each hold answered with its own
+/// outcome, or its event's call's error.
+async fn hold_grouped(
+    store: &dyn SeatStore,
+    holds: Vec<(EventId, HoldAsk)>,
+) -> Vec<BackendResult<HoldOutcome>> {
+    let mut by_event: HashMap<&EventId, Vec<&HoldAsk>> = HashMap::new();
+    for (event, ask) in &holds {
+        by_event.entry(event).or_default().push(ask);
+    }
+    let mut answered: HashMap<&EventId, std::vec::IntoIter<BackendResult<HoldOutcome>>> =
+        join_all(by_event.into_iter().map(|(event, asks)| async move {
+            let asks: Vec<HoldAsk> = asks.into_iter().cloned().collect();
+            let outcomes = match store.hold_group(event, &asks).await {
+                Ok(outcomes) if outcomes.len() == asks.len() => {
+                    outcomes.into_iter().map(Ok).collect()
+                }
+                Ok(_) => vec![
+                    Err(BackendError::bug(
+                        "a group of holds answered a different number"
+                    ));
+                    asks.len()
+                ],
+                Err(e) => vec![Err(e); asks.len()],
+            };
+            (event, outcomes.into_iter())
+        }))
+        .await
+        .into_iter()
+        .collect();
+    holds
+        .iter()
+        .map(|(event, _)| {
+            answered
+                .get_mut(event)
+                .and_then(Iterator::next)
+                .unwrap_or_else(|| Err(BackendError::bug("a hold was left out of its group")))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl SeatStore for GroupCommittedSeats {
+    async fn hold_group(
+        &self,
+        event: &EventId,
+        asks: &[HoldAsk],
+    ) -> BackendResult<Vec<HoldOutcome>> {
+        self.store.hold_group(event, asks).await
+    }
+
+    async fn hold(&self, event: &EventId, ask: &HoldAsk) -> BackendResult<HoldOutcome> {
+        self.holds.submit((event.clone(), ask.clone())).await?
+    }
+
+    async fn release(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<()> {
+        self.store.release(event, order, holder, seats).await
+    }
+
+    async fn sell(
+        &self,
+        event: &EventId,
+        order: Uuid,
+        holder: &Holder,
+        seats: &[String],
+    ) -> BackendResult<SellOutcome> {
+        self.store.sell(event, order, holder, seats).await
+    }
+
+    async fn rebuild(
+        &self,
+        event: &EventId,
+        live: &[LiveSeat],
+        force: bool,
+        now_ms: i64,
+    ) -> BackendResult<()> {
+        self.store.rebuild(event, live, force, now_ms).await
+    }
+
+    async fn holds_before(&self, event: &EventId, before_ms: i64) -> BackendResult<Vec<HeldOrder>> {
+        self.store.holds_before(event, before_ms).await
+    }
+
+    async fn seat_states(
+        &self,
+        event: &EventId,
+    ) -> BackendResult<Option<HashMap<String, SeatState>>> {
+        self.store.seat_states(event).await
+    }
+
+    async fn seat_counts(&self, event: &EventId) -> BackendResult<Option<SeatCounts>> {
+        self.store.seat_counts(event).await
+    }
+
+    async fn seats_since(
+        &self,
+        event: &EventId,
+        since: Option<u64>,
+        max_changes: u64,
+    ) -> BackendResult<Option<SeatsAt>> {
+        self.store.seats_since(event, since, max_changes).await
     }
 }
 
@@ -697,6 +841,155 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    /// The fast store's seats in memory: a seat goes to the first hold that
+    /// asks for it. Records each call's event and number of holds.
+    #[derive(Default)]
+    struct MemorySeats {
+        taken: Mutex<HashMap<(EventId, String), Uuid>>,
+        calls: Mutex<Vec<(String, usize)>>,
+        /// Holds for this event fail, as a store that is down would.
+        refused: Option<EventId>,
+    }
+
+    #[async_trait]
+    impl SeatStore for MemorySeats {
+        async fn hold_group(
+            &self,
+            event: &EventId,
+            asks: &[HoldAsk],
+        ) -> BackendResult<Vec<HoldOutcome>> {
+            if self.refused.as_ref() == Some(event) {
+                return Err(BackendError::unavailable("memory", "refused"));
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push((event.to_string(), asks.len()));
+            let mut taken = self.taken.lock().unwrap();
+            Ok(asks
+                .iter()
+                .map(|ask| {
+                    let gone: Vec<String> = ask
+                        .seats
+                        .iter()
+                        .filter(|seat| taken.contains_key(&(event.clone(), (*seat).clone())))
+                        .cloned()
+                        .collect();
+                    if !gone.is_empty() {
+                        return HoldOutcome::Taken(gone);
+                    }
+                    for seat in &ask.seats {
+                        taken.insert((event.clone(), seat.clone()), ask.order);
+                    }
+                    HoldOutcome::Held(SeatCounts::default())
+                })
+                .collect())
+        }
+
+        async fn release(
+            &self,
+            _: &EventId,
+            _: Uuid,
+            _: &Holder,
+            _: &[String],
+        ) -> BackendResult<()> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn sell(
+            &self,
+            _: &EventId,
+            _: Uuid,
+            _: &Holder,
+            _: &[String],
+        ) -> BackendResult<SellOutcome> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn rebuild(&self, _: &EventId, _: &[LiveSeat], _: bool, _: i64) -> BackendResult<()> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn holds_before(&self, _: &EventId, _: i64) -> BackendResult<Vec<HeldOrder>> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn seat_states(
+            &self,
+            _: &EventId,
+        ) -> BackendResult<Option<HashMap<String, SeatState>>> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn seat_counts(&self, _: &EventId) -> BackendResult<Option<SeatCounts>> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+
+        async fn seats_since(
+            &self,
+            _: &EventId,
+            _: Option<u64>,
+            _: u64,
+        ) -> BackendResult<Option<SeatsAt>> {
+            Err(BackendError::bug("not used by these tests"))
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_holds_go_as_one_call_per_event_each_answered_with_its_own() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemorySeats {
+            refused: Some(EventId::parse("down").unwrap()),
+            ..MemorySeats::default()
+        });
+        let seats = GroupCommittedSeats::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
+        let ask = |seat: &str| HoldAsk {
+            order: Uuid::new_v4(),
+            holder: Holder::new(TokenKey::regular(1), Uuid::new_v4()),
+            pass: crate::ports::PassTerms::new(TokenKey::regular(1), 0, 600),
+            seats: vec![seat.to_owned()],
+            max_per_holder: 4,
+            now_ms: 0,
+        };
+        let holds = [
+            ("a", ask("A-1-1")),
+            ("b", ask("A-1-1")),
+            ("a", ask("A-1-1")), // the first hold's, earlier in the same call
+            ("down", ask("A-1-2")),
+            ("a", ask("A-1-2")),
+        ];
+        let events: Vec<EventId> = holds
+            .iter()
+            .map(|(e, _)| EventId::parse(e).unwrap())
+            .collect();
+        let answers = join_all(
+            holds
+                .iter()
+                .zip(&events)
+                .map(|((_, ask), event)| seats.hold(event, ask)),
+        )
+        .await;
+        let answers: Vec<Result<HoldOutcome, String>> = answers
+            .into_iter()
+            .map(|a| a.map_err(|e| e.to_string()))
+            .collect();
+        let held = Ok(HoldOutcome::Held(SeatCounts::default()));
+        assert_eq!(
+            answers,
+            [
+                held.clone(),
+                held.clone(),
+                Ok(HoldOutcome::Taken(vec!["A-1-1".to_owned()])),
+                Err(BackendError::unavailable("memory", "refused").to_string()),
+                held,
+            ]
+        );
+        let mut calls = memory.calls.lock().unwrap().clone();
+        calls.sort();
+        assert_eq!(calls, [("a".to_owned(), 3), ("b".to_owned(), 1)]);
         tasks.stop(Duration::from_secs(5)).await;
     }
 }

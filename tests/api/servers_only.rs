@@ -252,7 +252,7 @@ async fn the_unique_index_refuses_a_double_assignment_that_bypasses_redis() {
 async fn a_hold_whose_order_was_never_written_is_undone() {
     use anteroom::adapters::redis::RedisStore;
     use anteroom::domain::{EventId, Holder};
-    use anteroom::ports::{HoldOutcome, PassTerms, SeatStore};
+    use anteroom::ports::{HoldAsk, HoldOutcome, PassTerms, SeatStore};
 
     let app = spawn_app().await;
     sale(
@@ -272,25 +272,20 @@ async fn a_hold_whose_order_was_never_written_is_undone() {
         .await
         .unwrap();
     let now_ms = (app.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
-    let holder = Holder::new(pass.key, pass.token_id);
     let event = EventId::parse("orphan").unwrap();
-    let terms = PassTerms {
-        key: pass.key,
-        issued_at_ms: now_ms,
-        expires_at_ms: pass.expires_at_ms,
+    let ask = HoldAsk {
+        order: uuid::Uuid::new_v4(),
+        holder: Holder::new(pass.key, pass.token_id),
+        pass: PassTerms {
+            key: pass.key,
+            issued_at_ms: now_ms,
+            expires_at_ms: pass.expires_at_ms,
+        },
+        seats: vec!["A-1-1".into()],
+        max_per_holder: 4,
+        now_ms,
     };
-    let outcome = redis
-        .hold(
-            &event,
-            uuid::Uuid::new_v4(),
-            &holder,
-            terms,
-            &["A-1-1".into()],
-            4,
-            now_ms,
-        )
-        .await
-        .unwrap();
+    let outcome = redis.hold(&event, &ask).await.unwrap();
     assert!(matches!(outcome, HoldOutcome::Held(_)), "{outcome:?}");
     let taken = app.hold_seats("orphan", &raw_pass, &["A-1-1"]).await;
     assert_eq!(

@@ -24,7 +24,7 @@ use crate::domain::prequeue::{draw_from_bytes, draw_to_bytes};
 use crate::domain::{EventId, Holder, LogEntry, LogPosition, Ticket, TokenKey, TokenKind};
 use crate::ports::{
     AbortedJoin, AdmissionStore, AdmitOutcome, AdmitRequest, AllocateOutcome, AllocateRequest,
-    Allocation, BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder,
+    Allocation, BackendError, BackendResult, Candidate, DoorRefusal, GapProbe, HeldOrder, HoldAsk,
     HoldOutcome, JoinCommit, LeaveOutcome, Leaving, LineCounters, LineLost, LineMessage,
     LineRecord, LineStart, LiveSeat, LogRead, PassTerms, SeatCounts, SeatState, SeatStore, SeatsAt,
     SellOutcome, VisitorPlace,
@@ -1126,47 +1126,62 @@ fn seat_args(order: Uuid, holder: &Holder, seats: &[String]) -> Vec<String> {
 
 #[async_trait]
 impl SeatStore for RedisStore {
-    async fn hold(
+    async fn hold_group(
         &self,
         event: &EventId,
-        order: Uuid,
-        holder: &Holder,
-        pass: PassTerms,
-        seats: &[String],
-        max_per_holder: u32,
-        now_ms: i64,
-    ) -> BackendResult<HoldOutcome> {
-        let mut args = vec![
-            order.to_string(),
-            holder.as_str().to_owned(),
-            pass.key.to_string(),
-            max_per_holder.to_string(),
-            now_ms.to_string(),
-            pass.issued_at_ms.to_string(),
-            pass.expires_at_ms.to_string(),
-        ];
-        args.extend(seats.iter().cloned());
+        asks: &[HoldAsk],
+    ) -> BackendResult<Vec<HoldOutcome>> {
+        let mut args = Vec::with_capacity(asks.iter().map(|a| 8 + a.seats.len()).sum());
+        for ask in asks {
+            args.extend([
+                ask.order.to_string(),
+                ask.holder.as_str().to_owned(),
+                ask.pass.key.to_string(),
+                ask.max_per_holder.to_string(),
+                ask.now_ms.to_string(),
+                ask.pass.issued_at_ms.to_string(),
+                ask.pass.expires_at_ms.to_string(),
+                ask.seats.len().to_string(),
+            ]);
+            args.extend(ask.seats.iter().cloned());
+        }
         let script = &self.scripts.hold;
         let reply: Vec<String> = self.run(script, event, args).await?;
-        Ok(match reply.split_first() {
-            Some((tag, [held, sold])) if tag == "held" => HoldOutcome::Held(SeatCounts {
-                held: parse_num(held)?,
-                sold: parse_num(sold)?,
-            }),
-            Some((tag, taken)) if tag == "taken" && !taken.is_empty() => {
-                HoldOutcome::Taken(taken.to_vec())
-            }
-            Some((tag, [])) if tag == "limit" => HoldOutcome::LimitExceeded,
-            Some((tag, [])) if tag == "pass" => HoldOutcome::PassEnded,
-            Some((tag, [])) if tag == "rebuild" => HoldOutcome::NeedsRebuild,
-            Some((tag, [])) if tag == "lost" => {
+        match reply.as_slice() {
+            [tag] if tag == "rebuild" => return Ok(vec![HoldOutcome::NeedsRebuild; asks.len()]),
+            [tag] if tag == "lost" => {
                 return Err(LineLost {
                     event: event.clone(),
                 }
                 .into());
             }
-            _ => return Err(script.unexpected(&reply)),
-        })
+            _ => {}
+        }
+        let unexpected = || script.unexpected(&reply);
+        let [held, sold, answers @ ..] = reply.as_slice() else {
+            return Err(unexpected());
+        };
+        let counts = SeatCounts {
+            held: parse_num(held)?,
+            sold: parse_num(sold)?,
+        };
+        let mut answers = answers.iter();
+        let mut outcomes = Vec::with_capacity(asks.len());
+        while let Some(tag) = answers.next() {
+            let listed: usize = parse_num(answers.next().ok_or_else(unexpected)?)?;
+            let seats: Vec<String> = answers.by_ref().take(listed).cloned().collect();
+            outcomes.push(match (tag.as_str(), seats.is_empty()) {
+                ("held", true) => HoldOutcome::Held(counts),
+                ("taken", false) if seats.len() == listed => HoldOutcome::Taken(seats),
+                ("limit", true) => HoldOutcome::LimitExceeded,
+                ("pass", true) => HoldOutcome::PassEnded,
+                _ => return Err(unexpected()),
+            });
+        }
+        if outcomes.len() != asks.len() {
+            return Err(unexpected());
+        }
+        Ok(outcomes)
     }
 
     async fn release(
@@ -1676,6 +1691,91 @@ mod tests {
         assert_eq!(since(start + 6, 10).await, taken(2_000_000, &[]));
     }
 
+    /// A group of holds is one step and one new version of the seat map, in
+    /// which each hold is decided in turn as it would be alone: it finds the
+    /// seats and the limit its group's earlier holds took.
+    #[tokio::test]
+    async fn a_group_of_holds_decides_each_in_turn_after_the_ones_before_it() {
+        use SeatState::Held;
+        let store = embedded_store().await;
+        let event = EventId::parse("grouped").unwrap();
+        let now_ms = 1_764_547_200_000;
+        open_line(&store, &event, 4, now_ms).await;
+        let key = TokenKey::regular;
+        let admitted: Vec<TokenKey> = (1..=3).map(key).collect();
+        store
+            .heartbeat(&event, &admitted, now_ms / 1_000)
+            .await
+            .unwrap();
+        let candidates: Vec<Candidate> = (1..=3)
+            .map(|rank| Candidate::Arrived {
+                rank,
+                key: key(rank),
+            })
+            .collect();
+        let admit = AdmitRequest {
+            now_ms,
+            pass_ms: 600_000,
+            max_active: 100,
+            seen_cutoff_s: now_ms / 1_000 - 60,
+            max_admit: 3,
+            seats_total: 10,
+            consumed_floor: 0,
+        };
+        let admitted = store.admit(&event, &candidates, admit).await.unwrap();
+        assert_eq!(admitted.admitted, 3);
+        let ask = |rank: u64, seats: &[&str]| HoldAsk {
+            order: Uuid::new_v4(),
+            holder: Holder::new(key(rank), Uuid::new_v4()),
+            pass: PassTerms::new(key(rank), now_ms + 600_000, 600),
+            seats: seats.iter().map(|&s| s.to_owned()).collect(),
+            max_per_holder: 3,
+            now_ms,
+        };
+        let first = ask(1, &["A-1-1", "A-1-2"]);
+        let mut over_the_limit = ask(1, &["A-1-3", "A-1-4"]);
+        over_the_limit.holder = first.holder.clone();
+        let asks = [
+            first,
+            ask(2, &["A-1-2"]),
+            over_the_limit,
+            ask(4, &["A-1-4"]),
+            ask(3, &["A-1-3"]),
+        ];
+        let counts = SeatCounts { held: 3, sold: 0 };
+        let outcomes = store.hold_group(&event, &asks).await.unwrap();
+        assert_eq!(
+            outcomes,
+            [
+                HoldOutcome::Held(counts),
+                HoldOutcome::Taken(vec!["A-1-2".to_owned()]),
+                HoldOutcome::LimitExceeded,
+                HoldOutcome::PassEnded,
+                HoldOutcome::Held(counts),
+            ]
+        );
+        let rebuilt_at = u64::try_from(now_ms).unwrap() * 1_000;
+        assert_eq!(
+            sorted(
+                store
+                    .seats_since(&event, Some(rebuilt_at), 10)
+                    .await
+                    .unwrap()
+            ),
+            Some(SeatsAt::Changed {
+                version: rebuilt_at + 1,
+                seats: seats(&[("A-1-1", Held), ("A-1-2", Held), ("A-1-3", Held)]),
+            }),
+            "the group's holds are one version"
+        );
+        let held = store.holds_before(&event, now_ms + 1).await.unwrap();
+        let mut orders: Vec<Uuid> = held.iter().map(|h| h.order).collect();
+        orders.sort();
+        let mut expected = [asks[0].order, asks[4].order];
+        expected.sort();
+        assert_eq!(orders, expected, "only the holds made are recorded");
+    }
+
     /// A join whose publish failed gives back its challenge and its place in
     /// the address window: the client's retry with the same solution joins.
     #[tokio::test]
@@ -1830,17 +1930,15 @@ mod tests {
         let leave = || store.leave(&event, key(1), Some(1), Some(terms), restored_at);
         assert_eq!(leave().await.unwrap().outcome, LeaveOutcome::PassEnded);
         assert_eq!(leave().await.unwrap().outcome, LeaveOutcome::AlreadyGone);
-        let holder = Holder::new(key(1), Uuid::new_v4());
-        let seats = ["A-1-1".to_owned()];
-        let hold = store.hold(
-            &event,
-            Uuid::new_v4(),
-            &holder,
-            terms,
-            &seats,
-            4,
-            restored_at,
-        );
+        let ask = HoldAsk {
+            order: Uuid::new_v4(),
+            holder: Holder::new(key(1), Uuid::new_v4()),
+            pass: terms,
+            seats: vec!["A-1-1".to_owned()],
+            max_per_holder: 4,
+            now_ms: restored_at,
+        };
+        let hold = store.hold(&event, &ask);
         assert_eq!(hold.await.unwrap(), HoldOutcome::PassEnded);
         assert_eq!(active().await, 2);
     }
