@@ -9,8 +9,8 @@
 -- Big versions never pass through a Lua number on their way into Redis: Lua
 -- 5.1 prints numbers with 14 digits.
 local seat_log = {}
--- How many versions of changes the log keeps (a version is one hold, sale or
--- release: at most one order's seats).
+-- How many versions of changes the log keeps (a version is one group of holds,
+-- or one sale or release).
 seat_log.kept_versions = 10000
 -- `seats` (a list of ids) changed state just now: one new version for them all.
 function seat_log.changed(version_key, log_key, seats)
