@@ -145,21 +145,22 @@ const HOLD_GROUPS: Limits = Limits {
     max_group: 128,
     in_flight: 2,
 };
-/// Order inserts grouped: several holds' orders in one transaction. Two
-/// groups in flight, not more: a group costs mostly per group (a transaction,
-/// its commit's flush), so fewer and larger groups cost less per hold, and two
-/// still overlap one group's commit with the next one's statement
-/// (docs/benchmarks.md: four in flight held 0.49–0.57 of a bare insert, two
-/// 0.59–0.69).
+/// Order inserts grouped: several holds' orders in one transaction. One
+/// group in flight: a group costs mostly per group (a transaction, its
+/// commit's flush), and the holds reach it in bursts (a group of holds answered
+/// by Redis at once), so while one group commits the next burst gathers
+/// behind it. The price: a slow commit holds back every order behind it until
+/// it ends (docs/benchmarks.md: with the holds grouped, one in flight cost
+/// 133–145 µs of the servers' CPU per hold against 165–198 with two).
 const ORDER_GROUPS: Limits = Limits {
     max_group: 256,
-    in_flight: 2,
+    in_flight: 1,
 };
 /// Expiry timers grouped: one message (per event) for the timers of several
-/// holds; two in flight, as the orders (one confirm per group).
+/// holds; one in flight, as the orders (one confirm per group).
 const TIMER_GROUPS: Limits = Limits {
     max_group: 512,
-    in_flight: 2,
+    in_flight: 1,
 };
 
 /// The order record, with concurrent inserts committed together (each still
