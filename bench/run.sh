@@ -273,6 +273,15 @@ if [[ " $only " == *" gate "* ]]; then
   row "gate, no pass: 401 + Location (req/s)" "$refused" "$floor" "$(ratio "$refused" "$floor")" "≥ 0.70"
 fi
 
+# CPU seconds per second that the processes named by $@ (as bench/cpu.py
+# takes them) spend with nobody asking, read over 5 s.
+idle_cpu_per_second() {
+  local from
+  from=$(python3 bench/cpu.py "$@")
+  sleep 5
+  python3 -c "print(($(python3 bench/cpu.py "$@") - $from) / 5)"
+}
+
 join=""
 join_cpu=""
 measure_join() {
@@ -281,9 +290,7 @@ measure_join() {
   # What serves a join: the service, Redis, RabbitMQ, PostgreSQL (wrk not
   # counted); what they spend with nobody joining, over as long, taken off.
   local servers=("${pids[0]}" redis-server beam.smp postgres) idle before after joins
-  idle=$(python3 bench/cpu.py "${servers[@]}")
-  sleep "$duration"
-  idle=$(python3 -c "print($(python3 bench/cpu.py "${servers[@]}") - $idle)")
+  idle=$(python3 -c "print($(idle_cpu_per_second "${servers[@]}") * $duration)")
   before=$(python3 bench/cpu.py "${servers[@]}")
   join=$(rate join -s bench/join.lua "$base/api/events/join/queue")
   after=$(python3 bench/cpu.py "${servers[@]}")
@@ -384,26 +391,29 @@ if [[ " $only " == *" hold "* ]]; then
   # their buyers are admitted, nor during the floor's inserts after them);
   # what they spend with nobody holding, over as long, taken off.
   hold_servers=("${pids[0]}" redis-server beam.smp postgres)
-  idle_from=$(python3 bench/cpu.py "${hold_servers[@]}")
-  sleep 5
-  idle_per_second=$(python3 -c "print(($(python3 bench/cpu.py "${hold_servers[@]}") - $idle_from) / 5)")
+  idle_per_second=$(idle_cpu_per_second "${hold_servers[@]}")
+  # The bench pauses after each of the two lines for the reading; a reading
+  # that fails leaves its file empty and the row without a figure, and the
+  # reader goes on passing the bench's lines through.
   target/release/anteroom-bench hold --url "$base" --admin-token "$admin" --database-url "$postgres/$run_id" \
     --holds "$HOLD_COUNT" --connections 64 --json "$results/hold.json" \
     2> >(while IFS= read -r line; do
            case "$line" in
-             "hold: "*" holds over "*) python3 bench/cpu.py "${hold_servers[@]}" >"$results/hold-cpu-from" ;;
-             "hold: "*" held in "*) python3 bench/cpu.py "${hold_servers[@]}" >"$results/hold-cpu-to" ;;
+             "hold: "*" holds over "*) python3 bench/cpu.py "${hold_servers[@]}" >"$results/hold-cpu-from" || true ;;
+             "hold: "*" held in "*) python3 bench/cpu.py "${hold_servers[@]}" >"$results/hold-cpu-to" || true ;;
            esac
            echo "$line" >&2
          done) | tee "$results/hold.txt"
-  # The reader of the bench's lines runs beside it: its last reading may land just after.
-  for _ in $(seq 100); do [[ -s "$results/hold-cpu-to" ]] && break; sleep 0.1; done
   read -r holds inserts r hold_cpu < <(python3 -c "
 import json
 h = json.load(open('$results/hold.json'))
-spent = float(open('$results/hold-cpu-to').read()) - float(open('$results/hold-cpu-from').read())
-idle = $idle_per_second * h['holds'] / h['holds_per_second']
-print(round(h['holds_per_second']), round(h['inserts_per_second']), f\"{h['ratio']:.2f}\", round((spent - idle) / h['holds'] * 1e6, 1))")
+try:
+    spent = float(open('$results/hold-cpu-to').read()) - float(open('$results/hold-cpu-from').read())
+    idle = $idle_per_second * h['holds'] / h['holds_per_second']
+    per_hold = round((spent - idle) / h['holds'] * 1e6, 1)
+except (OSError, ValueError):
+    per_hold = '—'
+print(round(h['holds_per_second']), round(h['inserts_per_second']), f\"{h['ratio']:.2f}\", per_hold)")
   row "hold + order insert (holds/s)" "$holds" "$inserts" "$r" "≥ 0.70 and ≥ 5,000/s"
   row "hold: CPU per hold, service + Redis + RabbitMQ + PostgreSQL, less idle (µs)" "$hold_cpu" "—" "—" "— (lower is better)"
 fi

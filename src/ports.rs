@@ -738,10 +738,13 @@ pub trait SeatStore: Send + Sync {
     ) -> BackendResult<Vec<HoldOutcome>>;
     /// Holds all of one ask's seats or none (a group of one).
     async fn hold(&self, event: &EventId, ask: &HoldAsk) -> BackendResult<HoldOutcome> {
-        self.hold_group(event, std::slice::from_ref(ask))
-            .await?
-            .pop()
-            .ok_or_else(|| BackendError::bug("a hold of one order answered nothing"))
+        let mut outcomes = self.hold_group(event, std::slice::from_ref(ask)).await?;
+        match (outcomes.pop(), outcomes.is_empty()) {
+            (Some(outcome), true) => Ok(outcome),
+            _ => Err(BackendError::bug(
+                "a hold of one order answered other than once",
+            )),
+        }
     }
     /// Frees the seats still held by `order` (idempotent; sold seats stay sold).
     async fn release(

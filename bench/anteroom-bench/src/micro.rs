@@ -182,6 +182,10 @@ pub async fn drain(
     })
 }
 
+/// Long enough for a reader of this bench's lines to start a process that
+/// reads `/proc` (bench/cpu.py) on a busy machine.
+const READING_PAUSE: Duration = Duration::from_millis(500);
+
 #[derive(Debug, serde::Serialize)]
 pub struct HoldReport {
     pub holds: u64,
@@ -240,6 +244,9 @@ pub async fn hold(
     let failures = Arc::new(AtomicU64::new(0));
     let (w, f) = (work.clone(), failures.clone());
     eprintln!("hold: {holds} holds over {connections} connections");
+    // bench/run.sh reads the servers' CPU in this pause and the one after the
+    // holds, so that its reading spans the holds and nothing else.
+    tokio::time::sleep(READING_PAUSE).await;
     let (latencies, took) = closed_loop(addr, connections, holds, "held", move |mut conn, i| {
         let (work, failures) = (w.clone(), f.clone());
         async move {
@@ -263,8 +270,8 @@ pub async fn hold(
     if failures.load(Relaxed) > 0 {
         return Err(format!("{} holds failed", failures.load(Relaxed)).into());
     }
-    // bench/run.sh reads the servers' CPU between this line and the one above.
     eprintln!("hold: {holds} held in {:.1} s", took.as_secs_f64());
+    tokio::time::sleep(READING_PAUSE).await;
     let holds_per_second = holds as f64 / took.as_secs_f64();
     let inserts_per_second = bare_inserts(database_url, holds, connections).await?;
     Ok(HoldReport {

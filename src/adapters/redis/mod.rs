@@ -1170,9 +1170,12 @@ impl SeatStore for RedisStore {
         while let Some(tag) = answers.next() {
             let listed: usize = parse_num(answers.next().ok_or_else(unexpected)?)?;
             let seats: Vec<String> = answers.by_ref().take(listed).cloned().collect();
+            if seats.len() != listed {
+                return Err(unexpected());
+            }
             outcomes.push(match (tag.as_str(), seats.is_empty()) {
                 ("held", true) => HoldOutcome::Held(counts),
-                ("taken", false) if seats.len() == listed => HoldOutcome::Taken(seats),
+                ("taken", false) => HoldOutcome::Taken(seats),
                 ("limit", true) => HoldOutcome::LimitExceeded,
                 ("pass", true) => HoldOutcome::PassEnded,
                 _ => return Err(unexpected()),
@@ -1741,6 +1744,7 @@ mod tests {
             over_the_limit,
             ask(4, &["A-1-4"]),
             ask(3, &["A-1-3"]),
+            ask(2, &["A-1-4", "A-1-1", "A-1-5"]),
         ];
         let counts = SeatCounts { held: 3, sold: 0 };
         let outcomes = store.hold_group(&event, &asks).await.unwrap();
@@ -1752,22 +1756,37 @@ mod tests {
                 HoldOutcome::LimitExceeded,
                 HoldOutcome::PassEnded,
                 HoldOutcome::Held(counts),
+                HoldOutcome::Taken(vec!["A-1-1".to_owned()]),
             ]
         );
         let rebuilt_at = u64::try_from(now_ms).unwrap() * 1_000;
-        assert_eq!(
+        let held_by_the_group = Some(SeatsAt::Changed {
+            version: rebuilt_at + 1,
+            seats: seats(&[("A-1-1", Held), ("A-1-2", Held), ("A-1-3", Held)]),
+        });
+        let since_rebuilt = async || {
             sorted(
                 store
                     .seats_since(&event, Some(rebuilt_at), 10)
                     .await
-                    .unwrap()
-            ),
-            Some(SeatsAt::Changed {
-                version: rebuilt_at + 1,
-                seats: seats(&[("A-1-1", Held), ("A-1-2", Held), ("A-1-3", Held)]),
-            }),
+                    .unwrap(),
+            )
+        };
+        assert_eq!(
+            since_rebuilt().await,
+            held_by_the_group,
             "the group's holds are one version"
         );
+        let refused = store.hold_group(&event, &[ask(2, &["A-1-3"])]).await;
+        let taken = HoldOutcome::Taken(vec!["A-1-3".to_owned()]);
+        assert_eq!(refused.unwrap(), [taken]);
+        assert_eq!(
+            since_rebuilt().await,
+            held_by_the_group,
+            "a group that held nothing is no version"
+        );
+        let counted = store.seat_counts(&event).await.unwrap();
+        assert_eq!(counted, Some(counts));
         let held = store.holds_before(&event, now_ms + 1).await.unwrap();
         let mut orders: Vec<Uuid> = held.iter().map(|h| h.order).collect();
         orders.sort();

@@ -22,7 +22,6 @@ local hold_seats_key, line_key = KEYS[7], KEYS[8]
 local unknown_passes_key, honoured_passes_key = KEYS[9], KEYS[10]
 -- seat_version: hash; seat_log: zset (see seat_log.lua)
 local seat_version_key, seat_log_key = KEYS[11], KEYS[12]
-local args = ARGV
 
 if not fence.seats_ready(seats_ready_key) then return { 'rebuild' } end
 if fence.line_lost(line_key) then return { 'lost' } end
@@ -52,20 +51,21 @@ local function hold(order, holder, pass_key, max_per_holder, now, issued_at_ms, 
   redis.call('ZADD', holds_key, now, order)
   redis.call('HSET', hold_seats_key, order, holder .. '|' .. table.concat(seats, ','))
   redis.call('HINCRBY', holders_key, holder, #seats)
+  -- Counted with each hold: should a later one fail, this one is counted as made.
+  redis.call('HINCRBY', seat_counts_key, 'held', #seats)
   return 'held', {}
 end
 
-local answers, changed, held = {}, {}, 0
+local answers, changed = {}, {}
 local at = 1
-while at <= #args do
-  local count = tonumber(args[at + 7])
+while at <= #ARGV do
+  local count = tonumber(ARGV[at + 7])
   local seats = {}
-  for i = 1, count do seats[i] = args[at + 7 + i] end
-  local outcome, listed = hold(args[at], args[at + 1], args[at + 2], tonumber(args[at + 3]),
-    tonumber(args[at + 4]), tonumber(args[at + 5]), args[at + 6], seats)
+  for i = 1, count do seats[i] = ARGV[at + 7 + i] end
+  local outcome, listed = hold(ARGV[at], ARGV[at + 1], ARGV[at + 2], tonumber(ARGV[at + 3]),
+    tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), ARGV[at + 6], seats)
   if outcome == 'held' then
     for _, seat in ipairs(seats) do changed[#changed + 1] = seat end
-    held = held + count
   end
   answers[#answers + 1] = outcome
   answers[#answers + 1] = tostring(#listed)
@@ -74,9 +74,7 @@ while at <= #args do
 end
 
 seat_log.changed(seat_version_key, seat_log_key, changed)
-local counts = {
-  tostring(redis.call('HINCRBY', seat_counts_key, 'held', held)),
-  redis.call('HGET', seat_counts_key, 'sold') or '0',
-}
-for _, answer in ipairs(answers) do counts[#counts + 1] = answer end
-return counts
+local counts = redis.call('HMGET', seat_counts_key, 'held', 'sold')
+local reply = { counts[1] or '0', counts[2] or '0' }
+for _, answer in ipairs(answers) do reply[#reply + 1] = answer end
+return reply
