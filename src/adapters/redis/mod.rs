@@ -1572,6 +1572,28 @@ mod tests {
         reserved
     }
 
+    /// Admits the first `places` ranks of `event`'s open line, each seen at
+    /// `now_ms`, with passes of 600 s and room for no more at once.
+    async fn admit_first(store: &RedisStore, event: &EventId, places: u64, now_ms: i64) {
+        let keys: Vec<TokenKey> = (1..=places).map(TokenKey::regular).collect();
+        store.heartbeat(event, &keys, now_ms / 1_000).await.unwrap();
+        let candidates: Vec<Candidate> = keys
+            .iter()
+            .map(|&key| Candidate::Arrived { rank: key.seq, key })
+            .collect();
+        let admit = AdmitRequest {
+            now_ms,
+            pass_ms: 600_000,
+            max_active: places,
+            seen_cutoff_s: now_ms / 1_000 - 60,
+            max_admit: places,
+            seats_total: 10,
+            consumed_floor: 0,
+        };
+        let admitted = store.admit(event, &candidates, admit).await.unwrap();
+        assert_eq!(admitted.admitted, places);
+    }
+
     fn seats(pairs: &[(&str, SeatState)]) -> Vec<(String, SeatState)> {
         pairs.iter().map(|&(id, s)| (id.to_owned(), s)).collect()
     }
@@ -1704,29 +1726,8 @@ mod tests {
         let event = EventId::parse("grouped").unwrap();
         let now_ms = 1_764_547_200_000;
         open_line(&store, &event, 4, now_ms).await;
+        admit_first(&store, &event, 3, now_ms).await;
         let key = TokenKey::regular;
-        let admitted: Vec<TokenKey> = (1..=3).map(key).collect();
-        store
-            .heartbeat(&event, &admitted, now_ms / 1_000)
-            .await
-            .unwrap();
-        let candidates: Vec<Candidate> = (1..=3)
-            .map(|rank| Candidate::Arrived {
-                rank,
-                key: key(rank),
-            })
-            .collect();
-        let admit = AdmitRequest {
-            now_ms,
-            pass_ms: 600_000,
-            max_active: 100,
-            seen_cutoff_s: now_ms / 1_000 - 60,
-            max_admit: 3,
-            seats_total: 10,
-            consumed_floor: 0,
-        };
-        let admitted = store.admit(&event, &candidates, admit).await.unwrap();
-        assert_eq!(admitted.admitted, 3);
         let ask = |rank: u64, seats: &[&str]| HoldAsk {
             order: Uuid::new_v4(),
             holder: Holder::new(key(rank), Uuid::new_v4()),
@@ -1885,29 +1886,8 @@ mod tests {
         let event = EventId::parse("kept").unwrap();
         let now_ms = 1_764_547_200_000;
         let reserved = open_line(&store, &event, 10, now_ms).await;
+        admit_first(&store, &event, 3, now_ms).await;
         let key = TokenKey::regular;
-        let seen: Vec<TokenKey> = (1..=3).map(key).collect();
-        store
-            .heartbeat(&event, &seen, now_ms / 1_000)
-            .await
-            .unwrap();
-        let candidates: Vec<Candidate> = (1..=3)
-            .map(|rank| Candidate::Arrived {
-                rank,
-                key: key(rank),
-            })
-            .collect();
-        let admit = AdmitRequest {
-            now_ms,
-            pass_ms: 600_000,
-            max_active: 3,
-            seen_cutoff_s: now_ms / 1_000 - 60,
-            max_admit: 3,
-            seats_total: 10,
-            consumed_floor: 0,
-        };
-        let admitted = store.admit(&event, &candidates, admit).await.unwrap();
-        assert_eq!(admitted.admitted, 3);
 
         // The line was written under another node's history: it reads as lost.
         let line = store.keys(&event).line();
