@@ -137,6 +137,44 @@ async fn commit_groups<T, R, F, Fut>(
     }
 }
 
+/// Commits a group in parts, the items of each key together (the joins or
+/// holds of one event, say), the parts side by side; answers in the group's
+/// order. An item its part left unanswered is answered `unanswered`.
+pub(crate) async fn commit_per_key<K, T, R, F, Fut>(
+    group: Vec<T>,
+    key: impl Fn(&T) -> K,
+    commit: F,
+    unanswered: &'static str,
+) -> Vec<BackendResult<R>>
+where
+    K: std::hash::Hash + Eq,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Vec<BackendResult<R>>>,
+{
+    let size = group.len();
+    let mut parts: HashMap<K, (Vec<usize>, Vec<T>)> = HashMap::new();
+    for (index, item) in group.into_iter().enumerate() {
+        let (indices, items) = parts.entry(key(&item)).or_default();
+        indices.push(index);
+        items.push(item);
+    }
+    let committed = join_all(parts.into_values().map(|(indices, items)| {
+        let part = commit(items);
+        async move { (indices, part.await) }
+    }))
+    .await;
+    let mut answers: Vec<Option<BackendResult<R>>> = (0..size).map(|_| None).collect();
+    for (indices, results) in committed {
+        for (index, result) in indices.into_iter().zip(results) {
+            answers[index] = Some(result);
+        }
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err(BackendError::bug(unanswered))))
+        .collect()
+}
+
 /// Seat holds grouped: the holds of one event asked for while a group is in
 /// flight go to the fast store in one call. A hold costs Redis mostly per call
 /// (the script's dispatch, its keys, its fences, a new version of the seat
@@ -255,39 +293,29 @@ async fn hold_grouped(
     store: &dyn SeatStore,
     holds: Vec<(EventId, HoldAsk)>,
 ) -> Vec<BackendResult<HoldOutcome>> {
-    let mut by_event: HashMap<&EventId, Vec<&HoldAsk>> = HashMap::new();
-    for (event, ask) in &holds {
-        by_event.entry(event).or_default().push(ask);
-    }
-    let mut answered: HashMap<&EventId, std::vec::IntoIter<BackendResult<HoldOutcome>>> =
-        join_all(by_event.into_iter().map(|(event, asks)| async move {
-            let asks: Vec<HoldAsk> = asks.into_iter().cloned().collect();
-            let outcomes = match store.hold_group(event, &asks).await {
-                Ok(outcomes) if outcomes.len() == asks.len() => {
-                    outcomes.into_iter().map(Ok).collect()
-                }
-                Ok(_) => vec![
-                    Err(BackendError::bug(
-                        "a group of holds answered a different number"
-                    ));
-                    asks.len()
-                ],
-                Err(e) => vec![Err(e); asks.len()],
-            };
-            (event, outcomes.into_iter())
-        }))
-        .await
-        .into_iter()
-        .collect();
-    holds
-        .iter()
-        .map(|(event, _)| {
-            answered
-                .get_mut(event)
-                .and_then(Iterator::next)
-                .unwrap_or_else(|| Err(BackendError::bug("a hold was left out of its group")))
-        })
-        .collect()
+    let hold_part = |part: Vec<(EventId, HoldAsk)>| async move {
+        let Some(event) = part.first().map(|(event, _)| event.clone()) else {
+            return Vec::new();
+        };
+        let asks: Vec<HoldAsk> = part.into_iter().map(|(_, ask)| ask).collect();
+        match store.hold_group(&event, &asks).await {
+            Ok(outcomes) if outcomes.len() == asks.len() => outcomes.into_iter().map(Ok).collect(),
+            Ok(_) => vec![
+                Err(BackendError::bug(
+                    "a group of holds answered a different number"
+                ));
+                asks.len()
+            ],
+            Err(e) => vec![Err(e); asks.len()],
+        }
+    };
+    commit_per_key(
+        holds,
+        |(event, _)| event.clone(),
+        hold_part,
+        "a hold was left out of its group",
+    )
+    .await
 }
 
 #[async_trait]
@@ -377,7 +405,7 @@ impl GroupCommittedTimers {
             let queue = queue.clone();
             move |timers: Vec<(ExpiryDue, Duration)>| {
                 let queue = queue.clone();
-                async move { schedule_grouped(&*queue, &timers).await }
+                async move { schedule_grouped(&*queue, timers).await }
             }
         });
         Self { queue, timers }
@@ -388,31 +416,25 @@ impl GroupCommittedTimers {
 /// published concurrently; each timer answered with its message's outcome.
 async fn schedule_grouped(
     queue: &dyn DelayQueue,
-    timers: &[(ExpiryDue, Duration)],
+    timers: Vec<(ExpiryDue, Duration)>,
 ) -> Vec<BackendResult<()>> {
-    let mut messages: HashMap<(&EventId, Duration), Vec<Uuid>> = HashMap::new();
-    for (due, after) in timers {
-        messages
-            .entry((&due.event, *after))
-            .or_default()
-            .push(due.order);
-    }
-    let published: HashMap<(&EventId, Duration), BackendResult<()>> =
-        join_all(messages.into_iter().map(|(key, orders)| async move {
-            (key, queue.schedule_expiries(key.0, &orders, key.1).await)
-        }))
-        .await
-        .into_iter()
-        .collect();
-    timers
-        .iter()
-        .map(|(due, after)| {
-            published
-                .get(&(&due.event, *after))
-                .cloned()
-                .unwrap_or_else(|| Err(BackendError::bug("a timer was left out of its group")))
-        })
-        .collect()
+    let publish = |message: Vec<(ExpiryDue, Duration)>| async move {
+        let Some((event, after)) = message
+            .first()
+            .map(|(due, after)| (due.event.clone(), *after))
+        else {
+            return Vec::new();
+        };
+        let orders: Vec<Uuid> = message.iter().map(|(due, _)| due.order).collect();
+        vec![queue.schedule_expiries(&event, &orders, after).await; orders.len()]
+    };
+    commit_per_key(
+        timers,
+        |(due, after)| (due.event.clone(), *after),
+        publish,
+        "a timer was left out of its group",
+    )
+    .await
 }
 
 #[async_trait]

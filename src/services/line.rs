@@ -5,13 +5,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::group_commit::{GroupCommit, Limits};
+use super::group_commit::{GroupCommit, Limits, commit_per_key};
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
     Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, Ticket,
@@ -441,39 +440,13 @@ impl Line {
     /// Commits a group of joins: the joins of each event together, the events
     /// side by side; answers in the group's order.
     async fn commit_groups(&self, group: Vec<JoinRequest>) -> Vec<BackendResult<JoinOutcome>> {
-        let size = group.len();
-        let mut by_event: HashMap<EventId, (Vec<usize>, Vec<JoinRequest>)> = HashMap::new();
-        for (index, request) in group.into_iter().enumerate() {
-            let (indices, requests) = by_event.entry(request.event.id().clone()).or_default();
-            indices.push(index);
-            requests.push(request);
-        }
-        let committed =
-            join_all(
-                by_event
-                    .into_values()
-                    .map(|(indices, requests)| async move {
-                        (indices, self.commit_group(requests).await)
-                    }),
-            )
-            .await;
-        let mut answers: Vec<Option<BackendResult<JoinOutcome>>> =
-            (0..size).map(|_| None).collect();
-        for (indices, results) in committed {
-            for (index, result) in indices.into_iter().zip(results) {
-                answers[index] = Some(result);
-            }
-        }
-        answers
-            .into_iter()
-            .map(|answer| {
-                answer.unwrap_or_else(|| {
-                    Err(BackendError::bug(
-                        "a join went unanswered by its group commit",
-                    ))
-                })
-            })
-            .collect()
+        commit_per_key(
+            group,
+            |request| request.event.id().clone(),
+            |requests| self.commit_group(requests),
+            "a join went unanswered by its group commit",
+        )
+        .await
     }
 
     /// Commits the joins of one event; answers in their order.
