@@ -1,21 +1,28 @@
 //! Group commit: the writes of many concurrent requests made durable together.
 //!
-//! Each caller submits one item and waits for its own answer; a task takes
-//! whatever is queued (up to a group's size), commits it in one go and answers
+//! Each caller submits one item under a key (the event, say) and waits for its
+//! own answer. Each key has its own committer: a task that takes whatever is
+//! queued for its key (up to a group's size), commits it in one go and answers
 //! each item. An idle committer adds no wait: the first item goes at once, and
 //! the items that arrive while groups are in flight queue up and go out
 //! together, so groups grow with the load by themselves.
+//!
+//! Keys are committed apart so that one key's slow commits hold back only its
+//! own items: one event's line being restored, or its calls waiting out their
+//! timeout, leave the other events' joins and holds to go on as before.
 //!
 //! The seat holds, the order record and the expiry timers are wrapped here,
 //! behind their own ports: the services that use them see one write per request.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::future::join_all;
+use futures_util::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -27,74 +34,181 @@ use crate::ports::{
 };
 use crate::tasks::Tasks;
 
-/// How large a group gets and how many are committed at once.
+/// How large a group gets and how many of one key's are committed at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_group: usize,
     pub in_flight: usize,
 }
 
+/// How long a key's committer waits for more items, with none in flight,
+/// before it ends: keys come and go (an event's sale ends), their committers
+/// with them. The next item for the key starts a new one.
+const IDLE_COMMITTER: Duration = Duration::from_secs(60);
+
 struct Submitted<T, R> {
     item: T,
     reply: oneshot::Sender<R>,
 }
 
-/// Commits items of type `T` in groups; each is answered with its own `R`.
-pub struct GroupCommit<T, R> {
+type Commit<K, T, R> = dyn Fn(K, Vec<T>) -> BoxFuture<'static, Vec<R>> + Send + Sync;
+
+/// Commits items of type `T` in groups, each key's apart; each item is
+/// answered with its own `R`.
+pub struct GroupCommit<K, T, R> {
+    shared: Arc<Shared<K, T, R>>,
+}
+
+struct Shared<K, T, R> {
+    group: &'static str,
+    limits: Limits,
+    tasks: Tasks,
+    commit: Box<Commit<K, T, R>>,
+    committers: Mutex<HashMap<K, Committer<T, R>>>,
+    started: AtomicU64,
+}
+
+/// A key's running committer; `id` tells it from a later one of the same key.
+struct Committer<T, R> {
+    id: u64,
     requests: mpsc::Sender<Submitted<T, R>>,
 }
 
-impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
-    /// Starts the committer on `tasks`. `commit` gets a group and returns one
-    /// answer per item, in order. When `tasks` stop, no item is taken any
-    /// more, and those already taken are still committed and answered.
-    /// `group` labels what is committed in the metrics: the groups' sizes
-    /// (`anteroom_group_commit_size{group}`) and how long each took to commit
-    /// (`anteroom_group_commit_seconds{group}`: where a request's wait goes).
+impl<K, T, R> GroupCommit<K, T, R>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    /// Commits on `tasks`: `commit` gets a key and a group of its items and
+    /// returns one answer per item, in order. When `tasks` stop, no item is
+    /// taken any more, and those already taken are still committed and
+    /// answered. `group` labels what is committed in the metrics: the groups'
+    /// sizes (`anteroom_group_commit_size{group}`) and how long each took to
+    /// commit (`anteroom_group_commit_seconds{group}`: where a request's wait
+    /// goes).
     pub fn start<F, Fut>(group: &'static str, limits: Limits, tasks: &Tasks, commit: F) -> Self
     where
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        F: Fn(K, Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<R>> + Send + 'static,
     {
-        let (requests, queued) = mpsc::channel(limits.max_group * limits.in_flight);
-        tasks.spawn(commit_groups(group, limits, tasks.clone(), queued, commit));
-        Self { requests }
+        Self {
+            shared: Arc::new(Shared {
+                group,
+                limits,
+                tasks: tasks.clone(),
+                commit: Box::new(move |key, items| Box::pin(commit(key, items))),
+                committers: Mutex::default(),
+                started: AtomicU64::new(0),
+            }),
+        }
     }
 
-    /// Commits `item` with whatever else is queued; returns its answer once
-    /// its group is committed.
-    pub async fn submit(&self, item: T) -> BackendResult<R> {
+    /// Commits `item` with whatever else is queued under `key`; returns its
+    /// answer once its group is committed.
+    pub async fn submit(&self, key: K, item: T) -> BackendResult<R> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(Submitted { item, reply })
-            .await
-            .map_err(|_| BackendError::unavailable("anteroom", "shutting down"))?;
+        let mut submitted = Submitted { item, reply };
+        loop {
+            if self.shared.tasks.is_stopping() {
+                return Err(BackendError::unavailable("anteroom", "shutting down"));
+            }
+            match Shared::committer(&self.shared, &key).send(submitted).await {
+                Ok(()) => break,
+                // Its committer ended between the lookup and the send (idle,
+                // or stopping): the next lookup starts another or says so.
+                Err(mpsc::error::SendError(unsent)) => submitted = unsent,
+            }
+        }
         answer.await.map_err(|_| {
             BackendError::bug("a write was dropped before its group commit answered it")
         })
     }
+
+    /// Keys with a committer running (for tests).
+    #[cfg(test)]
+    fn committers(&self) -> usize {
+        self.shared.lock().len()
+    }
 }
 
-async fn commit_groups<T, R, F, Fut>(
-    group_name: &'static str,
-    limits: Limits,
-    tasks: Tasks,
-    mut queued: mpsc::Receiver<Submitted<T, R>>,
-    commit: F,
-) where
+impl<K, T, R> Shared<K, T, R>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
     T: Send + 'static,
     R: Send + 'static,
-    F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Vec<R>> + Send + 'static,
 {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Committer<T, R>>> {
+        self.committers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The queue of `key`'s committer, which is started if none runs.
+    fn committer(shared: &Arc<Self>, key: &K) -> mpsc::Sender<Submitted<T, R>> {
+        let mut committers = shared.lock();
+        if let Some(committer) = committers.get(key) {
+            return committer.requests.clone();
+        }
+        let limits = shared.limits;
+        let (requests, queued) = mpsc::channel(limits.max_group * limits.in_flight);
+        let id = shared.started.fetch_add(1, Ordering::Relaxed);
+        committers.insert(
+            key.clone(),
+            Committer {
+                id,
+                requests: requests.clone(),
+            },
+        );
+        shared
+            .tasks
+            .spawn(commit_groups(shared.clone(), key.clone(), id, queued));
+        requests
+    }
+
+    /// Forgets `key`'s committer `id`, which takes no more items.
+    fn retire(&self, key: &K, id: u64) {
+        let mut committers = self.lock();
+        if committers.get(key).is_some_and(|c| c.id == id) {
+            committers.remove(key);
+        }
+    }
+}
+
+/// One key's committer: takes groups from `queued` and commits them, up to
+/// the limits' number at once, until its queue closes and is drained.
+async fn commit_groups<K, T, R>(
+    shared: Arc<Shared<K, T, R>>,
+    key: K,
+    id: u64,
+    mut queued: mpsc::Receiver<Submitted<T, R>>,
+) where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let limits = shared.limits;
+    let group_name = shared.group;
     let in_flight = Arc::new(Semaphore::new(limits.in_flight));
     loop {
         let next = tokio::select! {
             next = queued.recv() => next,
             // Nothing is taken after this; what was taken is still committed:
             // its callers are waiting for the answer.
-            _ = tasks.stopping(), if !queued.is_closed() => {
+            _ = shared.tasks.stopping(), if !queued.is_closed() => {
                 queued.close();
+                continue;
+            }
+            _ = tokio::time::sleep(IDLE_COMMITTER), if !queued.is_closed() => {
+                // Only with nothing in flight: a new committer for the key
+                // would not count those against the key's limit.
+                if in_flight.available_permits() == limits.in_flight {
+                    // What was sent before the close is still taken and
+                    // committed; a send after it fails, and its caller looks
+                    // the key up again.
+                    shared.retire(&key, id);
+                    queued.close();
+                }
                 continue;
             }
         };
@@ -114,8 +228,8 @@ async fn commit_groups<T, R, F, Fut>(
             .record(group.len() as f64);
         let (items, replies): (Vec<T>, Vec<_>) =
             group.into_iter().map(|s| (s.item, s.reply)).unzip();
-        let committing = commit(items);
-        tasks.spawn(async move {
+        let committing = (shared.commit)(key.clone(), items);
+        shared.tasks.spawn(async move {
             let started = Instant::now();
             let answers = committing.await;
             metrics::histogram!("anteroom_group_commit_seconds", "group" => group_name)
@@ -135,44 +249,6 @@ async fn commit_groups<T, R, F, Fut>(
             drop(permit);
         });
     }
-}
-
-/// Commits a group in parts, the items of each key together (the joins or
-/// holds of one event, say), the parts side by side; answers in the group's
-/// order. An item its part left unanswered is answered `unanswered`.
-pub(crate) async fn commit_per_key<K, T, R, F, Fut>(
-    group: Vec<T>,
-    key: impl Fn(&T) -> K,
-    commit: F,
-    unanswered: &'static str,
-) -> Vec<BackendResult<R>>
-where
-    K: std::hash::Hash + Eq,
-    F: Fn(Vec<T>) -> Fut,
-    Fut: Future<Output = Vec<BackendResult<R>>>,
-{
-    let size = group.len();
-    let mut parts: HashMap<K, (Vec<usize>, Vec<T>)> = HashMap::new();
-    for (index, item) in group.into_iter().enumerate() {
-        let (indices, items) = parts.entry(key(&item)).or_default();
-        indices.push(index);
-        items.push(item);
-    }
-    let committed = join_all(parts.into_values().map(|(indices, items)| {
-        let part = commit(items);
-        async move { (indices, part.await) }
-    }))
-    .await;
-    let mut answers: Vec<Option<BackendResult<R>>> = (0..size).map(|_| None).collect();
-    for (indices, results) in committed {
-        for (index, result) in indices.into_iter().zip(results) {
-            answers[index] = Some(result);
-        }
-    }
-    answers
-        .into_iter()
-        .map(|answer| answer.unwrap_or_else(|| Err(BackendError::bug(unanswered))))
-        .collect()
 }
 
 /// Seat holds grouped: the holds of one event asked for while a group is in
@@ -206,7 +282,8 @@ const TIMER_GROUPS: Limits = Limits {
 /// straight to the record.
 pub struct GroupCommittedOrders {
     record: Arc<dyn OrderRepository>,
-    inserts: GroupCommit<Order, Result<(), InsertOrderError>>,
+    /// One key: the orders of every event go to one database.
+    inserts: GroupCommit<(), Order, Result<(), InsertOrderError>>,
 }
 
 impl GroupCommittedOrders {
@@ -217,7 +294,7 @@ impl GroupCommittedOrders {
     fn with_limits(record: Arc<dyn OrderRepository>, limits: Limits, tasks: &Tasks) -> Self {
         let inserts = GroupCommit::start("order", limits, tasks, {
             let record = record.clone();
-            move |orders: Vec<Order>| {
+            move |(), orders: Vec<Order>| {
                 let record = record.clone();
                 async move { record.insert_orders(&orders).await }
             }
@@ -233,7 +310,7 @@ impl OrderRepository for GroupCommittedOrders {
     }
 
     async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
-        self.inserts.submit(order.clone()).await?
+        self.inserts.submit((), order.clone()).await?
     }
 
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
@@ -267,7 +344,7 @@ impl OrderRepository for GroupCommittedOrders {
 /// Everything else goes straight to the store.
 pub struct GroupCommittedSeats {
     store: Arc<dyn SeatStore>,
-    holds: GroupCommit<(EventId, HoldAsk), BackendResult<HoldOutcome>>,
+    holds: GroupCommit<EventId, HoldAsk, BackendResult<HoldOutcome>>,
 }
 
 impl GroupCommittedSeats {
@@ -278,44 +355,32 @@ impl GroupCommittedSeats {
     fn with_limits(store: Arc<dyn SeatStore>, limits: Limits, tasks: &Tasks) -> Self {
         let holds = GroupCommit::start("hold", limits, tasks, {
             let store = store.clone();
-            move |holds: Vec<(EventId, HoldAsk)>| {
+            move |event: EventId, asks: Vec<HoldAsk>| {
                 let store = store.clone();
-                async move { hold_grouped(&*store, holds).await }
+                async move { hold_all(&*store, &event, &asks).await }
             }
         });
         Self { store, holds }
     }
 }
 
-/// One call per event, made concurrently; each hold answered with its own
-/// outcome, or its event's call's error.
-async fn hold_grouped(
+/// One call for a group of one event's holds; each hold answered with its own
+/// outcome, or the call's error.
+async fn hold_all(
     store: &dyn SeatStore,
-    holds: Vec<(EventId, HoldAsk)>,
+    event: &EventId,
+    asks: &[HoldAsk],
 ) -> Vec<BackendResult<HoldOutcome>> {
-    let hold_part = |part: Vec<(EventId, HoldAsk)>| async move {
-        let Some(event) = part.first().map(|(event, _)| event.clone()) else {
-            return Vec::new();
-        };
-        let asks: Vec<HoldAsk> = part.into_iter().map(|(_, ask)| ask).collect();
-        match store.hold_group(&event, &asks).await {
-            Ok(outcomes) if outcomes.len() == asks.len() => outcomes.into_iter().map(Ok).collect(),
-            Ok(_) => vec![
-                Err(BackendError::bug(
-                    "a group of holds answered a different number"
-                ));
-                asks.len()
-            ],
-            Err(e) => vec![Err(e); asks.len()],
-        }
-    };
-    commit_per_key(
-        holds,
-        |(event, _)| event.clone(),
-        hold_part,
-        "a hold was left out of its group",
-    )
-    .await
+    match store.hold_group(event, asks).await {
+        Ok(outcomes) if outcomes.len() == asks.len() => outcomes.into_iter().map(Ok).collect(),
+        Ok(_) => vec![
+            Err(BackendError::bug(
+                "a group of holds answered a different number"
+            ));
+            asks.len()
+        ],
+        Err(e) => vec![Err(e); asks.len()],
+    }
 }
 
 #[async_trait]
@@ -329,7 +394,7 @@ impl SeatStore for GroupCommittedSeats {
     }
 
     async fn hold(&self, event: &EventId, ask: &HoldAsk) -> BackendResult<HoldOutcome> {
-        self.holds.submit((event.clone(), ask.clone())).await?
+        self.holds.submit(event.clone(), ask.clone()).await?
     }
 
     async fn release(
@@ -392,7 +457,9 @@ impl SeatStore for GroupCommittedSeats {
 /// once its own timer is confirmed.
 pub struct GroupCommittedTimers {
     queue: Arc<dyn DelayQueue>,
-    timers: GroupCommit<(ExpiryDue, Duration), BackendResult<()>>,
+    /// Keyed by event and delay: one message carries one event's orders, and
+    /// each event's delay queue has its TTL.
+    timers: GroupCommit<(EventId, Duration), Uuid, BackendResult<()>>,
 }
 
 impl GroupCommittedTimers {
@@ -403,38 +470,16 @@ impl GroupCommittedTimers {
     fn with_limits(queue: Arc<dyn DelayQueue>, limits: Limits, tasks: &Tasks) -> Self {
         let timers = GroupCommit::start("timer", limits, tasks, {
             let queue = queue.clone();
-            move |timers: Vec<(ExpiryDue, Duration)>| {
+            move |(event, after): (EventId, Duration), orders: Vec<Uuid>| {
                 let queue = queue.clone();
-                async move { schedule_grouped(&*queue, timers).await }
+                async move {
+                    let published = queue.schedule_expiries(&event, &orders, after).await;
+                    vec![published; orders.len()]
+                }
             }
         });
         Self { queue, timers }
     }
-}
-
-/// One message per event and delay (each event's delay queue has its TTL),
-/// published concurrently; each timer answered with its message's outcome.
-async fn schedule_grouped(
-    queue: &dyn DelayQueue,
-    timers: Vec<(ExpiryDue, Duration)>,
-) -> Vec<BackendResult<()>> {
-    let publish = |message: Vec<(ExpiryDue, Duration)>| async move {
-        let Some((event, after)) = message
-            .first()
-            .map(|(due, after)| (due.event.clone(), *after))
-        else {
-            return Vec::new();
-        };
-        let orders: Vec<Uuid> = message.iter().map(|(due, _)| due.order).collect();
-        vec![queue.schedule_expiries(&event, &orders, after).await; orders.len()]
-    };
-    commit_per_key(
-        timers,
-        |(due, after)| (due.event.clone(), *after),
-        publish,
-        "a timer was left out of its group",
-    )
-    .await
 }
 
 #[async_trait]
@@ -449,7 +494,9 @@ impl DelayQueue for GroupCommittedTimers {
     }
 
     async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
-        self.timers.submit((due.clone(), after)).await?
+        self.timers
+            .submit((due.event.clone(), after), due.order)
+            .await?
     }
 
     async fn expiries(&self, prefetch: u16) -> BackendResult<Box<ExpiryConsumer>> {
@@ -875,6 +922,8 @@ mod tests {
         calls: Mutex<Vec<(String, usize)>>,
         /// Holds for this event fail, as a store that is down would.
         refused: Option<EventId>,
+        /// Holds for this event wait for a permit, as on a node failing over.
+        stuck: Option<(EventId, Semaphore)>,
     }
 
     #[async_trait]
@@ -886,6 +935,9 @@ mod tests {
         ) -> BackendResult<Vec<HoldOutcome>> {
             if self.refused.as_ref() == Some(event) {
                 return Err(BackendError::unavailable("memory", "refused"));
+            }
+            if let Some((_, gate)) = self.stuck.as_ref().filter(|(stuck, _)| stuck == event) {
+                gate.acquire().await.expect("the gate stays").forget();
             }
             self.calls
                 .lock()
@@ -969,14 +1021,7 @@ mod tests {
             ..MemorySeats::default()
         });
         let seats = GroupCommittedSeats::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
-        let ask = |seat: &str| HoldAsk {
-            order: Uuid::new_v4(),
-            holder: Holder::new(TokenKey::regular(1), Uuid::new_v4()),
-            pass: crate::ports::PassTerms::new(TokenKey::regular(1), 0, 600),
-            seats: vec![seat.to_owned()],
-            max_per_holder: 4,
-            now_ms: 0,
-        };
+        let ask = hold_of;
         let holds = [
             ("a", ask("A-1-1")),
             ("b", ask("A-1-1")),
@@ -1013,6 +1058,94 @@ mod tests {
         let mut calls = memory.calls.lock().unwrap().clone();
         calls.sort();
         assert_eq!(calls, [("a".to_owned(), 3), ("b".to_owned(), 1)]);
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    fn hold_of(seat: &str) -> HoldAsk {
+        HoldAsk {
+            order: Uuid::new_v4(),
+            holder: Holder::new(TokenKey::regular(1), Uuid::new_v4()),
+            pass: crate::ports::PassTerms::new(TokenKey::regular(1), 0, 600),
+            seats: vec![seat.to_owned()],
+            max_per_holder: 4,
+            now_ms: 0,
+        }
+    }
+
+    // Paused time: were the holds elsewhere held back, the runtime would go
+    // idle and jump to their deadline at once.
+    #[tokio::test(start_paused = true)]
+    async fn an_events_stuck_holds_hold_back_only_that_events_holds() {
+        let tasks = Tasks::new();
+        let stuck = EventId::parse("stuck").unwrap();
+        let memory = Arc::new(MemorySeats {
+            stuck: Some((stuck.clone(), Semaphore::new(0))),
+            ..MemorySeats::default()
+        });
+        let seats = Arc::new(GroupCommittedSeats::with_limits(
+            memory.clone(),
+            ONE_AT_A_TIME,
+            &tasks,
+        ));
+        let hold = |event: &EventId, seat: &str| {
+            let (seats, event, ask) = (seats.clone(), event.clone(), hold_of(seat));
+            tokio::spawn(async move { seats.hold(&event, &ask).await })
+        };
+        let first = hold(&stuck, "A-1-1");
+        settle().await;
+        // The stuck event's call takes its one place in flight; the next
+        // waits behind it.
+        let behind = hold(&stuck, "A-1-2");
+        settle().await;
+        let elsewhere = EventId::parse("elsewhere").unwrap();
+        for seat in ["A-1-1", "A-1-2"] {
+            let answer = tokio::time::timeout(Duration::from_secs(10), hold(&elsewhere, seat))
+                .await
+                .expect("another event's hold is answered while one event is stuck");
+            assert_eq!(
+                answer.unwrap().unwrap(),
+                HoldOutcome::Held(SeatCounts::default())
+            );
+        }
+        assert!(!first.is_finished() && !behind.is_finished());
+
+        if let Some((_, gate)) = &memory.stuck {
+            gate.add_permits(2);
+        }
+        for held in [first, behind] {
+            let answer = held.await.unwrap();
+            assert_eq!(answer.unwrap(), HoldOutcome::Held(SeatCounts::default()));
+        }
+        assert_eq!(
+            *memory.calls.lock().unwrap(),
+            [
+                ("elsewhere".to_owned(), 1),
+                ("elsewhere".to_owned(), 1),
+                ("stuck".to_owned(), 1),
+                ("stuck".to_owned(), 1),
+            ]
+        );
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_events_committer_ends_and_its_next_hold_starts_another() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemorySeats::default());
+        let seats = GroupCommittedSeats::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
+        let [a, b] = ["a", "b"].map(|e| EventId::parse(e).unwrap());
+        seats.hold(&a, &hold_of("A-1-1")).await.unwrap();
+        seats.hold(&b, &hold_of("A-1-1")).await.unwrap();
+        assert_eq!(seats.holds.committers(), 2);
+
+        tokio::time::sleep(IDLE_COMMITTER / 2).await;
+        seats.hold(&b, &hold_of("A-1-2")).await.unwrap();
+        tokio::time::sleep(IDLE_COMMITTER / 2 + Duration::from_secs(1)).await;
+        assert_eq!(seats.holds.committers(), 1, "only b's is left: it was busy");
+
+        let again = seats.hold(&a, &hold_of("A-1-1")).await.unwrap();
+        assert_eq!(again, HoldOutcome::Taken(vec!["A-1-1".to_owned()]));
+        assert_eq!(seats.holds.committers(), 2);
         tasks.stop(Duration::from_secs(5)).await;
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::catalog::Catalog;
-use super::group_commit::{GroupCommit, Limits, commit_per_key};
+use super::group_commit::{GroupCommit, Limits};
 use crate::domain::line::{Estimate, estimate};
 use crate::domain::{
     Departure, Event, EventId, EventSpec, LineView, LogPosition, QueueToken, Signer, Ticket,
@@ -24,17 +24,18 @@ use crate::ports::{
 };
 use crate::tasks::Tasks;
 
-/// Joins taken into one publish-and-confirm at most, and groups being
-/// published at once. While they are all in flight, new joins queue up and go
-/// out together: under load the groups grow by themselves. Two in flight, not
+/// One event's joins taken into one publish-and-confirm at most, and its
+/// groups being published at once. While they are all in flight, new joins
+/// queue up and go out together: under load the groups grow by themselves.
+/// Each event's groups go apart from the others'. Two in flight, not
 /// more: a group's cost is mostly per group (two scripts, one message, the
 /// broker's write), so fewer and larger groups cost less per join, and two
 /// still overlap one group's scripts with the other's confirm
 /// (docs/benchmarks.md: 8 in flight made groups of 19 at 62–63 µs of CPU per
 /// join across the processes, 2 groups of 63 at 49–55 µs, and more joins/s).
-/// The price: a group answers when its slowest event has, so two slow groups
-/// (a publish waiting out its timeout, a restore) hold every event's joins
-/// back until they end, where eight did so only when all eight were slow.
+/// The price: two slow groups (a publish waiting out its timeout, a restore)
+/// hold the event's other joins back until they end, where eight did so only
+/// when all eight were slow; other events' joins go on.
 const JOIN_GROUPS: Limits = Limits {
     max_group: 2_048,
     in_flight: 2,
@@ -112,7 +113,8 @@ pub struct Line {
     catalog: Arc<Catalog>,
     signer: Signer,
     lines: RwLock<foldhash::HashMap<EventId, Arc<EventLine>>>,
-    joins: GroupCommit<JoinRequest, BackendResult<JoinOutcome>>,
+    /// Each event's joins committed apart.
+    joins: GroupCommit<EventId, JoinRequest, BackendResult<JoinOutcome>>,
     clock: Clock,
 }
 
@@ -132,11 +134,11 @@ impl Line {
         let line = Arc::new_cyclic(|line: &Weak<Self>| {
             let line = line.clone();
             let joins = GroupCommit::start("join", JOIN_GROUPS, tasks, {
-                move |group: Vec<JoinRequest>| {
+                move |_: EventId, group: Vec<JoinRequest>| {
                     let line = line.upgrade();
                     async move {
                         match line {
-                            Some(line) => line.commit_groups(group).await,
+                            Some(line) => line.commit_group(group).await,
                             None => group
                                 .iter()
                                 .map(|_| {
@@ -261,12 +263,15 @@ impl Line {
     ) -> BackendResult<JoinOutcome> {
         let address = event.spec.address_limit.map(|_| client.to_string());
         self.joins
-            .submit(JoinRequest {
-                event,
-                visitor,
-                ticket,
-                address,
-            })
+            .submit(
+                event.id().clone(),
+                JoinRequest {
+                    event,
+                    visitor,
+                    ticket,
+                    address,
+                },
+            )
             .await?
     }
 
@@ -435,18 +440,6 @@ impl Line {
             .entry(event.clone())
             .or_default()
             .clone()
-    }
-
-    /// Commits a group of joins: the joins of each event together, the events
-    /// side by side; answers in the group's order.
-    async fn commit_groups(&self, group: Vec<JoinRequest>) -> Vec<BackendResult<JoinOutcome>> {
-        commit_per_key(
-            group,
-            |request| request.event.id().clone(),
-            |requests| self.commit_group(requests),
-            "a join went unanswered by its group commit",
-        )
-        .await
     }
 
     /// Commits the joins of one event; answers in their order.
