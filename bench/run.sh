@@ -8,7 +8,7 @@
 #                                       # a check that every benchmark still runs, not figures to quote
 #   SPIKE_PEOPLE=100000 bench/run.sh    # a smaller spike
 #   BENCH_ONLY="poll join" bench/run.sh # some of: poll instructions instances gate join embedded
-#                                       #          seatmap hold drain waiting flame spike
+#                                       #          seatmap hold order_checks drain waiting flame spike
 #   BENCH_SERVICE_BIN=/tmp/main/anteroom bench/run.sh
 #                                       # measures another build of the service (a
 #                                       # build of main kept aside: before and after
@@ -16,7 +16,7 @@
 #
 # Sizes (each also settable alone): BENCH_SECONDS, BENCH_CONNECTIONS, SPIKE_PEOPLE,
 # EMBEDDED_HISTORY, WAITING_SIZES, WAITING_MEASURE_SECONDS, HOLD_COUNT, DRAIN_PEOPLE,
-# INSTRUCTIONS_REQUESTS.
+# INSTRUCTIONS_REQUESTS, ORDER_CHECK_GROUPS.
 #
 # Results: bench/results/<UTC time>/ (wrk outputs, JSON of each Rust benchmark,
 # flame graphs, summary.md); the summary is also printed at the end.
@@ -26,17 +26,19 @@ source infra/lib.sh
 
 case "${BENCH_MODE:-full}" in
   full)
-    everything="poll instructions instances gate join embedded seatmap hold drain waiting flame spike"
+    everything="poll instructions instances gate join embedded seatmap hold order_checks drain waiting flame spike"
     : "${BENCH_SECONDS:=10}" "${SPIKE_PEOPLE:=1000000}" "${EMBEDDED_HISTORY:=100000 1000000}"
     : "${WAITING_SIZES:=10000,100000,1000000}" "${WAITING_MEASURE_SECONDS:=35}"
     : "${HOLD_COUNT:=20000}" "${DRAIN_PEOPLE:=200000}" "${INSTRUCTIONS_REQUESTS:=2000}"
+    : "${ORDER_CHECK_GROUPS:=300}"
     ;;
   short)
-    everything="poll instructions instances gate join embedded seatmap hold drain waiting spike"
+    everything="poll instructions instances gate join embedded seatmap hold order_checks drain waiting spike"
     : "${BENCH_SECONDS:=3}" "${SPIKE_PEOPLE:=20000}" "${EMBEDDED_HISTORY:=20000}"
     # Everyone polls once in 30 s this far from the front: the window is longer.
     : "${WAITING_SIZES:=2000,20000}" "${WAITING_MEASURE_SECONDS:=32}"
     : "${HOLD_COUNT:=3000}" "${DRAIN_PEOPLE:=20000}" "${INSTRUCTIONS_REQUESTS:=300}"
+    : "${ORDER_CHECK_GROUPS:=50}"
     ;;
   *) echo "BENCH_MODE: full or short, not ${BENCH_MODE}" >&2; exit 2 ;;
 esac
@@ -416,6 +418,20 @@ except (OSError, ValueError):
 print(round(h['holds_per_second']), round(h['inserts_per_second']), f\"{h['ratio']:.2f}\", per_hold)")
   row "hold + order insert (holds/s)" "$holds" "$inserts" "$r" "≥ 0.70 and ≥ 5,000/s"
   row "hold: CPU per hold, service + Redis + RabbitMQ + PostgreSQL, less idle (µs)" "$hold_cpu" "—" "—" "— (lower is better)"
+fi
+
+if [[ " $only " == *" order_checks "* ]]; then
+  say "an order's checks in PostgreSQL: the record's lookups against foreign keys (bench/order_checks.py)"
+  python3 bench/order_checks.py "$postgres" "$ORDER_CHECK_GROUPS" 3 | tee "$results/order_checks.txt"
+  read -r lookups keys r < <(python3 -c "
+import re
+means = {}
+for line in open('$results/order_checks.txt'):
+    name, figures = line.split(':', 1)
+    values = [float(v) for v in re.findall(r'[0-9.]+', figures.split('µs')[0])]
+    means[name] = sum(values) / len(values)
+print(round(means['lookups'], 1), round(means['keys'], 1), f\"{means['lookups'] / means['keys']:.2f}\")")
+  row "order checks: PostgreSQL's CPU per order, lookups (now) vs foreign keys (µs)" "$lookups" "$keys" "$r" "< 1 (lower is better)"
 fi
 
 if [[ " $only " == *" drain "* ]]; then

@@ -54,7 +54,8 @@ struct Submitted<T, R> {
 type Commit<K, T, R> = dyn Fn(K, Vec<T>) -> BoxFuture<'static, Vec<R>> + Send + Sync;
 
 /// Commits items of type `T` in groups, each key's apart; each item is
-/// answered with its own `R`.
+/// answered with its own `R`. The committers end when idle or when the tasks
+/// they were started on stop, not when this is dropped.
 pub struct GroupCommit<K, T, R> {
     shared: Arc<Shared<K, T, R>>,
 }
@@ -147,7 +148,11 @@ where
     /// The queue of `key`'s committer, which is started if none runs.
     fn committer(shared: &Arc<Self>, key: &K) -> mpsc::Sender<Submitted<T, R>> {
         let mut committers = shared.lock();
-        if let Some(committer) = committers.get(key) {
+        // A committer whose queue is closed takes nothing more: one that is
+        // ending, or one that ended without retiring (its task panicked).
+        if let Some(committer) = committers.get(key)
+            && !committer.requests.is_closed()
+        {
             return committer.requests.clone();
         }
         let limits = shared.limits;
@@ -192,20 +197,25 @@ async fn commit_groups<K, T, R>(
     let in_flight = Arc::new(Semaphore::new(limits.in_flight));
     loop {
         let next = tokio::select! {
-            next = queued.recv() => next,
+            // In this order: a stop is seen even while items keep coming, and
+            // the committer retires only when none is queued.
+            biased;
             // Nothing is taken after this; what was taken is still committed:
             // its callers are waiting for the answer.
             _ = shared.tasks.stopping(), if !queued.is_closed() => {
                 queued.close();
                 continue;
             }
+            next = queued.recv() => next,
             _ = tokio::time::sleep(IDLE_COMMITTER), if !queued.is_closed() => {
-                // Only with nothing in flight: a new committer for the key
-                // would not count those against the key's limit.
+                // Only with nothing in flight, so that a new committer for the
+                // key rarely commits beside this one's last groups. An item
+                // sent between the retiring and the close is still taken and
+                // committed here, maybe beside the new committer's first
+                // group: the key's limit is then passed by that one group. A
+                // send after the close fails, and its caller looks the key up
+                // again.
                 if in_flight.available_permits() == limits.in_flight {
-                    // What was sent before the close is still taken and
-                    // committed; a send after it fails, and its caller looks
-                    // the key up again.
                     shared.retire(&key, id);
                     queued.close();
                 }

@@ -385,17 +385,29 @@ async fn group_cases<R: OrderRepository + ?Sized>(record: &R, sale: &Event) {
         Some(vec!["B-1-4".to_owned()])
     );
 
-    // An order the database refuses outright (a seat the venue does not have)
-    // fails alone too, and the group keeps its order of arrival.
+    // An order the database refuses outright (a seat the venue does not have,
+    // an event it does not know) fails alone too, and the group keeps its
+    // order of arrival.
+    let elsewhere = Order {
+        event: EventId::parse("unknown").unwrap(),
+        ..order(sale, &["B-2-3"], hour, false)
+    };
     let group = [
         order(sale, &["B-2-1"], hour, false),
         order(sale, &["A-99-1"], hour, false),
         order(sale, &["B-2-1"], hour, false),
+        elsewhere,
         order(sale, &["B-2-2"], hour, false),
     ];
     assert_eq!(
         outcomes(record.insert_orders(&group).await),
-        ["inserted", "failed", r#"taken ["B-2-1"]"#, "inserted"]
+        [
+            "inserted",
+            "failed",
+            r#"taken ["B-2-1"]"#,
+            "failed",
+            "inserted"
+        ]
     );
     assert_eq!(live_seats().await.len(), live.len() + 2);
 }

@@ -810,9 +810,14 @@ impl<D: Dialect> SqlRecord<D> {
             .collect();
         let json = |rows: &[serde_json::Value]| serde_json::to_string(rows).map_err(malformed::<D>);
         let mut tx = self.pool.begin().await.map_err(db_error::<D>)?;
+        // The event and each seat are looked up, not referenced by foreign
+        // keys (PostgreSQL's migration 0009): one that is not there reads NULL
+        // and the group is refused outright, as a key would refuse it, without
+        // a trigger and a row lock on the event and the seat for every order.
         let sql = format!(
             "INSERT INTO orders (id, event_id, holder, status, amount_cents, created_at, expires_at)
-             SELECT {id}, value ->> 1, value ->> 2, value ->> 3, CAST(value ->> 4 AS BIGINT), {created}, {expires}
+             SELECT {id}, (SELECT e.id FROM events e WHERE e.id = value ->> 1), value ->> 2,
+                    value ->> 3, CAST(value ->> 4 AS BIGINT), {created}, {expires}
              FROM {rows}",
             id = D::uuid_of_text("value ->> 0"),
             created = D::time_of_ms("value ->> 5"),
@@ -828,7 +833,9 @@ impl<D: Dialect> SqlRecord<D> {
         // `FROM` as a join's constraint.
         let sql = format!(
             "INSERT INTO order_seats (order_id, event_id, seat_id)
-             SELECT {id}, value ->> 1, value ->> 2 FROM {rows} WHERE TRUE
+             SELECT {id}, value ->> 1,
+                    (SELECT s.seat_id FROM seats s WHERE s.event_id = value ->> 1 AND s.seat_id = value ->> 2)
+             FROM {rows} WHERE TRUE
              ON CONFLICT (event_id, seat_id) WHERE live = {live} DO NOTHING
              RETURNING order_id, seat_id",
             id = D::uuid_of_text("value ->> 0"),
