@@ -118,7 +118,11 @@ where
                 Ok(()) => break,
                 // Its committer ended between the lookup and the send (idle,
                 // or stopping): the next lookup starts another or says so.
-                Err(mpsc::error::SendError(unsent)) => submitted = unsent,
+                // Yielding first lets the ending committer's task run.
+                Err(mpsc::error::SendError(unsent)) => {
+                    submitted = unsent;
+                    tokio::task::yield_now().await;
+                }
             }
         }
         answer.await.map_err(|_| {
@@ -1156,6 +1160,37 @@ mod tests {
         let again = seats.hold(&a, &hold_of("A-1-1")).await.unwrap();
         assert_eq!(again, HoldOutcome::Taken(vec!["A-1-1".to_owned()]));
         assert_eq!(seats.holds.committers(), 2);
+        tasks.stop(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn a_committer_whose_queue_closed_without_retiring_is_replaced() {
+        let tasks = Tasks::new();
+        let memory = Arc::new(MemorySeats::default());
+        let seats = GroupCommittedSeats::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
+        let event = EventId::parse("a").unwrap();
+        // What a committer that ended without retiring leaves: its entry,
+        // with a queue nobody takes from.
+        let (requests, queued) = mpsc::channel(1);
+        drop(queued);
+        seats.holds.shared.lock().insert(
+            event.clone(),
+            Committer {
+                id: u64::MAX,
+                requests,
+            },
+        );
+
+        // A bound on a hang, not a measure of speed: a submit that kept
+        // finding the closed queue would go round for ever.
+        let held = tokio::time::timeout(
+            Duration::from_secs(10),
+            seats.hold(&event, &hold_of("A-1-1")),
+        )
+        .await
+        .expect("the hold is answered");
+        assert_eq!(held.unwrap(), HoldOutcome::Held(SeatCounts::default()));
+        assert_eq!(seats.holds.committers(), 1);
         tasks.stop(Duration::from_secs(5)).await;
     }
 }
