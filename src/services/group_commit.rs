@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,15 +64,11 @@ struct Shared<K, T, R> {
     limits: Limits,
     tasks: Tasks,
     commit: Box<Commit<K, T, R>>,
-    committers: Mutex<HashMap<K, Committer<T, R>>>,
-    started: AtomicU64,
+    /// Each key's running committer, by the queue it takes from.
+    committers: Mutex<HashMap<K, Queue<T, R>>>,
 }
 
-/// A key's running committer; `id` tells it from a later one of the same key.
-struct Committer<T, R> {
-    id: u64,
-    requests: mpsc::Sender<Submitted<T, R>>,
-}
+type Queue<T, R> = mpsc::Sender<Submitted<T, R>>;
 
 impl<K, T, R> GroupCommit<K, T, R>
 where
@@ -100,21 +95,21 @@ where
                 tasks: tasks.clone(),
                 commit: Box::new(move |key, items| Box::pin(commit(key, items))),
                 committers: Mutex::default(),
-                started: AtomicU64::new(0),
             }),
         }
     }
 
     /// Commits `item` with whatever else is queued under `key`; returns its
-    /// answer once its group is committed.
-    pub async fn submit(&self, key: K, item: T) -> BackendResult<R> {
+    /// answer once its group is committed. The key is copied only to start
+    /// a committer.
+    pub async fn submit(&self, key: &K, item: T) -> BackendResult<R> {
         let (reply, answer) = oneshot::channel();
         let mut submitted = Submitted { item, reply };
         loop {
             if self.shared.tasks.is_stopping() {
                 return Err(BackendError::unavailable("anteroom", "shutting down"));
             }
-            match Shared::committer(&self.shared, &key).send(submitted).await {
+            match Shared::committer(&self.shared, key).send(submitted).await {
                 Ok(()) => break,
                 // Its committer ended between the lookup and the send (idle,
                 // or stopping): the next lookup starts another or says so.
@@ -143,42 +138,43 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Committer<T, R>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Queue<T, R>>> {
         self.committers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The queue of `key`'s committer, which is started if none runs.
-    fn committer(shared: &Arc<Self>, key: &K) -> mpsc::Sender<Submitted<T, R>> {
+    fn committer(shared: &Arc<Self>, key: &K) -> Queue<T, R> {
         let mut committers = shared.lock();
         // A committer whose queue is closed takes nothing more: one that is
         // ending, or one that ended without retiring (its task panicked).
-        if let Some(committer) = committers.get(key)
-            && !committer.requests.is_closed()
+        if let Some(requests) = committers.get(key)
+            && !requests.is_closed()
         {
-            return committer.requests.clone();
+            return requests.clone();
         }
         let limits = shared.limits;
         let (requests, queued) = mpsc::channel(limits.max_group * limits.in_flight);
-        let id = shared.started.fetch_add(1, Ordering::Relaxed);
-        committers.insert(
-            key.clone(),
-            Committer {
-                id,
-                requests: requests.clone(),
-            },
-        );
+        committers.insert(key.clone(), requests.clone());
+        let own = requests.downgrade();
         shared
             .tasks
-            .spawn(commit_groups(shared.clone(), key.clone(), id, queued));
+            .spawn(commit_groups(shared.clone(), key.clone(), own, queued));
         requests
     }
 
-    /// Forgets `key`'s committer `id`, which takes no more items.
-    fn retire(&self, key: &K, id: u64) {
+    /// Forgets `key`'s committer if it is still the one taking from `own`
+    /// (a later one of the same key stays): `own` is a weak handle on the
+    /// committer's queue, to tell it from a later one's.
+    fn retire(&self, key: &K, own: &mpsc::WeakSender<Submitted<T, R>>) {
         let mut committers = self.lock();
-        if committers.get(key).is_some_and(|c| c.id == id) {
+        let mine = own.upgrade();
+        if committers
+            .get(key)
+            .zip(mine.as_ref())
+            .is_some_and(|(requests, mine)| requests.same_channel(mine))
+        {
             committers.remove(key);
         }
     }
@@ -189,7 +185,7 @@ where
 async fn commit_groups<K, T, R>(
     shared: Arc<Shared<K, T, R>>,
     key: K,
-    id: u64,
+    own: mpsc::WeakSender<Submitted<T, R>>,
     mut queued: mpsc::Receiver<Submitted<T, R>>,
 ) where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -220,7 +216,7 @@ async fn commit_groups<K, T, R>(
                 // send after the close fails, and its caller looks the key up
                 // again.
                 if in_flight.available_permits() == limits.in_flight {
-                    shared.retire(&key, id);
+                    shared.retire(&key, &own);
                     queued.close();
                 }
                 continue;
@@ -324,7 +320,7 @@ impl OrderRepository for GroupCommittedOrders {
     }
 
     async fn insert_order(&self, order: &Order) -> Result<(), InsertOrderError> {
-        self.inserts.submit((), order.clone()).await?
+        self.inserts.submit(&(), order.clone()).await?
     }
 
     async fn order(&self, id: Uuid) -> BackendResult<Option<Order>> {
@@ -408,7 +404,7 @@ impl SeatStore for GroupCommittedSeats {
     }
 
     async fn hold(&self, event: &EventId, ask: &HoldAsk) -> BackendResult<HoldOutcome> {
-        self.holds.submit(event.clone(), ask.clone()).await?
+        self.holds.submit(event, ask.clone()).await?
     }
 
     async fn release(
@@ -509,7 +505,7 @@ impl DelayQueue for GroupCommittedTimers {
 
     async fn schedule_expiry(&self, due: &ExpiryDue, after: Duration) -> BackendResult<()> {
         self.timers
-            .submit((due.event.clone(), after), due.order)
+            .submit(&(due.event.clone(), after), due.order)
             .await?
     }
 
@@ -1035,13 +1031,12 @@ mod tests {
             ..MemorySeats::default()
         });
         let seats = GroupCommittedSeats::with_limits(memory.clone(), ONE_AT_A_TIME, &tasks);
-        let ask = hold_of;
         let holds = [
-            ("a", ask("A-1-1")),
-            ("b", ask("A-1-1")),
-            ("a", ask("A-1-1")), // the first hold's, earlier in the same call
-            ("down", ask("A-1-2")),
-            ("a", ask("A-1-2")),
+            ("a", hold_of("A-1-1")),
+            ("b", hold_of("A-1-1")),
+            ("a", hold_of("A-1-1")), // the first hold's, earlier in the same call
+            ("down", hold_of("A-1-2")),
+            ("a", hold_of("A-1-2")),
         ];
         let events: Vec<EventId> = holds
             .iter()
@@ -1173,13 +1168,7 @@ mod tests {
         // with a queue nobody takes from.
         let (requests, queued) = mpsc::channel(1);
         drop(queued);
-        seats.holds.shared.lock().insert(
-            event.clone(),
-            Committer {
-                id: u64::MAX,
-                requests,
-            },
-        );
+        seats.holds.shared.lock().insert(event.clone(), requests);
 
         // A bound on a hang, not a measure of speed: a submit that kept
         // finding the closed queue would go round for ever.

@@ -262,17 +262,13 @@ impl Line {
         client: IpAddr,
     ) -> BackendResult<JoinOutcome> {
         let address = event.spec.address_limit.map(|_| client.to_string());
-        self.joins
-            .submit(
-                event.id().clone(),
-                JoinRequest {
-                    event,
-                    visitor,
-                    ticket,
-                    address,
-                },
-            )
-            .await?
+        let request = JoinRequest {
+            event: event.clone(),
+            visitor,
+            ticket,
+            address,
+        };
+        self.joins.submit(event.id(), request).await?
     }
 
     pub fn token_for(&self, event: &EventId, message: LineMessage) -> QueueToken {
