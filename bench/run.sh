@@ -99,6 +99,7 @@ serve "$port" "$results/service.log"
 pids+=($!)
 target/release/anteroom-bench floor --addr "127.0.0.1:$floor_port" >/dev/null 2>&1 &
 pids+=($!)
+service_pid=${pids[0]} floor_pid=${pids[1]}
 base="http://127.0.0.1:$port"
 await_ready "$base" "$results/service.log"
 
@@ -109,6 +110,13 @@ rate() {
   awk '/Requests\/sec/ {print $2}' "$results/wrk-$name.txt"
 }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+# The CPU time (µs) that process $1 spent per request of the wrk run named $2,
+# from $3, its CPU seconds before the run (bench/cpu.py): a figure that moves
+# far less than requests/s with what else the two cores are doing.
+cpu_per_request() {
+  local requests; requests=$(awk '/requests in/ {print $1}' "$results/wrk-$2.txt")
+  python3 -c "print(f'{($(python3 bench/cpu.py "$1") - $3) * 1e6 / $requests:.1f}')"
+}
 create_event() { # id, per_second, seats[, paused]
   curl -sf -XPOST "$base/api/admin/events" -H "Authorization: Bearer $admin" -d "{
     \"id\": \"$1\", \"paused\": ${4:-false}, \"name\": \"Bench\", \"venue\": \"Bench\", \"starts_at\": \"2030-01-01T20:00:00Z\",
@@ -124,14 +132,16 @@ row() {
   rows+=("| $1 | $2 | $3 | $4 | $5 | $load |"); echo "  $1: $2 vs $3 -> $4 (goal $5; load $load)"
 }
 
-floor=""
+floor="" floor_cpu=""
 measure_floor() {
   say "floor: the cheapest axum GET"
-  local a b
+  local a b from
+  from=$(python3 bench/cpu.py "$floor_pid")
   a=$(rate floor-1 "http://127.0.0.1:$floor_port/")
+  floor_cpu=$(cpu_per_request "$floor_pid" floor-1 "$from")
   b=$(rate floor-2 "http://127.0.0.1:$floor_port/")
   floor=$(python3 -c "print(round(($a + $b) / 2))")
-  echo "  floor: $a and $b requests/s -> $floor"
+  echo "  floor: $a and $b requests/s -> $floor; $floor_cpu µs of CPU per request"
 }
 if [[ " $only " == *" poll "* || " $only " == *" instances "* || " $only " == *" gate "* || " $only " == *" join "* || " $only " == *" seatmap "* ]]; then
   measure_floor
@@ -143,8 +153,11 @@ if [[ " $only " == *" poll "* ]]; then
   # (an admitted poll also signs the pass: the waiting room's one last poll).
   create_event poll 1 10 true
   token=$(curl -sf -XPOST "$base/api/events/poll/queue" | python3 -c 'import sys, json; print(json.load(sys.stdin)["token"])')
+  from=$(python3 bench/cpu.py "$service_pid")
   poll=$(rate poll "$base/api/queue/$token")
+  poll_cpu=$(cpu_per_request "$service_pid" poll "$from")
   row "status poll (req/s)" "$poll" "$floor" "$(ratio "$poll" "$floor")" "≥ 0.80"
+  row "status poll (µs of the server's CPU per request)" "$poll_cpu" "$floor_cpu" "$(ratio "$floor_cpu" "$poll_cpu")" "≥ 0.80 (floor / poll)"
 fi
 
 if [[ " $only " == *" instructions "* ]]; then
@@ -215,7 +228,7 @@ PY
   # CPU seconds the instances have used so far.
   cpu_seconds() { python3 bench/cpu.py "${instance_pids[@]}"; }
   instance_ports=("$port")
-  instance_pids=("${pids[0]}")
+  instance_pids=("$service_pid")
   for n in 1 2 3; do
     while (( ${#instance_pids[@]} < n )); do add_instance; done
     start_nginx "${instance_ports[@]}"
@@ -291,7 +304,7 @@ measure_join() {
   create_event join 1 100
   # What serves a join: the service, Redis, RabbitMQ, PostgreSQL (wrk not
   # counted); what they spend with nobody joining, over as long, taken off.
-  local servers=("${pids[0]}" redis-server beam.smp postgres) idle before after joins
+  local servers=("$service_pid" redis-server beam.smp postgres) idle before after joins
   idle=$(python3 -c "print($(idle_cpu_per_second "${servers[@]}") * $duration)")
   before=$(python3 bench/cpu.py "${servers[@]}")
   join=$(rate join -s bench/join.lua "$base/api/events/join/queue")
@@ -392,7 +405,7 @@ if [[ " $only " == *" hold "* ]]; then
   # the moment the holds start to the moment the last is answered (not while
   # their buyers are admitted, nor during the floor's inserts after them);
   # what they spend with nobody holding, over as long, taken off.
-  hold_servers=("${pids[0]}" redis-server beam.smp postgres)
+  hold_servers=("$service_pid" redis-server beam.smp postgres)
   idle_per_second=$(idle_cpu_per_second "${hold_servers[@]}")
   # The bench pauses after each of the two lines for the reading; a reading
   # that fails leaves its file empty and the row without a figure, and the
@@ -445,7 +458,7 @@ fi
 if [[ " $only " == *" waiting "* ]]; then
   say "a line of $waiting_sizes people at once, everyone polling when told"
   target/release/anteroom-bench waiting --url "$base" --admin-token "$admin" --sizes "$waiting_sizes" --measure-seconds "$WAITING_MEASURE_SECONDS" \
-    --redis-url redis://127.0.0.1:6379 --namespace "$run_id" --service-pid "${pids[0]}" \
+    --redis-url redis://127.0.0.1:6379 --namespace "$run_id" --service-pid "$service_pid" \
     --json "$results/waiting.json" | tee "$results/waiting.txt"
   python3 bench/plot_waiting.py "$results/waiting.json" "$results/waiting.svg"
   while read -r waiting_row; do
@@ -466,7 +479,6 @@ if [[ " $only " == *" flame "* ]]; then
   say "flame graphs of the poll and the hold (perf, inferno)"
   ensure_package perf linux-perf
   command -v inferno-flamegraph >/dev/null 2>&1 || { say "installing inferno"; cargo install --locked --quiet inferno; }
-  service_pid=${pids[0]}
   # Samples the service for a few seconds into $results/flame-$1.svg, titled $2.
   flame() {
     perf record -q -F 199 --call-graph dwarf,65528 -p "$service_pid" -o "$results/flame-$1.perf" -- sleep 5 2>/dev/null

@@ -16,7 +16,7 @@ use crate::domain::{
     Access, Admission, CodeHasher, Currency, Difficulty, EventId, EventSpec, Passes, Section,
     Signer, SigningKey,
 };
-use crate::http::{AppState, ClientLimiter, Inner, router};
+use crate::http::{AppState, ClientLimiter, Inner, service};
 use crate::ports::{
     AdmissionStore, BackendError, Clock, CodeRecords, DelayQueue, EventRepository,
     InsertEventError, LineQueue, LineRecords, OrderRepository, PassKeyRecords, RefusalCounts,
@@ -395,7 +395,10 @@ impl App {
             ..
         } = self;
         workers.run(&tasks);
-        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let service =
+            axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                SocketAddr,
+            >(service(state));
         let served = axum::serve(listener, service)
             .with_graceful_shutdown(stop_accepting)
             .await;

@@ -19,14 +19,19 @@ mod queue;
 mod seatmap;
 mod timing;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
+use axum::routing::future::RouteFuture;
+use futures_util::future::Either;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::layer::util::{Identity, Stack};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -180,27 +185,94 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(queue::poll))
 }
 
-pub fn router(state: AppState) -> Router {
+/// The deployment's HTTP service: axum's router, but the status poll answered
+/// before it ([`PollFirst`]).
+pub fn service(
+    state: AppState,
+) -> impl tower::Service<Request, Response = Response, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
     let (api, _) = routes().split_for_parts();
     let api = api
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    // One layer, not six: `Router::layer` boxes every route's service again
-    // for each call, and the status poll would pay for every box.
+    // One layer, not several: `Router::layer` boxes every route's service
+    // again for each call.
+    let routes = api
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(every_answer(RecordTimingsLayer::by_matched_route()))
+                .layer(DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+        .with_state(state.clone());
+    let poll = every_answer(RecordTimingsLayer::under(queue::POLL_ROUTE))
+        .service_fn(move |request| queue::answer_poll(state.clone(), request));
+    PollFirst { poll, routes }
+}
+
+/// What every answer carries and how it is counted: the security headers and
+/// the request's timing.
+type EveryAnswer = Stack<
+    RecordTimingsLayer,
+    Stack<
+        SetResponseHeaderLayer<PolicyFor>,
+        Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            Stack<
+                SetResponseHeaderLayer<HeaderValue>,
+                Stack<SetResponseHeaderLayer<HeaderValue>, Identity>,
+            >,
+        >,
+    >,
+>;
+
+fn every_answer(timings: RecordTimingsLayer) -> tower::ServiceBuilder<EveryAnswer> {
     let [nosniff, no_frames, no_referrer] = SECURITY_HEADERS
         .clone()
         .map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
-    let around_every_route = tower::ServiceBuilder::new()
+    tower::ServiceBuilder::new()
         .layer(nosniff)
         .layer(no_frames)
         .layer(no_referrer)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            content_security_policy,
+            content_security_policy as PolicyFor,
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RecordTimingsLayer);
-    api.layer(around_every_route).with_state(state)
+        .layer(timings)
+}
+
+/// The status poll, answered without axum's router: at tens of thousands
+/// per second its routing (matching the path, percent-decoding the token,
+/// the route's boxed service) was a fifth of the poll's own work. Every
+/// other request, and a poll [`queue::polled_token`] leaves to the router,
+/// is routed as usual, to the same answer.
+#[derive(Clone)]
+pub struct PollFirst<P> {
+    poll: P,
+    routes: Router,
+}
+
+impl<P> tower::Service<Request> for PollFirst<P>
+where
+    P: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<P::Future, RouteFuture<Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        ready!(self.poll.poll_ready(cx))?;
+        tower::Service::<Request>::poll_ready(&mut self.routes, cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if queue::polled_token(request.method(), request.uri()).is_some() {
+            Either::Left(self.poll.call(request))
+        } else {
+            Either::Right(self.routes.call(request))
+        }
+    }
 }
 
 /// The span of a request's logs.
@@ -226,8 +298,11 @@ static SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
     ),
 ];
 
+/// The policy for an answer.
+type PolicyFor = fn(&Response) -> Option<HeaderValue>;
+
 /// The policy for `response`: the pages' unless it is JSON.
-fn content_security_policy<B>(response: &Response<B>) -> Option<HeaderValue> {
+fn content_security_policy(response: &Response) -> Option<HeaderValue> {
     let json = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -1,13 +1,14 @@
 //! The waiting room's API: join, short-poll, leave.
 
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -479,7 +480,42 @@ pub async fn poll(
     LastMark(last_mark): LastMark,
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
-    let (token, event) = verify(&state, token)?;
+    status_of(&state, last_mark, &raw_token(token)?).await
+}
+
+/// The route the status poll is counted under in the request metrics.
+pub const POLL_ROUTE: &str = "/api/queue/{token}";
+
+/// The token a request polls, if it is a status poll whose token the router
+/// would read as it stands (one path segment, nothing percent-encoded; the
+/// service's tokens are so written): such a request is answered by
+/// [`answer_poll`] without axum's router, and any other (an encoded token, a
+/// `HEAD`) by the router's [`poll`], which answers it the same.
+pub fn polled_token<'a>(method: &Method, uri: &'a Uri) -> Option<&'a str> {
+    if method != Method::GET {
+        return None;
+    }
+    let token = uri.path().strip_prefix("/api/queue/")?;
+    (!token.is_empty() && !token.bytes().any(|b| b == b'%' || b == b'/')).then_some(token)
+}
+
+/// The status poll, for a request [`polled_token`] names a token of.
+pub async fn answer_poll(state: AppState, request: Request) -> Result<Response, Infallible> {
+    let (request, _) = request.into_parts();
+    let Some(token) = polled_token(&request.method, &request.uri) else {
+        return Ok(ApiError::NotFound.into_response());
+    };
+    let last_mark = LastMark::of(&request.headers);
+    Ok(status_of(&state, last_mark, token).await.into_response())
+}
+
+/// A token's status as the poll answers it.
+async fn status_of(
+    state: &AppState,
+    last_mark: Option<PollMark>,
+    raw: &str,
+) -> Result<StatusBody, ApiError> {
+    let (token, event) = verify(state, raw)?;
     if let Some(mark) = &last_mark {
         state.line.read_up_to(&token, &mark.read).await;
     }
@@ -491,7 +527,7 @@ pub async fn poll(
     {
         tracing::debug!(error = %e, "could not read the log before placing a token");
     }
-    Ok(describe(&state, &event, &token, state.clock.now(), shown))
+    Ok(describe(state, &event, &token, state.clock.now(), shown))
 }
 
 /// The [`LOG_POSITION`] a poll sent back, if it is one (anything else is ignored).
@@ -501,12 +537,16 @@ impl<S: Send + Sync> FromRequestParts<S> for LastMark {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let mark = parts
-            .headers
+        Ok(Self(Self::of(&parts.headers)))
+    }
+}
+
+impl LastMark {
+    fn of(headers: &HeaderMap) -> Option<PollMark> {
+        headers
             .get(&LOG_POSITION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        Ok(Self(mark))
+            .and_then(|v| v.parse().ok())
     }
 }
 
@@ -528,7 +568,7 @@ pub async fn leave(
     State(state): State<AppState>,
     token: Result<PathParam, ApiError>,
 ) -> Result<StatusBody, ApiError> {
-    let (token, event) = verify(&state, token)?;
+    let (token, event) = verify(&state, &raw_token(token)?)?;
     let logged_at = state.line.leave(&token, &event).await?;
     Ok(StatusBody {
         mark: logged_at.map(|read| PollMark { read, shown: None }),
@@ -537,15 +577,17 @@ pub async fn leave(
 }
 
 /// A path that does not even decode is no token of ours either.
-fn verify(
-    state: &AppState,
-    raw: Result<PathParam, ApiError>,
-) -> Result<(QueueToken, Arc<Event>), ApiError> {
-    let PathParam(raw) = raw.map_err(|_| ApiError::InvalidToken)?;
+fn raw_token(param: Result<PathParam, ApiError>) -> Result<String, ApiError> {
+    param
+        .map(|PathParam(raw)| raw)
+        .map_err(|_| ApiError::InvalidToken)
+}
+
+fn verify(state: &AppState, raw: &str) -> Result<(QueueToken, Arc<Event>), ApiError> {
     let token = state
         .line
         .signer()
-        .verify_token(&raw)
+        .verify_token(raw)
         .ok_or(ApiError::InvalidToken)?;
     let event = state
         .catalog

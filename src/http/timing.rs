@@ -14,19 +14,39 @@ use tower::{Layer, Service};
 
 /// Times the requests of every route it is laid around.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RecordTimingsLayer;
+pub struct RecordTimingsLayer {
+    /// The route of every request, for a service axum's router does not route;
+    /// `None`: the route the router matched.
+    route: Option<&'static str>,
+}
+
+impl RecordTimingsLayer {
+    /// Each request under the route axum's router matched it to.
+    pub const fn by_matched_route() -> Self {
+        Self { route: None }
+    }
+
+    /// Every request under `route`.
+    pub const fn under(route: &'static str) -> Self {
+        Self { route: Some(route) }
+    }
+}
 
 impl<S> Layer<S> for RecordTimingsLayer {
     type Service = RecordTimings<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RecordTimings { inner }
+        RecordTimings {
+            inner,
+            route: self.route,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct RecordTimings<S> {
     inner: S,
+    route: Option<&'static str>,
 }
 
 impl<S, ResBody> Service<Request> for RecordTimings<S>
@@ -43,7 +63,10 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         Timed {
-            route: req.extensions().get::<MatchedPath>().cloned(),
+            route: match self.route {
+                Some(route) => Route::Named(route),
+                None => Route::Matched(req.extensions().get::<MatchedPath>().cloned()),
+            },
             method: req.method().clone(),
             started: Instant::now(),
             answer: self.inner.call(req),
@@ -56,7 +79,7 @@ pin_project_lite::pin_project! {
     pub struct Timed<F> {
         #[pin]
         answer: F,
-        route: Option<MatchedPath>,
+        route: Route,
         method: Method,
         started: Instant,
     }
@@ -73,12 +96,26 @@ where
         let this = self.project();
         let answer = ready!(this.answer.poll(cx));
         if let Ok(response) = &answer {
-            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
             TIMERS
-                .timer(route, this.method, response.status())
+                .timer(this.route.as_str(), this.method, response.status())
                 .record(this.started.elapsed().as_secs_f64());
         }
         Poll::Ready(answer)
+    }
+}
+
+/// A request's route, as its label.
+enum Route {
+    Named(&'static str),
+    Matched(Option<MatchedPath>),
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Named(route) => route,
+            Self::Matched(matched) => matched.as_ref().map_or("unmatched", MatchedPath::as_str),
+        }
     }
 }
 
