@@ -17,6 +17,7 @@ mod orders;
 mod pages;
 mod queue;
 mod seatmap;
+mod security;
 mod timing;
 
 use std::convert::Infallible;
@@ -26,7 +27,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use futures_util::future::Either;
@@ -34,7 +34,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower::layer::util::{Identity, Stack};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -45,6 +44,7 @@ pub use limit::ClientLimiter;
 pub use openapi::json as openapi_json;
 
 use deadline::DeadlineLayer;
+use security::SecurityHeadersLayer;
 use timing::RecordTimingsLayer;
 
 use crate::config::Secret;
@@ -60,14 +60,6 @@ use crate::tasks::Tasks;
 
 /// Request bodies above this are refused with 413 (API.md).
 pub const BODY_LIMIT: usize = 64 * 1024;
-/// Scripts and styles from this origin only, and no inline script; workers
-/// (the join challenge's solver) from this origin only.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; worker-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
-/// A JSON answer loads nothing and is framed nowhere (OWASP's advice for
-/// APIs): a fifth of the page policy's bytes on the hottest answer, the poll's.
-const JSON_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
-
 /// No request is worked on for longer than this...
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// ...but bulk work an operator asks for: a million invitation codes are
@@ -213,32 +205,11 @@ pub fn service(
 
 /// What every answer carries and how it is counted: the security headers and
 /// the request's timing.
-type EveryAnswer = Stack<
-    RecordTimingsLayer,
-    Stack<
-        SetResponseHeaderLayer<PolicyFor>,
-        Stack<
-            SetResponseHeaderLayer<HeaderValue>,
-            Stack<
-                SetResponseHeaderLayer<HeaderValue>,
-                Stack<SetResponseHeaderLayer<HeaderValue>, Identity>,
-            >,
-        >,
-    >,
->;
-
-fn every_answer(timings: RecordTimingsLayer) -> tower::ServiceBuilder<EveryAnswer> {
-    let [nosniff, no_frames, no_referrer] = SECURITY_HEADERS
-        .clone()
-        .map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
+fn every_answer(
+    timings: RecordTimingsLayer,
+) -> tower::ServiceBuilder<Stack<RecordTimingsLayer, Stack<SecurityHeadersLayer, Identity>>> {
     tower::ServiceBuilder::new()
-        .layer(nosniff)
-        .layer(no_frames)
-        .layer(no_referrer)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            content_security_policy as PolicyFor,
-        ))
+        .layer(SecurityHeadersLayer)
         .layer(timings)
 }
 
@@ -282,34 +253,4 @@ fn request_span(req: &Request) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     tracing::info_span!("request", method = %req.method(), route)
-}
-
-/// Headers every answer carries unless its handler set them (and a
-/// [`content_security_policy`]).
-static SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
-    (
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ),
-    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-    (
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    ),
-];
-
-/// The policy for an answer.
-type PolicyFor = fn(&Response) -> Option<HeaderValue>;
-
-/// The policy for `response`: the pages' unless it is JSON.
-fn content_security_policy(response: &Response) -> Option<HeaderValue> {
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/json"));
-    Some(HeaderValue::from_static(if json {
-        JSON_CONTENT_SECURITY_POLICY
-    } else {
-        CONTENT_SECURITY_POLICY
-    }))
 }
