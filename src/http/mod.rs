@@ -219,7 +219,7 @@ fn every_answer(
 /// other request, and a poll [`queue::polled_token`] leaves to the router,
 /// is routed as usual, to the same answer.
 #[derive(Clone)]
-pub struct PollFirst<P> {
+struct PollFirst<P> {
     poll: P,
     routes: Router,
 }
@@ -253,4 +253,59 @@ fn request_span(req: &Request) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     tracing::info_span!("request", method = %req.method(), route)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, StatusCode};
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[test]
+    fn the_polls_route_is_the_only_one_under_its_prefix() {
+        let (_, document) = routes().split_for_parts();
+        let prefix = queue::POLL_ROUTE.trim_end_matches("{token}");
+        let under: Vec<_> = document
+            .paths
+            .paths
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .collect();
+        assert_eq!(
+            under.len(),
+            1,
+            "{:?}",
+            under.iter().map(|(path, _)| path).collect::<Vec<_>>()
+        );
+        let (path, item) = under[0];
+        assert_eq!(path, queue::POLL_ROUTE);
+        assert!(item.get.is_some(), "the poll is a GET");
+    }
+
+    #[tokio::test]
+    async fn a_plain_poll_is_answered_before_the_router_and_anything_else_by_it() {
+        let poll = tower::service_fn(|_: Request| async {
+            Ok::<_, Infallible>(StatusCode::IM_A_TEAPOT.into_response())
+        });
+        let routes = Router::new().fallback(|| async { StatusCode::NOT_FOUND });
+        let service = PollFirst { poll, routes };
+        for (method, uri, answer) in [
+            (Method::GET, "/api/queue/abc", StatusCode::IM_A_TEAPOT),
+            (Method::GET, "/api/queue/abc?x=1", StatusCode::IM_A_TEAPOT),
+            (Method::GET, "/api/queue/%41bc", StatusCode::NOT_FOUND),
+            (Method::HEAD, "/api/queue/abc", StatusCode::NOT_FOUND),
+            (Method::GET, "/api/events", StatusCode::NOT_FOUND),
+        ] {
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(uri)
+                .body(Body::empty())
+                .expect("a request");
+            let response = service.clone().oneshot(request).await.expect("infallible");
+            assert_eq!(response.status(), answer, "{method} {uri}");
+        }
+    }
 }

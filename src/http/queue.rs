@@ -28,7 +28,7 @@ use crate::domain::line::{Limit, poll_after_ms};
 use crate::domain::{
     Access, Event, EventId, Pass, PollMark, QueueToken, TokenStatus, from_unix_ms,
 };
-use crate::ports::DoorRefusal;
+use crate::ports::{BackendError, DoorRefusal};
 use crate::services::codes::KnownCode;
 use crate::services::line::Standing;
 use crate::services::refusals::Refusal;
@@ -483,8 +483,10 @@ pub async fn poll(
     status_of(&state, last_mark, &raw_token(token)?).await
 }
 
-/// The route the status poll is counted under in the request metrics.
+/// The status poll's route, as the router and the request metrics name it...
 pub const POLL_ROUTE: &str = "/api/queue/{token}";
+/// ...and what its paths start with (`POLL_ROUTE` less its parameter).
+const POLL_PREFIX: &str = "/api/queue/";
 
 /// The token a request polls, if it is a status poll whose token the router
 /// would read as it stands (one path segment, nothing percent-encoded; the
@@ -495,17 +497,23 @@ pub fn polled_token<'a>(method: &Method, uri: &'a Uri) -> Option<&'a str> {
     if method != Method::GET {
         return None;
     }
-    let token = uri.path().strip_prefix("/api/queue/")?;
+    let token = uri.path().strip_prefix(POLL_PREFIX)?;
     (!token.is_empty() && !token.bytes().any(|b| b == b'%' || b == b'/')).then_some(token)
 }
 
-/// The status poll, for a request [`polled_token`] names a token of.
+/// The status poll, for a request [`polled_token`] names a token of (the
+/// service's `PollFirst` sends no other here).
 pub async fn answer_poll(state: AppState, request: Request) -> Result<Response, Infallible> {
-    let (request, _) = request.into_parts();
-    let Some(token) = polled_token(&request.method, &request.uri) else {
-        return Ok(ApiError::NotFound.into_response());
+    let (parts, _) = request.into_parts();
+    let Some(token) = polled_token(&parts.method, &parts.uri) else {
+        let bug = BackendError::bug(format!(
+            "{} {} is not a status poll",
+            parts.method,
+            parts.uri.path()
+        ));
+        return Ok(ApiError::from(bug).into_response());
     };
-    let last_mark = LastMark::of(&request.headers);
+    let last_mark = LastMark::of(&parts.headers);
     Ok(status_of(&state, last_mark, token).await.into_response())
 }
 
@@ -679,6 +687,38 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+
+    #[test]
+    fn only_a_get_of_a_token_the_router_would_read_as_written_is_a_plain_poll() {
+        assert_eq!(POLL_ROUTE.strip_suffix("{token}"), Some(POLL_PREFIX));
+        let polled = |method: Method, uri: &'static str| {
+            polled_token(&method, &Uri::from_static(uri)).map(str::to_owned)
+        };
+        assert_eq!(
+            polled(Method::GET, "/api/queue/abc.DEF-_~1").as_deref(),
+            Some("abc.DEF-_~1")
+        );
+        assert_eq!(
+            polled(Method::GET, "/api/queue/abc?x=1").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            polled(Method::GET, "http://example.com/api/queue/abc").as_deref(),
+            Some("abc")
+        );
+        for (method, uri) in [
+            (Method::HEAD, "/api/queue/abc"),
+            (Method::DELETE, "/api/queue/abc"),
+            (Method::GET, "/api/queue/"),
+            (Method::GET, "/api/queue/%41bc"),
+            (Method::GET, "/api/queue/abc/"),
+            (Method::GET, "/api/queue//abc"),
+            (Method::GET, "/api/queues/abc"),
+            (Method::GET, "/api/events/abc"),
+        ] {
+            assert_eq!(polled(method.clone(), uri), None, "{method} {uri}");
+        }
+    }
 
     fn states() -> Vec<TokenState> {
         vec![

@@ -20,16 +20,17 @@ const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; worker-src 'se
 /// APIs): a fifth of the page policy's bytes on the hottest answer, the poll's.
 const JSON_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// The headers besides the [`policy`].
+/// The headers besides the [`policy`], in the order they were always written
+/// (after the policy).
 static HEADERS: [(HeaderName, HeaderValue); 3] = [
-    (
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ),
-    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
     (
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     ),
 ];
 
@@ -44,12 +45,12 @@ fn policy(headers: &HeaderMap) -> HeaderValue {
 
 /// Adds what an answer lacks of the security headers.
 fn secure(headers: &mut HeaderMap) {
-    for (name, value) in &HEADERS {
-        headers.entry(name).or_insert_with(|| value.clone());
-    }
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         let policy = policy(headers);
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    for (name, value) in &HEADERS {
+        headers.entry(name).or_insert_with(|| value.clone());
     }
 }
 
@@ -140,14 +141,47 @@ mod tests {
 
     #[test]
     fn what_a_handler_set_is_kept() {
-        let map = secured(&[
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CONTENT_SECURITY_POLICY, "sandbox"),
-            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
-        ]);
-        assert_eq!(map[header::CONTENT_SECURITY_POLICY], "sandbox");
-        assert_eq!(map[header::X_FRAME_OPTIONS], "SAMEORIGIN");
-        assert_eq!(map.get_all(header::X_FRAME_OPTIONS).iter().count(), 1);
+        let mut map = HeaderMap::new();
+        map.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        map.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        );
+        map.append(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("img-src 'none'"),
+        );
+        map.insert(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("SAMEORIGIN"),
+        );
+        secure(&mut map);
+        let policies: Vec<_> = map
+            .get_all(header::CONTENT_SECURITY_POLICY)
+            .iter()
+            .collect();
+        assert_eq!(policies, ["sandbox", "img-src 'none'"]);
+        let frames: Vec<_> = map.get_all(header::X_FRAME_OPTIONS).iter().collect();
+        assert_eq!(frames, ["SAMEORIGIN"]);
         assert_eq!(map[header::REFERRER_POLICY], "no-referrer");
+    }
+
+    #[test]
+    fn the_headers_are_written_in_the_order_they_always_were() {
+        let map = secured(&[(header::CONTENT_TYPE, "application/json")]);
+        let names: Vec<_> = map.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "content-security-policy",
+                "referrer-policy",
+                "x-frame-options",
+                "x-content-type-options"
+            ]
+        );
     }
 }

@@ -13,7 +13,7 @@ use metrics::Histogram;
 use tower::{Layer, Service};
 
 /// Times the requests of every route it is laid around.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RecordTimingsLayer {
     /// The route of every request, for a service axum's router does not route;
     /// `None`: the route the router matched.

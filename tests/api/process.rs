@@ -676,3 +676,49 @@ async fn sigterm_answers_the_joins_in_flight_and_exits_cleanly() {
     )
     .await;
 }
+
+/// A plain poll is answered before axum's router (`http::PollFirst`), an
+/// encoded one by the router: both are counted under the poll's route. In a
+/// process of its own, so that no other test's polls are counted with them.
+#[tokio::test]
+async fn every_poll_is_counted_under_its_route_whichever_way_it_was_answered() {
+    use reqwest::Method;
+    let service = Service::start(&fresh_namespace(), free_port()).await;
+    let event = event_body("counted", json!({ "paused": true }));
+    let (status, _) = service
+        .send(
+            Method::POST,
+            "/api/admin/events",
+            Some(event),
+            Some(ADMIN_TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, joined) = service
+        .send(Method::POST, "/api/events/counted/queue", None, None)
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{joined}");
+    let token = joined["token"].as_str().expect("a token");
+    let encoded = format!("%{:02X}{}", token.as_bytes()[0], &token[1..]);
+    for written in [token, token, encoded.as_str()] {
+        let (status, polled) = service
+            .send(Method::GET, &format!("/api/queue/{written}"), None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{written}: {polled}");
+    }
+    let (_, metrics) = service.send(Method::GET, "/metrics", None, None).await;
+    let text = metrics.as_str().expect("prometheus text");
+    let count = |route: &str| -> u64 {
+        text.lines()
+            .filter(|line| {
+                line.starts_with("anteroom_http_request_duration_seconds_count{")
+                    && line.contains(&format!(r#"route="{route}""#))
+                    && line.contains(r#"method="GET""#)
+                    && line.contains(r#"status="200""#)
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert_eq!(count("/api/queue/{token}"), 3, "{text}");
+    assert_eq!(count("unmatched"), 0, "{text}");
+}
