@@ -498,7 +498,7 @@ pub fn polled_token<'a>(method: &Method, uri: &'a Uri) -> Option<&'a str> {
         return None;
     }
     let token = uri.path().strip_prefix(POLL_PREFIX)?;
-    (!token.is_empty() && !token.bytes().any(|b| b == b'%' || b == b'/')).then_some(token)
+    (!token.is_empty() && memchr::memchr2(b'%', b'/', token.as_bytes()).is_none()).then_some(token)
 }
 
 /// The status poll, for a request [`polled_token`] names a token of (the
