@@ -215,7 +215,7 @@ fn every_answer(
 
 /// The status poll, answered without axum's router: at tens of thousands
 /// per second its routing (matching the path, percent-decoding the token,
-/// the route's boxed service) was a fifth of the poll's own work. Every
+/// the route's boxed service) was a sixth of the poll's instructions. Every
 /// other request, and a poll [`queue::polled_token`] leaves to the router,
 /// is routed as usual, to the same answer.
 #[derive(Clone)]
