@@ -506,11 +506,8 @@ pub fn polled_token<'a>(method: &Method, uri: &'a Uri) -> Option<&'a str> {
 pub async fn answer_poll(state: AppState, request: Request) -> Result<Response, Infallible> {
     let (parts, _) = request.into_parts();
     let Some(token) = polled_token(&parts.method, &parts.uri) else {
-        let bug = BackendError::bug(format!(
-            "{} {} is not a status poll",
-            parts.method,
-            parts.uri.path()
-        ));
+        // Not the path: it may hold a token, which no log line carries.
+        let bug = BackendError::bug(format!("a {} that is not a status poll", parts.method));
         return Ok(ApiError::from(bug).into_response());
     };
     let last_mark = LastMark::of(&parts.headers);
