@@ -3,7 +3,7 @@
 #   - a Redis Cluster of 3 masters + 3 replicas   (ports 7101-7106)
 #   - a Redis primary + replica + 3 Sentinels     (ports 7201-7202, 7301-7303)
 #   - a RabbitMQ cluster of 3 nodes               (AMQP 5681-5683, dist 25681-25683)
-# Usage: infra/cluster.sh up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel
+# Usage: infra/cluster.sh up | down | urls | redis-owner KEY | kill-redis-owner KEY | failover-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel
 # (the kill and failover commands are for the node-loss tests: `up` starts a killed node again).
 # `up` starts what does not answer yet (a node start takes seconds: start them
 # once and share them between test runs; each run uses its own namespace) and
@@ -50,7 +50,19 @@ redis_node() { # port, extra arguments…
     --logfile "$CLUSTER_DIR/redis-$port/log" --save "" --appendonly yes --appendfsync always "$@"
 }
 
-cluster_node_args=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 3000)
+# Each master serves its own slots while another's are being failed over
+# (Redis stops every slot by default): one event's master gone pauses only
+# the events on it (docs/reliability.md, "One master's failover").
+cluster_node_args=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 3000
+  --cluster-require-full-coverage no)
+
+# The same on a cluster started before the setting was added.
+serve_own_slots() {
+  local port
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    redis-cli -p "$port" config set cluster-require-full-coverage no >/dev/null
+  done
+}
 
 redis_cluster_up() {
   local port
@@ -60,7 +72,7 @@ redis_cluster_up() {
       answers "$port" || { say "restarting redis cluster node $port"; redis_node "$port" "${cluster_node_args[@]}"; }
     done
     for port in "${REDIS_CLUSTER_PORTS[@]}"; do wait_for "$port" "redis $port" 40; done
-    if cluster_ok 60; then say "redis cluster is up"; return; fi
+    if cluster_ok 60; then serve_own_slots; say "redis cluster is up"; return; fi
     say "the redis cluster is broken: starting afresh"
     for port in "${REDIS_CLUSTER_PORTS[@]}"; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
     sleep 1
@@ -86,16 +98,39 @@ cluster_ok() { # seconds: every node answering and every slot served
   return 1
 }
 
-# Kills (SIGKILL) the Redis Cluster master that serves KEY, and prints its port.
-kill_redis_owner() {
+# The port of the Redis Cluster master that serves KEY.
+redis_owner() {
   local key=$1 slot master
   slot=$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster keyslot "$key")
   master=$(redis-cli -p "${REDIS_CLUSTER_PORTS[0]}" cluster nodes | awk -v slot="$slot" '
     $3 ~ /master/ && $3 !~ /fail/ { for (i = 9; i <= NF; i++) { split($i, r, "-"); if (r[2] == "") r[2] = r[1];
       if (slot + 0 >= r[1] + 0 && slot + 0 <= r[2] + 0) { split($2, a, "[:@]"); print a[2]; exit } } }')
   [ -n "$master" ] || { say "no master serves slot $slot"; return 1; }
+  echo "$master"
+}
+
+# Kills (SIGKILL) the Redis Cluster master that serves KEY, and prints its port.
+kill_redis_owner() {
+  local master
+  master=$(redis_owner "$1")
   kill -9 "$(redis-cli -p "$master" info server | tr -d '\r' | awk -F: '$1 == "process_id" { print $2 }')"
   echo "$master"
+}
+
+# A planned failover of the master that serves KEY (CLUSTER FAILOVER on its
+# replica, which takes over without losing a write); prints the new master's port.
+failover_redis_owner() {
+  local master id replica
+  master=$(redis_owner "$1")
+  id=$(redis-cli -p "$master" cluster myid)
+  replica=$(redis-cli -p "$master" cluster nodes | awk -v id="$id" '$3 ~ /slave/ && $4 == id { split($2, a, "[:@]"); print a[2]; exit }')
+  [ -n "$replica" ] || { say "the master on port $master has no replica"; return 1; }
+  redis-cli -p "$replica" cluster failover >/dev/null
+  for _ in $(seq 100); do
+    redis-cli -p "$replica" role | head -1 | grep -q master && { echo "$replica"; return 0; }
+    sleep 0.1
+  done
+  say "the replica on port $replica did not take over"; return 1
 }
 
 # The port of the primary the Sentinels name now.
@@ -227,8 +262,10 @@ case "${1:-up}" in
     ;;
   down) down ;;
   urls) urls ;;
+  redis-owner) redis_owner "$2" ;;
   kill-redis-owner) kill_redis_owner "$2" ;;
+  failover-redis-owner) failover_redis_owner "$2" ;;
   kill-rabbit-leader) kill_rabbit_leader "$2" ;;
   failover-sentinel) failover_sentinel ;;
-  *) say "usage: $0 up | down | urls | kill-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel"; exit 2 ;;
+  *) say "usage: $0 up | down | urls | redis-owner KEY | kill-redis-owner KEY | failover-redis-owner KEY | kill-rabbit-leader QUEUE | failover-sentinel"; exit 2 ;;
 esac

@@ -92,6 +92,8 @@ struct EventLine {
     seen: Mutex<foldhash::HashSet<TokenKey>>,
     /// Held while this process restores the line: one restore at a time.
     restoring: tokio::sync::Mutex<()>,
+    /// Held while the follower catches this event's view up: one step at a time.
+    following: tokio::sync::Mutex<()>,
     /// Woken whenever the view has read more of the log.
     read_more: Notify,
 }
@@ -116,6 +118,8 @@ pub struct Line {
     /// Each event's joins committed apart.
     joins: GroupCommit<EventId, JoinRequest, BackendResult<JoinOutcome>>,
     clock: Clock,
+    /// Where each event's follower runs (`stop` waits for it).
+    tasks: Tasks,
 }
 
 impl Line {
@@ -158,10 +162,11 @@ impl Line {
                 lines: RwLock::default(),
                 joins,
                 clock,
+                tasks: tasks.clone(),
             }
         });
         tasks.every(FOLLOW_INTERVAL, line.clone(), |line| async move {
-            line.follow_once().await
+            line.follow_each_event()
         });
         tasks.every(HEARTBEAT_INTERVAL, line.clone(), |line| async move {
             line.report_heartbeats().await
@@ -618,13 +623,34 @@ impl Line {
         }
     }
 
-    /// One step of the follower: catches this process's view up with every
-    /// event's log (run every `FOLLOW_INTERVAL`; tests call it to see a change now).
+    /// Catches this process's view up with every event's log now (tests call
+    /// it to see a change at once).
     pub async fn follow_once(&self) {
+        let events = self.catalog.all();
+        futures_util::future::join_all(events.iter().map(|event| self.follow(event))).await;
+    }
+
+    /// One step of the follower (every `FOLLOW_INTERVAL`): starts a catch-up
+    /// of each event's view whose last one has ended, and returns. Each event
+    /// goes on its own, so that one whose store is slow (its Redis master
+    /// failing over: a read waits out its timeout) holds back no other's.
+    fn follow_each_event(self: &Arc<Self>) {
         for event in self.catalog.all() {
-            if let Err(e) = self.catch_up(&event).await {
-                tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");
-            }
+            let this = self.clone();
+            self.tasks.spawn(async move {
+                let line = this.line(event.id());
+                // Its last step is still running: the next tick looks again.
+                let Ok(_following) = line.following.try_lock() else {
+                    return;
+                };
+                this.follow(&event).await;
+            });
+        }
+    }
+
+    async fn follow(&self, event: &Event) {
+        if let Err(e) = self.catch_up(event).await {
+            tracing::warn!(event = %event.id(), error = %e, "could not follow the line's log");
         }
     }
 

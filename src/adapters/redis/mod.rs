@@ -1,6 +1,7 @@
 //! The admission store on Redis: one hash-tagged key family per event, so that
 //! every script touches one cluster slot, and every multi-key change is one Lua call.
 
+mod servers;
 mod window_counts;
 
 use std::time::Duration;
@@ -11,9 +12,9 @@ use async_trait::async_trait;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand};
-use fred::util::redis_keyslot;
 
 use super::embedded::keyspace::Keyspace;
+use servers::Servers;
 
 use std::collections::HashMap;
 
@@ -70,30 +71,36 @@ impl LuaScript {
     }
 }
 
-/// Where the keys live: a Redis server, or the embedded keyspace (embedded
-/// mode), which runs the same scripts with the same atomicity.
-pub enum Kv {
-    Redis {
-        pool: Pool,
-        /// The connection admission steps run on. `WAIT` blocks the connection
-        /// it is sent on, and fred multiplexes every command of a client over
-        /// one: on a pool client it would stall joins and polls behind it.
-        replicated: Client,
-    },
+/// Where the keys live: Redis (one server, a Sentinel set's primary or a
+/// cluster's masters), or the embedded keyspace (embedded mode), which runs
+/// the same scripts with the same atomicity.
+enum Kv {
+    Redis(Servers),
     Embedded(Arc<Keyspace>),
 }
 
 impl Kv {
+    /// A command whose first argument is its key (a keyless one, such as
+    /// `PING`, is for [`Servers::ping`]).
     async fn call<R: FromValue>(&self, name: &'static str, args: Vec<Value>) -> BackendResult<R> {
         match self {
-            Kv::Redis { pool, .. } => pool
-                .next()
-                .custom(
-                    CustomCommand::new_static(name, ClusterHash::FirstKey, false),
-                    args,
-                )
-                .await
-                .map_err(redis_error),
+            Kv::Redis(servers) => {
+                let key = args
+                    .first()
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| BackendError::bug(format!("{name} sent without a key")))?;
+                servers
+                    .on(&key, |node| {
+                        let args = args.clone();
+                        async move {
+                            let command =
+                                CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+                            node.pool.next().custom(command, args).await
+                        }
+                    })
+                    .await
+                    .map_err(redis_error)
+            }
             Kv::Embedded(keyspace) => keyspace
                 .call(name, args)
                 .await?
@@ -109,9 +116,16 @@ impl Kv {
         args: Vec<Value>,
     ) -> BackendResult<R> {
         match self {
-            Kv::Redis { pool, .. } => script
-                .redis
-                .evalsha_with_reload(pool.next(), keys, args)
+            Kv::Redis(servers) => servers
+                .on(first_key(&keys)?, |node| {
+                    let (keys, args) = (keys.clone(), args.clone());
+                    async move {
+                        let reply = script
+                            .redis
+                            .evalsha_with_reload(node.pool.next(), keys, args);
+                        reply.await
+                    }
+                })
                 .await
                 .map_err(redis_error),
             Kv::Embedded(keyspace) => keyspace
@@ -121,6 +135,25 @@ impl Kv {
                 .map_err(redis_error),
         }
     }
+
+    async fn ping(&self) -> BackendResult<()> {
+        match self {
+            Kv::Redis(servers) => servers.ping().await.map_err(redis_error),
+            Kv::Embedded(keyspace) => keyspace
+                .call("PING", Vec::new())
+                .await?
+                .convert::<String>()
+                .map(drop)
+                .map_err(redis_error),
+        }
+    }
+}
+
+/// A script's first key, which routes it (all of a script's keys share one slot).
+fn first_key(keys: &[String]) -> BackendResult<&str> {
+    keys.first()
+        .map(String::as_str)
+        .ok_or_else(|| BackendError::bug("a script sent without a key"))
 }
 
 /// Whether a write reached a replica before the caller went on.
@@ -147,34 +180,29 @@ impl Kv {
         replicas: impl FnOnce(&R) -> BackendResult<u64>,
         within: Duration,
     ) -> BackendResult<(R, Replication)> {
-        let Kv::Redis {
-            replicated: client, ..
-        } = self
-        else {
+        let Kv::Redis(servers) = self else {
             return Ok((self.eval(script, keys, args).await?, Replication::NoReplica));
         };
-        // In a cluster, WAIT has no key to be routed by: it goes to the node that owns the script's keys.
-        let owner = keys.first().and_then(|key| {
-            client
-                .cached_cluster_state()
-                .and_then(|state| state.get_server(redis_keyslot(key.as_bytes())).cloned())
-        });
-        let reply: R = script
-            .redis
-            .evalsha_with_reload(client, keys, args)
+        let (reply, node): (R, _) = servers
+            .on(first_key(&keys)?, |node| {
+                let (keys, args) = (keys.clone(), args.clone());
+                async move {
+                    let reply = script
+                        .redis
+                        .evalsha_with_reload(&node.replicated, keys, args)
+                        .await?;
+                    Ok((reply, node))
+                }
+            })
             .await
             .map_err(redis_error)?;
         if replicas(&reply)? == 0 {
             return Ok((reply, Replication::NoReplica));
         }
         let timeout_ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
-        let acknowledged: Result<i64, _> = match owner {
-            Some(node) => client.with_cluster_node(node).wait(1, timeout_ms).await,
-            None => client.wait(1, timeout_ms).await,
-        };
         // The script's writes are made whatever WAIT answers: its failure must
         // not turn them into a step that "failed" (and be counted unspent).
-        let replication = match acknowledged {
+        let replication = match node.replicated.wait::<i64>(1, timeout_ms).await {
             Ok(n) if n >= 1 => Replication::Replicated,
             Ok(_) => Replication::NotReplicated,
             Err(e) => {
@@ -573,30 +601,14 @@ impl Keys {
 
 impl RedisStore {
     pub async fn connect(url: &str, namespace: &str) -> BackendResult<Self> {
-        let config = Config::from_url(url).map_err(redis_error)?;
-        let pool = Builder::from_config(config)
-            .with_performance_config(|p| p.default_command_timeout = COMMAND_TIMEOUT)
-            .with_connection_config(|c| {
-                c.connection_timeout = COMMAND_TIMEOUT;
-                c.internal_command_timeout = COMMAND_TIMEOUT;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_pool(4)
-            .map_err(redis_error)?;
-        pool.init().await.map_err(redis_error)?;
-        let replicated = pool.next().clone_new();
-        replicated.init().await.map_err(redis_error)?;
-        Ok(Self::over(Kv::Redis { pool, replicated }, namespace))
+        let servers = Servers::connect(url).await.map_err(redis_error)?;
+        Ok(Self::over(Kv::Redis(servers), namespace))
     }
 
     /// Closes the connections to Redis; the embedded keyspace closes when dropped.
     pub async fn close(&self) {
-        if let Kv::Redis { pool, replicated } = &self.kv {
-            for closed in [pool.quit().await, replicated.quit().await] {
-                if let Err(e) = closed {
-                    tracing::debug!(error = %e, "the Redis connections were already gone");
-                }
-            }
+        if let Kv::Redis(servers) = &self.kv {
+            servers.close().await;
         }
     }
 
@@ -1112,8 +1124,7 @@ impl AdmissionStore for RedisStore {
     }
 
     async fn ping(&self) -> BackendResult<()> {
-        let _: String = self.kv.call("PING", Vec::new()).await?;
-        Ok(())
+        self.kv.ping().await
     }
 }
 
