@@ -29,6 +29,8 @@ use crate::ports::{
 /// still be acknowledged.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 const PERSISTENT: u8 = 2;
+/// The first pause before messages the broker refused are sent again.
+const REFUSED_PAUSE: Duration = Duration::from_millis(25);
 /// A node that has not answered within this is passed over for the next one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -239,37 +241,57 @@ impl AmqpLine {
     }
 
     /// Publishes to `queues[0]` (declaring all of them first) and waits for
-    /// every confirm; a channel that failed once is replaced.
+    /// every confirm; a channel that failed once is replaced. Messages the
+    /// broker refuses are sent again a moment later, within the timeout: a
+    /// quorum queue refuses messages while it has no leader, as just after it
+    /// is declared (seen in CI: the first join of a new event refused, and
+    /// the line's leader elected 36 ms later) or while its leader moves.
+    /// A refused message sent again is safe even if the broker had kept it:
+    /// admission files one delivery per place, and expiry is idempotent.
     async fn publish_to(&self, queues: &[Queue], payloads: &[String]) -> BackendResult<()> {
         let outcome = tokio::time::timeout(PUBLISH_TIMEOUT, async {
-            let channel = self.publisher_for(Some(queues)).await?;
             let routing_key = self.name(&queues[0]);
-            let mut confirms = Vec::with_capacity(payloads.len());
-            for payload in payloads {
-                let confirm = channel
-                    .basic_publish(
-                        "".into(),
-                        routing_key.as_str().into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        payload.as_bytes(),
-                        BasicProperties::default().with_delivery_mode(PERSISTENT),
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                confirms.push(confirm);
-            }
-            for confirmation in try_join_all(confirms).await.map_err(unavailable)? {
-                if !confirmation.is_ack() {
-                    return Err(unavailable("the broker refused a message"));
+            let mut pending: Vec<&String> = payloads.iter().collect();
+            let mut pause = REFUSED_PAUSE;
+            loop {
+                let channel = self.publisher_for(Some(queues)).await?;
+                let mut confirms = Vec::with_capacity(pending.len());
+                for payload in &pending {
+                    let confirm = channel
+                        .basic_publish(
+                            "".into(),
+                            routing_key.as_str().into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..BasicPublishOptions::default()
+                            },
+                            payload.as_bytes(),
+                            BasicProperties::default().with_delivery_mode(PERSISTENT),
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                    confirms.push(confirm);
                 }
-                if confirmation.take_message().is_some() {
-                    return Err(unavailable("the broker could not route a message"));
+                let confirmations = try_join_all(confirms).await.map_err(unavailable)?;
+                let mut refused = Vec::new();
+                for (payload, confirmation) in pending.into_iter().zip(confirmations) {
+                    if !confirmation.is_ack() {
+                        refused.push(payload);
+                    } else if confirmation.take_message().is_some() {
+                        return Err(unavailable("the broker could not route a message"));
+                    }
                 }
+                if refused.is_empty() {
+                    return Ok(());
+                }
+                tracing::debug!(
+                    refused = refused.len(),
+                    "the broker refused messages: sending them again"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(PUBLISH_TIMEOUT / 4);
+                pending = refused;
             }
-            Ok(())
         })
         .await
         .unwrap_or_else(|_| Err(unavailable("no confirm within the publish timeout")));

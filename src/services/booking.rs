@@ -742,35 +742,47 @@ impl Booking {
 
     /// Reconciles holds that outlived their hold with the record: a hold whose
     /// order never reached it (the process died in between) is undone, and one
-    /// whose order ended or was paid is brought in line. Returns how many it fixed.
-    pub async fn reap_stale_holds(&self) -> BackendResult<usize> {
+    /// whose order ended or was paid is brought in line. Returns how many it
+    /// fixed. Each event on its own: one whose store fails (its Redis master
+    /// failing over) is logged and tried again at the next sweep, and stops
+    /// no other event's.
+    pub async fn reap_stale_holds(&self) -> usize {
         let mut fixed = 0;
         for event in self.catalog.all() {
-            let hold = Duration::from_secs(u64::from(event.spec.hold_seconds)) + REAP_GRACE;
-            let before = unix_ms(self.clock.now() - hold);
-            for held in self.seats.holds_before(event.id(), before).await? {
-                match self.orders.order(held.order).await? {
-                    Some(order) if order.status == OrderStatus::Pending => {
-                        self.expire(&ExpiryDue {
-                            event: order.event.clone(),
-                            order: order.id,
-                        })
-                        .await?;
-                    }
-                    Some(order) if order.status == OrderStatus::Paid => {
-                        self.follow_sale(&order).await
-                    }
-                    Some(order) => self.follow_end(&order).await?,
-                    None => {
-                        tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
-                        self.seats
-                            .release(event.id(), held.order, &held.holder, &held.seats)
-                            .await?;
-                        self.note_released(event.id(), &held.seats);
-                    }
+            match self.reap_stale_holds_of(&event).await {
+                Ok(n) => fixed += n,
+                Err(e) => {
+                    tracing::warn!(event = %event.id(), error = %e, "could not reap the event's stale holds")
                 }
-                fixed += 1;
             }
+        }
+        fixed
+    }
+
+    async fn reap_stale_holds_of(&self, event: &Event) -> BackendResult<usize> {
+        let hold = Duration::from_secs(u64::from(event.spec.hold_seconds)) + REAP_GRACE;
+        let before = unix_ms(self.clock.now() - hold);
+        let mut fixed = 0;
+        for held in self.seats.holds_before(event.id(), before).await? {
+            match self.orders.order(held.order).await? {
+                Some(order) if order.status == OrderStatus::Pending => {
+                    self.expire(&ExpiryDue {
+                        event: order.event.clone(),
+                        order: order.id,
+                    })
+                    .await?;
+                }
+                Some(order) if order.status == OrderStatus::Paid => self.follow_sale(&order).await,
+                Some(order) => self.follow_end(&order).await?,
+                None => {
+                    tracing::warn!(order = %held.order, "undoing a hold whose order was never written");
+                    self.seats
+                        .release(event.id(), held.order, &held.holder, &held.seats)
+                        .await?;
+                    self.note_released(event.id(), &held.seats);
+                }
+            }
+            fixed += 1;
         }
         Ok(fixed)
     }
@@ -976,20 +988,24 @@ impl Booking {
         self.orders.order_counts(event).await
     }
 
-    /// Refreshes every event's counts; a missing seat state is rebuilt here, so
-    /// that a flushed store recovers without waiting for a hold.
+    /// Refreshes every event's counts, all at once (one whose store is slow
+    /// delays no other's); a missing seat state is rebuilt here, so that a
+    /// flushed store recovers without waiting for a hold.
     pub async fn refresh_counts(&self) {
-        for event in self.catalog.all() {
-            match self.fresh_counts(event.id()).await {
-                Ok(c) => {
-                    let id = event.id().to_string();
-                    metrics::gauge!("anteroom_seats_held", "event" => id.clone())
-                        .set(c.held as f64);
-                    metrics::gauge!("anteroom_seats_sold", "event" => id).set(c.sold as f64);
-                }
-                Err(e) => {
-                    tracing::debug!(event = %event.id(), error = %e, "could not refresh seat counts")
-                }
+        let events = self.catalog.all();
+        futures_util::future::join_all(events.iter().map(|event| self.refresh_counts_of(event)))
+            .await;
+    }
+
+    async fn refresh_counts_of(&self, event: &Event) {
+        match self.fresh_counts(event.id()).await {
+            Ok(c) => {
+                let id = event.id().to_string();
+                metrics::gauge!("anteroom_seats_held", "event" => id.clone()).set(c.held as f64);
+                metrics::gauge!("anteroom_seats_sold", "event" => id).set(c.sold as f64);
+            }
+            Err(e) => {
+                tracing::debug!(event = %event.id(), error = %e, "could not refresh seat counts")
             }
         }
     }

@@ -80,7 +80,7 @@ impl Workers {
     pub async fn sweep_once(&self) -> BackendResult<Swept> {
         let repaired = self.booking.repair_unfollowed_sales().await;
         let expired = self.booking.expire_overdue().await?;
-        let reconciled = self.booking.reap_stale_holds().await?;
+        let reconciled = self.booking.reap_stale_holds().await;
         Ok(Swept {
             expired,
             reconciled,

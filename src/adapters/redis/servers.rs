@@ -9,7 +9,8 @@
 //! all in one `try_join_all`): one master's failover paused every event.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::ConnectHandle;
@@ -179,7 +180,7 @@ impl Servers {
                 if routing.masters.is_empty() {
                     return Err(Error::new(ErrorKind::Cluster, "no master serves a slot"));
                 }
-                let pings = routing.masters.values().map(|node| Box::pin(ping(node)));
+                let pings = routing.masters.iter().map(|(_, node)| Box::pin(ping(node)));
                 futures_util::future::select_ok(pings).await.map(drop)
             }
         }
@@ -189,9 +190,12 @@ impl Servers {
         match self {
             Self::One(one) => one.close().await,
             Self::Cluster(masters) => {
-                let routing = masters.routing();
-                futures_util::future::join_all(routing.masters.values().map(|node| node.close()))
-                    .await;
+                let nodes: Vec<Arc<Connections>> = masters
+                    .nodes()
+                    .drain()
+                    .map(|(_, node)| node.connections)
+                    .collect();
+                futures_util::future::join_all(nodes.iter().map(|node| node.close())).await;
             }
         }
     }
@@ -204,20 +208,59 @@ pub(super) struct Masters {
     /// The nodes the URL lists: asked for the slots when no master answers.
     seeds: Vec<Server>,
     routing: RwLock<Arc<Routing>>,
+    /// The connections to every node that has served slots. One that no
+    /// longer does is kept `RETIRE_AFTER` before they are closed: a command
+    /// sent to it just before still gets its answer (`MOVED`), and a node that
+    /// has not heard of a failover yet may name it again for a moment.
+    nodes: Mutex<HashMap<Server, Node>>,
     /// When the slots were last read; one reading at a time.
     last_read: tokio::sync::Mutex<Option<Instant>>,
 }
 
+struct Node {
+    connections: Arc<Connections>,
+    /// Since when it serves no slot.
+    retired_at: Option<Instant>,
+}
+
+/// How long the connections to a node that no longer serves slots are kept.
+const RETIRE_AFTER: Duration = Duration::from_secs(10);
+/// The slots of a Redis Cluster.
+const SLOTS: usize = 16_384;
+/// A slot no master serves.
+const NO_MASTER: u16 = u16::MAX;
+
 /// Which master serves each slot, and the connections to each master.
 struct Routing {
-    slots: ClusterRouting,
-    masters: HashMap<Server, Arc<Connections>>,
+    /// Each slot's master, as an index into `masters` (`NO_MASTER`: none).
+    owners: Vec<u16>,
+    masters: Vec<(Server, Arc<Connections>)>,
 }
 
 impl Routing {
-    fn serving(&self, key: &str) -> Option<(&Server, &Arc<Connections>)> {
-        let server = self.slots.get_server(redis_keyslot(key.as_bytes()))?;
-        self.masters.get_key_value(server)
+    fn serving(&self, key: &str) -> Option<&(Server, Arc<Connections>)> {
+        let owner = *self
+            .owners
+            .get(usize::from(redis_keyslot(key.as_bytes())))?;
+        self.masters.get(usize::from(owner))
+    }
+
+    /// This routing with `slot` served by `server`.
+    fn with_owner(&self, slot: u16, server: &Server, node: &Arc<Connections>) -> Self {
+        let mut masters = self.masters.clone();
+        let index = match masters.iter().position(|(known, _)| known == server) {
+            Some(index) => index,
+            None => {
+                masters.push((server.clone(), node.clone()));
+                masters.len() - 1
+            }
+        };
+        let mut owners = self.owners.clone();
+        if let (Some(owner), Ok(index)) = (owners.get_mut(usize::from(slot)), u16::try_from(index))
+        {
+            *owner = index;
+        }
+        Self { owners, masters }
     }
 }
 
@@ -239,6 +282,23 @@ fn slots_may_have_moved(e: &Error) -> bool {
     )
 }
 
+/// The slot and its new master, from a `MOVED <slot> <host>:<port>` error;
+/// an empty host is the one that answered (`from`).
+fn moved_to(e: &Error, from: &Server) -> Option<(u16, Server)> {
+    let mut words = e.details().split_whitespace();
+    if words.next()? != "MOVED" {
+        return None;
+    }
+    let slot = words.next()?.parse().ok()?;
+    let (host, port) = words.next()?.rsplit_once(':')?;
+    let host = if host.is_empty() {
+        from.host.to_string()
+    } else {
+        host.to_owned()
+    };
+    Some((slot, Server::new(host, port.parse().ok()?)))
+}
+
 impl Masters {
     /// Reads the slots from the first seed that answers and connects to
     /// every master they name.
@@ -250,24 +310,115 @@ impl Masters {
                 "the Redis Cluster serves no slots",
             ));
         }
-        let mut masters = HashMap::new();
-        for server in slots.unique_primary_nodes() {
-            let connections = Connections::new(&master_builder(&config, &server))?;
-            connections.connect();
-            masters.insert(server, Arc::new(connections));
-        }
-        Ok(Self {
+        let masters = Self {
             config,
             seeds,
-            routing: RwLock::new(Arc::new(Routing { slots, masters })),
+            routing: RwLock::new(Arc::new(Routing {
+                owners: vec![NO_MASTER; SLOTS],
+                masters: Vec::new(),
+            })),
+            nodes: Mutex::default(),
             last_read: tokio::sync::Mutex::new(Some(Instant::now())),
-        })
+        };
+        masters.install(&slots)?;
+        Ok(masters)
     }
 
     fn routing(&self) -> Arc<Routing> {
         match self.routing.read() {
             Ok(routing) => routing.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_routing(&self, next: Routing) {
+        let next = Arc::new(next);
+        match self.routing.write() {
+            Ok(mut routing) => *routing = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<Server, Node>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connections to `server`, made now if there are none.
+    fn connections_to(&self, server: &Server) -> Result<Arc<Connections>, Error> {
+        let mut nodes = self.nodes();
+        if let Some(node) = nodes.get_mut(server) {
+            node.retired_at = None;
+            return Ok(node.connections.clone());
+        }
+        let connections = Arc::new(Connections::new(&master_builder(&self.config, server))?);
+        connections.connect();
+        tracing::info!(master = %server, "connecting to a Redis Cluster master");
+        nodes.insert(
+            server.clone(),
+            Node {
+                connections: connections.clone(),
+                retired_at: None,
+            },
+        );
+        Ok(connections)
+    }
+
+    /// Routes by `slots`; nodes that serve none start retiring.
+    fn install(&self, slots: &ClusterRouting) -> Result<(), Error> {
+        let mut owners = vec![NO_MASTER; SLOTS];
+        let mut masters: Vec<(Server, Arc<Connections>)> = Vec::new();
+        for range in slots.slots() {
+            let index = match masters
+                .iter()
+                .position(|(known, _)| *known == range.primary)
+            {
+                Some(index) => index,
+                None => {
+                    let node = self.connections_to(&range.primary)?;
+                    masters.push((range.primary.clone(), node));
+                    masters.len() - 1
+                }
+            };
+            let index = u16::try_from(index).unwrap_or(NO_MASTER);
+            for owner in owners
+                .iter_mut()
+                .take(usize::from(range.end) + 1)
+                .skip(usize::from(range.start))
+            {
+                *owner = index;
+            }
+        }
+        let now = Instant::now();
+        for (server, node) in self.nodes().iter_mut() {
+            let serves = masters.iter().any(|(master, _)| master == server);
+            if !serves && node.retired_at.is_none() {
+                tracing::info!(node = %server, "a Redis Cluster node no longer serves slots");
+                node.retired_at = Some(now);
+            }
+        }
+        self.set_routing(Routing { owners, masters });
+        Ok(())
+    }
+
+    /// Closes the connections to nodes that have served no slot for `RETIRE_AFTER`.
+    async fn close_retired(&self) {
+        let retired: Vec<Arc<Connections>> = {
+            let mut nodes = self.nodes();
+            let done: Vec<Server> = nodes
+                .iter()
+                .filter(|(_, node)| {
+                    node.retired_at
+                        .is_some_and(|at| at.elapsed() >= RETIRE_AFTER)
+                })
+                .map(|(server, _)| server.clone())
+                .collect();
+            done.iter()
+                .filter_map(|server| nodes.remove(server))
+                .map(|node| node.connections)
+                .collect()
+        };
+        for node in retired {
+            node.close().await;
         }
     }
 
@@ -281,7 +432,7 @@ impl Masters {
     {
         let routing = self.routing();
         let Some((server, node)) = routing.serving(key) else {
-            self.read_slots_soon(Instant::now());
+            self.read_slots_soon(Instant::now(), None);
             let slot = redis_keyslot(key.as_bytes());
             return Err(Error::new(
                 ErrorKind::Cluster,
@@ -290,21 +441,25 @@ impl Masters {
         };
         let first = command(node.clone()).await;
         let failed_at = Instant::now();
-        match first {
-            Err(e) if e.is_moved() => {
-                self.read_slots(failed_at).await;
-                let now = self.routing();
-                match now.serving(key) {
-                    Some((owner, node)) if owner != server => {
-                        tracing::debug!(from = %server, to = %owner, "a slot moved: the command goes again to its new master");
-                        let again = command(node.clone()).await;
-                        self.read_slots_after(again, Instant::now())
-                    }
-                    _ => Err(e),
-                }
-            }
-            result => self.read_slots_after(result, failed_at),
-        }
+        let moved = match &first {
+            Err(e) => moved_to(e, server),
+            Ok(_) => None,
+        };
+        let Some((slot, owner)) = moved else {
+            return self.read_slots_after(first, failed_at, None);
+        };
+        // The command did not run (each is sent once: `master_builder`).
+        // It goes to the master the answer names, as that master says
+        // (another node's reading may lag behind the failover).
+        let node = match self.connections_to(&owner) {
+            Ok(node) => node,
+            Err(e) => return self.read_slots_after(Err(e), failed_at, None),
+        };
+        self.set_routing(self.routing().with_owner(slot, &owner, &node));
+        tracing::debug!(from = %server, to = %owner, slot, "a slot moved: the command goes again to its new master");
+        self.read_slots_soon(failed_at, Some(owner.clone()));
+        let again = command(node).await;
+        self.read_slots_after(again, Instant::now(), Some(owner))
     }
 
     /// `result`, having asked for the slots to be read again if it says
@@ -313,11 +468,12 @@ impl Masters {
         self: &Arc<Self>,
         result: Result<R, Error>,
         at: Instant,
+        ask_first: Option<Server>,
     ) -> Result<R, Error> {
         if let Err(e) = &result
             && slots_may_have_moved(e)
         {
-            self.read_slots_soon(at);
+            self.read_slots_soon(at, ask_first);
         }
         result
     }
@@ -326,24 +482,39 @@ impl Masters {
     /// gets its error now; the next command goes where the cluster says).
     /// Not while a reading runs: commands failing together ask once, and a
     /// later failure asks again.
-    fn read_slots_soon(self: &Arc<Self>, failed_at: Instant) {
+    fn read_slots_soon(self: &Arc<Self>, failed_at: Instant, ask_first: Option<Server>) {
         if self.last_read.try_lock().is_err() {
             return;
         }
         let masters = self.clone();
-        tokio::spawn(async move { masters.read_slots(failed_at).await });
+        tokio::spawn(async move {
+            masters.read_slots(failed_at, ask_first).await;
+            tokio::time::sleep(RETIRE_AFTER).await;
+            masters.close_retired().await;
+        });
     }
 
-    /// Reads the slots again, unless a reading started since `failed_at`;
-    /// connects to new masters and closes the connections to former ones.
-    async fn read_slots(&self, failed_at: Instant) {
+    /// Reads the slots again, unless a reading started since `failed_at`:
+    /// from `ask_first` if given (the master a `MOVED` named knows of its
+    /// promotion), else from the masters, else from the URL's nodes.
+    async fn read_slots(&self, failed_at: Instant, ask_first: Option<Server>) {
         let mut last_read = self.last_read.lock().await;
         if last_read.is_some_and(|read| read >= failed_at) {
             return;
         }
         *last_read = Some(Instant::now());
-        let current = self.routing();
-        let slots = match self.read_slots_from_masters(&current).await {
+        let mut slots = None;
+        if let Some(server) = &ask_first
+            && let Ok(node) = self.connections_to(server)
+        {
+            slots = cluster_slots_of(node.pool.next_connected(), server)
+                .await
+                .ok();
+        }
+        if slots.is_none() {
+            slots = self.read_slots_from_masters().await;
+        }
+        let slots = match slots {
             Some(slots) => slots,
             None => match read_slots_from_seeds(&self.config, &self.seeds).await {
                 Ok(slots) => slots,
@@ -357,46 +528,16 @@ impl Masters {
             tracing::warn!("the Redis Cluster answered that it serves no slots: routing kept");
             return;
         }
-        let mut masters = HashMap::new();
-        for server in slots.unique_primary_nodes() {
-            if let Some(node) = current.masters.get(&server) {
-                masters.insert(server, node.clone());
-                continue;
-            }
-            match Connections::new(&master_builder(&self.config, &server)) {
-                Ok(node) => {
-                    tracing::info!(master = %server, "a new Redis Cluster master serves slots");
-                    node.connect();
-                    masters.insert(server, Arc::new(node));
-                }
-                Err(e) => {
-                    tracing::error!(master = %server, error = %e, "cannot connect to a Redis Cluster master")
-                }
-            }
-        }
-        let former: Vec<Arc<Connections>> = current
-            .masters
-            .iter()
-            .filter(|(server, _)| !masters.contains_key(*server))
-            .map(|(server, node)| {
-                tracing::info!(master = %server, "a Redis Cluster node no longer serves slots");
-                node.clone()
-            })
-            .collect();
-        let next = Arc::new(Routing { slots, masters });
-        match self.routing.write() {
-            Ok(mut routing) => *routing = next,
-            Err(poisoned) => *poisoned.into_inner() = next,
-        }
-        for node in former {
-            tokio::spawn(async move { node.close().await });
+        if let Err(e) = self.install(&slots) {
+            tracing::error!(error = %e, "cannot connect to a Redis Cluster master");
         }
     }
 
     /// The slots as the first master that answers sees them, connected
     /// masters first (a master that is gone would take a timeout to say so).
-    async fn read_slots_from_masters(&self, routing: &Routing) -> Option<ClusterRouting> {
-        let mut nodes: Vec<(&Server, &Arc<Connections>)> = routing.masters.iter().collect();
+    async fn read_slots_from_masters(&self) -> Option<ClusterRouting> {
+        let routing = self.routing();
+        let mut nodes: Vec<&(Server, Arc<Connections>)> = routing.masters.iter().collect();
         nodes.sort_by_key(|(_, node)| !node.is_connected());
         for (server, node) in nodes {
             match cluster_slots_of(node.pool.next_connected(), server).await {
@@ -463,6 +604,25 @@ mod tests {
             (config.username.as_deref(), config.password.as_deref()),
             (Some("app"), Some("secret"))
         );
+    }
+
+    #[test]
+    fn a_moved_answer_names_the_slot_and_its_new_master() {
+        let from = Server::new("10.0.0.1", 7000);
+        let moved =
+            |details: &str| moved_to(&Error::new(ErrorKind::Cluster, details.to_owned()), &from);
+        assert_eq!(
+            moved("MOVED 8883 127.0.0.1:7102"),
+            Some((8883, Server::new("127.0.0.1", 7102)))
+        );
+        assert_eq!(
+            moved("MOVED 1 :7102"),
+            Some((1, Server::new("10.0.0.1", 7102))),
+            "an empty host is the node that answered"
+        );
+        assert_eq!(moved("ASK 8883 127.0.0.1:7102"), None);
+        assert_eq!(moved("MOVED 8883"), None);
+        assert_eq!(moved("CLUSTERDOWN The cluster is down"), None);
     }
 
     #[test]
