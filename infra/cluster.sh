@@ -53,14 +53,19 @@ redis_node() { # port, extra arguments…
 # Each master serves its own slots while another's are being failed over
 # (Redis stops every slot by default): one event's master gone pauses only
 # the events on it (docs/reliability.md, "One master's failover").
+# A replica always stands for election, however long it was cut off from its
+# master (a node the tests restarted may not have caught up when the next test
+# kills its master: seen in CI, "unable to failover: disconnected from master
+# for longer than allowed"); Anteroom's fence restores whatever it lost.
 cluster_node_args=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 3000
-  --cluster-require-full-coverage no)
+  --cluster-require-full-coverage no --cluster-replica-validity-factor 0)
 
 # The same on a cluster started before the setting was added.
 serve_own_slots() {
   local port
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do
     redis-cli -p "$port" config set cluster-require-full-coverage no >/dev/null
+    redis-cli -p "$port" config set cluster-replica-validity-factor 0 >/dev/null
   done
 }
 
@@ -109,10 +114,30 @@ redis_owner() {
   echo "$master"
 }
 
+# The port of a replica of the master on port $1.
+replica_of() {
+  local id
+  id=$(redis-cli -p "$1" cluster myid)
+  redis-cli -p "$1" cluster nodes | awk -v id="$id" '$3 ~ /slave/ && $4 == id { split($2, a, "[:@]"); print a[2]; exit }'
+}
+
+# Waits (up to 20 s) until a replica of the master on port $1 is in sync with it.
+replica_in_sync() {
+  local replica
+  for _ in $(seq 40); do
+    replica=$(replica_of "$1")
+    [ -n "$replica" ] && redis-cli -p "$replica" info replication | tr -d '\r' |
+      grep -q '^master_link_status:up' && return 0
+    sleep 0.5
+  done
+  say "no replica of the master on port $1 is in sync" >&2
+}
+
 # Kills (SIGKILL) the Redis Cluster master that serves KEY, and prints its port.
 kill_redis_owner() {
   local master
   master=$(redis_owner "$1")
+  replica_in_sync "$master"
   kill -9 "$(redis-cli -p "$master" info server | tr -d '\r' | awk -F: '$1 == "process_id" { print $2 }')"
   echo "$master"
 }
@@ -120,10 +145,9 @@ kill_redis_owner() {
 # A planned failover of the master that serves KEY (CLUSTER FAILOVER on its
 # replica, which takes over without losing a write); prints the new master's port.
 failover_redis_owner() {
-  local master id replica
+  local master replica
   master=$(redis_owner "$1")
-  id=$(redis-cli -p "$master" cluster myid)
-  replica=$(redis-cli -p "$master" cluster nodes | awk -v id="$id" '$3 ~ /slave/ && $4 == id { split($2, a, "[:@]"); print a[2]; exit }')
+  replica=$(replica_of "$master")
   [ -n "$replica" ] || { say "the master on port $master has no replica"; return 1; }
   redis-cli -p "$replica" cluster failover >/dev/null
   for _ in $(seq 100); do
